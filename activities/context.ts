@@ -1,0 +1,49 @@
+// What every activity needs: the fleet, the engines for a tenant's two sides, the artifact container,
+// the catalog, and a throttled heartbeat that carries a resumable checkpoint.
+import { Context } from '@temporalio/activity';
+import type { ContainerClient } from '@azure/storage-blob';
+import { join } from 'node:path';
+import { findTenant, type LoadedFleet, type Tenant } from '../config/fleet';
+import { createEngine, type Engine } from '../engines';
+import type { Catalog } from '../ingestion/catalog';
+
+export interface ActivityDeps {
+  fleet: LoadedFleet;
+  container: ContainerClient;
+  catalog: Catalog;
+}
+
+export interface TenantSides {
+  tenant: Tenant;
+  source: Engine;
+  target: Engine;
+  /** Where this migration's local files (snapshot, download) live. */
+  workDir: string;
+}
+
+export function tenantSides(deps: ActivityDeps, tenantId: string, migrationId: string): TenantSides {
+  const tenant = findTenant(deps.fleet, tenantId);
+  return {
+    tenant,
+    source: createEngine(deps.fleet.sources[tenant.source]),
+    target: createEngine(deps.fleet.targets[tenant.target]),
+    workDir: join(deps.fleet.workDirectory, tenantId, migrationId),
+  };
+}
+
+/** Heartbeats at most every `everyMs`, always with the latest details. */
+export function throttledHeartbeat(everyMs = 1000): (details: unknown) => void {
+  let last = 0;
+  return (details) => {
+    const now = Date.now();
+    if (now - last < everyMs) return;
+    last = now;
+    Context.current().heartbeat(details);
+  };
+}
+
+export function checkpoint<T>(): T | undefined {
+  return Context.current().info.heartbeatDetails as T | undefined;
+}
+
+export const cancellation = (): AbortSignal => Context.current().cancellationSignal;

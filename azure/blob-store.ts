@@ -1,0 +1,41 @@
+// Connects to the artifact container: a connection string read from a named env var, or an account
+// URL with DefaultAzureCredential. Secrets never leave this file in a message.
+import { DefaultAzureCredential } from '@azure/identity';
+import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
+
+export interface StorageConfig {
+  container: string;
+  connectionStringEnv?: string;
+  accountUrl?: string;
+}
+
+export class StorageConfigError extends Error {
+  override name = 'StorageConfigError';
+}
+
+/** Removes keys, SAS signatures and connection-string secrets from any text. */
+export function redactSecrets(text: string): string {
+  return text
+    .replace(/(AccountKey|SharedAccessSignature|SharedAccessKey)=[^;\s"']+/gi, '$1=[redacted]')
+    .replace(/([?&]sig=)[^&\s"']+/gi, '$1[redacted]')
+    .replace(/(Password|Pwd)=[^;\s"']+/gi, '$1=[redacted]');
+}
+
+export function connectContainer(config: StorageConfig, env: NodeJS.ProcessEnv = process.env): ContainerClient {
+  if (config.connectionStringEnv) {
+    const value = env[config.connectionStringEnv];
+    if (!value)
+      throw new StorageConfigError(
+        `storage.connectionStringEnv: environment variable ${config.connectionStringEnv} is not set on this worker; export it with the storage account's connection string`,
+      );
+    try {
+      return BlobServiceClient.fromConnectionString(value).getContainerClient(config.container);
+    } catch (err) {
+      throw new StorageConfigError(`storage.connectionStringEnv: ${config.connectionStringEnv} does not hold a valid connection string (${redactSecrets((err as Error).message)})`);
+    }
+  }
+  if (config.accountUrl) return new BlobServiceClient(config.accountUrl, new DefaultAzureCredential()).getContainerClient(config.container);
+  throw new StorageConfigError('storage: give connectionStringEnv or accountUrl');
+}
+
+export const artifactBlobName = (tenantId: string, migrationId: string, file: string): string => `${tenantId}/${migrationId}/${file}`;

@@ -1,0 +1,112 @@
+// Resumable, parallel block upload of one artifact. Block ids are derived from the artifact's sha256
+// and the block index, so a retry lists the blocks already staged and sends only the rest.
+// Memory is bounded by concurrency x block size, whatever the artifact's size.
+import type { ContainerClient } from '@azure/storage-blob';
+import { createHash } from 'node:crypto';
+import { open, stat } from 'node:fs/promises';
+import { sha256File } from '../engines/checksum';
+
+export interface TransferOptions {
+  blockSizeBytes: number;
+  concurrency: number;
+  signal?: AbortSignal;
+  /** Called after each block with the bytes done so far (reused blocks count as done). */
+  onProgress?: (bytesDone: number, bytesTotal: number) => void;
+}
+
+export interface UploadResult {
+  blobName: string;
+  bytes: number;
+  blocks: number;
+  blocksSent: number;
+  blocksReused: number;
+  sha256: string;
+  /** The blob was already committed with this sha256: nothing was sent. */
+  alreadyCommitted: boolean;
+}
+
+export const blockId = (sha256: string, index: number): string =>
+  Buffer.from(`airlift-${sha256.slice(0, 16)}-${String(index).padStart(6, '0')}`).toString('base64');
+
+/** Runs `work` over 0..count-1 with at most `concurrency` in flight; stops at the first failure. */
+export async function forEachLimited(count: number, concurrency: number, work: (index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed = false;
+  const lane = async () => {
+    while (!failed && next < count) {
+      const index = next++;
+      try {
+        await work(index);
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, lane));
+}
+
+export async function uploadResumable(
+  container: ContainerClient,
+  blobName: string,
+  file: string,
+  options: TransferOptions & { sha256?: string; metadata?: Record<string, string> },
+): Promise<UploadResult> {
+  const { size } = await stat(file);
+  const sha256 = options.sha256 ?? (await sha256File(file));
+  const blob = container.getBlockBlobClient(blobName);
+  const blocks = Math.max(1, Math.ceil(size / options.blockSizeBytes));
+  const base = { blobName, bytes: size, blocks, sha256 };
+
+  const existing = await blob.getProperties().catch((err: { statusCode?: number }) => {
+    if (err.statusCode === 404) return undefined;
+    throw err;
+  });
+  if (existing?.metadata?.sha256 === sha256 && existing.contentLength === size) {
+    options.onProgress?.(size, size);
+    return { ...base, blocksSent: 0, blocksReused: blocks, alreadyCommitted: true };
+  }
+
+  const staged = new Map<string, number>();
+  try {
+    const list = await blob.getBlockList('uncommitted');
+    for (const b of list.uncommittedBlocks ?? []) staged.set(b.name, b.size);
+  } catch (err) {
+    if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+  }
+
+  const ids = Array.from({ length: blocks }, (_, i) => blockId(sha256, i));
+  const lengthOf = (i: number) => Math.max(0, Math.min(options.blockSizeBytes, size - i * options.blockSizeBytes));
+  let blocksSent = 0;
+  let blocksReused = 0;
+  let bytesDone = 0;
+  const handle = await open(file, 'r');
+  try {
+    await forEachLimited(blocks, options.concurrency, async (i) => {
+      options.signal?.throwIfAborted();
+      const length = lengthOf(i);
+      if (staged.get(ids[i]) === length) {
+        blocksReused++;
+      } else {
+        const buffer = Buffer.allocUnsafe(length);
+        const { bytesRead } = await handle.read(buffer, 0, length, i * options.blockSizeBytes);
+        if (bytesRead !== length) throw new Error(`${file} changed while uploading: block ${i} read ${bytesRead} of ${length} bytes`);
+        await blob.stageBlock(ids[i], buffer, length, {
+          transactionalContentMD5: createHash('md5').update(buffer).digest(),
+          abortSignal: options.signal,
+        });
+        blocksSent++;
+      }
+      bytesDone += length;
+      options.onProgress?.(bytesDone, size);
+    });
+  } finally {
+    await handle.close();
+  }
+  await blob.commitBlockList(ids, {
+    metadata: { ...options.metadata, sha256 },
+    blobHTTPHeaders: { blobContentType: 'application/octet-stream' },
+    abortSignal: options.signal,
+  });
+  return { ...base, blocksSent, blocksReused, alreadyCommitted: false };
+}

@@ -1,0 +1,46 @@
+// Connects the CLI to Temporal: the environment (TEMPORAL_ADDRESS, …) first, else the stack that
+// `airlift dev` left running in this folder, else localhost:7233.
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { temporalSettingsFromEnv, type TemporalSettings } from '../config/temporal';
+
+export const DEV_STATE_FILE = join('.airlift', 'dev.json');
+
+export interface DevState {
+  address: string;
+  namespace: string;
+  uiUrl?: string;
+  pid: number;
+}
+
+export function readDevState(): DevState | undefined {
+  if (!existsSync(DEV_STATE_FILE)) return undefined;
+  const state = JSON.parse(readFileSync(DEV_STATE_FILE, 'utf8')) as DevState;
+  try {
+    process.kill(state.pid, 0);
+    return state;
+  } catch {
+    return undefined;
+  }
+}
+
+export function temporalSettings(): TemporalSettings {
+  const dev = process.env.TEMPORAL_ADDRESS ? undefined : readDevState();
+  return temporalSettingsFromEnv(process.env, dev?.address);
+}
+
+export async function connectClient(): Promise<{ client: Client; settings: TemporalSettings; close: () => Promise<void> }> {
+  const settings = temporalSettings();
+  const connection = await Connection.connect({ address: settings.address, tls: settings.tls, apiKey: settings.apiKey, connectTimeout: '10s' }).catch((err: Error) => {
+    throw new Error(`cannot reach Temporal at ${settings.address}: ${err.message}. Start one with \`airlift dev\` or set TEMPORAL_ADDRESS`);
+  });
+  return { client: new Client({ connection, namespace: settings.namespace }), settings, close: () => connection.close() };
+}
+
+export async function connectWorker(): Promise<{ connection: NativeConnection; settings: TemporalSettings }> {
+  const settings = temporalSettings();
+  const connection = await NativeConnection.connect({ address: settings.address, tls: settings.tls, apiKey: settings.apiKey });
+  return { connection, settings };
+}

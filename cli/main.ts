@@ -1,0 +1,229 @@
+// The operator CLI. Every command that talks to Temporal uses the shared contract.
+import { Command, InvalidArgumentError } from 'commander';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { FleetConfigError, loadFleet } from '../config/fleet';
+import { TemporalConfigError } from '../config/temporal';
+import { StorageConfigError, redactSecrets } from '../azure/blob-store';
+import {
+  pauseSignal,
+  resumeSignal,
+  rollbackSignal,
+  abortSignal,
+  tenantWorkflowId,
+  waveWorkflowId,
+  SAFE_NAME,
+} from '../workflows/contract';
+import { createAirliftWorker } from '../workers/worker';
+import { connectClient, connectWorker, DEV_STATE_FILE, type DevState } from './connect';
+import { runDemo } from './demo';
+import { observeTenant, observeWave, renderTenants } from './observe';
+import { startEmbeddedStack } from './stack';
+import { ensureTemporalCli } from './temporal-cli';
+import { OperatorError, startWave, summarize, watchWave } from './waves';
+
+Runtime.install({ logger: new DefaultLogger((process.env.AIRLIFT_LOG_LEVEL as 'WARN' | undefined) ?? 'WARN') });
+
+const positiveInt = (what: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${what} must be a whole number of at least 1, got "${value}"`);
+  return n;
+};
+
+const safeName = (what: string) => (value: string) => {
+  if (!SAFE_NAME.test(value)) throw new InvalidArgumentError(`${what} "${value}" may hold only letters, digits, _ and -`);
+  return value;
+};
+
+async function withClient<T>(fn: (client: Client) => Promise<T>): Promise<T> {
+  const { client, close } = await connectClient();
+  try {
+    return await fn(client);
+  } finally {
+    await close();
+  }
+}
+
+/** Signals a running tenant (or wave) workflow, refusing clearly when there is none. */
+async function signalRunning(client: Client, workflowId: string, what: string, send: (h: ReturnType<Client['workflow']['getHandle']>) => Promise<void>): Promise<void> {
+  const handle = client.workflow.getHandle(workflowId);
+  try {
+    const d = await handle.describe();
+    if (d.status.name !== 'RUNNING') throw new OperatorError(`${what} has already ended (${d.status.name.toLowerCase()}); nothing to do`);
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) throw new OperatorError(`${what} has no migration workflow (${workflowId}); check the id with \`airlift status\``);
+    throw err;
+  }
+  await send(handle);
+}
+
+const program = new Command()
+  .name('airlift')
+  .description('Migrate every tenant of a multi-tenant SaaS to Azure, one durable Temporal workflow per tenant.')
+  .showHelpAfterError();
+
+program
+  .command('demo')
+  .description('run a whole wave on the embedded default: Temporal dev server, Azurite and SQLite tenants')
+  .option('--tenants <n>', 'how many tenants', positiveInt('--tenants'), 5)
+  .option('--rows <n>', 'tracking events per tenant', positiveInt('--rows'), 20000)
+  .option('--concurrency <n>', 'tenants migrating at once', positiveInt('--concurrency'), 3)
+  .option('--json', 'end with one JSON summary line on stdout', false)
+  .option('--keep', 'keep the working folder (databases, fleet file) afterwards', false)
+  .action(async (o) => {
+    const summary = await runDemo(o);
+    process.exitCode = summary.failed || summary.mismatches ? 1 : 0;
+  });
+
+program
+  .command('setup')
+  .description('make sure the embedded stack can start (builds the Temporal CLI with Go when missing)')
+  .option('--quiet', 'print only what is being done', false)
+  .action((o) => {
+    const path = ensureTemporalCli((line) => console.log(line));
+    if (!o.quiet) console.log(path ? `Temporal CLI: ${path}` : 'Temporal CLI: the SDK will download it on first use');
+  });
+
+program
+  .command('dev')
+  .description('start the embedded stack and keep it up (with a worker when -f is given) until Ctrl-C')
+  .option('-f, --fleet <file>', 'also run a worker for this fleet file')
+  .action(async (o) => {
+    const fleet = o.fleet ? loadFleet(o.fleet) : undefined;
+    const stack = await startEmbeddedStack({ ui: true, log: (l) => console.log(l) });
+    const state: DevState = { address: stack.address, namespace: stack.namespace, uiUrl: stack.uiUrl, pid: process.pid };
+    mkdirSync('.airlift', { recursive: true });
+    writeFileSync(DEV_STATE_FILE, JSON.stringify(state, null, 2));
+    console.log(`Temporal: ${stack.address}   Web UI: ${stack.uiUrl}`);
+    console.log(`Blob storage (Azurite): port ${stack.azurite.port}. For a worker in another shell:`);
+    console.log(`  export TEMPORAL_ADDRESS=${stack.address}`);
+    console.log(`  export AIRLIFT_STORAGE_CONNECTION_STRING='${stack.azurite.connectionString}'`);
+    console.log('Other airlift commands in this folder find this stack by themselves. Ctrl-C stops it.');
+    let worker: Awaited<ReturnType<typeof createAirliftWorker>> | undefined;
+    if (fleet) {
+      if (fleet.storage.connectionStringEnv) process.env[fleet.storage.connectionStringEnv] ??= stack.azurite.connectionString;
+      worker = await createAirliftWorker({ connection: stack.temporal.nativeConnection, namespace: stack.namespace, fleet });
+      console.log(`worker running for ${fleet.file}`);
+    }
+    const stop = () => worker?.worker.shutdown();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    if (worker) await worker.worker.run();
+    else await new Promise<void>((resolve) => process.once('SIGINT', resolve).once('SIGTERM', resolve));
+    worker?.close();
+    rmSync(DEV_STATE_FILE, { force: true });
+    await stack.close();
+  });
+
+program
+  .command('worker')
+  .description('run an airlift worker for a fleet file against TEMPORAL_ADDRESS')
+  .requiredOption('-f, --fleet <file>', 'fleet file (YAML or JSON)')
+  .option('--task-queue <name>', 'task queue to poll', 'airlift')
+  .action(async (o) => {
+    const fleet = loadFleet(o.fleet);
+    const { connection, settings } = await connectWorker();
+    const { worker, close } = await createAirliftWorker({ connection, namespace: settings.namespace, fleet, taskQueue: o.taskQueue });
+    console.log(`airlift worker: ${fleet.tenants.length} tenants in ${fleet.file}; Temporal ${settings.address}, task queue ${o.taskQueue}`);
+    process.once('SIGINT', () => worker.shutdown());
+    process.once('SIGTERM', () => worker.shutdown());
+    await worker.run();
+    close();
+    await connection.close();
+  });
+
+const wave = program.command('wave').description('start and steer waves of tenants');
+wave
+  .command('start')
+  .description('start a wave of tenant migrations from a fleet file')
+  .requiredOption('-f, --fleet <file>', 'fleet file (YAML or JSON)')
+  .option('--tenants <ids>', 'comma-separated tenant ids (default: every tenant in the file)')
+  .option('--concurrency <n>', 'tenants migrating at once (default: policy.concurrency)', positiveInt('--concurrency'))
+  .option('--wave <id>', 'wave id (default: a timestamp)', safeName('--wave'))
+  .option('--watch', 'stay and show progress until the wave ends', false)
+  .action(async (o) => {
+    const fleet = loadFleet(o.fleet);
+    const known = new Set(fleet.tenants.map((t) => t.id));
+    const tenants: string[] = o.tenants ? String(o.tenants).split(',').map((s: string) => s.trim()).filter(Boolean) : [...known];
+    const unknown = tenants.filter((t) => !known.has(t));
+    if (unknown.length) throw new OperatorError(`--tenants: ${unknown.join(', ')} not in ${fleet.file}; known tenants: ${[...known].join(', ')}`);
+    const waveId = o.wave ?? `w${new Date().toISOString().replace(/\D/g, '').slice(0, 14)}`;
+    const policy = { ...fleet.policy, concurrency: o.concurrency ?? fleet.policy.concurrency };
+    await withClient(async (client) => {
+      const started = Date.now();
+      await startWave(client, waveId, tenants, policy);
+      console.log(`wave ${waveId} started: ${tenants.length} tenants, concurrency ${policy.concurrency} (workflow ${waveWorkflowId(waveId)})`);
+      if (!o.watch) return console.log(`watch it with: airlift status ${waveId}`);
+      const { tenants: views } = await watchWave(client, waveId, process.stdout);
+      const s = summarize(views, (Date.now() - started) / 1000);
+      console.log(`migrated ${s.migrated}, failed ${s.failed}, rolled back ${s.rolledBack} of ${s.tenants} in ${s.seconds}s`);
+    });
+  });
+
+program
+  .command('status')
+  .description("show a wave's tenants, or one tenant with --tenant")
+  .argument('[wave]', 'wave id')
+  .option('--tenant <id>', 'one tenant in detail')
+  .option('--json', 'print JSON', false)
+  .action(async (waveId: string | undefined, o) => {
+    if (!waveId && !o.tenant) throw new OperatorError('give a wave id (airlift status WAVE) or --tenant ID');
+    await withClient(async (client) => {
+      if (o.tenant) {
+        const view = await observeTenant(client, o.tenant);
+        if (o.json) return console.log(JSON.stringify(view, null, 2));
+        console.log(renderTenants([view]));
+        for (const t of view.status?.tables ?? [])
+          console.log(`  ${t.table}: ${t.rows} rows, ${t.chunks} chunks${t.mismatchedChunks ? `, ${t.mismatchedChunks} differing: ${t.differences.map((d) => `${d.key} ${d.kind}`).join('; ')}` : ', identical'}`);
+        return;
+      }
+      const { wave: w, tenants } = await observeWave(client, waveId!);
+      if (o.json) return console.log(JSON.stringify({ wave: w, tenants }, null, 2));
+      console.log(`wave ${w.waveId}${w.paused ? ' (paused)' : ''}${w.aborted ? ' (aborted)' : ''}, run ${w.runs}`);
+      console.log(renderTenants(tenants));
+    });
+  });
+
+program
+  .command('rollback')
+  .description('roll one tenant back: it stays on (or returns to) its source, nothing partial left behind')
+  .argument('<tenant>', 'tenant id')
+  .requiredOption('--reason <text>', 'why; recorded in the workflow and shown in status')
+  .action(async (tenant: string, o) => {
+    await withClient((client) =>
+      signalRunning(client, tenantWorkflowId(tenant), `tenant ${tenant}`, (h) => h.signal(rollbackSignal, o.reason)),
+    );
+    console.log(`rollback of ${tenant} requested: ${o.reason}`);
+  });
+
+for (const [name, signal, verb] of [['pause', pauseSignal, 'holds before its next phase'], ['resume', resumeSignal, 'continues']] as const) {
+  program
+    .command(name)
+    .description(name === 'pause' ? 'hold one tenant before its next phase, or a whole wave (no new tenants start)' : 'let a paused tenant or wave go on')
+    .argument('[tenant]', 'tenant id')
+    .option('--wave <id>', `${name} a wave instead`)
+    .action(async (tenant: string | undefined, o) => {
+      if (!tenant === !o.wave) throw new OperatorError(`give either a tenant id or --wave ID to ${name}`);
+      const [id, what] = o.wave ? [waveWorkflowId(o.wave), `wave ${o.wave}`] : [tenantWorkflowId(tenant!), `tenant ${tenant}`];
+      await withClient((client) => signalRunning(client, id, what, (h) => h.signal(signal)));
+      console.log(`${what} ${verb}`);
+    });
+}
+
+program
+  .command('abort')
+  .description('stop a wave from starting more tenants; running tenants finish or roll back on their own')
+  .argument('<wave>', 'wave id')
+  .action(async (waveId: string) => {
+    await withClient((client) => signalRunning(client, waveWorkflowId(waveId), `wave ${waveId}`, (h) => h.signal(abortSignal)));
+    console.log(`wave ${waveId}: no new tenants will start`);
+  });
+
+const KNOWN_ERRORS = [FleetConfigError, TemporalConfigError, StorageConfigError, OperatorError, InvalidArgumentError];
+
+program.parseAsync(process.argv).catch((err: Error) => {
+  const known = KNOWN_ERRORS.some((k) => err instanceof k);
+  console.error(`airlift: ${redactSecrets(known ? err.message : (err.stack ?? err.message))}`);
+  process.exitCode = 2;
+});

@@ -1,0 +1,97 @@
+// Starting a wave and watching it to the end, shared by `wave start --watch` and `demo`.
+import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import {
+  TASK_QUEUE,
+  waveSearchAttribute,
+  waveWorkflowId,
+  type MigrationPolicy,
+  type WaveStatus,
+} from '../workflows/contract';
+import type { migrationWave } from '../workflows';
+import { observeWave, renderTenants, type TenantView } from './observe';
+
+export class OperatorError extends Error {
+  override name = 'OperatorError';
+}
+
+export async function startWave(client: Client, waveId: string, tenants: string[], policy: MigrationPolicy, taskQueue = TASK_QUEUE): Promise<void> {
+  try {
+    await client.workflow.start<typeof migrationWave>('migrationWave', {
+      workflowId: waveWorkflowId(waveId),
+      taskQueue,
+      args: [{ waveId, tenants, policy }],
+      typedSearchAttributes: [{ key: waveSearchAttribute, value: waveId }],
+    });
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError)
+      throw new OperatorError(`wave ${waveId} is already running (workflow ${waveWorkflowId(waveId)}); watch it with \`airlift status ${waveId}\` or choose another --wave id`);
+    throw err;
+  }
+}
+
+export interface WaveSummary {
+  tenants: number;
+  migrated: number;
+  failed: number;
+  rolledBack: number;
+  tablesVerified: number;
+  mismatches: number;
+  bytesCopied: number;
+  seconds: number;
+  failures: { tenant: string; error: string }[];
+}
+
+export function summarize(tenants: TenantView[], seconds: number): WaveSummary {
+  const completed = tenants.filter((t) => t.state === 'completed');
+  return {
+    tenants: tenants.length,
+    migrated: completed.length,
+    failed: tenants.filter((t) => t.state === 'failed').length,
+    rolledBack: tenants.filter((t) => t.state === 'rolled_back').length,
+    tablesVerified: tenants.reduce((n, t) => n + t.tablesVerified, 0),
+    mismatches: tenants.reduce((n, t) => n + t.mismatches, 0),
+    bytesCopied: completed.reduce((n, t) => n + t.bytesDone, 0),
+    seconds: Math.round(seconds * 10) / 10,
+    failures: tenants.filter((t) => t.state === 'failed').map((t) => ({ tenant: t.tenantId, error: t.error ?? 'unknown' })),
+  };
+}
+
+/**
+ * Polls the wave until it ends, drawing the tenant table: redrawn in place on a terminal, one line
+ * per change otherwise (CI logs, pipes).
+ */
+export async function watchWave(client: Client, waveId: string, out: NodeJS.WriteStream, intervalMs = 500): Promise<{ wave: WaveStatus; tenants: TenantView[] }> {
+  const handle = client.workflow.getHandle(waveWorkflowId(waveId));
+  const started = Date.now();
+  const lastSeen = new Map<string, string>();
+  let drawnLines = 0;
+  let done = false;
+  const finished = handle.result().finally(() => void (done = true));
+  finished.catch(() => undefined);
+  for (;;) {
+    const closed = done;
+    const view = await observeWave(client, waveId).catch(() => undefined);
+    if (view) {
+      if (out.isTTY) {
+        const table = renderTenants(view.tenants);
+        if (drawnLines) out.write(`\x1b[${drawnLines}A\x1b[J`);
+        out.write(`${table}\n`);
+        drawnLines = table.split('\n').length;
+      } else {
+        for (const t of view.tenants) {
+          const line = `${t.state} ${t.phase}${t.paused ? ' (paused)' : ''}`;
+          if (lastSeen.get(t.tenantId) !== line) {
+            lastSeen.set(t.tenantId, line);
+            out.write(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${t.tenantId}: ${t.phase}${t.paused ? ' (paused)' : ''}${t.error && t.state === 'failed' ? ` — ${t.error}` : ''}\n`);
+          }
+        }
+      }
+      if (closed && view.tenants.every((t) => t.state !== 'running' && t.state !== 'pending')) return view;
+      if (closed && view.wave.aborted) return view;
+    }
+    if (closed && !view) {
+      await finished;
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}

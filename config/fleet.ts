@@ -1,0 +1,157 @@
+// The fleet file: which tenants live where, where they go, and how. Secrets appear only as the
+// names of environment variables that the worker resolves.
+import { readFileSync } from 'node:fs';
+import { dirname, extname, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+/** Ids, database names and env-var names share one rule so they are safe in paths, T-SQL and blob names. */
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
+const NAME_HINT = 'letters, digits, _ and - only, starting with a letter or digit, at most 63 characters';
+const ENV_NAME = /^[A-Z_][A-Z0-9_]*$/;
+const PHASE_NAMES = [
+  'preflight', 'journaling', 'freezing', 'snapshotting', 'copying', 'restoring',
+  'catching_up', 'verifying', 'awaiting_cutover', 'cutting_over', 'rollback_window', 'completed',
+] as const;
+
+const name = (what: string) =>
+  z.string({ error: `must be a string (${what})` }).regex(NAME, { error: (i) => `${JSON.stringify(i.input)} is not a valid ${what} (${NAME_HINT})` });
+const envName = z
+  .string({ error: 'must be the name of an environment variable' })
+  .regex(ENV_NAME, { error: (i) => `${JSON.stringify(i.input)} is not an environment variable name; give the NAME of the variable that holds the secret (A-Z, 0-9, _), never the secret itself` });
+const path = z.string({ error: 'must be a path (string)' }).min(1, { error: 'must not be empty' });
+
+const sqliteEndpoint = z.strictObject({
+  engine: z.literal('sqlite'),
+  /** Folder holding one `<database>.db` file per tenant. */
+  directory: path,
+});
+const endpoint = z.discriminatedUnion('engine', [sqliteEndpoint], {
+  error: (i) => `engine ${JSON.stringify((i.input as { engine?: unknown })?.engine)} is not supported; use "sqlite"`,
+});
+
+const storage = z
+  .strictObject({
+    container: z.string().regex(/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/, {
+      error: (i) => `${JSON.stringify(i.input)} is not a valid blob container name (3-63 lowercase letters, digits and single hyphens)`,
+    }),
+    connectionStringEnv: envName.optional(),
+    accountUrl: z.url({ error: 'must be an https URL such as https://myaccount.blob.core.windows.net' }).optional(),
+  })
+  .refine((s) => (s.connectionStringEnv ? 1 : 0) + (s.accountUrl ? 1 : 0) === 1, {
+    error: 'give exactly one of connectionStringEnv (an env var holding a connection string) or accountUrl (signs in with DefaultAzureCredential)',
+  });
+
+const policy = z.strictObject({
+  concurrency: z.int().min(1).max(1000).default(4),
+  verifyChunkRows: z.int().min(10).max(1_000_000).default(2000),
+  blockSizeMiB: z.number().min(0.0625).max(4000).default(4),
+  uploadConcurrency: z.int().min(1).max(64).default(4),
+  cutover: z.enum(['auto', 'manual']).default('auto'),
+  pauseBefore: z.array(z.enum(PHASE_NAMES)).default([]),
+  activityTimeoutMinutes: z.number().min(1).max(7 * 24 * 60).default(120),
+  tenantsPerRun: z.int().min(1).max(10_000).default(500),
+});
+
+const tenant = z.strictObject({
+  id: name('tenant id'),
+  database: name('SQL identifier'),
+  source: name('source name'),
+  target: name('target name'),
+});
+
+export const fleetSchema = z
+  .strictObject({
+    sources: z.record(name('source name'), endpoint),
+    targets: z.record(name('target name'), endpoint),
+    storage,
+    catalog: z.strictObject({ path }).default({ path: 'catalog.db' }),
+    workDirectory: path.default('.airlift/work'),
+    policy: policy.default(policy.parse({})),
+    tenants: z.array(tenant).min(1, { error: 'list at least one tenant' }),
+  })
+  .superRefine((fleet, ctx) => {
+    const seen = new Map<string, number>();
+    fleet.tenants.forEach((t, i) => {
+      if (!(t.source in fleet.sources))
+        ctx.addIssue({ code: 'custom', path: ['tenants', i, 'source'], message: `"${t.source}" is not defined under sources (defined: ${Object.keys(fleet.sources).join(', ') || 'none'})` });
+      if (!(t.target in fleet.targets))
+        ctx.addIssue({ code: 'custom', path: ['tenants', i, 'target'], message: `"${t.target}" is not defined under targets (defined: ${Object.keys(fleet.targets).join(', ') || 'none'})` });
+      const first = seen.get(t.id);
+      if (first !== undefined)
+        ctx.addIssue({ code: 'custom', path: ['tenants', i, 'id'], message: `"${t.id}" is listed twice (also tenants[${first}]); each tenant migrates once` });
+      else seen.set(t.id, i);
+    });
+  });
+
+export type Fleet = z.infer<typeof fleetSchema>;
+export type Endpoint = z.infer<typeof endpoint>;
+export type Tenant = z.infer<typeof tenant>;
+export type FleetPolicy = z.infer<typeof policy>;
+
+/** A fleet that was read from a file: relative paths are resolved against the file's folder. */
+export interface LoadedFleet extends Fleet {
+  file: string;
+}
+
+export class FleetConfigError extends Error {
+  override name = 'FleetConfigError';
+}
+
+function renderPath(path: PropertyKey[]): string {
+  return path.reduce<string>((out, part) => (typeof part === 'number' ? `${out}[${part}]` : out ? `${out}.${String(part)}` : String(part)), '');
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'unrecognized_keys')
+    return issue.keys.map((k) => `unknown key "${k}"; remove it or check its spelling`).join('; ');
+  if (issue.code === 'invalid_type' && issue.input === undefined) return `is missing; add ${issue.expected === 'object' ? 'this section' : `a ${issue.expected}`}`;
+  return issue.message;
+}
+
+/** Checks a parsed document; every problem is reported at once, each with its place in the file. */
+export function parseFleet(doc: unknown, file: string): LoadedFleet {
+  const result = fleetSchema.safeParse(doc);
+  if (!result.success) {
+    const lines = result.error.issues.map((issue) => {
+      const at = renderPath(issue.path);
+      return `${file}: ${at ? `${at}: ` : ''}${describeIssue(issue)}`;
+    });
+    throw new FleetConfigError(lines.join('\n'));
+  }
+  const base = dirname(resolve(file));
+  const fleet = result.data;
+  const abs = (p: string) => resolve(base, p);
+  const mapEndpoints = (all: Record<string, Endpoint>) =>
+    Object.fromEntries(Object.entries(all).map(([k, e]) => [k, { ...e, directory: abs(e.directory) }]));
+  return {
+    ...fleet,
+    file: resolve(file),
+    sources: mapEndpoints(fleet.sources),
+    targets: mapEndpoints(fleet.targets),
+    catalog: { path: abs(fleet.catalog.path) },
+    workDirectory: abs(fleet.workDirectory),
+  };
+}
+
+export function loadFleet(file: string): LoadedFleet {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new FleetConfigError(`${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)}); check the path given with -f`);
+  }
+  let doc: unknown;
+  try {
+    doc = extname(file) === '.json' ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new FleetConfigError(`${file}: is not valid ${extname(file) === '.json' ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`);
+  }
+  return parseFleet(doc, file);
+}
+
+export function findTenant(fleet: Fleet, tenantId: string): Tenant {
+  const t = fleet.tenants.find((x) => x.id === tenantId);
+  if (!t) throw new FleetConfigError(`tenant "${tenantId}" is not in the fleet file; add it under tenants`);
+  return t;
+}

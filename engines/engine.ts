@@ -1,0 +1,87 @@
+// The Engine interface: what a database engine must implement for airlift to move its tenants.
+// A new engine (PostgreSQL, say) implements this interface and passes tests/engines/contract.test.ts;
+// nothing above engines/ changes. Engines know nothing of Temporal.
+
+/** A key value as the engine's driver returns it (bigint for integers, Buffer for blobs). */
+export type KeyValue = null | bigint | number | string | Buffer;
+
+export interface TableInfo {
+  name: string;
+  columns: string[];
+  /** Columns that order and identify rows. */
+  key: string[];
+  /** `rowid`: the table has no primary key and rows are identified by the engine's row id. */
+  keyKind: 'primary-key' | 'rowid';
+}
+
+/** Rows with key in (lower, upper]; a null bound is open. */
+export interface KeyRange {
+  lower: KeyValue[] | null;
+  upper: KeyValue[] | null;
+}
+
+export interface ChunkDigest extends KeyRange {
+  rows: number;
+  digest: string;
+}
+
+export interface RowDigest {
+  /** The key rendered for a person, e.g. `id=42` or `campaign_id=7, day='2026-01-02'`. */
+  key: string;
+  digest: string;
+}
+
+export interface Artifact {
+  file: string;
+  sizeBytes: number;
+  sha256: string;
+}
+
+export type Progress = (fraction: number) => void;
+
+export interface Engine {
+  /** `sqlite`, `mssql`, … as written in the fleet file. */
+  readonly kind: string;
+
+  /** Whether the tenant's database exists, and its size when known. */
+  probe(database: string): Promise<{ exists: boolean; sizeBytes?: number; restoredBy?: string }>;
+
+  /** A transactionally consistent copy of the live database in `destFile`, safe while writes continue. */
+  snapshot(database: string, destFile: string, onProgress?: Progress): Promise<Artifact>;
+
+  /**
+   * Creates `database` from an artifact after checking its sha256 and integrity, and marks it as made
+   * by `migrationId`. Refuses to overwrite a database that another migration (or nobody) made.
+   */
+  restore(database: string, artifact: Artifact, migrationId: string, onProgress?: Progress): Promise<void>;
+
+  /** Drops `database` only if `migrationId` created it; returns whether anything was dropped. */
+  dropRestored(database: string, migrationId: string): Promise<boolean>;
+
+  listTables(database: string): Promise<TableInfo[]>;
+
+  /** Key-ordered chunks of about `chunkRows` rows; the first and last chunks are open-ended. */
+  chunkDigests(database: string, table: TableInfo, chunkRows: number): Promise<ChunkDigest[]>;
+
+  /** The digest of the rows in one range, computed exactly as `chunkDigests` does. */
+  rangeDigest(database: string, table: TableInfo, range: KeyRange): Promise<{ rows: number; digest: string }>;
+
+  /** One digest per row in the range, to name the rows that differ. */
+  rowDigests(database: string, table: TableInfo, range: KeyRange): Promise<RowDigest[]>;
+
+  close(): Promise<void>;
+}
+
+/** Errors whose class name tells Temporal not to retry: the same call would fail the same way. */
+export class TargetExistsError extends Error {
+  override name = 'TargetExistsError';
+}
+export class ArtifactChecksumError extends Error {
+  override name = 'ArtifactChecksumError';
+}
+export class IntegrityCheckError extends Error {
+  override name = 'IntegrityCheckError';
+}
+export class SourceUnavailableError extends Error {
+  override name = 'SourceUnavailableError';
+}

@@ -1,0 +1,235 @@
+// The SQLite engine, the embedded default: one `<database>.db` file per tenant in a folder.
+import Database from 'better-sqlite3';
+import { createHash } from 'node:crypto';
+import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { encodeValue, renderKey, sha256File } from './checksum';
+import {
+  ArtifactChecksumError,
+  IntegrityCheckError,
+  SourceUnavailableError,
+  TargetExistsError,
+  type Artifact,
+  type ChunkDigest,
+  type Engine,
+  type KeyRange,
+  type KeyValue,
+  type Progress,
+  type RowDigest,
+  type TableInfo,
+} from './engine';
+import { checkDatabaseName, quoteDoubled as q } from './identifiers';
+
+/** Sidecar that records which migration created a target database; only that one may drop it. */
+const MARKER_SUFFIX = '.airlift.json';
+
+interface Marker {
+  migrationId: string;
+  createdAt: string;
+}
+
+export class SqliteEngine implements Engine {
+  readonly kind = 'sqlite';
+
+  constructor(private readonly directory: string) {}
+
+  fileOf(database: string): string {
+    return join(this.directory, `${checkDatabaseName(database)}.db`);
+  }
+
+  private openReadOnly(database: string): Database.Database {
+    const file = this.fileOf(database);
+    if (!existsSync(file)) throw new SourceUnavailableError(`database ${database} not found: ${file} does not exist`);
+    const db = new Database(file, { readonly: true, fileMustExist: true });
+    db.defaultSafeIntegers(true);
+    return db;
+  }
+
+  private async marker(database: string): Promise<Marker | undefined> {
+    try {
+      return JSON.parse(await readFile(this.fileOf(database) + MARKER_SUFFIX, 'utf8')) as Marker;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async probe(database: string): Promise<{ exists: boolean; sizeBytes?: number; restoredBy?: string }> {
+    const file = this.fileOf(database);
+    const marker = await this.marker(database);
+    if (!existsSync(file)) return { exists: false, restoredBy: marker?.migrationId };
+    const db = this.openReadOnly(database);
+    try {
+      db.prepare('SELECT count(*) FROM sqlite_schema').get();
+    } finally {
+      db.close();
+    }
+    return { exists: true, sizeBytes: (await stat(file)).size, restoredBy: marker?.migrationId };
+  }
+
+  async snapshot(database: string, destFile: string, onProgress?: Progress): Promise<Artifact> {
+    const db = this.openReadOnly(database);
+    try {
+      await mkdir(dirname(destFile), { recursive: true });
+      await rm(destFile, { force: true });
+      // The online backup API restarts whenever another connection writes between steps, so after
+      // the first step the rest is copied in one step: one read transaction, consistent under load.
+      await db.backup(destFile, {
+        progress: ({ totalPages, remainingPages }) => {
+          onProgress?.(totalPages ? (totalPages - remainingPages) / totalPages : 1);
+          return 1 << 30;
+        },
+      });
+    } finally {
+      db.close();
+    }
+    // The copy must be self-contained: fold any WAL content in and leave a single file.
+    const copy = new Database(destFile);
+    copy.pragma('journal_mode = DELETE');
+    copy.close();
+    const { size } = await stat(destFile);
+    return { file: destFile, sizeBytes: size, sha256: await sha256File(destFile) };
+  }
+
+  async restore(database: string, artifact: Artifact, migrationId: string, onProgress?: Progress): Promise<void> {
+    const file = this.fileOf(database);
+    const existing = await this.marker(database);
+    if (existsSync(file) && existing?.migrationId !== migrationId)
+      throw new TargetExistsError(
+        `target database ${database} already exists at ${file}${existing ? ` (restored by migration ${existing.migrationId})` : ''}; airlift will not overwrite it — remove it or choose another target`,
+      );
+    const actual = await sha256File(artifact.file);
+    if (actual !== artifact.sha256)
+      throw new ArtifactChecksumError(`artifact ${artifact.file} has sha256 ${actual}, expected ${artifact.sha256}`);
+    onProgress?.(0.3);
+    await mkdir(this.directory, { recursive: true });
+    // Claim the name before the file appears, so a crash in between can still be cleaned up.
+    const marker: Marker = { migrationId, createdAt: new Date().toISOString() };
+    await writeFile(file + MARKER_SUFFIX, JSON.stringify(marker));
+    const partial = `${file}.partial`;
+    await copyFile(artifact.file, partial);
+    onProgress?.(0.6);
+    const db = new Database(partial);
+    try {
+      const rows = db.pragma('integrity_check') as { integrity_check: string }[];
+      const problems = rows.map((r) => r.integrity_check).filter((r) => r !== 'ok');
+      if (problems.length) throw new IntegrityCheckError(`integrity_check of restored ${database} failed: ${problems.slice(0, 5).join('; ')}`);
+      db.pragma('journal_mode = WAL');
+    } finally {
+      db.close();
+    }
+    await rename(partial, file);
+    onProgress?.(1);
+  }
+
+  async dropRestored(database: string, migrationId: string): Promise<boolean> {
+    const file = this.fileOf(database);
+    const marker = await this.marker(database);
+    if (marker?.migrationId !== migrationId) return false;
+    for (const f of [file, `${file}-wal`, `${file}-shm`, `${file}.partial`]) await rm(f, { force: true });
+    await rm(file + MARKER_SUFFIX, { force: true });
+    return true;
+  }
+
+  async listTables(database: string): Promise<TableInfo[]> {
+    const db = this.openReadOnly(database);
+    try {
+      const tables = db
+        .prepare("SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        .all() as { name: string; sql: string }[];
+      return tables.map(({ name }) => {
+        const cols = db.prepare(`SELECT name, pk FROM pragma_table_info(?) ORDER BY cid`).all(name) as { name: string; pk: bigint }[];
+        const key = cols.filter((c) => c.pk > 0n).sort((a, b) => Number(a.pk - b.pk)).map((c) => c.name);
+        return key.length
+          ? { name, columns: cols.map((c) => c.name), key, keyKind: 'primary-key' as const }
+          : { name, columns: cols.map((c) => c.name), key: ['rowid'], keyKind: 'rowid' as const };
+      });
+    } finally {
+      db.close();
+    }
+  }
+
+  private select(table: TableInfo, range: KeyRange | null): { sql: string; params: KeyValue[] } {
+    const keyList = table.key.map((k) => (table.keyKind === 'rowid' ? '_rowid_' : q(k))).join(', ');
+    const tuple = `(${keyList})`;
+    const marks = `(${table.key.map(() => '?').join(', ')})`;
+    const where: string[] = [];
+    const params: KeyValue[] = [];
+    if (range?.lower) {
+      where.push(`${tuple} > ${marks}`);
+      params.push(...range.lower);
+    }
+    if (range?.upper) {
+      where.push(`${tuple} <= ${marks}`);
+      params.push(...range.upper);
+    }
+    const cols = table.columns.map(q).join(', ');
+    const sql = `SELECT ${keyList}, ${cols} FROM ${q(table.name)}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY ${keyList}`;
+    return { sql, params };
+  }
+
+  private *rows(db: Database.Database, table: TableInfo, range: KeyRange | null): Generator<{ key: KeyValue[]; encoded: string }> {
+    const { sql, params } = this.select(table, range);
+    const n = table.key.length;
+    for (const row of db.prepare(sql).raw(true).iterate(...params) as Iterable<KeyValue[]>) {
+      yield { key: row.slice(0, n), encoded: row.slice(n).map(encodeValue).join('') };
+    }
+  }
+
+  async chunkDigests(database: string, table: TableInfo, chunkRows: number): Promise<ChunkDigest[]> {
+    const db = this.openReadOnly(database);
+    try {
+      const chunks: ChunkDigest[] = [];
+      let hash = createHash('sha256');
+      let rows = 0;
+      let lower: KeyValue[] | null = null;
+      let last: KeyValue[] | null = null;
+      for (const row of this.rows(db, table, null)) {
+        if (rows === chunkRows) {
+          chunks.push({ lower, upper: last, rows, digest: hash.digest('hex') });
+          lower = last;
+          hash = createHash('sha256');
+          rows = 0;
+        }
+        hash.update(row.encoded);
+        hash.update('\n');
+        rows++;
+        last = row.key;
+      }
+      chunks.push({ lower, upper: null, rows, digest: hash.digest('hex') });
+      return chunks;
+    } finally {
+      db.close();
+    }
+  }
+
+  async rangeDigest(database: string, table: TableInfo, range: KeyRange): Promise<{ rows: number; digest: string }> {
+    const db = this.openReadOnly(database);
+    try {
+      const hash = createHash('sha256');
+      let rows = 0;
+      for (const row of this.rows(db, table, range)) {
+        hash.update(row.encoded);
+        hash.update('\n');
+        rows++;
+      }
+      return { rows, digest: hash.digest('hex') };
+    } finally {
+      db.close();
+    }
+  }
+
+  async rowDigests(database: string, table: TableInfo, range: KeyRange): Promise<RowDigest[]> {
+    const db = this.openReadOnly(database);
+    try {
+      return [...this.rows(db, table, range)].map((r) => ({
+        key: renderKey(table.key, r.key),
+        digest: createHash('sha256').update(r.encoded).digest('hex'),
+      }));
+    } finally {
+      db.close();
+    }
+  }
+
+  async close(): Promise<void> {}
+}

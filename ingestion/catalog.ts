@@ -1,0 +1,65 @@
+// The routing catalog: tenant -> primary side, write mode, epoch. The application and the ingestion
+// gateway read it; cut-over and rollback are flips here. Embedded default: one SQLite file.
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+export type Side = 'source' | 'target';
+export type WriteMode = 'read_write' | 'read_only';
+
+export interface CatalogEntry {
+  tenantId: string;
+  primary: Side;
+  writeMode: WriteMode;
+  epoch: number;
+  updatedAt: string;
+}
+
+export class Catalog {
+  private readonly db: Database.Database;
+
+  constructor(file: string) {
+    mkdirSync(dirname(file), { recursive: true });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.exec(`CREATE TABLE IF NOT EXISTS tenants (
+      tenant_id TEXT PRIMARY KEY,
+      primary_side TEXT NOT NULL CHECK (primary_side IN ('source', 'target')),
+      write_mode TEXT NOT NULL CHECK (write_mode IN ('read_write', 'read_only')),
+      epoch INTEGER NOT NULL,
+      updated_at TEXT NOT NULL)`);
+  }
+
+  get(tenantId: string): CatalogEntry | undefined {
+    const row = this.db
+      .prepare('SELECT tenant_id, primary_side, write_mode, epoch, updated_at FROM tenants WHERE tenant_id = ?')
+      .get(tenantId) as { tenant_id: string; primary_side: Side; write_mode: WriteMode; epoch: number; updated_at: string } | undefined;
+    return row && { tenantId: row.tenant_id, primary: row.primary_side, writeMode: row.write_mode, epoch: row.epoch, updatedAt: row.updated_at };
+  }
+
+  /** A tenant not yet known lives on its source. */
+  ensure(tenantId: string): CatalogEntry {
+    this.db
+      .prepare("INSERT OR IGNORE INTO tenants VALUES (?, 'source', 'read_write', 1, ?)")
+      .run(tenantId, new Date().toISOString());
+    return this.get(tenantId)!;
+  }
+
+  /** Idempotent: flipping to the side that is already primary changes nothing and keeps the epoch. */
+  setPrimary(tenantId: string, primary: Side): CatalogEntry {
+    this.ensure(tenantId);
+    this.db
+      .prepare('UPDATE tenants SET primary_side = ?, epoch = epoch + 1, updated_at = ? WHERE tenant_id = ? AND primary_side <> ?')
+      .run(primary, new Date().toISOString(), tenantId, primary);
+    return this.get(tenantId)!;
+  }
+
+  list(): CatalogEntry[] {
+    return (this.db.prepare('SELECT tenant_id FROM tenants ORDER BY tenant_id').all() as { tenant_id: string }[]).map((r) => this.get(r.tenant_id)!);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

@@ -1,0 +1,33 @@
+// The airlift worker: the tenant and wave workflows and every activity, over the adapters that the
+// fleet file names. Secrets are resolved here, from this worker's environment, and nowhere else.
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import type { LoadedFleet } from '../config/fleet';
+import { connectContainer } from '../azure/blob-store';
+import { Catalog } from '../ingestion/catalog';
+import { createActivities } from '../activities';
+import { TASK_QUEUE } from '../workflows/contract';
+
+export interface AirliftWorkerOptions {
+  connection: NativeConnection;
+  namespace: string;
+  fleet: LoadedFleet;
+  taskQueue?: string;
+  /** A prebuilt bundle (tests build one for all); otherwise the workflows are bundled now. */
+  workflowBundle?: WorkerOptions['workflowBundle'];
+  env?: NodeJS.ProcessEnv;
+}
+
+export const workflowsPath = require.resolve('../workflows');
+
+export async function createAirliftWorker(options: AirliftWorkerOptions): Promise<{ worker: Worker; close: () => void }> {
+  const container = connectContainer(options.fleet.storage, options.env);
+  const catalog = new Catalog(options.fleet.catalog.path);
+  const worker = await Worker.create({
+    connection: options.connection,
+    namespace: options.namespace,
+    taskQueue: options.taskQueue ?? TASK_QUEUE,
+    ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath }),
+    activities: createActivities({ fleet: options.fleet, container, catalog }),
+  });
+  return { worker, close: () => catalog.close() };
+}

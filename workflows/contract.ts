@@ -1,0 +1,127 @@
+// The one contract shared by workflows, workers and the CLI: task queue, ids, phases, search
+// attributes, and every signal, query and update. Nothing here may import Node built-ins.
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+
+export const TASK_QUEUE = 'airlift';
+
+export const tenantWorkflowId = (tenantId: string): string => `airlift-tenant-${tenantId}`;
+export const waveWorkflowId = (waveId: string): string => `airlift-wave-${waveId}`;
+
+/** Phases in the order of DESIGN.md; the ones a run skips are simply never entered. */
+export const PHASES = [
+  'preflight',
+  'journaling',
+  'freezing',
+  'snapshotting',
+  'copying',
+  'restoring',
+  'catching_up',
+  'verifying',
+  'awaiting_cutover',
+  'cutting_over',
+  'rollback_window',
+  'completed',
+] as const;
+export type Phase = (typeof PHASES)[number];
+/** Where a run ends when it does not complete. */
+export type EndState = 'completed' | 'rolled_back' | 'failed';
+export type TenantPhase = Phase | 'rolling_back' | 'rolled_back' | 'failed';
+
+export const tenantSearchAttribute = defineSearchAttributeKey('AirliftTenant', SearchAttributeType.KEYWORD);
+export const phaseSearchAttribute = defineSearchAttributeKey('AirliftPhase', SearchAttributeType.KEYWORD);
+export const waveSearchAttribute = defineSearchAttributeKey('AirliftWave', SearchAttributeType.KEYWORD);
+export const SEARCH_ATTRIBUTES = [tenantSearchAttribute, phaseSearchAttribute, waveSearchAttribute];
+
+/** The migration policy; carried in workflow input, so it holds no secret. */
+export interface MigrationPolicy {
+  concurrency: number;
+  verifyChunkRows: number;
+  blockSizeMiB: number;
+  uploadConcurrency: number;
+  cutover: 'auto' | 'manual';
+  /** Hold the workflow before these phases until `resume` (an operator's breakpoint). */
+  pauseBefore: Phase[];
+  activityTimeoutMinutes: number;
+  /** Wave only: start a fresh run after this many tenants so the history stays small. */
+  tenantsPerRun: number;
+}
+
+export interface TenantInput {
+  tenantId: string;
+  waveId?: string;
+  policy: MigrationPolicy;
+}
+
+export interface TableVerification {
+  table: string;
+  rows: number;
+  chunks: number;
+  mismatchedChunks: number;
+  /** Keys that differ, rendered for people, at most a few dozen per table. */
+  differences: { key: string; kind: 'changed' | 'missing_on_target' | 'extra_on_target' }[];
+}
+
+export interface TenantStatus {
+  tenantId: string;
+  migrationId: string;
+  phase: TenantPhase;
+  paused: boolean;
+  bytesTotal: number;
+  bytesDone: number;
+  artifactSha256?: string;
+  tables: TableVerification[];
+  /** Milliseconds spent in each phase that has ended, in order. */
+  phaseMs: Partial<Record<TenantPhase, number>>;
+  lastError?: string;
+  rollbackReason?: string;
+}
+
+export interface TenantResult {
+  tenantId: string;
+  outcome: EndState;
+  status: TenantStatus;
+}
+
+export interface WaveInput {
+  waveId: string;
+  tenants: string[];
+  policy: MigrationPolicy;
+  /** Carried across continue-as-new; absent on the first run. */
+  finished?: WaveTenantRow[];
+  run?: number;
+}
+
+export interface WaveTenantRow {
+  tenantId: string;
+  state: 'pending' | 'running' | EndState;
+  error?: string;
+}
+
+export interface WaveStatus {
+  waveId: string;
+  paused: boolean;
+  aborted: boolean;
+  runs: number;
+  tenants: WaveTenantRow[];
+}
+
+// Tenant workflow messages.
+export const statusQuery = defineQuery<TenantStatus>('status');
+export const rollbackSignal = defineSignal<[string]>('rollback');
+export const pauseSignal = defineSignal('pause');
+export const resumeSignal = defineSignal('resume');
+
+// Wave workflow messages.
+export const waveStatusQuery = defineQuery<WaveStatus>('waveStatus');
+export const abortSignal = defineSignal('abort');
+
+/** Used for ids and names that travel into workflows: letters, digits, `_` and `-`. */
+export const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
+
+/** The innermost message: an activity or child failure wraps the error that says what happened. */
+export function reasonOf(err: unknown): string {
+  let e = err as { message?: string; cause?: unknown } | undefined;
+  while (e && typeof e === 'object' && e.cause) e = e.cause as typeof e;
+  return e?.message ?? String(err);
+}

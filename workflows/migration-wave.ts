@@ -1,0 +1,75 @@
+// A wave: tenant migrations started as children under one concurrency limit. Children are abandoned,
+// not cancelled, if the wave stops: a tenant mid-cut-over finishes or rolls back on its own terms.
+import * as wf from '@temporalio/workflow';
+import {
+  abortSignal,
+  reasonOf,
+  pauseSignal,
+  resumeSignal,
+  tenantSearchAttribute,
+  tenantWorkflowId,
+  waveSearchAttribute,
+  waveStatusQuery,
+  type WaveInput,
+  type WaveStatus,
+  type WaveTenantRow,
+} from './contract';
+import { migrateTenant } from './migrate-tenant';
+
+export async function migrationWave(input: WaveInput): Promise<WaveStatus> {
+  const finished = new Map((input.finished ?? []).map((row) => [row.tenantId, row]));
+  const status: WaveStatus = {
+    waveId: input.waveId,
+    paused: false,
+    aborted: false,
+    runs: input.run ?? 1,
+    tenants: input.tenants.map((tenantId) => finished.get(tenantId) ?? { tenantId, state: 'pending' }),
+  };
+  wf.setHandler(waveStatusQuery, () => status);
+  wf.setHandler(pauseSignal, () => void (status.paused = true));
+  wf.setHandler(resumeSignal, () => void (status.paused = false));
+  wf.setHandler(abortSignal, () => void (status.aborted = true));
+  wf.upsertSearchAttributes([{ key: waveSearchAttribute, value: input.waveId }]);
+
+  let running = 0;
+  let startedThisRun = 0;
+  for (const row of status.tenants.filter((r) => r.state === 'pending')) {
+    await wf.condition(() => status.aborted || (!status.paused && running < input.policy.concurrency));
+    if (status.aborted || startedThisRun >= input.policy.tenantsPerRun) break;
+    startedThisRun++;
+    running++;
+    row.state = 'running';
+    void runChild(input, row).finally(() => running--);
+  }
+  if (status.aborted) {
+    wf.log.warn('wave aborted: no new tenants start; running ones continue on their own', { waveId: input.waveId });
+    return status;
+  }
+  await wf.condition(() => running === 0);
+  await wf.condition(wf.allHandlersFinished);
+  if (status.tenants.some((r) => r.state === 'pending')) {
+    // History stays small for thousands of tenants: carry only the finished rows into a fresh run.
+    await wf.continueAsNew<typeof migrationWave>({ ...input, run: status.runs + 1, finished: status.tenants.filter((r) => r.state !== 'pending') });
+  }
+  return status;
+}
+
+async function runChild(input: WaveInput, row: WaveTenantRow): Promise<void> {
+  try {
+    const result = await wf.executeChild(migrateTenant, {
+      workflowId: tenantWorkflowId(row.tenantId),
+      args: [{ tenantId: row.tenantId, waveId: input.waveId, policy: input.policy }],
+      parentClosePolicy: wf.ParentClosePolicy.ABANDON,
+      cancellationType: wf.ChildWorkflowCancellationType.ABANDON,
+      typedSearchAttributes: [
+        { key: tenantSearchAttribute, value: row.tenantId },
+        { key: waveSearchAttribute, value: input.waveId },
+      ],
+    });
+    row.state = result.outcome;
+  } catch (err) {
+    row.state = 'failed';
+    row.error = reasonOf(err);
+  }
+}
+
