@@ -21,10 +21,17 @@ export interface CopyResult {
 
 const MiB = 1024 * 1024;
 
+/** The part of the migration policy that tunes transfers; it comes with each call from the workflow. */
+export interface TransferTuning {
+  blockSizeMiB: number;
+  uploadConcurrency: number;
+  maxUploadMiBps?: number;
+}
+
 export function transferActivities(deps: ActivityDeps) {
-  const transferOptions = (heartbeat: (p: TransferProgress) => void) => ({
-    blockSizeBytes: Math.round(deps.fleet.policy.blockSizeMiB * MiB),
-    concurrency: deps.fleet.policy.uploadConcurrency,
+  const transferOptions = (tuning: TransferTuning, heartbeat: (p: TransferProgress) => void) => ({
+    blockSizeBytes: Math.round(tuning.blockSizeMiB * MiB),
+    concurrency: tuning.uploadConcurrency,
     signal: cancellation(),
     onProgress: (bytesDone: number, bytesTotal: number) => heartbeat({ bytesDone, bytesTotal }),
   });
@@ -35,21 +42,22 @@ export function transferActivities(deps: ActivityDeps) {
       return source.snapshot(tenant.database, join(workDir, `${tenant.database}.${source.kind}`), (fraction) => heartbeat({ fraction }));
     },
 
-    async copyArtifact(tenantId: string, migrationId: string, artifact: Artifact): Promise<CopyResult> {
+    async copyArtifact(tenantId: string, migrationId: string, artifact: Artifact, tuning: TransferTuning): Promise<CopyResult> {
       const heartbeat = throttledHeartbeat(500);
       const blobName = artifactBlobName(tenantId, migrationId, artifact.file.split(/[\\/]/).pop()!);
       const result = await uploadResumable(deps.container, blobName, artifact.file, {
-        ...transferOptions(heartbeat),
+        ...transferOptions(tuning, heartbeat),
         sha256: artifact.sha256,
+        maxMiBps: tuning.maxUploadMiBps,
         metadata: { tenant: tenantId, migration: migrationId },
       });
       return { blobName, bytes: result.bytes, blocksSent: result.blocksSent, blocksReused: result.blocksReused };
     },
 
-    async restoreTarget(tenantId: string, migrationId: string, blobName: string): Promise<void> {
+    async restoreTarget(tenantId: string, migrationId: string, blobName: string, tuning: TransferTuning): Promise<void> {
       const { tenant, target, workDir } = tenantSides(deps, tenantId, migrationId);
       const heartbeat = throttledHeartbeat(500);
-      const downloaded = await downloadVerified(deps.container, blobName, join(workDir, 'download', blobName.split('/').pop()!), transferOptions(heartbeat));
+      const downloaded = await downloadVerified(deps.container, blobName, join(workDir, 'download', blobName.split('/').pop()!), transferOptions(tuning, heartbeat));
       cancellation().throwIfAborted();
       await target.restore(tenant.database, { file: downloaded.file, sizeBytes: downloaded.bytes, sha256: downloaded.sha256 }, migrationId, (fraction) =>
         heartbeat({ bytesDone: downloaded.bytes, bytesTotal: downloaded.bytes, fraction }),

@@ -6,7 +6,7 @@ import { Context } from '@temporalio/activity';
 
 export function verifyActivities(deps: ActivityDeps) {
   return {
-    async verifyTables(tenantId: string, migrationId: string): Promise<TableComparison[]> {
+    async verifyTables(tenantId: string, migrationId: string, chunkRows: number): Promise<TableComparison[]> {
       const { tenant, source, target } = tenantSides(deps, tenantId, migrationId);
       const sourceSide = { engine: source, database: tenant.database };
       const targetSide = { engine: target, database: tenant.database };
@@ -16,7 +16,7 @@ export function verifyActivities(deps: ActivityDeps) {
       for (const table of both) {
         if (results.some((r) => r.table === table.name)) continue;
         cancellation().throwIfAborted();
-        results.push(await compareTable(sourceSide, targetSide, table, deps.fleet.policy.verifyChunkRows));
+        results.push(await compareTable(sourceSide, targetSide, table, chunkRows));
         Context.current().heartbeat(results);
       }
       return [...results, ...differences];

@@ -10,6 +10,8 @@ export interface TransferOptions {
   blockSizeBytes: number;
   concurrency: number;
   signal?: AbortSignal;
+  /** Caps the bandwidth used, so a copy in business hours does not saturate the uplink. */
+  maxMiBps?: number;
   /** Called after each block with the bytes done so far (reused blocks count as done). */
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
 }
@@ -46,6 +48,19 @@ export async function forEachLimited(count: number, concurrency: number, work: (
   await Promise.all(Array.from({ length: Math.min(concurrency, count) }, lane));
 }
 
+/** Waits as long as needed to keep the average rate at or under `maxMiBps`. */
+export function bandwidthLimiter(maxMiBps?: number): (bytes: number) => Promise<void> {
+  if (!maxMiBps) return async () => {};
+  const started = Date.now();
+  let granted = 0;
+  return async (bytes) => {
+    granted += bytes;
+    const due = started + (granted / (maxMiBps * 1024 * 1024)) * 1000;
+    const wait = due - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  };
+}
+
 export async function uploadResumable(
   container: ContainerClient,
   blobName: string,
@@ -80,6 +95,7 @@ export async function uploadResumable(
   let blocksSent = 0;
   let blocksReused = 0;
   let bytesDone = 0;
+  const throttle = bandwidthLimiter(options.maxMiBps);
   const handle = await open(file, 'r');
   try {
     await forEachLimited(blocks, options.concurrency, async (i) => {
@@ -88,6 +104,7 @@ export async function uploadResumable(
       if (staged.get(ids[i]) === length) {
         blocksReused++;
       } else {
+        await throttle(length);
         const buffer = Buffer.allocUnsafe(length);
         const { bytesRead } = await handle.read(buffer, 0, length, i * options.blockSizeBytes);
         if (bytesRead !== length) throw new Error(`${file} changed while uploading: block ${i} read ${bytesRead} of ${length} bytes`);

@@ -47,6 +47,8 @@ const policy = z.strictObject({
   verifyChunkRows: z.int().min(10).max(1_000_000).default(2000),
   blockSizeMiB: z.number().min(0.0625).max(4000).default(4),
   uploadConcurrency: z.int().min(1).max(64).default(4),
+  /** Upload bandwidth cap per tenant in MiB/s; absent means no cap. */
+  maxUploadMiBps: z.number().positive().optional(),
   cutover: z.enum(['auto', 'manual']).default('auto'),
   pauseBefore: z.array(z.enum(PHASE_NAMES)).default([]),
   activityTimeoutMinutes: z.number().min(1).max(7 * 24 * 60).default(120),

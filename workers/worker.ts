@@ -28,6 +28,8 @@ export async function createAirliftWorker(options: AirliftWorkerOptions): Promis
     taskQueue: options.taskQueue ?? TASK_QUEUE,
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath }),
     activities: createActivities({ fleet: options.fleet, container, catalog }),
+    // Progress and cancellation ride on heartbeats: send them often enough for a live view.
+    maxHeartbeatThrottleInterval: '1 second',
   });
   return { worker, close: () => catalog.close() };
 }

@@ -39,6 +39,7 @@ export interface MigrationPolicy {
   verifyChunkRows: number;
   blockSizeMiB: number;
   uploadConcurrency: number;
+  maxUploadMiBps?: number;
   cutover: 'auto' | 'manual';
   /** Hold the workflow before these phases until `resume` (an operator's breakpoint). */
   pauseBefore: Phase[];

@@ -45,14 +45,14 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
       run.status.bytesTotal = artifact.sizeBytes;
       run.status.artifactSha256 = artifact.sha256;
 
-      const copy = await run.phase('copying', () => transfer.copyArtifact(tenantId, migrationId, artifact));
+      const copy = await run.phase('copying', () => transfer.copyArtifact(tenantId, migrationId, artifact, input.policy));
       run.status.bytesDone = copy.bytes;
 
       // Likewise: a restore cut short may leave a partial target, which only this migration may drop.
       compensations.add('drop target', () => undo.dropTarget(tenantId, migrationId));
-      await run.phase('restoring', () => transfer.restoreTarget(tenantId, migrationId, copy.blobName));
+      await run.phase('restoring', () => transfer.restoreTarget(tenantId, migrationId, copy.blobName, input.policy));
 
-      run.status.tables = await run.phase('verifying', () => transfer.verifyTables(tenantId, migrationId));
+      run.status.tables = await run.phase('verifying', () => transfer.verifyTables(tenantId, migrationId, input.policy.verifyChunkRows));
       assertIdentical(run.status.tables);
 
       compensations.add('route tenant back to source', () => undo.flipPrimary(tenantId, 'source'));

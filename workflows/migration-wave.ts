@@ -14,6 +14,7 @@ import {
   type WaveStatus,
   type WaveTenantRow,
 } from './contract';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { migrateTenant } from './migrate-tenant';
 
 export async function migrationWave(input: WaveInput): Promise<WaveStatus> {
@@ -69,7 +70,10 @@ async function runChild(input: WaveInput, row: WaveTenantRow): Promise<void> {
     row.state = result.outcome;
   } catch (err) {
     row.state = 'failed';
-    row.error = reasonOf(err);
+    row.error =
+      err instanceof WorkflowExecutionAlreadyStartedError
+        ? `${row.tenantId} is already being migrated (workflow ${tenantWorkflowId(row.tenantId)}); a tenant migrates in one workflow at a time`
+        : reasonOf(err);
   }
 }
 

@@ -1,0 +1,83 @@
+// The real services a test needs: the Temporal dev server (an existing binary, never a download)
+// and an in-memory Azurite, plus temporary tenant databases and a fleet that points at them.
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startAzurite, type AzuriteHandle } from '../../azure/azurite';
+import { parseFleet, type LoadedFleet } from '../../config/fleet';
+import { createTenantDatabase } from '../../cli/demo-data';
+import { createAirliftWorker } from '../../workers/worker';
+import { SEARCH_ATTRIBUTES } from '../../workflows/contract';
+
+let runtimeInstalled = false;
+
+export interface TestStack {
+  env: TestWorkflowEnvironment;
+  azurite: AzuriteHandle;
+  close(): Promise<void>;
+}
+
+export async function startTestStack(): Promise<TestStack> {
+  if (!runtimeInstalled) {
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+    runtimeInstalled = true;
+  }
+  const path = process.env.TEMPORAL_CLI_PATH;
+  if (!path) throw new Error('TEMPORAL_CLI_PATH is not set: tests/helpers/global-setup.ts sets it');
+  const [env, azurite] = await Promise.all([
+    TestWorkflowEnvironment.createLocal({
+      server: { executable: { type: 'existing-path', path }, ip: '127.0.0.1', searchAttributes: SEARCH_ATTRIBUTES, log: { format: 'pretty', level: 'error' } },
+    }),
+    startAzurite(),
+  ]);
+  return { env, azurite, close: async () => void (await Promise.allSettled([env.teardown(), azurite.stop()])) };
+}
+
+export interface TestFleetOptions {
+  tenants: number;
+  rows?: number;
+  policy?: Record<string, unknown>;
+  storageEnv?: string;
+}
+
+/** Tenant databases in a fresh folder and the fleet that names them. */
+export function makeFleet(options: TestFleetOptions): { dir: string; fleet: LoadedFleet; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'airlift-test-'));
+  const tenants = Array.from({ length: options.tenants }, (_, i) => ({ id: `t${i + 1}-${process.hrtime.bigint().toString(36)}`, database: `tenant_${i + 1}`, source: 'onprem', target: 'cloud' }));
+  tenants.forEach((t, i) => createTenantDatabase(join(dir, 'source'), t.database, options.rows ?? 500, i + 1));
+  const fleet = parseFleet(
+    {
+      sources: { onprem: { engine: 'sqlite', directory: './source' } },
+      targets: { cloud: { engine: 'sqlite', directory: './cloud' } },
+      storage: { container: 'airlift-test', connectionStringEnv: options.storageEnv ?? 'AIRLIFT_TEST_STORAGE' },
+      tenants,
+      policy: { verifyChunkRows: 100, blockSizeMiB: 0.0625, ...options.policy },
+    },
+    join(dir, 'fleet.yaml'),
+  );
+  return { dir, fleet, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export async function startWorker(stack: TestStack, fleet: LoadedFleet, taskQueue: string): Promise<{ stop: () => Promise<void> }> {
+  const bundle = process.env.AIRLIFT_TEST_WORKFLOW_BUNDLE!;
+  const { worker, close } = await createAirliftWorker({
+    connection: stack.env.nativeConnection,
+    namespace: stack.env.namespace ?? 'default',
+    fleet,
+    taskQueue,
+    workflowBundle: { code: readFileSync(bundle, 'utf8') },
+    env: { ...process.env, [fleet.storage.connectionStringEnv!]: stack.azurite.connectionString },
+  });
+  const running = worker.run();
+  return {
+    stop: async () => {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await running;
+      close();
+    },
+  };
+}
+
+export { Worker };
