@@ -16,7 +16,8 @@ module.exports = tseslint.config(
   },
   {
     files: ['workflows/**/*.ts'],
-    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: __dirname } },
+    // lint-probe.ts is the file name tests/workflows/lint.test.ts lints from stdin.
+    languageOptions: { parserOptions: { projectService: { allowDefaultProject: ['workflows/lint-probe.ts'] }, tsconfigRootDir: __dirname } },
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
       'no-restricted-imports': [

@@ -27,7 +27,7 @@ const sqliteEndpoint = z.strictObject({
   directory: path,
 });
 const endpoint = z.discriminatedUnion('engine', [sqliteEndpoint], {
-  error: (i) => `engine ${JSON.stringify((i.input as { engine?: unknown })?.engine)} is not supported; use "sqlite"`,
+  error: (i) => `${JSON.stringify((i.input as { engine?: unknown })?.engine)} is not a supported engine; use "sqlite"`,
 });
 
 const storage = z

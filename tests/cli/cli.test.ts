@@ -1,0 +1,46 @@
+// The airlift command as an operator runs it: a real process, its output and exit code.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const bin = join(__dirname, '../../bin/airlift.js');
+const airlift = (args: string[], timeout = 180000) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout });
+
+test('demo migrates every tenant and ends with a JSON summary line', () => {
+  const run = airlift(['demo', '--tenants', '3', '--rows', '800', '--json']);
+  expect(run.stderr).not.toMatch(/airlift: /);
+  expect(run.status).toBe(0);
+  const lines = run.stdout.trim().split('\n');
+  const summary = JSON.parse(lines[lines.length - 1]);
+  expect(summary).toMatchObject({ tenants: 3, migrated: 3, failed: 0, rolledBack: 0, tablesVerified: 15, mismatches: 0 });
+  expect(summary.bytesCopied).toBeGreaterThan(3 * 100_000);
+  expect(summary.seconds).toBeGreaterThan(0);
+  expect(run.stdout).toContain('Web UI: http://127.0.0.1:');
+  expect(run.stdout).toMatch(/tenant-2: completed/);
+});
+
+test('--help lists the operator commands', () => {
+  const run = airlift(['--help']);
+  expect(run.status).toBe(0);
+  for (const cmd of ['demo', 'dev', 'worker', 'wave', 'status', 'rollback', 'pause', 'resume']) expect(run.stdout).toContain(`  ${cmd}`);
+});
+
+test('bad arguments and bad fleet files are refused with the field and the fix', () => {
+  const zero = airlift(['demo', '--tenants', '0']);
+  expect(zero.status).not.toBe(0);
+  expect(zero.stderr).toContain('--tenants must be a whole number of at least 1, got "0"');
+
+  const dir = mkdtempSync(join(tmpdir(), 'airlift-cli-'));
+  try {
+    const file = join(dir, 'fleet.yaml');
+    writeFileSync(file, 'sources: {}\ntargets: {}\nstorage: { container: ok-name, connectionStringEnv: X }\ntenants: [{ id: a, database: "a]b", source: s, target: t }]\n');
+    const run = airlift(['wave', 'start', '-f', file]);
+    expect(run.status).toBe(2);
+    expect(run.stderr).toContain(`${file}: tenants[0].database: "a]b" is not a valid SQL identifier`);
+    expect(run.stderr).toContain(`${file}: tenants[0].source: "s" is not defined under sources`);
+    expect(run.stderr).not.toContain('    at '); // a clear message, not a stack trace
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
