@@ -101,3 +101,8 @@ test('every problem in a file is reported at once, one per line', () => {
   const text = GOOD.replace('database: acme_db', 'database: "a b"').replace('id: globex', 'id: "bad id!"');
   expect(errorOf(write('two.yaml', text)).split('\n')).toHaveLength(2);
 });
+
+test('the example fleet files in examples/ load', () => {
+  const examples = join(__dirname, '../../examples');
+  for (const name of ['fleet.sqlite.yaml', 'fleet.azure-storage.json']) expect(loadFleet(join(examples, name)).tenants.length).toBeGreaterThan(0);
+});

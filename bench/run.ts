@@ -1,0 +1,28 @@
+// `npm run bench [-- NAME…]`: runs benchmarks, prints a table per benchmark and then one JSON line.
+// Never part of `npm test`.
+import { renderTable } from '../cli/observe';
+import { benchUpload } from './upload';
+
+const BENCHES: Record<string, () => Promise<Record<string, unknown>[]>> = {
+  upload: () => benchUpload(),
+};
+
+async function main(): Promise<void> {
+  const asked = process.argv.slice(2);
+  const unknown = asked.filter((n) => !(n in BENCHES));
+  if (unknown.length) {
+    console.error(`unknown benchmark ${unknown.join(', ')}; choose from: ${Object.keys(BENCHES).join(', ')}`);
+    process.exit(2);
+  }
+  const results: Record<string, Record<string, unknown>[]> = {};
+  for (const name of asked.length ? asked : Object.keys(BENCHES)) {
+    console.log(`\n== ${name}`);
+    const rows = await BENCHES[name]();
+    results[name] = rows;
+    const header = Object.keys(rows[0] ?? {});
+    console.log(renderTable(header, rows.map((r) => header.map((h) => String(r[h])))));
+  }
+  console.log(JSON.stringify({ node: process.version, when: new Date().toISOString(), results }));
+}
+
+void main();
