@@ -79,10 +79,10 @@ export async function watchWave(client: Client, waveId: string, out: NodeJS.Writ
         drawnLines = table.split('\n').length;
       } else {
         for (const t of view.tenants) {
-          const line = `${t.state} ${t.phase}${t.paused ? ' (paused)' : ''}`;
+          const line = `${t.tenantId}: ${t.phase}${t.paused ? ' (paused)' : ''}${t.error && t.state === 'failed' ? ` — ${t.error}` : ''}`;
           if (lastSeen.get(t.tenantId) !== line) {
             lastSeen.set(t.tenantId, line);
-            out.write(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${t.tenantId}: ${t.phase}${t.paused ? ' (paused)' : ''}${t.error && t.state === 'failed' ? ` — ${t.error}` : ''}\n`);
+            out.write(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${line}\n`);
           }
         }
       }
