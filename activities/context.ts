@@ -6,11 +6,14 @@ import { join } from 'node:path';
 import { findTenant, type LoadedFleet, type Tenant } from '../config/fleet';
 import { createEngine, type Engine } from '../engines';
 import type { Catalog } from '../ingestion/catalog';
+import type { RouteControl } from '../ingestion/routes';
 
 export interface ActivityDeps {
   fleet: LoadedFleet;
   container: ContainerClient;
   catalog: Catalog;
+  /** Fences, modes and primary flips: through the gateways, or the catalog alone. */
+  routes: RouteControl;
 }
 
 export interface TenantSides {
@@ -47,3 +50,18 @@ export function checkpoint<T>(): T | undefined {
 }
 
 export const cancellation = (): AbortSignal => Context.current().cancellationSignal;
+
+/** A sleep that ends early, with the cancellation, when the activity is cancelled. */
+export function sleepUnlessCancelled(ms: number): Promise<void> {
+  const signal = cancellation();
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done);
+  });
+}

@@ -1,13 +1,98 @@
-// Phase 10 and the compensations: catalog flips, and undoing what this migration created.
+// Journaling, freezing, the fenced switch of primary (cut-over, and rollback after it), and the
+// compensations that undo what this migration created.
 import { rm } from 'node:fs/promises';
 import { type ActivityDeps, tenantSides } from './context';
-import type { Side } from '../ingestion/catalog';
+import { applyOutboxRange, directionSides } from './dual-write';
+import type { Side, WriteMode } from '../ingestion/catalog';
+import { compareTable } from '../engines/table-verifier';
+
+export class PauseBudgetExceededError extends Error {
+  override name = 'PauseBudgetExceededError';
+}
+export class VerificationMismatchError extends Error {
+  override name = 'VerificationMismatchError';
+}
+
+export interface SwitchOptions {
+  /** The outbox seq the switch's drain starts from (the journal watermark, or the reverse one). */
+  fromSeq: number;
+  /** Abort, unharmed, if events would be held longer than this; absent for a rollback. */
+  budgetMs?: number;
+  /** Compare the tracking table's rows after this key (the part that grew since verifying). */
+  verifyTrackingAfter?: number | null;
+  chunkRows: number;
+}
+
+export interface SwitchResult {
+  pauseMs: number;
+  held: number;
+  /** The new primary's outbox head at the flip: the reverse dual-write starts here. */
+  reverseFrom: number;
+}
 
 export function cutoverActivities(deps: ActivityDeps) {
   return {
-    /** Makes `side` the tenant's primary; returns the catalog epoch now in force. */
-    async flipPrimary(tenantId: string, side: Side): Promise<number> {
-      return deps.catalog.setPrimary(tenantId, side).epoch;
+    /**
+     * Turns the outbox on for this tenant. Fenced while it changes, so it returns only when every
+     * write begun without the outbox has finished; returns the watermark w0.
+     */
+    async startJournaling(tenantId: string, migrationId: string): Promise<number> {
+      const { tenant, source } = tenantSides(deps, tenantId, migrationId);
+      await source.ensureOutbox(tenant.database);
+      await deps.routes.fence(tenantId);
+      try {
+        await deps.routes.setMode(tenantId, { outbox: true });
+      } finally {
+        await deps.routes.unfence(tenantId);
+      }
+      return source.outboxHead(tenant.database);
+    },
+
+    async stopJournaling(tenantId: string): Promise<void> {
+      await deps.routes.setMode(tenantId, { outbox: false });
+    },
+
+    /** The application's non-tracking writes: paused (read_only) or allowed (read_write). */
+    async setWriteMode(tenantId: string, writeMode: WriteMode): Promise<void> {
+      await deps.routes.setMode(tenantId, { writeMode });
+    },
+
+    /**
+     * Fence, drain the old primary's outbox to the fence, verify the tracking delta, flip, release.
+     * Any step past the pause budget calls it off: the fence lifts and the old primary stays.
+     */
+    async switchPrimary(tenantId: string, migrationId: string, to: Side, options: SwitchOptions): Promise<SwitchResult> {
+      const { database, from, to: dest, origin } = directionSides(deps, tenantId, migrationId, to === 'target' ? 'forward' : 'reverse');
+      const { fencedAt } = await deps.routes.fence(tenantId);
+      const checkBudget = (step: string) => {
+        const held = Date.now() - fencedAt;
+        if (options.budgetMs !== undefined && held > options.budgetMs)
+          throw new PauseBudgetExceededError(`cut-over called off while ${step}: events held ${held} ms, over the pause budget of ${options.budgetMs} ms; the tenant stays on its ${origin}, unharmed`);
+      };
+      let reverseFrom: number;
+      try {
+        const fenceSeq = await from.outboxHead(database);
+        const start = Math.max(options.fromSeq, await dest.appliedCursor(database, origin));
+        await applyOutboxRange(from, dest, database, origin, start, fenceSeq, () => checkBudget('draining the outbox'));
+        checkBudget('draining the outbox');
+        if (options.verifyTrackingAfter !== undefined) {
+          const table = (await from.listTables(database)).find((t) => t.name === from.trackingTable);
+          if (table) {
+            const lower = options.verifyTrackingAfter === null ? null : [options.verifyTrackingAfter];
+            const delta = await compareTable({ engine: from, database }, { engine: dest, database }, table, options.chunkRows, { lower, upper: null });
+            if (delta.mismatchedChunks)
+              throw new VerificationMismatchError(`tracking delta differs after the drain: ${delta.differences.slice(0, 5).map((d) => `${d.key} ${d.kind.replace(/_/g, ' ')}`).join(', ')}`);
+          }
+          checkBudget('verifying the tracking delta');
+        }
+        reverseFrom = await dest.outboxHead(database);
+        await deps.routes.setPrimary(tenantId, to, true);
+      } catch (err) {
+        await deps.routes.unfence(tenantId);
+        throw err;
+      }
+      const released = await deps.routes.unfence(tenantId);
+      return { pauseMs: released.pauseMs, held: released.held, reverseFrom };
     },
 
     /** Drops the target database only if this migration created it. */

@@ -4,6 +4,7 @@ import { preflightActivities } from './preflight';
 import { transferActivities } from './transfer';
 import { verifyActivities } from './verify';
 import { cutoverActivities } from './cutover';
+import { dualWriteActivities } from './dual-write';
 
 export function createActivities(deps: ActivityDeps) {
   return {
@@ -11,6 +12,7 @@ export function createActivities(deps: ActivityDeps) {
     ...transferActivities(deps),
     ...verifyActivities(deps),
     ...cutoverActivities(deps),
+    ...dualWriteActivities(deps),
   };
 }
 

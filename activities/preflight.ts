@@ -8,6 +8,8 @@ export class PreflightError extends Error {
 
 export interface PreflightReport {
   sourceBytes: number;
+  /** A gateway writes this tenant's tracking events live. */
+  liveIngestion: boolean;
 }
 
 export function preflightActivities(deps: ActivityDeps) {
@@ -37,7 +39,7 @@ export function preflightActivities(deps: ActivityDeps) {
         problems.push(`storage container ${deps.container.containerName}: not writable (${redactSecrets((err as Error).message.split('\n')[0])})`);
       }
       if (problems.length) throw new PreflightError(`preflight failed for ${tenantId}: ${problems.join('; ')}`);
-      return { sourceBytes: src?.sizeBytes ?? 0 };
+      return { sourceBytes: src?.sizeBytes ?? 0, liveIngestion: deps.routes.live };
     },
   };
 }

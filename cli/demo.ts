@@ -9,7 +9,13 @@ import { createAirliftWorker } from '../workers/worker';
 import { createTenantDatabase } from './demo-data';
 import { startEmbeddedStack } from './stack';
 import { formatBytes, renderTable } from './observe';
-import { startWave, summarize, watchWave, type WaveSummary } from './waves';
+import { OperatorError, startWave, summarize, watchWave, type WaveSummary } from './waves';
+import { randomBytes } from 'node:crypto';
+import { freePort } from '../azure/azurite';
+import { createGateway, listenGateway } from '../ingestion/gateway';
+import { Catalog } from '../ingestion/catalog';
+import { rollbackSignal, tenantWorkflowId } from '../workflows/contract';
+import { countLost, LoadGenerator, tenantDatabaseFile } from './load';
 
 export interface DemoOptions {
   tenants: number;
@@ -17,12 +23,22 @@ export interface DemoOptions {
   concurrency: number;
   json: boolean;
   keep: boolean;
+  /** Tracking events per second sent through the gateway for the whole wave. */
+  load?: number;
+  /** A tenant to roll back once it is in its rollback window (after cut-over). */
+  rollback?: string;
+}
+
+export interface DemoSummary extends WaveSummary {
+  eventsAccepted: number;
+  eventsLost: number;
 }
 
 export const DEMO_STORAGE_ENV = 'AIRLIFT_DEMO_STORAGE_CONNECTION_STRING';
+export const DEMO_ADMIN_TOKEN_ENV = 'AIRLIFT_DEMO_ADMIN_TOKEN';
 
 /** Writes N tenant databases and the fleet file that describes them; returns the fleet file. */
-export function writeDemoFleet(dir: string, tenants: number, rows: number, concurrency: number): string {
+export function writeDemoFleet(dir: string, tenants: number, rows: number, concurrency: number, gatewayUrl: string, rollbackWindowSeconds: number): string {
   const tenantList = Array.from({ length: tenants }, (_, i) => ({
     id: `tenant-${i + 1}`, database: `tenant_${i + 1}`, source: 'onprem', target: 'cloud',
   }));
@@ -33,7 +49,8 @@ export function writeDemoFleet(dir: string, tenants: number, rows: number, concu
     storage: { container: 'airlift-artifacts', connectionStringEnv: DEMO_STORAGE_ENV },
     catalog: { path: './catalog.db' },
     workDirectory: './work',
-    policy: { concurrency, verifyChunkRows: 1000, blockSizeMiB: 1, uploadConcurrency: 4 },
+    ingestion: { gateways: [gatewayUrl], adminTokenEnv: DEMO_ADMIN_TOKEN_ENV },
+    policy: { concurrency, verifyChunkRows: 1000, blockSizeMiB: 1, uploadConcurrency: 4, rollbackWindowSeconds },
     tenants: tenantList,
   };
   const file = join(dir, 'fleet.yaml');
@@ -41,42 +58,74 @@ export function writeDemoFleet(dir: string, tenants: number, rows: number, concu
   return file;
 }
 
-export async function runDemo(options: DemoOptions): Promise<WaveSummary> {
+export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   const out = process.stdout;
   const say = (line: string) => out.write(`${line}\n`);
   const dir = mkdtempSync(join(tmpdir(), 'airlift-demo-'));
-  say(`airlift demo: ${options.tenants} tenants, ${options.rows} tracking events each, in ${dir}`);
+  if (options.rollback && !/^tenant-\d+$/.test(options.rollback)) throw new OperatorError(`--rollback: "${options.rollback}" is not a demo tenant; use tenant-1 … tenant-${options.tenants}`);
+  say(`airlift demo: ${options.tenants} tenants, ${options.rows} tracking events each${options.load ? `, live load ${options.load} events/s` : ''}, in ${dir}`);
   const stack = await startEmbeddedStack({ ui: true, log: say });
   say(`Temporal dev server at ${stack.address}; Web UI: ${stack.uiUrl} (search: AirliftWave="demo")`);
-  let stopWorker: (() => Promise<void>) | undefined;
+  const stops: (() => Promise<void>)[] = [];
   try {
-    const fleetFile = writeDemoFleet(dir, options.tenants, options.rows, options.concurrency);
+    const gatewayPort = await freePort();
+    const fleetFile = writeDemoFleet(dir, options.tenants, options.rows, options.concurrency, `http://127.0.0.1:${gatewayPort}`, options.rollback ? 4 : 1);
     process.env[DEMO_STORAGE_ENV] = stack.azurite.connectionString;
+    process.env[DEMO_ADMIN_TOKEN_ENV] = randomBytes(24).toString('hex');
     const fleet = loadFleet(fleetFile);
+    const gateway = await listenGateway(createGateway({ fleet, adminToken: process.env[DEMO_ADMIN_TOKEN_ENV]! }), gatewayPort);
+    stops.unshift(gateway.stop);
+    say(`tracking gateway: ${gateway.url}/t/<tenant>/events, ${gateway.url}/metrics`);
+
     const { worker, close } = await createAirliftWorker({ connection: stack.temporal.nativeConnection, namespace: stack.namespace, fleet });
     const running = worker.run();
-    stopWorker = async () => {
+    stops.unshift(async () => {
       worker.shutdown();
       await running;
       close();
-    };
+    });
+
+    const load = options.load ? new LoadGenerator({ gatewayUrl: gateway.url, tenants: fleet.tenants.map((t) => t.id), eventsPerSecond: options.load }) : undefined;
+    load?.start();
     const waveId = 'demo';
     const started = Date.now();
     await startWave(stack.temporal.client, waveId, fleet.tenants.map((t) => t.id), fleet.policy);
     say(`wave ${waveId} started: concurrency ${fleet.policy.concurrency}`);
-    const { tenants } = await watchWave(stack.temporal.client, waveId, out);
-    const summary = summarize(tenants, (Date.now() - started) / 1000);
+    let rollbackSent = false;
+    const { tenants } = await watchWave(stack.temporal.client, waveId, out, 250, async (views) => {
+      const target = views.find((v) => v.tenantId === options.rollback);
+      if (!rollbackSent && target?.phase === 'rollback_window') {
+        rollbackSent = true;
+        await stack.temporal.client.workflow.getHandle(tenantWorkflowId(target.tenantId)).signal(rollbackSignal, 'demo --rollback');
+        say(`rollback of ${target.tenantId} requested during its rollback window`);
+      }
+    });
+    const loadReport = await load?.stop();
+    const summary: DemoSummary = { ...summarize(tenants, (Date.now() - started) / 1000), eventsAccepted: 0, eventsLost: 0 };
+    if (load) {
+      const catalog = new Catalog(fleet.catalog.path);
+      for (const t of fleet.tenants) {
+        const acked = load.acked.get(t.id)!;
+        const side = catalog.get(t.id)?.primary ?? 'source';
+        const directory = side === 'source' ? fleet.sources[t.source].directory : fleet.targets[t.target].directory;
+        summary.eventsAccepted += acked.size;
+        summary.eventsLost += countLost(tenantDatabaseFile(directory, t.database), acked).lost;
+      }
+      catalog.close();
+    }
     say('');
     say(renderTable(
-      ['TENANTS', 'MIGRATED', 'FAILED', 'ROLLED BACK', 'TABLES VERIFIED', 'MISMATCHES', 'COPIED', 'SECONDS'],
-      [[summary.tenants, summary.migrated, summary.failed, summary.rolledBack, summary.tablesVerified, summary.mismatches, formatBytes(summary.bytesCopied), summary.seconds].map(String)],
+      ['TENANTS', 'MIGRATED', 'FAILED', 'ROLLED BACK', 'TABLES VERIFIED', 'MISMATCHES', 'COPIED', 'PAUSE P50/P99', 'EVENTS', 'LOST', 'SECONDS'],
+      [[summary.tenants, summary.migrated, summary.failed, summary.rolledBack, summary.tablesVerified, summary.mismatches, formatBytes(summary.bytesCopied),
+        `${summary.cutoverPauseMsP50 ?? '-'}/${summary.cutoverPauseMsP99 ?? '-'} ms`, load ? summary.eventsAccepted : '-', load ? summary.eventsLost : '-', summary.seconds].map(String)],
     ));
+    if (loadReport) say(`load: ${loadReport.sent} events sent (${loadReport.duplicatesSent} on purpose twice), ${loadReport.retries} batches retried`);
     for (const f of summary.failures) say(`failed: ${f.tenant}: ${f.error}`);
     if (options.keep) say(`kept: ${dir} (fleet.yaml, source/, cloud/, catalog.db)`);
     if (options.json) say(JSON.stringify(summary));
     return summary;
   } finally {
-    await stopWorker?.();
+    for (const stop of stops) await stop();
     await stack.close();
     if (!options.keep) rmSync(dir, { recursive: true, force: true });
   }

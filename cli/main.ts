@@ -11,6 +11,9 @@ import {
   resumeSignal,
   rollbackSignal,
   abortSignal,
+  approveCutoverUpdate,
+  completeSignal,
+  reasonOf,
   tenantWorkflowId,
   waveWorkflowId,
   SAFE_NAME,
@@ -20,6 +23,7 @@ import { connectClient, connectWorker, DEV_STATE_FILE, type DevState } from './c
 import { runDemo } from './demo';
 import { observeTenant, observeWave, renderTenants } from './observe';
 import { startEmbeddedStack } from './stack';
+import { createGateway, listenGateway } from '../ingestion/gateway';
 import { ensureTemporalCli } from './temporal-cli';
 import { OperatorError, startWave, summarize, watchWave } from './waves';
 
@@ -71,6 +75,8 @@ program
   .option('--concurrency <n>', 'tenants migrating at once', positiveInt('--concurrency'), 3)
   .option('--json', 'end with one JSON summary line on stdout', false)
   .option('--keep', 'keep the working folder (databases, fleet file) afterwards', false)
+  .option('--load <eventsPerSecond>', 'drive live tracking through the gateway for the whole wave', positiveInt('--load'))
+  .option('--rollback <tenant>', 'roll this tenant back after its cut-over, in its rollback window')
   .action(async (o) => {
     const summary = await runDemo(o);
     process.exitCode = summary.failed || summary.mismatches ? 1 : 0;
@@ -183,6 +189,53 @@ program
       console.log(`wave ${w.waveId}${w.paused ? ' (paused)' : ''}${w.aborted ? ' (aborted)' : ''}, run ${w.runs}`);
       console.log(renderTenants(tenants));
     });
+  });
+
+program
+  .command('ingest')
+  .description('run the tracking gateway (beacons, pixels, admin API) for a fleet file')
+  .requiredOption('-f, --fleet <file>', 'fleet file (YAML or JSON) with an ingestion section')
+  .option('--port <n>', 'port to listen on', positiveInt('--port'), 8080)
+  .option('--host <ip>', 'address to listen on', '127.0.0.1')
+  .action(async (o) => {
+    const fleet = loadFleet(o.fleet);
+    if (!fleet.ingestion) throw new OperatorError(`${fleet.file}: ingestion: missing; add gateways and adminTokenEnv`);
+    const token = process.env[fleet.ingestion.adminTokenEnv];
+    if (!token) throw new OperatorError(`ingestion.adminTokenEnv: environment variable ${fleet.ingestion.adminTokenEnv} is not set; export the admin token (16+ characters) in it`);
+    const gateway = await listenGateway(createGateway({ fleet, adminToken: token }), o.port, o.host);
+    console.log(`airlift gateway on ${gateway.url}: POST /t/<tenant>/events, GET /t/<tenant>/pixel.gif, /healthz, /metrics, /admin (bearer token)`);
+    await new Promise<void>((resolve) => process.once('SIGINT', resolve).once('SIGTERM', resolve));
+    await gateway.stop();
+  });
+
+program
+  .command('approve')
+  .description('approve the cut-over of a tenant waiting in awaiting_cutover (policy cutover: manual), or of every such tenant in a wave')
+  .argument('[tenant]', 'tenant id')
+  .option('--wave <id>', 'approve every tenant of this wave that is awaiting cut-over')
+  .action(async (tenant: string | undefined, o) => {
+    if (!tenant === !o.wave) throw new OperatorError('give either a tenant id or --wave ID to approve');
+    await withClient(async (client) => {
+      const ids = o.wave ? (await observeWave(client, o.wave)).tenants.filter((t) => t.phase === 'awaiting_cutover').map((t) => t.tenantId) : [tenant!];
+      if (!ids.length) throw new OperatorError(`wave ${o.wave}: no tenant is awaiting cut-over`);
+      for (const id of ids) {
+        try {
+          console.log(await client.workflow.getHandle(tenantWorkflowId(id)).executeUpdate(approveCutoverUpdate));
+        } catch (err) {
+          if (err instanceof WorkflowNotFoundError) throw new OperatorError(`tenant ${id} has no migration workflow`);
+          throw new OperatorError(reasonOf(err));
+        }
+      }
+    });
+  });
+
+program
+  .command('complete')
+  .description("end a tenant's rollback window now: the migration completes and the source stops being kept current")
+  .argument('<tenant>', 'tenant id')
+  .action(async (tenant: string) => {
+    await withClient((client) => signalRunning(client, tenantWorkflowId(tenant), `tenant ${tenant}`, (h) => h.signal(completeSignal)));
+    console.log(`tenant ${tenant}: completion requested (taken only in its rollback window)`);
   });
 
 program

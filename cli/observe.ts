@@ -22,6 +22,8 @@ export interface TenantView {
   tablesVerified: number;
   mismatches: number;
   paused: boolean;
+  /** Events the dual-write is behind. */
+  lag?: number;
   error?: string;
   status?: TenantStatus;
 }
@@ -30,17 +32,21 @@ interface Heartbeat {
   bytesDone?: number;
   bytesTotal?: number;
   fraction?: number;
+  /** From the dual-write. */
+  lag?: number;
+  cursor?: number;
 }
 
+/** The latest heartbeat details of every running activity, merged (a transfer and the dual-write may run together). */
 function heartbeatOf(raw: { pendingActivities?: { heartbeatDetails?: { payloads?: unknown[] | null } | null }[] | null }): Heartbeat | undefined {
+  let merged: Heartbeat | undefined;
   for (const activity of raw.pendingActivities ?? []) {
     const payload = activity.heartbeatDetails?.payloads?.[0];
-    if (payload) {
-      const details = defaultPayloadConverter.fromPayload(payload as never) as Heartbeat;
-      if (details && typeof details === 'object' && !Array.isArray(details)) return details;
-    }
+    if (!payload) continue;
+    const details = defaultPayloadConverter.fromPayload(payload as never) as Heartbeat;
+    if (details && typeof details === 'object' && !Array.isArray(details)) merged = { ...merged, ...details };
   }
-  return undefined;
+  return merged;
 }
 
 export async function observeTenant(client: Client, tenantId: string, row?: WaveTenantRow): Promise<TenantView> {
@@ -61,6 +67,7 @@ export async function observeTenant(client: Client, tenantId: string, row?: Wave
       bytesDone: beat?.bytesDone ?? status.bytesDone,
       percent: beat?.fraction !== undefined ? Math.round(beat.fraction * 100) : beat?.bytesTotal ? Math.round((100 * (beat.bytesDone ?? 0)) / beat.bytesTotal) : undefined,
       tablesVerified: status.tables.length,
+      lag: beat?.lag ?? status.lag,
       mismatches: status.tables.reduce((n, t) => n + t.mismatchedChunks, 0),
       error: view.error ?? status.lastError,
     });
@@ -97,7 +104,7 @@ export function renderTable(header: string[], rows: string[][]): string {
 
 export function renderTenants(tenants: TenantView[]): string {
   return renderTable(
-    ['TENANT', 'STATE', 'PHASE', 'PROGRESS', 'BYTES', 'TABLES', 'MISMATCH', 'NOTE'],
+    ['TENANT', 'STATE', 'PHASE', 'PROGRESS', 'BYTES', 'TABLES', 'MISMATCH', 'LAG', 'PAUSE', 'HELD', 'NOTE'],
     tenants.map((t) => [
       t.tenantId,
       t.state,
@@ -106,6 +113,9 @@ export function renderTenants(tenants: TenantView[]): string {
       t.bytesTotal ? `${formatBytes(t.bytesDone)}/${formatBytes(t.bytesTotal)}` : '',
       String(t.tablesVerified),
       String(t.mismatches),
+      t.lag !== undefined && t.state === 'running' ? String(t.lag) : '',
+      t.status?.cutoverPauseMs !== undefined ? `${t.status.cutoverPauseMs} ms` : '',
+      t.status?.heldEvents !== undefined ? String(t.status.heldEvents) : '',
       t.error ? t.error.slice(0, 100) : t.status?.rollbackReason ? `rollback: ${t.status.rollbackReason}` : '',
     ]),
   );

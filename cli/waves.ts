@@ -31,6 +31,8 @@ export async function startWave(client: Client, waveId: string, tenants: string[
 
 export interface WaveSummary {
   tenants: number;
+  cutoverPauseMsP50: number | null;
+  cutoverPauseMsP99: number | null;
   migrated: number;
   failed: number;
   rolledBack: number;
@@ -41,10 +43,20 @@ export interface WaveSummary {
   failures: { tenant: string; error: string }[];
 }
 
+/** Nearest-rank percentile; null when there is nothing to rank. */
+export function percentile(values: number[], p: number): number | null {
+  if (!values.length) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
 export function summarize(tenants: TenantView[], seconds: number): WaveSummary {
   const completed = tenants.filter((t) => t.state === 'completed');
+  const pauses = tenants.map((t) => t.status?.cutoverPauseMs).filter((p): p is number => p !== undefined);
   return {
     tenants: tenants.length,
+    cutoverPauseMsP50: percentile(pauses, 50),
+    cutoverPauseMsP99: percentile(pauses, 99),
     migrated: completed.length,
     failed: tenants.filter((t) => t.state === 'failed').length,
     rolledBack: tenants.filter((t) => t.state === 'rolled_back').length,
@@ -60,7 +72,13 @@ export function summarize(tenants: TenantView[], seconds: number): WaveSummary {
  * Polls the wave until it ends, drawing the tenant table: redrawn in place on a terminal, one line
  * per change otherwise (CI logs, pipes).
  */
-export async function watchWave(client: Client, waveId: string, out: NodeJS.WriteStream, intervalMs = 500): Promise<{ wave: WaveStatus; tenants: TenantView[] }> {
+export async function watchWave(
+  client: Client,
+  waveId: string,
+  out: NodeJS.WriteStream,
+  intervalMs = 500,
+  onView?: (tenants: TenantView[]) => Promise<void>,
+): Promise<{ wave: WaveStatus; tenants: TenantView[] }> {
   const handle = client.workflow.getHandle(waveWorkflowId(waveId));
   const started = Date.now();
   const lastSeen = new Map<string, string>();
@@ -72,6 +90,7 @@ export async function watchWave(client: Client, waveId: string, out: NodeJS.Writ
     const closed = done;
     const view = await observeWave(client, waveId).catch(() => undefined);
     if (view) {
+      await onView?.(view.tenants);
       if (out.isTTY) {
         const table = renderTenants(view.tenants);
         if (drawnLines) out.write(`\x1b[${drawnLines}A\x1b[J`);

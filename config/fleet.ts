@@ -52,6 +52,12 @@ const policy = z.strictObject({
   cutover: z.enum(['auto', 'manual']).default('auto'),
   pauseBefore: z.array(z.enum(PHASE_NAMES)).default([]),
   activityTimeoutMinutes: z.number().min(1).max(7 * 24 * 60).default(120),
+  /** Longest time a tenant's events may be held at cut-over; past it the cut-over aborts. */
+  cutoverPauseBudgetMs: z.int().min(1).max(600_000).default(2000),
+  /** The dual-write must be within this many events of the source before verifying. */
+  catchUpLagEvents: z.int().min(0).default(200),
+  /** How long the source is kept current after cut-over so a rollback loses nothing. */
+  rollbackWindowSeconds: z.number().min(0).default(3600),
   tenantsPerRun: z.int().min(1).max(10_000).default(500),
 });
 
@@ -69,6 +75,13 @@ export const fleetSchema = z
     storage,
     catalog: z.strictObject({ path }).default({ path: 'catalog.db' }),
     workDirectory: path.default('.airlift/work'),
+    /** Live tracking ingestion: the gateway nodes whose admin API fences and flips tenants. */
+    ingestion: z
+      .strictObject({
+        gateways: z.array(z.url({ error: 'must be the base URL of a gateway, such as http://10.0.0.5:8080' })).min(1, { error: 'list at least one gateway URL' }),
+        adminTokenEnv: envName,
+      })
+      .optional(),
     policy: policy.default(policy.parse({})),
     tenants: z.array(tenant).min(1, { error: 'list at least one tenant' }),
   })

@@ -43,6 +43,9 @@ export interface Engine {
   /** `sqlite`, `mssql`, … as written in the fleet file. */
   readonly kind: string;
 
+  /** The append-only table that tracking ingestion writes and the dual-write replicates. */
+  readonly trackingTable: string;
+
   /** Whether the tenant's database exists, and its size when known. */
   probe(database: string): Promise<{ exists: boolean; sizeBytes?: number; restoredBy?: string }>;
 
@@ -60,8 +63,11 @@ export interface Engine {
 
   listTables(database: string): Promise<TableInfo[]>;
 
-  /** Key-ordered chunks of about `chunkRows` rows; the first and last chunks are open-ended. */
-  chunkDigests(database: string, table: TableInfo, chunkRows: number): Promise<ChunkDigest[]>;
+  /**
+   * Key-ordered chunks of about `chunkRows` rows covering `within` (default: the whole table); the
+   * first and last chunks reach to its bounds, so rows only the other side has are caught too.
+   */
+  chunkDigests(database: string, table: TableInfo, chunkRows: number, within?: KeyRange): Promise<ChunkDigest[]>;
 
   /** The digest of the rows in one range, computed exactly as `chunkDigests` does. */
   rangeDigest(database: string, table: TableInfo, range: KeyRange): Promise<{ rows: number; digest: string }>;
@@ -69,7 +75,57 @@ export interface Engine {
   /** One digest per row in the range, to name the rows that differ. */
   rowDigests(database: string, table: TableInfo, range: KeyRange): Promise<RowDigest[]>;
 
+  /** Creates the outbox (the dual-write journal) and the applied-cursor table if missing. */
+  ensureOutbox(database: string): Promise<void>;
+
+  /** Highest outbox seq, 0 when empty. */
+  outboxHead(database: string): Promise<number>;
+
+  /** Outbox entries after `afterSeq`, oldest first. */
+  readOutbox(database: string, afterSeq: number, limit: number): Promise<OutboxEntry[]>;
+
+  /**
+   * Applies entries read from another side's outbox, insert-or-ignore, and advances the cursor kept
+   * for `origin` in the same transaction: a crash never applies twice or skips.
+   */
+  applyOutbox(database: string, origin: string, entries: OutboxEntry[]): Promise<number>;
+
+  /** The cursor `applyOutbox` keeps for `origin`; 0 before the first apply. */
+  appliedCursor(database: string, origin: string): Promise<number>;
+
+  /** Highest key of the tracking table, to bound a comparison of a table that keeps growing. */
+  trackingHead(database: string, table: TableInfo): Promise<KeyValue[] | null>;
+
+  /** The tracking write path for the ingestion gateway. */
+  openEventWriter(database: string): EventWriter;
+
   close(): Promise<void>;
+}
+
+/** One tracking event as the gateway stores it (the demo schema's `tracking_events` row). */
+export interface TrackingEvent {
+  event_id: string;
+  ad_id: number | null;
+  kind: string;
+  occurred_at: string;
+  user_agent: string | null;
+  payload: string | null;
+}
+
+/** An outbox entry: the full tracking row as written on the primary, seq included. */
+export interface OutboxEntry {
+  seq: number;
+  eventId: string;
+  row: Record<string, unknown>;
+}
+
+export interface EventWriter {
+  /**
+   * Writes events (insert-or-ignore by event_id) and, with `outbox`, their outbox rows in the same
+   * transaction. Returns how many were new.
+   */
+  write(events: TrackingEvent[], outbox: boolean): number;
+  close(): void;
 }
 
 /** Errors whose class name tells Temporal not to retry: the same call would fail the same way. */

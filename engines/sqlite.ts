@@ -13,7 +13,10 @@ import {
   type Artifact,
   type ChunkDigest,
   type Engine,
+  type EventWriter,
   type KeyRange,
+  type OutboxEntry,
+  type TrackingEvent,
   type KeyValue,
   type Progress,
   type RowDigest,
@@ -32,7 +35,11 @@ interface Marker {
 export class SqliteEngine implements Engine {
   readonly kind = 'sqlite';
 
-  constructor(private readonly directory: string) {}
+  constructor(
+    private readonly directory: string,
+    /** The table that tracking ingestion appends to and the dual-write replicates. */
+    readonly trackingTable = 'tracking_events',
+  ) {}
 
   fileOf(database: string): string {
     return join(this.directory, `${checkDatabaseName(database)}.db`);
@@ -135,7 +142,7 @@ export class SqliteEngine implements Engine {
     const db = this.openReadOnly(database);
     try {
       const tables = db
-        .prepare("SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        .prepare("SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'airlift_%' ORDER BY name")
         .all() as { name: string; sql: string }[];
       return tables.map(({ name }) => {
         const cols = db.prepare(`SELECT name, pk FROM pragma_table_info(?) ORDER BY cid`).all(name) as { name: string; pk: bigint }[];
@@ -176,15 +183,15 @@ export class SqliteEngine implements Engine {
     }
   }
 
-  async chunkDigests(database: string, table: TableInfo, chunkRows: number): Promise<ChunkDigest[]> {
+  async chunkDigests(database: string, table: TableInfo, chunkRows: number, within: KeyRange = { lower: null, upper: null }): Promise<ChunkDigest[]> {
     const db = this.openReadOnly(database);
     try {
       const chunks: ChunkDigest[] = [];
       let hash = createHash('sha256');
       let rows = 0;
-      let lower: KeyValue[] | null = null;
+      let lower: KeyValue[] | null = within.lower;
       let last: KeyValue[] | null = null;
-      for (const row of this.rows(db, table, null)) {
+      for (const row of this.rows(db, table, within)) {
         if (rows === chunkRows) {
           chunks.push({ lower, upper: last, rows, digest: hash.digest('hex') });
           lower = last;
@@ -196,7 +203,7 @@ export class SqliteEngine implements Engine {
         rows++;
         last = row.key;
       }
-      chunks.push({ lower, upper: null, rows, digest: hash.digest('hex') });
+      chunks.push({ lower, upper: within.upper, rows, digest: hash.digest('hex') });
       return chunks;
     } finally {
       db.close();
@@ -231,5 +238,115 @@ export class SqliteEngine implements Engine {
     }
   }
 
+  private openWritable(database: string): Database.Database {
+    const file = this.fileOf(database);
+    if (!existsSync(file)) throw new SourceUnavailableError(`database ${database} not found: ${file} does not exist`);
+    const db = new Database(file, { fileMustExist: true });
+    db.pragma('busy_timeout = 10000');
+    return db;
+  }
+
+  async ensureOutbox(database: string): Promise<void> {
+    const db = this.openWritable(database);
+    try {
+      db.exec(OUTBOX_SCHEMA);
+    } finally {
+      db.close();
+    }
+  }
+
+  async outboxHead(database: string): Promise<number> {
+    const db = this.openWritable(database);
+    try {
+      db.exec(OUTBOX_SCHEMA);
+      return (db.prepare('SELECT coalesce(max(seq), 0) AS head FROM airlift_outbox').get() as { head: number }).head;
+    } finally {
+      db.close();
+    }
+  }
+
+  async readOutbox(database: string, afterSeq: number, limit: number): Promise<OutboxEntry[]> {
+    const db = this.openReadOnly(database);
+    db.defaultSafeIntegers(false);
+    try {
+      const rows = db.prepare('SELECT seq, event_id, row FROM airlift_outbox WHERE seq > ? ORDER BY seq LIMIT ?').all(afterSeq, limit) as { seq: number; event_id: string; row: string }[];
+      return rows.map((r) => ({ seq: r.seq, eventId: r.event_id, row: JSON.parse(r.row) as Record<string, unknown> }));
+    } finally {
+      db.close();
+    }
+  }
+
+  async applyOutbox(database: string, origin: string, entries: OutboxEntry[]): Promise<number> {
+    if (!entries.length) return 0;
+    const db = this.openWritable(database);
+    try {
+      db.exec(OUTBOX_SCHEMA);
+      const columns = (db.prepare('SELECT name FROM pragma_table_info(?)').all(this.trackingTable) as { name: string }[]).map((c) => c.name);
+      const insert = db.prepare(`INSERT OR IGNORE INTO ${q(this.trackingTable)} (${columns.map(q).join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`);
+      const advance = db.prepare(
+        'INSERT INTO airlift_applied (origin, cursor) VALUES (?, ?) ON CONFLICT (origin) DO UPDATE SET cursor = max(cursor, excluded.cursor)',
+      );
+      let applied = 0;
+      db.transaction(() => {
+        for (const entry of entries) applied += insert.run(...columns.map((c) => (entry.row[c] ?? null) as KeyValue)).changes;
+        advance.run(origin, entries[entries.length - 1].seq);
+      }).immediate();
+      return applied;
+    } finally {
+      db.close();
+    }
+  }
+
+  async appliedCursor(database: string, origin: string): Promise<number> {
+    const db = this.openWritable(database);
+    try {
+      db.exec(OUTBOX_SCHEMA);
+      const row = db.prepare('SELECT cursor FROM airlift_applied WHERE origin = ?').get(origin) as { cursor: number } | undefined;
+      return row?.cursor ?? 0;
+    } finally {
+      db.close();
+    }
+  }
+
+  async trackingHead(database: string, table: TableInfo): Promise<KeyValue[] | null> {
+    const db = this.openReadOnly(database);
+    try {
+      const keys = table.key.map((k) => (table.keyKind === 'rowid' ? '_rowid_' : q(k)));
+      const row = db.prepare(`SELECT ${keys.join(', ')} FROM ${q(table.name)} ORDER BY ${keys.map((k) => `${k} DESC`).join(', ')} LIMIT 1`).raw(true).get() as KeyValue[] | undefined;
+      return row ?? null;
+    } finally {
+      db.close();
+    }
+  }
+
+  openEventWriter(database: string): EventWriter {
+    const db = this.openWritable(database);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.exec(OUTBOX_SCHEMA);
+    const table = q(this.trackingTable);
+    const insert = db.prepare(
+      `INSERT OR IGNORE INTO ${table} (event_id, ad_id, kind, occurred_at, user_agent, payload) VALUES (@event_id, @ad_id, @kind, @occurred_at, @user_agent, @payload) RETURNING *`,
+    );
+    const journal = db.prepare('INSERT INTO airlift_outbox (event_id, row) VALUES (?, ?)');
+    const write = db.transaction((events: TrackingEvent[], outbox: boolean) => {
+      let fresh = 0;
+      for (const event of events) {
+        const row = insert.get(event) as Record<string, unknown> | undefined;
+        if (!row) continue;
+        fresh++;
+        if (outbox) journal.run(event.event_id, JSON.stringify(row));
+      }
+      return fresh;
+    });
+    return { write: (events, outbox) => write.immediate(events, outbox), close: () => db.close() };
+  }
+
   async close(): Promise<void> {}
 }
+
+/** airlift's own tables in a tenant database; never verified, never part of the tenant's schema. */
+const OUTBOX_SCHEMA = `
+CREATE TABLE IF NOT EXISTS airlift_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, row TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS airlift_applied (origin TEXT PRIMARY KEY, cursor INTEGER NOT NULL);
+`;

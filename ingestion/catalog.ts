@@ -11,6 +11,8 @@ export interface CatalogEntry {
   tenantId: string;
   primary: Side;
   writeMode: WriteMode;
+  /** Tracking writes also go to the primary's outbox (the dual-write journal). */
+  outbox: boolean;
   epoch: number;
   updatedAt: string;
 }
@@ -28,20 +30,21 @@ export class Catalog {
       primary_side TEXT NOT NULL CHECK (primary_side IN ('source', 'target')),
       write_mode TEXT NOT NULL CHECK (write_mode IN ('read_write', 'read_only')),
       epoch INTEGER NOT NULL,
-      updated_at TEXT NOT NULL)`);
+      updated_at TEXT NOT NULL,
+      outbox INTEGER NOT NULL DEFAULT 0)`);
   }
 
   get(tenantId: string): CatalogEntry | undefined {
     const row = this.db
-      .prepare('SELECT tenant_id, primary_side, write_mode, epoch, updated_at FROM tenants WHERE tenant_id = ?')
-      .get(tenantId) as { tenant_id: string; primary_side: Side; write_mode: WriteMode; epoch: number; updated_at: string } | undefined;
-    return row && { tenantId: row.tenant_id, primary: row.primary_side, writeMode: row.write_mode, epoch: row.epoch, updatedAt: row.updated_at };
+      .prepare('SELECT tenant_id, primary_side, write_mode, outbox, epoch, updated_at FROM tenants WHERE tenant_id = ?')
+      .get(tenantId) as { tenant_id: string; primary_side: Side; write_mode: WriteMode; outbox: number; epoch: number; updated_at: string } | undefined;
+    return row && { tenantId: row.tenant_id, primary: row.primary_side, writeMode: row.write_mode, outbox: row.outbox === 1, epoch: row.epoch, updatedAt: row.updated_at };
   }
 
   /** A tenant not yet known lives on its source. */
   ensure(tenantId: string): CatalogEntry {
     this.db
-      .prepare("INSERT OR IGNORE INTO tenants VALUES (?, 'source', 'read_write', 1, ?)")
+      .prepare("INSERT OR IGNORE INTO tenants (tenant_id, primary_side, write_mode, epoch, updated_at) VALUES (?, 'source', 'read_write', 1, ?)")
       .run(tenantId, new Date().toISOString());
     return this.get(tenantId)!;
   }
@@ -52,6 +55,17 @@ export class Catalog {
     this.db
       .prepare('UPDATE tenants SET primary_side = ?, epoch = epoch + 1, updated_at = ? WHERE tenant_id = ? AND primary_side <> ?')
       .run(primary, new Date().toISOString(), tenantId, primary);
+    return this.get(tenantId)!;
+  }
+
+  /** Changes the write mode and/or the outbox flag; the epoch moves only when something changed. */
+  setMode(tenantId: string, change: { writeMode?: WriteMode; outbox?: boolean }): CatalogEntry {
+    const now = this.ensure(tenantId);
+    const writeMode = change.writeMode ?? now.writeMode;
+    const outbox = change.outbox ?? now.outbox;
+    this.db
+      .prepare('UPDATE tenants SET write_mode = ?, outbox = ?, epoch = epoch + 1, updated_at = ? WHERE tenant_id = ? AND (write_mode <> ? OR outbox <> ?)')
+      .run(writeMode, outbox ? 1 : 0, new Date().toISOString(), tenantId, writeMode, outbox ? 1 : 0);
     return this.get(tenantId)!;
   }
 

@@ -1,7 +1,8 @@
 // The airlift worker: the tenant and wave workflows and every activity, over the adapters that the
 // fleet file names. Secrets are resolved here, from this worker's environment, and nowhere else.
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
-import type { LoadedFleet } from '../config/fleet';
+import { FleetConfigError, type LoadedFleet } from '../config/fleet';
+import { catalogRoutes, gatewayRoutes } from '../ingestion/routes';
 import { connectContainer } from '../azure/blob-store';
 import { Catalog } from '../ingestion/catalog';
 import { createActivities } from '../activities';
@@ -20,14 +21,22 @@ export interface AirliftWorkerOptions {
 export const workflowsPath = require.resolve('../workflows');
 
 export async function createAirliftWorker(options: AirliftWorkerOptions): Promise<{ worker: Worker; close: () => void }> {
-  const container = connectContainer(options.fleet.storage, options.env);
+  const env = options.env ?? process.env;
+  const container = connectContainer(options.fleet.storage, env);
   const catalog = new Catalog(options.fleet.catalog.path);
+  const ingestion = options.fleet.ingestion;
+  let routes = catalogRoutes(catalog);
+  if (ingestion) {
+    const token = env[ingestion.adminTokenEnv];
+    if (!token) throw new FleetConfigError(`ingestion.adminTokenEnv: environment variable ${ingestion.adminTokenEnv} is not set on this worker; export the gateways' admin token in it`);
+    routes = gatewayRoutes(ingestion.gateways, token);
+  }
   const worker = await Worker.create({
     connection: options.connection,
     namespace: options.namespace,
     taskQueue: options.taskQueue ?? TASK_QUEUE,
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath }),
-    activities: createActivities({ fleet: options.fleet, container, catalog }),
+    activities: createActivities({ fleet: options.fleet, container, catalog, routes }),
     // Progress and cancellation ride on heartbeats: send them often enough for a live view.
     maxHeartbeatThrottleInterval: '1 second',
   });

@@ -1,6 +1,6 @@
 // The one contract shared by workflows, workers and the CLI: task queue, ids, phases, search
 // attributes, and every signal, query and update. Nothing here may import Node built-ins.
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 
 export const TASK_QUEUE = 'airlift';
@@ -44,6 +44,9 @@ export interface MigrationPolicy {
   /** Hold the workflow before these phases until `resume` (an operator's breakpoint). */
   pauseBefore: Phase[];
   activityTimeoutMinutes: number;
+  cutoverPauseBudgetMs: number;
+  catchUpLagEvents: number;
+  rollbackWindowSeconds: number;
   /** Wave only: start a fresh run after this many tenants so the history stays small. */
   tenantsPerRun: number;
 }
@@ -76,6 +79,14 @@ export interface TenantStatus {
   phaseMs: Partial<Record<TenantPhase, number>>;
   lastError?: string;
   rollbackReason?: string;
+  /** Live ingestion: the outbox watermark when journaling began, and the cut-over pause. */
+  journalFrom?: number;
+  /** Events the forward dual-write was behind at its last look (catching up). */
+  lag?: number;
+  cutoverPauseMs?: number;
+  heldEvents?: number;
+  /** Set when a cut-over was tried and called off, and why; the tenant stayed on source. */
+  cutoverAborted?: string;
 }
 
 export interface TenantResult {
@@ -111,6 +122,8 @@ export interface WaveStatus {
 export const statusQuery = defineQuery<TenantStatus>('status');
 export const rollbackSignal = defineSignal<[string]>('rollback');
 export const pauseSignal = defineSignal('pause');
+export const completeSignal = defineSignal('complete');
+export const approveCutoverUpdate = defineUpdate<string, []>('approveCutover');
 export const resumeSignal = defineSignal('resume');
 
 // Wave workflow messages.

@@ -12,6 +12,8 @@ const NON_RETRYABLE = [
   'SourceUnavailableError',
   'InvalidIdentifierError',
   'ArtifactChecksumError',
+  'PauseBudgetExceededError',
+  'VerificationMismatchError',
 ];
 
 export function activityPresets(policy: MigrationPolicy) {
@@ -27,6 +29,18 @@ export function activityPresets(policy: MigrationPolicy) {
       heartbeatTimeout: '2 minutes',
       cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
       retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE },
+    }),
+    /** The dual-write: runs for the whole catch-up or rollback window; a dead worker is noticed fast. */
+    replication: proxyActivities<AirliftActivities>({
+      startToCloseTimeout: '30 days',
+      heartbeatTimeout: '10 seconds',
+      cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+      retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 1000, nonRetryableErrorTypes: NON_RETRYABLE },
+    }),
+    /** The fenced switch: quick, and never retried past its pause budget. */
+    cutover: proxyActivities<AirliftActivities>({
+      startToCloseTimeout: '2 minutes',
+      retry: { initialInterval: '200 milliseconds', maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE },
     }),
     /** Compensations: retried hard, since they put a tenant back where it was. */
     undo: proxyActivities<AirliftActivities>({

@@ -53,7 +53,7 @@ export function makeFleet(options: TestFleetOptions): { dir: string; fleet: Load
       targets: { cloud: { engine: 'sqlite', directory: './cloud' } },
       storage: { container: 'airlift-test', connectionStringEnv: options.storageEnv ?? 'AIRLIFT_TEST_STORAGE' },
       tenants,
-      policy: { verifyChunkRows: 100, blockSizeMiB: 0.0625, ...options.policy },
+      policy: { verifyChunkRows: 100, blockSizeMiB: 0.0625, rollbackWindowSeconds: 0, ...options.policy },
     },
     join(dir, 'fleet.yaml'),
   );

@@ -31,11 +31,11 @@ afterAll(async () => {
 
 const quiet = { write: () => true, isTTY: false } as unknown as NodeJS.WriteStream;
 
-/** Every row of every table, read independently of airlift's own digests. */
+/** Every row of every tenant table (not airlift's own journal tables), read independently of airlift's digests. */
 function dump(file: string): Record<string, unknown[]> {
   const db = new Database(file, { readonly: true });
   try {
-    const tables = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name").all() as { name: string }[];
+    const tables = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'airlift_%' AND name NOT LIKE 'sqlite_%' ORDER BY name").all() as { name: string }[];
     return Object.fromEntries(tables.map(({ name }) => [name, db.prepare(`SELECT * FROM "${name}" ORDER BY 1, 2, 3`).all()]));
   } finally {
     db.close();
@@ -103,7 +103,7 @@ test('a target row changed on purpose is caught, named, and the tenant stays on 
     });
     await waitFor('the hold before verifying', async () => {
       const s = await handle.query(statusQuery);
-      return s.paused && s.phase === 'restoring' ? s : undefined;
+      return s.paused && s.phase === 'catching_up' ? s : undefined;
     });
     const targetFile = join(fleet.targets.cloud.directory, `${tenant.database}.db`);
     const db = new Database(targetFile);

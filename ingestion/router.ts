@@ -1,0 +1,155 @@
+// The per-tenant router of one gateway node: which side is primary, whether the outbox is on, and
+// the fence that holds a tenant's new events while a cut-over drains and flips.
+import type { LoadedFleet, Tenant } from '../config/fleet';
+import { createEngine, type EventWriter, type TrackingEvent } from '../engines';
+import type { Catalog, CatalogEntry, Side, WriteMode } from './catalog';
+import type { GatewayMetrics } from './metrics';
+
+export class UnknownTenantError extends Error {
+  override name = 'UnknownTenantError';
+}
+export class HeldTooLongError extends Error {
+  override name = 'HeldTooLongError';
+}
+
+interface TenantState {
+  tenant: Tenant;
+  route: CatalogEntry;
+  fencedAt?: number;
+  heldSinceFence: number;
+  inflight: number;
+  /** Resolved when the fence lifts; created when it is raised. */
+  release?: { promise: Promise<void>; resolve: () => void };
+  drained: (() => void)[];
+  writers: Partial<Record<Side, EventWriter>>;
+}
+
+export interface WriteResult {
+  fresh: number;
+  duplicates: number;
+  heldMs: number;
+}
+
+export interface TenantView {
+  tenantId: string;
+  primary: Side;
+  writeMode: WriteMode;
+  outbox: boolean;
+  epoch: number;
+  fenced: boolean;
+}
+
+export class TenantRouter {
+  private readonly tenants = new Map<string, TenantState>();
+
+  constructor(
+    private readonly fleet: LoadedFleet,
+    private readonly catalog: Catalog,
+    private readonly metrics: GatewayMetrics,
+    /** How long a fenced tenant's events may wait before the client is told to retry. */
+    private readonly holdTimeoutMs = 10_000,
+  ) {}
+
+  private state(tenantId: string): TenantState {
+    let s = this.tenants.get(tenantId);
+    if (!s) {
+      const tenant = this.fleet.tenants.find((t) => t.id === tenantId);
+      if (!tenant) throw new UnknownTenantError(`unknown tenant "${tenantId}"`);
+      s = { tenant, route: this.catalog.ensure(tenantId), heldSinceFence: 0, inflight: 0, drained: [], writers: {} };
+      this.tenants.set(tenantId, s);
+    }
+    return s;
+  }
+
+  view(tenantId: string): TenantView {
+    const s = this.state(tenantId);
+    return { tenantId, primary: s.route.primary, writeMode: s.route.writeMode, outbox: s.route.outbox, epoch: s.route.epoch, fenced: s.fencedAt !== undefined };
+  }
+
+  private writer(s: TenantState, side: Side): EventWriter {
+    const existing = s.writers[side];
+    if (existing) return existing;
+    const endpoint = side === 'source' ? this.fleet.sources[s.tenant.source] : this.fleet.targets[s.tenant.target];
+    const created = createEngine(endpoint).openEventWriter(s.tenant.database);
+    s.writers[side] = created;
+    return created;
+  }
+
+  /** Writes to the tenant's primary, waiting (bounded) while the tenant is fenced. */
+  async write(tenantId: string, events: TrackingEvent[]): Promise<WriteResult> {
+    const s = this.state(tenantId);
+    const started = Date.now();
+    if (s.release) {
+      this.metrics.held += events.length;
+      s.heldSinceFence += events.length;
+      while (s.release) {
+        const waited = Date.now() - started;
+        if (waited >= this.holdTimeoutMs) throw new HeldTooLongError(`tenant ${tenantId} is being cut over; retry shortly`);
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([s.release.promise, new Promise((r) => (timer = setTimeout(r, this.holdTimeoutMs - waited)))]);
+        clearTimeout(timer);
+      }
+    }
+    s.inflight++;
+    try {
+      const fresh = this.writer(s, s.route.primary).write(events, s.route.outbox);
+      this.metrics.accepted += fresh;
+      this.metrics.duplicates += events.length - fresh;
+      return { fresh, duplicates: events.length - fresh, heldMs: Date.now() - started };
+    } finally {
+      s.inflight--;
+      if (s.inflight === 0) s.drained.splice(0).forEach((f) => f());
+    }
+  }
+
+  /** Raises the fence; answers once every write begun before it has finished. */
+  async fence(tenantId: string): Promise<{ fencedAt: number; epoch: number }> {
+    const s = this.state(tenantId);
+    if (!s.release) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      s.release = { promise, resolve };
+      s.fencedAt = Date.now();
+      s.heldSinceFence = 0;
+    }
+    if (s.inflight > 0) await new Promise<void>((r) => s.drained.push(r));
+    return { fencedAt: s.fencedAt!, epoch: s.route.epoch };
+  }
+
+  /** Lifts the fence; held events proceed to whichever side is primary now. */
+  unfence(tenantId: string): { pauseMs: number; held: number } {
+    const s = this.state(tenantId);
+    const pauseMs = s.fencedAt !== undefined ? Date.now() - s.fencedAt : 0;
+    const held = s.heldSinceFence;
+    const release = s.release;
+    s.release = undefined;
+    s.fencedAt = undefined;
+    release?.resolve();
+    return { pauseMs, held };
+  }
+
+  setMode(tenantId: string, change: { writeMode?: WriteMode; outbox?: boolean }): TenantView {
+    const s = this.state(tenantId);
+    s.route = this.catalog.setMode(tenantId, change);
+    return this.view(tenantId);
+  }
+
+  /** Flips the primary; the side that stops being primary gets no more writes from this node. */
+  setPrimary(tenantId: string, side: Side, outbox: boolean): TenantView {
+    const s = this.state(tenantId);
+    this.catalog.setPrimary(tenantId, side);
+    s.route = this.catalog.setMode(tenantId, { outbox });
+    const other: Side = side === 'source' ? 'target' : 'source';
+    s.writers[other]?.close();
+    delete s.writers[other];
+    return this.view(tenantId);
+  }
+
+  close(): void {
+    for (const s of this.tenants.values()) {
+      s.release?.resolve();
+      for (const w of Object.values(s.writers)) w?.close();
+    }
+    this.tenants.clear();
+  }
+}
