@@ -1,5 +1,5 @@
 // Phase 7 and the rollback window: the dual-write. It tails one side's outbox and applies each event
-// to the other side, insert-or-ignore, advancing a cursor kept in the destination in the same
+// to the other side (skipping what is already there), advancing a cursor kept in the destination in the same
 // transaction. The heartbeat carries cursor and lag, so a killed worker resumes where it was.
 import { Context } from '@temporalio/activity';
 import { type ActivityDeps, cancellation, checkpoint, sleepUnlessCancelled, tenantSides } from './context';

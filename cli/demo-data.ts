@@ -15,7 +15,7 @@ CREATE TABLE budgets (
   campaign_id INTEGER NOT NULL, day TEXT NOT NULL, spend_cents INTEGER NOT NULL,
   PRIMARY KEY (campaign_id, day)) WITHOUT ROWID;
 CREATE TABLE tracking_events (
-  seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, ad_id INTEGER NOT NULL, kind TEXT NOT NULL,
+  seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, ad_id INTEGER, kind TEXT NOT NULL,
   occurred_at TEXT NOT NULL, user_agent TEXT, payload TEXT);
 CREATE TABLE audit_log (at TEXT NOT NULL, actor TEXT, action TEXT NOT NULL, detail TEXT);
 `;

@@ -85,7 +85,7 @@ export interface Engine {
   readOutbox(database: string, afterSeq: number, limit: number): Promise<OutboxEntry[]>;
 
   /**
-   * Applies entries read from another side's outbox, insert-or-ignore, and advances the cursor kept
+   * Applies entries read from another side's outbox (an entry already there is skipped), and advances the cursor kept
    * for `origin` in the same transaction: a crash never applies twice or skips.
    */
   applyOutbox(database: string, origin: string, entries: OutboxEntry[]): Promise<number>;
@@ -121,7 +121,7 @@ export interface OutboxEntry {
 
 export interface EventWriter {
   /**
-   * Writes events (insert-or-ignore by event_id) and, with `outbox`, their outbox rows in the same
+   * Writes events (one already stored under its event_id is skipped) and, with `outbox`, their outbox rows in the same
    * transaction. Returns how many were new.
    */
   write(events: TrackingEvent[], outbox: boolean): number;

@@ -282,7 +282,8 @@ export class SqliteEngine implements Engine {
     try {
       db.exec(OUTBOX_SCHEMA);
       const columns = (db.prepare('SELECT name FROM pragma_table_info(?)').all(this.trackingTable) as { name: string }[]).map((c) => c.name);
-      const insert = db.prepare(`INSERT OR IGNORE INTO ${q(this.trackingTable)} (${columns.map(q).join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`);
+      // Only a uniqueness conflict (the event is already there) is skipped; any other constraint fails loudly.
+      const insert = db.prepare(`INSERT INTO ${q(this.trackingTable)} (${columns.map(q).join(', ')}) VALUES (${columns.map(() => '?').join(', ')}) ON CONFLICT DO NOTHING`);
       const advance = db.prepare(
         'INSERT INTO airlift_applied (origin, cursor) VALUES (?, ?) ON CONFLICT (origin) DO UPDATE SET cursor = max(cursor, excluded.cursor)',
       );
@@ -326,7 +327,9 @@ export class SqliteEngine implements Engine {
     db.exec(OUTBOX_SCHEMA);
     const table = q(this.trackingTable);
     const insert = db.prepare(
-      `INSERT OR IGNORE INTO ${table} (event_id, ad_id, kind, occurred_at, user_agent, payload) VALUES (@event_id, @ad_id, @kind, @occurred_at, @user_agent, @payload) RETURNING *`,
+      // ON CONFLICT, not OR IGNORE: OR IGNORE would also swallow a NOT NULL or CHECK failure, and an
+      // event acknowledged but not stored is an event lost.
+      `INSERT INTO ${table} (event_id, ad_id, kind, occurred_at, user_agent, payload) VALUES (@event_id, @ad_id, @kind, @occurred_at, @user_agent, @payload) ON CONFLICT DO NOTHING RETURNING *`,
     );
     const journal = db.prepare('INSERT INTO airlift_outbox (event_id, row) VALUES (?, ?)');
     const write = db.transaction((events: TrackingEvent[], outbox: boolean) => {

@@ -1,0 +1,154 @@
+// The tracking gateway over real HTTP and real SQLite files.
+import Database from 'better-sqlite3';
+import { join } from 'node:path';
+import { createGateway, listenGateway } from '../../ingestion/gateway';
+import { makeFleet } from '../helpers/stack';
+
+const TOKEN = 'test-admin-token-0123456789';
+let url: string;
+let stop: () => Promise<void>;
+let cleanup: () => void;
+let tenantId: string;
+let sourceFile: string;
+
+beforeAll(async () => {
+  const made = makeFleet({ tenants: 1, rows: 10 });
+  cleanup = made.cleanup;
+  tenantId = made.fleet.tenants[0].id;
+  sourceFile = join(made.fleet.sources.onprem.directory, `${made.fleet.tenants[0].database}.db`);
+  const served = await listenGateway(createGateway({ fleet: made.fleet, adminToken: TOKEN, holdTimeoutMs: 3000 }));
+  url = served.url;
+  stop = served.stop;
+});
+afterAll(async () => {
+  await stop?.();
+  cleanup?.();
+});
+
+function rows(): number {
+  const db = new Database(sourceFile, { readonly: true });
+  try {
+    return (db.prepare('SELECT count(*) AS n FROM tracking_events').get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
+}
+function outboxRows(): number {
+  const db = new Database(sourceFile, { readonly: true });
+  try {
+    return (db.prepare('SELECT count(*) AS n FROM airlift_outbox').get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
+}
+
+const post = (body: string, type = 'application/json', tenant = tenantId) =>
+  fetch(`${url}/t/${tenant}/events`, { method: 'POST', headers: { 'content-type': type }, body });
+const admin = (path: string, token: string | null = TOKEN, body?: object) =>
+  fetch(`${url}/admin/tenants/${tenantId}${path}`, {
+    method: body ? 'POST' : 'GET',
+    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), 'content-type': 'application/json' },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+
+test('one event, a batch, and a sendBeacon text/plain body are stored and acknowledged; a resent id is stored once', async () => {
+  const before = rows();
+  const one = await post(JSON.stringify({ event_id: 'e-1', kind: 'click', ad_id: 3 }));
+  expect(one.status).toBe(200);
+  expect(await one.json()).toMatchObject({ accepted: 1, new: 1, ids: ['e-1'] });
+  const batch = await post(JSON.stringify([{ kind: 'view' }, { kind: 'view', payload: { page: '/x' } }]), 'text/plain;charset=UTF-8');
+  const ids = ((await batch.json()) as { ids: string[] }).ids;
+  expect(ids).toHaveLength(2);
+  expect(ids[0]).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/); // UUIDv7
+  const again = await post(JSON.stringify({ event_id: 'e-1', kind: 'click', ad_id: 3 }));
+  expect(await again.json()).toMatchObject({ accepted: 1, new: 0, duplicates: 1 });
+  expect(rows()).toBe(before + 3);
+});
+
+test('the pixel answers a 1x1 GIF that no cache keeps, and stores the hit', async () => {
+  const before = rows();
+  const res = await fetch(`${url}/t/${tenantId}/pixel.gif?kind=view&ad_id=5&event_id=px-1&utm_source=mail`);
+  expect(res.status).toBe(200);
+  expect(res.headers.get('content-type')).toBe('image/gif');
+  expect(res.headers.get('cache-control')).toContain('no-store');
+  const gif = Buffer.from(await res.arrayBuffer());
+  expect(gif.subarray(0, 6).toString()).toBe('GIF89a');
+  expect(gif.readUInt16LE(6)).toBe(1);
+  expect(gif.readUInt16LE(8)).toBe(1);
+  expect(rows()).toBe(before + 1);
+  const db = new Database(sourceFile, { readonly: true });
+  const row = db.prepare("SELECT ad_id, kind, payload FROM tracking_events WHERE event_id = 'px-1'").get();
+  db.close();
+  expect(row).toEqual({ ad_id: 5, kind: 'view', payload: '{"utm_source":"mail"}' });
+});
+
+test.each([
+  ['malformed JSON', () => post('{"kind": '), 400, 'body: not valid JSON'],
+  ['missing kind', () => post('{"ad_id": 1}'), 400, 'event.kind: required'],
+  ['ad_id of the wrong type', () => post('{"kind":"click","ad_id":"seven"}'), 400, 'event.ad_id: must be a non-negative integer or null'],
+  ['unknown field', () => post('{"kind":"click","colour":"red"}'), 400, 'unknown field "colour"'],
+  ['bad timestamp', () => post('{"kind":"click","occurred_at":"yesterday"}'), 400, 'event.occurred_at: must be an ISO-8601 timestamp'],
+  ['bad event id', () => post('{"kind":"click","event_id":"a b"}'), 400, 'event.event_id: must be a string'],
+  ['empty batch', () => post('[]'), 400, 'body: an empty batch'],
+  ['oversized batch', () => post(JSON.stringify(Array.from({ length: 501 }, () => ({ kind: 'v' })))), 400, 'at most 500'],
+  ['oversized body', () => post(JSON.stringify([{ kind: 'view', payload: 'x'.repeat(70_000) }])), 413, 'larger than 65536 bytes'],
+  ['one bad event in a batch', () => post('[{"kind":"view"},{"kind":7}]'), 400, 'events[1].kind: required'],
+  ['form content type', () => post('kind=click', 'application/x-www-form-urlencoded'), 415, 'is not accepted'],
+  ['unknown tenant', () => post('{"kind":"click"}', 'application/json', 'nobody'), 404, 'unknown tenant "nobody"'],
+  ['pixel with a bad ad_id', () => fetch(`${url}/t/${tenantId}/pixel.gif?ad_id=x1`), 400, 'query.ad_id'],
+] as const)('%s gets its 4xx with a reason and writes nothing', async (_name, send, status, reason) => {
+  const before = rows();
+  const res = await send();
+  expect(res.status).toBe(status);
+  expect(((await res.json()) as { error: string }).error).toContain(reason);
+  expect(rows()).toBe(before);
+});
+
+test('the admin API refuses a missing or wrong token, and answers with the tenant state to the right one', async () => {
+  expect((await admin('', null)).status).toBe(401);
+  expect((await admin('', 'wrong-token-wrong-token-xx')).status).toBe(403);
+  expect((await admin('/fence', 'wrong-token-wrong-token-xx', {})).status).toBe(403);
+  const view = await admin('');
+  expect(view.status).toBe(200);
+  expect(await view.json()).toMatchObject({ tenantId, primary: 'source', fenced: false });
+});
+
+test('with the outbox on, each event is journaled in the same write; a fenced tenant holds events until unfenced', async () => {
+  expect((await admin('/mode', TOKEN, { outbox: true })).status).toBe(200);
+  const journaled = outboxRows();
+  await post(JSON.stringify({ kind: 'click' }));
+  expect(outboxRows()).toBe(journaled + 1);
+
+  const fence = await admin('/fence', TOKEN, {});
+  expect(await fence.json()).toHaveProperty('fencedAt');
+  const before = rows();
+  let answered = false;
+  const held = post(JSON.stringify({ kind: 'view', event_id: 'held-1' })).then((r) => {
+    answered = true;
+    return r;
+  });
+  await new Promise((r) => setTimeout(r, 300));
+  expect(answered).toBe(false);
+  expect(rows()).toBe(before);
+  const unfence = (await (await admin("/unfence", TOKEN, {})).json()) as { held: number; pauseMs: number };
+  expect(unfence.held).toBe(1);
+  expect(unfence.pauseMs).toBeGreaterThanOrEqual(300);
+  expect((await held).status).toBe(200);
+  expect(rows()).toBe(before + 1);
+
+  const metrics = await (await fetch(`${url}/metrics`)).text();
+  expect(metrics).toMatch(/airlift_events_held_total 1/);
+  expect(metrics).toMatch(/airlift_requests_rejected_total\{reason="bad_event"\} \d+/);
+  expect(metrics).toContain('airlift_write_seconds_bucket{le="+Inf"}');
+  await admin('/mode', TOKEN, { outbox: false });
+});
+
+test('a fence held past the hold limit answers 503 and the event is not written', async () => {
+  await admin('/fence', TOKEN, {});
+  const before = rows();
+  const res = await post(JSON.stringify({ kind: 'view', event_id: 'too-long' }));
+  expect(res.status).toBe(503);
+  expect(((await res.json()) as { error: string }).error).toContain('retry shortly');
+  await admin('/unfence', TOKEN, {});
+  expect(rows()).toBe(before);
+});
