@@ -13,6 +13,8 @@ export interface DualWriteCheckpoint {
   applied: number;
   /** The cursor this attempt started from: after a crash, where it picked up. */
   resumedFrom: number;
+  /** Which attempt wrote this checkpoint. */
+  attempt: number;
 }
 
 const BATCH = 500;
@@ -43,7 +45,7 @@ export function dualWriteActivities(deps: ActivityDeps) {
       const { database, from, to, origin } = directionSides(deps, tenantId, migrationId, direction);
       const saved = checkpoint<DualWriteCheckpoint>();
       let cursor = Math.max(fromSeq, saved?.cursor ?? 0, await to.appliedCursor(database, origin));
-      const state: DualWriteCheckpoint = { cursor, lag: 0, applied: saved?.applied ?? 0, resumedFrom: cursor };
+      const state: DualWriteCheckpoint = { cursor, lag: 0, applied: saved?.applied ?? 0, resumedFrom: cursor, attempt: Context.current().info.attempt };
       const signal = cancellation();
       while (!signal.aborted) {
         const head = await from.outboxHead(database);

@@ -2,7 +2,8 @@
 // and an in-memory Azurite, plus temporary tenant databases and a fleet that points at them.
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
-import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { stringify } from 'yaml';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startAzurite, type AzuriteHandle } from '../../azure/azurite';
@@ -40,23 +41,29 @@ export interface TestFleetOptions {
   rows?: number;
   policy?: Record<string, unknown>;
   storageEnv?: string;
+  /** Live ingestion through a gateway at this URL (its admin token in AIRLIFT_TEST_ADMIN_TOKEN). */
+  gatewayUrl?: string;
 }
+
+export const TEST_ADMIN_TOKEN_ENV = 'AIRLIFT_TEST_ADMIN_TOKEN';
+export const TEST_ADMIN_TOKEN = 'test-admin-token-for-the-gateway';
 
 /** Tenant databases in a fresh folder and the fleet that names them. */
 export function makeFleet(options: TestFleetOptions): { dir: string; fleet: LoadedFleet; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'airlift-test-'));
   const tenants = Array.from({ length: options.tenants }, (_, i) => ({ id: `t${i + 1}-${process.hrtime.bigint().toString(36)}`, database: `tenant_${i + 1}`, source: 'onprem', target: 'cloud' }));
   tenants.forEach((t, i) => createTenantDatabase(join(dir, 'source'), t.database, options.rows ?? 500, i + 1));
-  const fleet = parseFleet(
-    {
-      sources: { onprem: { engine: 'sqlite', directory: './source' } },
-      targets: { cloud: { engine: 'sqlite', directory: './cloud' } },
-      storage: { container: 'airlift-test', connectionStringEnv: options.storageEnv ?? 'AIRLIFT_TEST_STORAGE' },
-      tenants,
-      policy: { verifyChunkRows: 100, blockSizeMiB: 0.0625, rollbackWindowSeconds: 0, ...options.policy },
-    },
-    join(dir, 'fleet.yaml'),
-  );
+  const doc = {
+    sources: { onprem: { engine: 'sqlite', directory: './source' } },
+    targets: { cloud: { engine: 'sqlite', directory: './cloud' } },
+    storage: { container: 'airlift-test', connectionStringEnv: options.storageEnv ?? 'AIRLIFT_TEST_STORAGE' },
+    ...(options.gatewayUrl ? { ingestion: { gateways: [options.gatewayUrl], adminTokenEnv: TEST_ADMIN_TOKEN_ENV } } : {}),
+    tenants,
+    policy: { verifyChunkRows: 100, blockSizeMiB: 0.0625, rollbackWindowSeconds: 0, ...options.policy },
+  };
+  // Written out too, for a worker started as its own process.
+  writeFileSync(join(dir, 'fleet.yaml'), stringify(doc));
+  const fleet = parseFleet(doc, join(dir, 'fleet.yaml'));
   return { dir, fleet, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
@@ -68,7 +75,7 @@ export async function startWorker(stack: TestStack, fleet: LoadedFleet, taskQueu
     fleet,
     taskQueue,
     workflowBundle: { code: readFileSync(bundle, 'utf8') },
-    env: { ...process.env, [fleet.storage.connectionStringEnv!]: stack.azurite.connectionString },
+    env: workerEnv(stack, fleet),
   });
   const running = worker.run();
   return {
@@ -78,6 +85,11 @@ export async function startWorker(stack: TestStack, fleet: LoadedFleet, taskQueu
       close();
     },
   };
+}
+
+/** The environment a worker needs: the storage connection string and the gateway admin token. */
+export function workerEnv(stack: TestStack, fleet: LoadedFleet): NodeJS.ProcessEnv {
+  return { ...process.env, [fleet.storage.connectionStringEnv!]: stack.azurite.connectionString, [TEST_ADMIN_TOKEN_ENV]: TEST_ADMIN_TOKEN };
 }
 
 export { Worker };
