@@ -2,9 +2,11 @@
 // Never part of `npm test`.
 import { renderTable } from '../cli/observe';
 import { benchUpload } from './upload';
+import { benchIngest } from './ingest';
 
 const BENCHES: Record<string, () => Promise<Record<string, unknown>[]>> = {
   upload: () => benchUpload(),
+  ingest: () => benchIngest(),
 };
 
 async function main(): Promise<void> {
@@ -19,8 +21,8 @@ async function main(): Promise<void> {
     console.log(`\n== ${name}`);
     const rows = await BENCHES[name]();
     results[name] = rows;
-    const header = Object.keys(rows[0] ?? {});
-    console.log(renderTable(header, rows.map((r) => header.map((h) => String(r[h])))));
+    const header = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+    console.log(renderTable(header, rows.map((r) => header.map((h) => (r[h] === undefined ? '' : String(r[h]))))));
   }
   console.log(JSON.stringify({ node: process.version, when: new Date().toISOString(), results }));
 }

@@ -20,10 +20,22 @@ test('demo migrates every tenant and ends with a JSON summary line', () => {
   expect(run.stdout).toMatch(/tenant-2: completed/);
 });
 
+test('demo under live load, with one tenant rolled back after cut-over, loses no event and measures the pause', () => {
+  const run = airlift(['demo', '--tenants', '3', '--rows', '800', '--load', '300', '--rollback', 'tenant-2', '--json']);
+  expect(run.status).toBe(0);
+  const lines = run.stdout.trim().split('\n');
+  const summary = JSON.parse(lines[lines.length - 1]);
+  expect(summary).toMatchObject({ tenants: 3, migrated: 2, rolledBack: 1, failed: 0, mismatches: 0, eventsLost: 0 });
+  expect(summary.eventsAccepted).toBeGreaterThan(300);
+  expect(summary.cutoverPauseMsP50).toBeGreaterThanOrEqual(0);
+  expect(summary.cutoverPauseMsP99).toBeGreaterThanOrEqual(summary.cutoverPauseMsP50);
+  expect(run.stdout).toContain('rollback of tenant-2 requested during its rollback window');
+});
+
 test('--help lists the operator commands', () => {
   const run = airlift(['--help']);
   expect(run.status).toBe(0);
-  for (const cmd of ['demo', 'dev', 'worker', 'wave', 'status', 'rollback', 'pause', 'resume']) expect(run.stdout).toContain(`  ${cmd}`);
+  for (const cmd of ['demo', 'dev', 'worker', 'ingest', 'wave', 'status', 'approve', 'complete', 'rollback', 'pause', 'resume']) expect(run.stdout).toContain(`  ${cmd}`);
 });
 
 test('bad arguments and bad fleet files are refused with the field and the fix', () => {

@@ -1,0 +1,110 @@
+// Gateway write throughput and latency, side by side in one run: outbox off, outbox on, and during
+// repeated real cut-overs (fence, drain the outbox to the other side, flip, release).
+import { Agent, request } from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseFleet } from '../config/fleet';
+import { createTenantDatabase } from '../cli/demo-data';
+import { SqliteEngine } from '../engines/sqlite';
+import { applyOutboxRange } from '../activities/dual-write';
+import { createGateway, listenGateway } from '../ingestion/gateway';
+import { percentile } from '../cli/waves';
+
+const SECONDS = 4;
+const CONCURRENCY = 16;
+
+function post(agent: Agent, url: URL, body: string): Promise<number> {
+  const started = process.hrtime.bigint();
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json' } }, (res) => {
+      res.resume();
+      res.on('end', () => (res.statusCode === 200 ? resolve(Number(process.hrtime.bigint() - started) / 1e6) : reject(new Error(`status ${res.statusCode}`))));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+async function drive(url: URL, seconds: number): Promise<{ events: number; latencies: number[] }> {
+  const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+  const latencies: number[] = [];
+  const until = Date.now() + seconds * 1000;
+  let n = 0;
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async (_, lane) => {
+      while (Date.now() < until) latencies.push(await post(agent, url, JSON.stringify({ kind: 'view', ad_id: 1, event_id: `b-${lane}-${n++}` })));
+    }),
+  );
+  agent.destroy();
+  return { events: latencies.length, latencies };
+}
+
+export async function benchIngest(): Promise<Record<string, unknown>[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'airlift-bench-ingest-'));
+  try {
+    createTenantDatabase(join(dir, 'source'), 'bench', 1000);
+    const fleet = parseFleet(
+      {
+        sources: { s: { engine: 'sqlite', directory: './source' } },
+        targets: { t: { engine: 'sqlite', directory: './target' } },
+        storage: { container: 'unused', connectionStringEnv: 'UNUSED' },
+        tenants: [{ id: 'bench', database: 'bench', source: 's', target: 't' }],
+      },
+      join(dir, 'fleet.yaml'),
+    );
+    const source = new SqliteEngine(join(dir, 'source'));
+    const target = new SqliteEngine(join(dir, 'target'));
+    await source.ensureOutbox('bench');
+    await target.restore('bench', await source.snapshot('bench', join(dir, 'work', 'bench.sqlite')), 'bench');
+    const gateway = createGateway({ fleet, adminToken: 'bench-admin-token-0000' });
+    const served = await listenGateway(gateway);
+    const url = new URL('/t/bench/events', served.url);
+    const rows: Record<string, unknown>[] = [];
+    const row = (mode: string, r: { events: number; latencies: number[] }, extra: Record<string, unknown> = {}) =>
+      rows.push({
+        mode,
+        eventsPerSecond: Math.round(r.events / SECONDS),
+        p50Ms: +percentile(r.latencies, 50)!.toFixed(2),
+        p99Ms: +percentile(r.latencies, 99)!.toFixed(2),
+        maxMs: +Math.max(...r.latencies).toFixed(1),
+        ...extra,
+      });
+
+    gateway.router.setMode('bench', { outbox: false });
+    await drive(url, 1); // warm-up, not reported
+    row('outbox off', await drive(url, SECONDS));
+    gateway.router.setMode('bench', { outbox: true });
+    row('outbox on', await drive(url, SECONDS));
+
+    // Cut-overs back and forth while the load runs; each one drains what the other side lacks.
+    const pauses: number[] = [];
+    // As the dual-write would have, bring the target up to date before the first cut-over.
+    const caughtUp = await applyOutboxRange(source, target, 'bench', 'source', 0, await source.outboxHead('bench'));
+    const cursors = { source: caughtUp.cursor, target: await target.outboxHead('bench') };
+    let running = true;
+    const cycles = (async () => {
+      let on: 'source' | 'target' = 'source';
+      while (running) {
+        await new Promise((r) => setTimeout(r, 400));
+        const [from, to] = on === 'source' ? [source, target] : [target, source];
+        await gateway.router.fence('bench');
+        const head = await from.outboxHead('bench');
+        cursors[on] = (await applyOutboxRange(from, to, 'bench', on, cursors[on], head)).cursor;
+        const next: 'source' | 'target' = on === 'source' ? 'target' : 'source';
+        cursors[next] = Math.max(cursors[next], await to.outboxHead('bench'));
+        gateway.router.setPrimary('bench', next, true);
+        pauses.push(gateway.router.unfence('bench').pauseMs);
+        on = next;
+      }
+    })();
+    const during = await drive(url, SECONDS);
+    running = false;
+    await cycles;
+    row('during cut-overs', during, { cutovers: pauses.length, pauseP50Ms: percentile(pauses, 50), pauseP99Ms: percentile(pauses, 99) });
+    await served.stop();
+    return rows;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
