@@ -93,12 +93,14 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
       );
       run.status.cutoverPauseMs = switched.pauseMs;
       run.status.heldEvents = switched.held;
-      await short.setWriteMode(tenantId, 'read_write');
 
       const reverse = run.background(() => replication.dualWrite(tenantId, migrationId, 'reverse', switched.reverseFrom));
       await run.phase('rollback_window', () => run.rollbackWindow(policy.rollbackWindowSeconds));
       await reverse.stop();
 
+      // Only tracking events flow back during the window, so other writes stay paused until here:
+      // a rollback in the window can then lose nothing.
+      await short.setWriteMode(tenantId, 'read_write');
       await short.stopJournaling(tenantId);
       await short.cleanWorkDirectory(tenantId, migrationId);
     });
