@@ -37,6 +37,17 @@ export interface Artifact {
   sha256: string;
 }
 
+/** An artifact in blob storage, for engines that restore straight from a URL. */
+export interface BlobArtifact {
+  url: string;
+  containerUrl: string;
+  blobName: string;
+  sizeBytes: number;
+  sha256: string;
+  /** A read+list SAS for the container, made when asked and never stored or logged. */
+  sas(): Promise<string>;
+}
+
 export type Progress = (fraction: number) => void;
 
 export interface Engine {
@@ -52,11 +63,14 @@ export interface Engine {
   /** A transactionally consistent copy of the live database in `destFile`, safe while writes continue. */
   snapshot(database: string, destFile: string, onProgress?: Progress): Promise<Artifact>;
 
+  /** `file`: restore wants the artifact downloaded first; `blob`: it reads the blob itself. */
+  readonly restoresFrom: 'file' | 'blob';
+
   /**
    * Creates `database` from an artifact after checking its sha256 and integrity, and marks it as made
    * by `migrationId`. Refuses to overwrite a database that another migration (or nobody) made.
    */
-  restore(database: string, artifact: Artifact, migrationId: string, onProgress?: Progress): Promise<void>;
+  restore(database: string, artifact: Artifact | BlobArtifact, migrationId: string, onProgress?: Progress): Promise<void>;
 
   /** Drops `database` only if `migrationId` created it; returns whether anything was dropped. */
   dropRestored(database: string, migrationId: string): Promise<boolean>;

@@ -11,6 +11,7 @@ import {
   SourceUnavailableError,
   TargetExistsError,
   type Artifact,
+  type BlobArtifact,
   type ChunkDigest,
   type Engine,
   type EventWriter,
@@ -34,6 +35,7 @@ interface Marker {
 
 export class SqliteEngine implements Engine {
   readonly kind = 'sqlite';
+  readonly restoresFrom = 'file' as const;
 
   constructor(
     private readonly directory: string,
@@ -98,7 +100,8 @@ export class SqliteEngine implements Engine {
     return { file: destFile, sizeBytes: size, sha256: await sha256File(destFile) };
   }
 
-  async restore(database: string, artifact: Artifact, migrationId: string, onProgress?: Progress): Promise<void> {
+  async restore(database: string, artifact: Artifact | BlobArtifact, migrationId: string, onProgress?: Progress): Promise<void> {
+    if (!('file' in artifact)) throw new Error('the SQLite engine restores from a downloaded file');
     const file = this.fileOf(database);
     const existing = await this.marker(database);
     if (existsSync(file) && existing?.migrationId !== migrationId)

@@ -1,0 +1,230 @@
+// Every T-SQL statement airlift sends to SQL Server, built in one place: identifiers validated and
+// bracket-quoted, every value a parameter. `plan` prints these same statements.
+import { checkDatabaseName, quoteBracketed as b } from './identifiers';
+
+/** A statement and its parameters (name -> value); secrets among them are marked for redaction. */
+export interface Statement {
+  sql: string;
+  params: Record<string, string | number | null>;
+  secretParams?: string[];
+}
+
+export interface MssqlColumn {
+  name: string;
+  type: string;
+}
+
+export interface MssqlTable {
+  schema: string;
+  name: string;
+  columns: MssqlColumn[];
+  key: string[];
+}
+
+const qualified = (t: { schema: string; name: string }) => `${b(t.schema)}.${b(t.name)}`;
+
+/** BACKUP … COPY_ONLY, CHECKSUM to one or more stripe files; paths are parameters. */
+export function backupStatement(database: string, files: string[], options: { compression: boolean; stats?: number }): Statement {
+  if (!files.length) throw new Error('backup needs at least one file');
+  const params: Statement['params'] = {};
+  const disks = files.map((file, i) => {
+    params[`disk${i}`] = file;
+    return `DISK = @disk${i}`;
+  });
+  const withs = ['COPY_ONLY', 'CHECKSUM', 'FORMAT', 'INIT', `STATS = ${options.stats ?? 5}`, ...(options.compression ? ['COMPRESSION'] : [])];
+  return { sql: `BACKUP DATABASE ${b(checkDatabaseName(database))} TO ${disks.join(', ')} WITH ${withs.join(', ')};`, params };
+}
+
+/** Whether this edition can compress backups (Express cannot). */
+export const compressionSupportedQuery: Statement = {
+  sql: "SELECT CAST(CASE WHEN SERVERPROPERTY('EngineEdition') IN (2, 3, 5, 8) THEN 1 ELSE 0 END AS bit) AS supported;",
+  params: {},
+};
+
+/** Progress of a running BACKUP or RESTORE of one database, for the heartbeat. */
+export function progressQuery(database: string): Statement {
+  return {
+    sql: "SELECT TOP (1) r.percent_complete FROM sys.dm_exec_requests AS r WHERE r.command IN (N'BACKUP DATABASE', N'RESTORE DATABASE') AND (DB_NAME(r.database_id) = @database OR r.command = N'RESTORE DATABASE') ORDER BY r.start_time;",
+    params: { database: checkDatabaseName(database) },
+  };
+}
+
+export function databaseExistsQuery(database: string): Statement {
+  return {
+    sql: 'SELECT DB_ID(@database) AS id, (SELECT SUM(CAST(size AS bigint)) * 8192 FROM sys.master_files WHERE database_id = DB_ID(@database)) AS size_bytes;',
+    params: { database: checkDatabaseName(database) },
+  };
+}
+
+/** Tables, columns and primary keys of the database from the catalog views (run in that database). */
+export const listTablesQuery: Statement = {
+  sql: [
+    'SELECT s.name AS schema_name, t.name AS table_name, c.name AS column_name, ty.name AS type_name, c.column_id,',
+    '       ic.key_ordinal',
+    'FROM sys.tables AS t',
+    'JOIN sys.schemas AS s ON s.schema_id = t.schema_id',
+    'JOIN sys.columns AS c ON c.object_id = t.object_id',
+    'JOIN sys.types AS ty ON ty.user_type_id = c.user_type_id',
+    'LEFT JOIN sys.indexes AS i ON i.object_id = t.object_id AND i.is_primary_key = 1',
+    'LEFT JOIN sys.index_columns AS ic ON ic.object_id = i.object_id AND ic.index_id = i.index_id AND ic.column_id = c.column_id',
+    "WHERE t.is_ms_shipped = 0 AND t.name NOT LIKE N'airlift[_]%'",
+    'ORDER BY s.name, t.name, c.column_id;',
+  ].join('\n'),
+  params: {},
+};
+
+/** One column rendered as text that differs whenever the value or its kind differs. */
+function encodedColumn(c: MssqlColumn): string {
+  const col = b(c.name);
+  const type = c.type.toLowerCase();
+  const text =
+    ['binary', 'varbinary', 'image', 'timestamp', 'rowversion'].includes(type) ? `CONVERT(nvarchar(max), CAST(${col} AS varbinary(max)), 1)`
+      : ['float', 'real'].includes(type) ? `CONVERT(nvarchar(max), ${col}, 3)`
+        : ['datetime', 'datetime2', 'smalldatetime', 'date', 'time', 'datetimeoffset'].includes(type) ? `CONVERT(nvarchar(max), ${col}, 126)`
+          : ['xml', 'sql_variant', 'hierarchyid', 'geography', 'geometry'].includes(type) ? `CAST(CAST(${col} AS nvarchar(max)) AS nvarchar(max))`
+            : `CAST(${col} AS nvarchar(max))`;
+  return `CASE WHEN ${col} IS NULL THEN N'N' ELSE N'v' + ${text} END`;
+}
+
+/**
+ * Rows of a key range, key-ordered, each with a SHA2-256 of its columns computed by the server. The
+ * lexicographic range on a composite key is spelled out, since T-SQL has no row-value comparison.
+ */
+export function rowHashQuery(table: MssqlTable, range: { lower: boolean; upper: boolean }): Statement {
+  const keys = table.key.map(b);
+  const after = (prefix: string, op: '>' | '<=') =>
+    table.key
+      .map((_, i) => {
+        const equal = table.key.slice(0, i).map((k, j) => `${b(k)} = @${prefix}${j}`);
+        const last = i === table.key.length - 1 ? op : op === '>' ? '>' : '<';
+        return `(${[...equal, `${b(table.key[i])} ${last} @${prefix}${i}`].join(' AND ')})`;
+      })
+      .join(' OR ');
+  const where = [range.lower ? `(${after('lo', '>')})` : '', range.upper ? `(${after('hi', '<=')})` : ''].filter(Boolean);
+  // CONCAT wants two arguments at least on older servers; the leading N'' keeps one-column tables valid.
+  const hash = `HASHBYTES('SHA2_256', CONCAT(N'', ${table.columns.map(encodedColumn).join(', NCHAR(31), ')}))`;
+  return {
+    sql: `SELECT ${keys.join(', ')}, ${hash} AS row_hash FROM ${qualified(table)}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY ${keys.join(', ')};`,
+    params: {},
+  };
+}
+
+/** The highest key of a table (the tracking table's head). */
+export function headKeyQuery(table: MssqlTable): Statement {
+  const keys = table.key.map(b);
+  return { sql: `SELECT TOP (1) ${keys.join(', ')} FROM ${qualified(table)} ORDER BY ${keys.map((k) => `${k} DESC`).join(', ')};`, params: {} };
+}
+
+/** The outbox and the applied-cursor table, created if missing. */
+export const outboxSchema: Statement = {
+  sql: [
+    "IF OBJECT_ID(N'dbo.airlift_outbox', N'U') IS NULL",
+    '  CREATE TABLE dbo.airlift_outbox (seq bigint IDENTITY(1, 1) NOT NULL PRIMARY KEY, event_id nvarchar(64) NOT NULL, row_json nvarchar(max) NOT NULL);',
+    "IF OBJECT_ID(N'dbo.airlift_applied', N'U') IS NULL",
+    '  CREATE TABLE dbo.airlift_applied (origin nvarchar(16) NOT NULL PRIMARY KEY, cursor_seq bigint NOT NULL);',
+  ].join('\n'),
+  params: {},
+};
+
+export const outboxHeadQuery: Statement = { sql: 'SELECT ISNULL(MAX(seq), 0) AS head FROM dbo.airlift_outbox;', params: {} };
+
+export const readOutboxQuery: Statement = {
+  sql: 'SELECT TOP (@limit) seq, event_id, row_json FROM dbo.airlift_outbox WHERE seq > @after ORDER BY seq;',
+  params: {},
+};
+
+export const appliedCursorQuery: Statement = { sql: 'SELECT cursor_seq FROM dbo.airlift_applied WHERE origin = @origin;', params: {} };
+
+/** Insert one replicated row unless its key or event id is already there. */
+export function applyEventStatement(trackingTable: { schema: string; name: string }, columns: string[]): Statement {
+  const cols = columns.map(b);
+  const idCol = columns.includes('seq') ? 'seq' : columns[0];
+  const identity = columns.includes('seq');
+  const insert = `INSERT INTO ${qualified(trackingTable)} (${cols.join(', ')}) SELECT ${columns.map((_, i) => `@c${i}`).join(', ')} WHERE NOT EXISTS (SELECT 1 FROM ${qualified(trackingTable)} WHERE ${b(idCol)} = @c${columns.indexOf(idCol)} OR [event_id] = @eventId);`;
+  return {
+    sql: identity ? `SET IDENTITY_INSERT ${qualified(trackingTable)} ON;\n${insert}\nSET IDENTITY_INSERT ${qualified(trackingTable)} OFF;` : insert,
+    params: {},
+  };
+}
+
+export const advanceCursorStatement: Statement = {
+  sql: [
+    'UPDATE dbo.airlift_applied SET cursor_seq = CASE WHEN cursor_seq > @cursor THEN cursor_seq ELSE @cursor END WHERE origin = @origin;',
+    'IF @@ROWCOUNT = 0 INSERT INTO dbo.airlift_applied (origin, cursor_seq) VALUES (@origin, @cursor);',
+  ].join('\n'),
+  params: {},
+};
+
+/** The gateway's write: the event and, with the outbox on, its journal row, in one transaction. */
+export function insertEventStatement(trackingTable: { schema: string; name: string }, outbox: boolean): Statement {
+  const t = qualified(trackingTable);
+  return {
+    sql: [
+      'SET XACT_ABORT ON; BEGIN TRANSACTION;',
+      'DECLARE @row TABLE (seq bigint, row_json nvarchar(max));',
+      `IF NOT EXISTS (SELECT 1 FROM ${t} WITH (UPDLOCK, HOLDLOCK) WHERE [event_id] = @event_id)`,
+      `  INSERT INTO ${t} ([event_id], [ad_id], [kind], [occurred_at], [user_agent], [payload])`,
+      '  OUTPUT inserted.seq, (SELECT inserted.* FOR JSON PATH, WITHOUT_ARRAY_WRAPPER, INCLUDE_NULL_VALUES) INTO @row',
+      '  VALUES (@event_id, @ad_id, @kind, @occurred_at, @user_agent, @payload);',
+      ...(outbox ? ['INSERT INTO dbo.airlift_outbox (event_id, row_json) SELECT @event_id, row_json FROM @row;'] : []),
+      'SELECT COUNT(*) AS fresh FROM @row;',
+      'COMMIT TRANSACTION;',
+    ].join('\n'),
+    params: {},
+  };
+}
+
+/** SQL Server target: a credential for the container, holding the SAS, never in the text itself. */
+export function createCredentialStatement(containerUrl: string): Statement {
+  return {
+    sql: [
+      'DECLARE @sql nvarchar(max) = CASE WHEN EXISTS (SELECT 1 FROM sys.credentials WHERE name = @url) THEN N\'ALTER\' ELSE N\'CREATE\' END',
+      "  + N' CREDENTIAL ' + QUOTENAME(@url) + N' WITH IDENTITY = N''SHARED ACCESS SIGNATURE'', SECRET = N''' + REPLACE(@sas, N'''', N'''''') + N''';';",
+      'EXEC sys.sp_executesql @sql;',
+    ].join('\n'),
+    params: { url: containerUrl, sas: null },
+    secretParams: ['sas'],
+  };
+}
+
+export function fileListStatement(): Statement {
+  return { sql: 'RESTORE FILELISTONLY FROM URL = @url;', params: {} };
+}
+
+export const defaultPathsQuery: Statement = {
+  sql: "SELECT CAST(SERVERPROPERTY('InstanceDefaultDataPath') AS nvarchar(4000)) AS data_path, CAST(SERVERPROPERTY('InstanceDefaultLogPath') AS nvarchar(4000)) AS log_path;",
+  params: {},
+};
+
+/** RESTORE … FROM URL with each file moved to the target's default folders. */
+export function restoreFromUrlStatement(database: string, files: { logicalName: string; type: 'D' | 'L' | string }[]): Statement {
+  const params: Statement['params'] = {};
+  const moves = files.map((f, i) => {
+    params[`logical${i}`] = f.logicalName;
+    params[`physical${i}`] = null; // filled with the default data/log path at run time
+    return `MOVE @logical${i} TO @physical${i}`;
+  });
+  const withs = [...moves, 'CHECKSUM', 'STATS = 5'];
+  return { sql: `RESTORE DATABASE ${b(checkDatabaseName(database))} FROM URL = @url WITH ${withs.join(', ')};`, params };
+}
+
+/** Marks a database as created by one migration; only that migration may drop it. */
+export function markCreatedStatement(database: string): Statement {
+  return { sql: `EXEC ${b(checkDatabaseName(database))}.sys.sp_addextendedproperty @name = N'airlift_migration', @value = @migration;`, params: {} };
+}
+
+export function createdByQuery(database: string): Statement {
+  return { sql: `SELECT CAST(value AS nvarchar(64)) AS migration FROM ${b(checkDatabaseName(database))}.sys.extended_properties WHERE class = 0 AND name = N'airlift_migration';`, params: {} };
+}
+
+export function dropDatabaseStatement(database: string): Statement {
+  const db = b(checkDatabaseName(database));
+  return { sql: `ALTER DATABASE ${db} SET SINGLE_USER WITH ROLLBACK IMMEDIATE;\nDROP DATABASE ${db};`, params: {} };
+}
+
+/** A statement as a person reads it in `plan`: the text, then each parameter, secrets redacted. */
+export function renderStatement(s: Statement, values: Record<string, string | number | null> = {}): string {
+  const all = { ...s.params, ...values };
+  const lines = Object.entries(all).map(([k, v]) => `--   @${k} = ${s.secretParams?.includes(k) ? '[redacted]' : v === null ? '(set at run time)' : JSON.stringify(v)}`);
+  return lines.length ? `${s.sql}\n${lines.join('\n')}` : s.sql;
+}
