@@ -14,6 +14,20 @@ export interface ActivityDeps {
   catalog: Catalog;
   /** Fences, modes and primary flips: through the gateways, or the catalog alone. */
   routes: RouteControl;
+  /** Where passwords are read from (the worker's environment). */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** One engine per endpoint per worker, so SQL Server connection pools are shared and reused. */
+const engineCache = new WeakMap<ActivityDeps, Map<string, Engine>>();
+
+function engineFor(deps: ActivityDeps, side: 'sources' | 'targets', name: string): Engine {
+  let cache = engineCache.get(deps);
+  if (!cache) engineCache.set(deps, (cache = new Map()));
+  const key = `${side}/${name}`;
+  let engine = cache.get(key);
+  if (!engine) cache.set(key, (engine = createEngine(deps.fleet[side][name], deps.env)));
+  return engine;
 }
 
 export interface TenantSides {
@@ -28,8 +42,8 @@ export function tenantSides(deps: ActivityDeps, tenantId: string, migrationId: s
   const tenant = findTenant(deps.fleet, tenantId);
   return {
     tenant,
-    source: createEngine(deps.fleet.sources[tenant.source]),
-    target: createEngine(deps.fleet.targets[tenant.target]),
+    source: engineFor(deps, 'sources', tenant.source),
+    target: engineFor(deps, 'targets', tenant.target),
     workDir: join(deps.fleet.workDirectory, tenantId, migrationId),
   };
 }

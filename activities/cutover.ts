@@ -5,6 +5,7 @@ import { type ActivityDeps, tenantSides } from './context';
 import { applyOutboxRange, directionSides } from './dual-write';
 import type { Side, WriteMode } from '../ingestion/catalog';
 import { compareTable } from '../engines/table-verifier';
+import { managedInstance } from './managed-instance';
 
 export class PauseBudgetExceededError extends Error {
   override name = 'PauseBudgetExceededError';
@@ -98,6 +99,8 @@ export function cutoverActivities(deps: ActivityDeps) {
     /** Drops the target database only if this migration created it. */
     async dropTarget(tenantId: string, migrationId: string): Promise<boolean> {
       const { tenant, target } = tenantSides(deps, tenantId, migrationId);
+      const endpoint = deps.fleet.targets[tenant.target];
+      if (endpoint.engine === 'azure-sql-mi') return managedInstance(endpoint).dropIfCreatedBy(tenant.database, migrationId);
       return target.dropRestored(tenant.database, migrationId);
     },
 

@@ -5,6 +5,8 @@ import type { Artifact } from '../engines';
 import { artifactBlobName } from '../azure/blob-store';
 import { uploadResumable } from '../azure/block-upload';
 import { downloadVerified } from '../azure/block-download';
+import { containerReadSas } from '../azure/sas';
+import { managedInstance } from './managed-instance';
 import { type ActivityDeps, cancellation, tenantSides, throttledHeartbeat } from './context';
 
 export interface TransferProgress {
@@ -26,6 +28,8 @@ export interface TransferTuning {
   blockSizeMiB: number;
   uploadConcurrency: number;
   maxUploadMiBps?: number;
+  /** A SAS handed to a restoring server lives this long and no longer. */
+  activityTimeoutMinutes: number;
 }
 
 export function transferActivities(deps: ActivityDeps) {
@@ -39,7 +43,8 @@ export function transferActivities(deps: ActivityDeps) {
     async snapshotSource(tenantId: string, migrationId: string): Promise<Artifact> {
       const { tenant, source, workDir } = tenantSides(deps, tenantId, migrationId);
       const heartbeat = throttledHeartbeat(500);
-      return source.snapshot(tenant.database, join(workDir, `${tenant.database}.${source.kind}`), (fraction) => heartbeat({ fraction }));
+      const file = source.kind === 'sqlite' ? `${tenant.database}.sqlite` : `${tenant.database}-${migrationId}.bak`;
+      return source.snapshot(tenant.database, join(workDir, file), (fraction) => heartbeat({ fraction }));
     },
 
     async copyArtifact(tenantId: string, migrationId: string, artifact: Artifact, tuning: TransferTuning): Promise<CopyResult> {
@@ -57,6 +62,29 @@ export function transferActivities(deps: ActivityDeps) {
     async restoreTarget(tenantId: string, migrationId: string, blobName: string, tuning: TransferTuning): Promise<void> {
       const { tenant, target, workDir } = tenantSides(deps, tenantId, migrationId);
       const heartbeat = throttledHeartbeat(500);
+      const endpoint = deps.fleet.targets[tenant.target];
+      const blob = deps.container.getBlobClient(blobName);
+      const sas = () => containerReadSas(deps.container, tuning.activityTimeoutMinutes);
+      if (endpoint.engine === 'azure-sql-mi') {
+        // The Managed Instance reads the container itself; the restore runs through ARM.
+        await managedInstance(endpoint).restore(
+          tenant.database,
+          { containerUri: deps.container.url, lastBackupName: blobName.split('/').pop()!, migrationId, sas },
+          (p) => heartbeat({ fraction: p.percent / 100, filesRestored: p.filesRestored }),
+          cancellation(),
+        );
+        return;
+      }
+      if (target.restoresFrom === 'blob') {
+        const props = await blob.getProperties();
+        await target.restore(
+          tenant.database,
+          { url: blob.url, containerUrl: deps.container.url, blobName, sizeBytes: props.contentLength ?? 0, sha256: props.metadata?.sha256 ?? '', sas },
+          migrationId,
+          (fraction) => heartbeat({ fraction }),
+        );
+        return;
+      }
       const downloaded = await downloadVerified(deps.container, blobName, join(workDir, 'download', blobName.split('/').pop()!), transferOptions(tuning, heartbeat));
       cancellation().throwIfAborted();
       await target.restore(tenant.database, { file: downloaded.file, sizeBytes: downloaded.bytes, sha256: downloaded.sha256 }, migrationId, (fraction) =>

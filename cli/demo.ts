@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { loadFleet } from '../config/fleet';
+import { loadFleet, sqliteDirectory } from '../config/fleet';
 import { createAirliftWorker } from '../workers/worker';
 import { createTenantDatabase } from './demo-data';
 import { startEmbeddedStack } from './stack';
@@ -107,7 +107,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       for (const t of fleet.tenants) {
         const acked = load.acked.get(t.id)!;
         const side = catalog.get(t.id)?.primary ?? 'source';
-        const directory = side === 'source' ? fleet.sources[t.source].directory : fleet.targets[t.target].directory;
+        const directory = side === 'source' ? sqliteDirectory(fleet.sources[t.source]) : sqliteDirectory(fleet.targets[t.target]);
         summary.eventsAccepted += acked.size;
         summary.eventsLost += countLost(tenantDatabaseFile(directory, t.database), acked).lost;
       }

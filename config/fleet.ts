@@ -26,8 +26,40 @@ const sqliteEndpoint = z.strictObject({
   /** Folder holding one `<database>.db` file per tenant. */
   directory: path,
 });
-const endpoint = z.discriminatedUnion('engine', [sqliteEndpoint], {
-  error: (i) => `${JSON.stringify((i.input as { engine?: unknown })?.engine)} is not a supported engine; use "sqlite"`,
+/** SQL Server connection fields shared by a SQL Server endpoint and a Managed Instance. */
+const sqlLogin = {
+  server: z.string({ error: 'must be the host name of the SQL Server' }).min(1),
+  port: z.int().min(1).max(65535).default(1433),
+  user: z.string().min(1).optional(),
+  passwordEnv: envName.optional(),
+  encrypt: z.boolean().default(true),
+  trustServerCertificate: z.boolean().default(false),
+};
+
+const mssqlEndpoint = z.strictObject({
+  engine: z.literal('mssql'),
+  ...sqlLogin,
+  /** Where the server writes backups, as the server sees it (source only). */
+  backupDirectory: z.string().min(1).optional(),
+  /** The same folder as the worker sees it (source only). */
+  backupShare: path.optional(),
+  compression: z.boolean().default(true),
+});
+
+const managedInstanceEndpoint = z.strictObject({
+  engine: z.literal('azure-sql-mi'),
+  ...sqlLogin,
+  subscriptionId: z.uuid({ error: 'must be the subscription id (a GUID)' }),
+  resourceGroup: z.string().min(1).max(90),
+  managedInstance: z.string().regex(/^[a-z0-9][a-z0-9-]{0,61}[a-z0-9]$/, { error: 'must be the Managed Instance name (lowercase letters, digits, hyphens)' }),
+  collation: z.string().regex(/^[A-Za-z0-9_]+$/).default('SQL_Latin1_General_CP1_CI_AS'),
+  /** How the Managed Instance reads the container: a short-lived SAS, or its own managed identity. */
+  storageAccess: z.enum(['sas', 'managed-identity']).default('sas'),
+  autoCompleteRestore: z.boolean().default(true),
+});
+
+const endpoint = z.discriminatedUnion('engine', [sqliteEndpoint, mssqlEndpoint, managedInstanceEndpoint], {
+  error: (i) => `${JSON.stringify((i.input as { engine?: unknown })?.engine)} is not a supported engine; use "sqlite", "mssql" or "azure-sql-mi"`,
 });
 
 const storage = z
@@ -86,6 +118,11 @@ export const fleetSchema = z
     tenants: z.array(tenant).min(1, { error: 'list at least one tenant' }),
   })
   .superRefine((fleet, ctx) => {
+    for (const [name, e] of Object.entries(fleet.sources)) {
+      if (e.engine === 'azure-sql-mi') ctx.addIssue({ code: 'custom', path: ['sources', name, 'engine'], message: 'a Managed Instance is a target, not a source' });
+      if (e.engine === 'mssql' && (!e.backupDirectory || !e.backupShare))
+        ctx.addIssue({ code: 'custom', path: ['sources', name], message: 'a SQL Server source needs backupDirectory (the folder the server writes backups to) and backupShare (the same folder as the worker reads it)' });
+    }
     const seen = new Map<string, number>();
     fleet.tenants.forEach((t, i) => {
       if (!(t.source in fleet.sources))
@@ -137,8 +174,9 @@ export function parseFleet(doc: unknown, file: string): LoadedFleet {
   const base = dirname(resolve(file));
   const fleet = result.data;
   const abs = (p: string) => resolve(base, p);
-  const mapEndpoints = (all: Record<string, Endpoint>) =>
-    Object.fromEntries(Object.entries(all).map(([k, e]) => [k, { ...e, directory: abs(e.directory) }]));
+  const resolvePaths = (e: Endpoint): Endpoint =>
+    e.engine === 'sqlite' ? { ...e, directory: abs(e.directory) } : e.engine === 'mssql' && e.backupShare ? { ...e, backupShare: abs(e.backupShare) } : e;
+  const mapEndpoints = (all: Record<string, Endpoint>) => Object.fromEntries(Object.entries(all).map(([k, e]) => [k, resolvePaths(e)]));
   return {
     ...fleet,
     file: resolve(file),
@@ -169,4 +207,10 @@ export function findTenant(fleet: Fleet, tenantId: string): Tenant {
   const t = fleet.tenants.find((x) => x.id === tenantId);
   if (!t) throw new FleetConfigError(`tenant "${tenantId}" is not in the fleet file; add it under tenants`);
   return t;
+}
+
+/** The folder of a SQLite endpoint (the embedded default and the tests work with files). */
+export function sqliteDirectory(e: Endpoint): string {
+  if (e.engine !== 'sqlite') throw new FleetConfigError(`this needs a sqlite endpoint, not ${e.engine}`);
+  return e.directory;
 }

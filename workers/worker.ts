@@ -36,7 +36,7 @@ export async function createAirliftWorker(options: AirliftWorkerOptions): Promis
     namespace: options.namespace,
     taskQueue: options.taskQueue ?? TASK_QUEUE,
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath }),
-    activities: createActivities({ fleet: options.fleet, container, catalog, routes }),
+    activities: createActivities({ fleet: options.fleet, container, catalog, routes, env }),
     // Progress and cancellation ride on heartbeats: send them often enough for a live view.
     maxHeartbeatThrottleInterval: '1 second',
   });

@@ -2,7 +2,7 @@
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FleetConfigError, loadFleet } from '../../config/fleet';
+import { FleetConfigError, loadFleet, sqliteDirectory } from '../../config/fleet';
 
 const dir = mkdtempSync(join(tmpdir(), 'airlift-fleet-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -39,7 +39,7 @@ function errorOf(file: string): string {
 test('a good fleet file loads, with defaults filled in and paths resolved against the file', () => {
   const fleet = loadFleet(write('good.yaml', GOOD));
   expect(fleet.tenants.map((t) => t.id)).toEqual(['acme', 'globex']);
-  expect(fleet.sources.onprem.directory).toBe(join(dir, 'source'));
+  expect(sqliteDirectory(fleet.sources.onprem)).toBe(join(dir, 'source'));
   expect(fleet.catalog.path).toBe(join(dir, 'catalog.db'));
   expect(fleet.policy).toMatchObject({ concurrency: 4, cutover: 'auto', verifyChunkRows: 2000 });
 });

@@ -1,4 +1,5 @@
 // The tracking gateway over real HTTP and real SQLite files.
+import { sqliteDirectory } from '../../config/fleet';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { createGateway, listenGateway } from '../../ingestion/gateway';
@@ -15,7 +16,7 @@ beforeAll(async () => {
   const made = makeFleet({ tenants: 1, rows: 10 });
   cleanup = made.cleanup;
   tenantId = made.fleet.tenants[0].id;
-  sourceFile = join(made.fleet.sources.onprem.directory, `${made.fleet.tenants[0].database}.db`);
+  sourceFile = join(sqliteDirectory(made.fleet.sources.onprem), `${made.fleet.tenants[0].database}.db`);
   const served = await listenGateway(createGateway({ fleet: made.fleet, adminToken: TOKEN, holdTimeoutMs: 3000 }));
   url = served.url;
   stop = served.stop;

@@ -20,7 +20,7 @@ import {
   type MigrationPolicy,
   type TenantResult,
 } from '../../workflows/contract';
-import type { LoadedFleet } from '../../config/fleet';
+import { sqliteDirectory, type LoadedFleet } from '../../config/fleet';
 import { makeFleet, startTestStack, startWorker, TEST_ADMIN_TOKEN, workerEnv, type TestStack } from '../helpers/stack';
 
 let stack: TestStack;
@@ -54,7 +54,7 @@ function primaryFile(fleet: LoadedFleet, tenantId: string): { side: string; file
   const side = catalog.get(tenantId)?.primary ?? 'source';
   catalog.close();
   const t = fleet.tenants.find((x) => x.id === tenantId)!;
-  return { side, file: tenantDatabaseFile(side === 'source' ? fleet.sources[t.source].directory : fleet.targets[t.target].directory, t.database) };
+  return { side, file: tenantDatabaseFile(side === 'source' ? sqliteDirectory(fleet.sources[t.source]) : sqliteDirectory(fleet.targets[t.target]), t.database) };
 }
 
 const start = (fleet: LoadedFleet, tenantId: string, taskQueue = TASK_QUEUE) =>
@@ -180,7 +180,7 @@ test('a cut-over over its pause budget is called off: the tenant stays on source
     const { side, file } = primaryFile(fleet, tenant.id);
     expect(side).toBe('source');
     expect(countLost(file, load.acked.get(tenant.id)!)).toEqual({ lost: 0, missing: 0, duplicated: 0 });
-    expect(existsSync(join(fleet.targets.cloud.directory, `${tenant.database}.db`))).toBe(false);
+    expect(existsSync(join(sqliteDirectory(fleet.targets.cloud), `${tenant.database}.db`))).toBe(false);
     const route = await (await fetch(`${gateway.url}/admin/tenants/${tenant.id}`, { headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } })).json();
     expect(route).toMatchObject({ primary: 'source', fenced: false, outbox: false, writeMode: 'read_write' });
   } finally {

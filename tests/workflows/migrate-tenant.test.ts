@@ -19,7 +19,7 @@ import {
   type WaveStatus,
 } from '../../workflows/contract';
 import { makeFleet, startTestStack, startWorker, type TestStack } from '../helpers/stack';
-import type { LoadedFleet } from '../../config/fleet';
+import { sqliteDirectory, type LoadedFleet } from '../../config/fleet';
 
 let stack: TestStack;
 beforeAll(async () => {
@@ -74,8 +74,8 @@ test('a wave migrates every tenant, row for row, across a continue-as-new, and f
     expect(tenants.map((t) => t.state)).toEqual(['completed', 'completed', 'completed']);
     expect(final.runs).toBe(2); // three tenants, two per run: the wave continued as new once
     for (const t of fleet.tenants) {
-      const source = dump(join(fleet.sources.onprem.directory, `${t.database}.db`));
-      const target = dump(join(fleet.targets.cloud.directory, `${t.database}.db`));
+      const source = dump(join(sqliteDirectory(fleet.sources.onprem), `${t.database}.db`));
+      const target = dump(join(sqliteDirectory(fleet.targets.cloud), `${t.database}.db`));
       expect(Object.keys(target)).toEqual(['ads', 'audit_log', 'budgets', 'campaigns', 'tracking_events']);
       expect(target).toEqual(source);
       expect((source.tracking_events as unknown[]).length).toBe(1500);
@@ -105,7 +105,7 @@ test('a target row changed on purpose is caught, named, and the tenant stays on 
       const s = await handle.query(statusQuery);
       return s.paused && s.phase === 'catching_up' ? s : undefined;
     });
-    const targetFile = join(fleet.targets.cloud.directory, `${tenant.database}.db`);
+    const targetFile = join(sqliteDirectory(fleet.targets.cloud), `${tenant.database}.db`);
     const db = new Database(targetFile);
     db.prepare("UPDATE ads SET headline = 'tampered' WHERE id = 7").run();
     db.prepare('DELETE FROM tracking_events WHERE seq = 250').run();
@@ -132,7 +132,7 @@ test('a rollback signal during copying leaves the tenant on source with no parti
   const { fleet, cleanup } = makeFleet({ tenants: 1, rows: 20000, policy: { maxUploadMiBps: 1, uploadConcurrency: 1 } });
   const worker = await startWorker(stack, fleet, TASK_QUEUE);
   const tenant = fleet.tenants[0];
-  const sourceFile = join(fleet.sources.onprem.directory, `${tenant.database}.db`);
+  const sourceFile = join(sqliteDirectory(fleet.sources.onprem), `${tenant.database}.db`);
   const before = dump(sourceFile);
   try {
     const handle = await stack.env.client.workflow.start('migrateTenant', {
@@ -149,7 +149,7 @@ test('a rollback signal during copying leaves the tenant on source with no parti
     expect(result.outcome).toBe('rolled_back');
     expect(result.status.rollbackReason).toBe('test: roll back mid-copy');
     expect(result.status.phaseMs.copying).toBeGreaterThan(0);
-    expect(existsSync(join(fleet.targets.cloud.directory, `${tenant.database}.db`))).toBe(false);
+    expect(existsSync(join(sqliteDirectory(fleet.targets.cloud), `${tenant.database}.db`))).toBe(false);
     expect(primaryOf(fleet, tenant.id)).toBe('source');
     const container = BlobServiceClient.fromConnectionString(stack.azurite.connectionString).getContainerClient(fleet.storage.container);
     const left: string[] = [];
