@@ -12,6 +12,7 @@ export interface Statement {
 export interface MssqlColumn {
   name: string;
   type: string;
+  identity?: boolean;
 }
 
 export interface MssqlTable {
@@ -59,7 +60,7 @@ export function databaseExistsQuery(database: string): Statement {
 /** Tables, columns and primary keys of the database from the catalog views (run in that database). */
 export const listTablesQuery: Statement = {
   sql: [
-    'SELECT s.name AS schema_name, t.name AS table_name, c.name AS column_name, ty.name AS type_name, c.column_id,',
+    'SELECT s.name AS schema_name, t.name AS table_name, c.name AS column_name, ty.name AS type_name, c.column_id, c.is_identity,',
     '       ic.key_ordinal',
     'FROM sys.tables AS t',
     'JOIN sys.schemas AS s ON s.schema_id = t.schema_id',
@@ -135,11 +136,12 @@ export const readOutboxQuery: Statement = {
 
 export const appliedCursorQuery: Statement = { sql: 'SELECT cursor_seq FROM dbo.airlift_applied WHERE origin = @origin;', params: {} };
 
-/** Insert one replicated row unless its key or event id is already there. */
-export function applyEventStatement(trackingTable: { schema: string; name: string }, columns: string[]): Statement {
+/** Insert one replicated row (same key, same event id) unless its key or event id is already there. */
+export function applyEventStatement(trackingTable: MssqlTable): Statement {
+  const columns = trackingTable.columns.map((c) => c.name);
   const cols = columns.map(b);
-  const idCol = columns.includes('seq') ? 'seq' : columns[0];
-  const identity = columns.includes('seq');
+  const idCol = trackingTable.key[0];
+  const identity = trackingTable.columns.some((c) => c.identity);
   const insert = `INSERT INTO ${qualified(trackingTable)} (${cols.join(', ')}) SELECT ${columns.map((_, i) => `@c${i}`).join(', ')} WHERE NOT EXISTS (SELECT 1 FROM ${qualified(trackingTable)} WHERE ${b(idCol)} = @c${columns.indexOf(idCol)} OR [event_id] = @eventId);`;
   return {
     sql: identity ? `SET IDENTITY_INSERT ${qualified(trackingTable)} ON;\n${insert}\nSET IDENTITY_INSERT ${qualified(trackingTable)} OFF;` : insert,
@@ -154,25 +156,6 @@ export const advanceCursorStatement: Statement = {
   ].join('\n'),
   params: {},
 };
-
-/** The gateway's write: the event and, with the outbox on, its journal row, in one transaction. */
-export function insertEventStatement(trackingTable: { schema: string; name: string }, outbox: boolean): Statement {
-  const t = qualified(trackingTable);
-  return {
-    sql: [
-      'SET XACT_ABORT ON; BEGIN TRANSACTION;',
-      'DECLARE @row TABLE (seq bigint, row_json nvarchar(max));',
-      `IF NOT EXISTS (SELECT 1 FROM ${t} WITH (UPDLOCK, HOLDLOCK) WHERE [event_id] = @event_id)`,
-      `  INSERT INTO ${t} ([event_id], [ad_id], [kind], [occurred_at], [user_agent], [payload])`,
-      '  OUTPUT inserted.seq, (SELECT inserted.* FOR JSON PATH, WITHOUT_ARRAY_WRAPPER, INCLUDE_NULL_VALUES) INTO @row',
-      '  VALUES (@event_id, @ad_id, @kind, @occurred_at, @user_agent, @payload);',
-      ...(outbox ? ['INSERT INTO dbo.airlift_outbox (event_id, row_json) SELECT @event_id, row_json FROM @row;'] : []),
-      'SELECT COUNT(*) AS fresh FROM @row;',
-      'COMMIT TRANSACTION;',
-    ].join('\n'),
-    params: {},
-  };
-}
 
 /** SQL Server target: a credential for the container, holding the SAS, never in the text itself. */
 export function createCredentialStatement(containerUrl: string): Statement {

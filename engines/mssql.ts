@@ -162,12 +162,12 @@ export class MssqlEngine implements Engine {
   }
 
   async listTables(database: string): Promise<TableInfo[]> {
-    const rows = await this.run<{ schema_name: string; table_name: string; column_name: string; type_name: string; key_ordinal: number | null }>(database, tsql.listTablesQuery);
+    const rows = await this.run<{ schema_name: string; table_name: string; column_name: string; type_name: string; is_identity: boolean; key_ordinal: number | null }>(database, tsql.listTablesQuery);
     const tables = new Map<string, tsql.MssqlTable & { ordinals: Map<string, number> }>();
     for (const r of rows) {
       const id = r.schema_name === 'dbo' ? r.table_name : `${r.schema_name}.${r.table_name}`;
       const t = tables.get(id) ?? { schema: r.schema_name, name: r.table_name, columns: [] as tsql.MssqlColumn[], key: [] as string[], ordinals: new Map<string, number>() };
-      t.columns.push({ name: r.column_name, type: r.type_name });
+      t.columns.push({ name: r.column_name, type: r.type_name, identity: r.is_identity });
       if (r.key_ordinal) t.ordinals.set(r.column_name, r.key_ordinal);
       tables.set(id, t);
     }
@@ -238,7 +238,7 @@ export class MssqlEngine implements Engine {
     const table = (await this.listTables(database)).find((t) => t.name === this.trackingTable);
     if (!table) throw new SourceUnavailableError(`${database}: no ${this.trackingTable} table to apply events to`);
     const schema = await this.schemaOf(database, table);
-    const statement = tsql.applyEventStatement(schema, table.columns);
+    const statement = tsql.applyEventStatement(schema);
     const pool = await this.pool(database);
     const transaction = new sql.Transaction(pool);
     await transaction.begin();
