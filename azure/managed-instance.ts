@@ -30,6 +30,27 @@ export class ManagedInstanceRestoreError extends Error {
 /** The tag that records which migration created a managed database. */
 export const MIGRATION_TAG = 'airlift-migration';
 
+/** The api-version @azure/arm-sql sends for managed databases (pinned by the contract tests). */
+export const MANAGED_DATABASES_API_VERSION = '2022-05-01-preview';
+
+/** The body of the create request; `sas` is absent when the instance reads with its managed identity. */
+export function managedDatabaseCreateBody(mi: ManagedInstanceRef, location: string, containerUri: string, lastBackupName: string, migrationId: string, sas?: string): ManagedDatabase {
+  return {
+    location,
+    tags: { [MIGRATION_TAG]: migrationId },
+    createMode: 'RestoreExternalBackup',
+    storageContainerUri: containerUri,
+    ...(mi.storageAccess === 'sas' ? { storageContainerSasToken: sas } : { storageContainerIdentity: 'ManagedIdentity' }),
+    collation: mi.collation,
+    autoCompleteRestore: mi.autoCompleteRestore,
+    lastBackupName,
+  };
+}
+
+/** The ARM path of a managed database. */
+export const managedDatabasePath = (mi: ManagedInstanceRef, database: string): string =>
+  `/subscriptions/${mi.subscriptionId}/resourceGroups/${mi.resourceGroup}/providers/Microsoft.Sql/managedInstances/${mi.managedInstance}/databases/${database}`;
+
 export class ManagedInstanceRestore {
   constructor(
     private readonly client: SqlManagementClient,
@@ -39,20 +60,6 @@ export class ManagedInstanceRestore {
 
   static connect(mi: ManagedInstanceRef, credential: TokenCredential, options?: ConstructorParameters<typeof SqlManagementClient>[2]): ManagedInstanceRestore {
     return new ManagedInstanceRestore(new SqlManagementClient(credential, mi.subscriptionId, options), mi);
-  }
-
-  /** The create request as sent (the SAS passed in, redacted by `plan` when it prints it). */
-  createParameters(location: string, containerUri: string, lastBackupName: string, migrationId: string, sas?: string): ManagedDatabase {
-    return {
-      location,
-      tags: { [MIGRATION_TAG]: migrationId },
-      createMode: 'RestoreExternalBackup',
-      storageContainerUri: containerUri,
-      ...(this.mi.storageAccess === 'sas' ? { storageContainerSasToken: sas } : { storageContainerIdentity: 'ManagedIdentity' }),
-      collation: this.mi.collation,
-      autoCompleteRestore: this.mi.autoCompleteRestore,
-      lastBackupName,
-    };
   }
 
   async progress(database: string): Promise<RestoreProgress> {
@@ -78,7 +85,7 @@ export class ManagedInstanceRestore {
       const sas = this.mi.storageAccess === 'sas' ? await source.sas?.() : undefined;
       const poller = await this.client.managedDatabases.beginCreateOrUpdate(
         this.mi.resourceGroup, this.mi.managedInstance, database,
-        this.createParameters(instance.location, source.containerUri, source.lastBackupName, source.migrationId, sas),
+        managedDatabaseCreateBody(this.mi, instance.location, source.containerUri, source.lastBackupName, source.migrationId, sas),
         { updateIntervalInMs: this.pollMs, abortSignal: signal },
       );
       while (!poller.isDone()) {

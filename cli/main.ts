@@ -3,7 +3,8 @@ import { Command, InvalidArgumentError } from 'commander';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
-import { FleetConfigError, loadFleet } from '../config/fleet';
+import { FleetConfigError, findTenant, loadFleet } from '../config/fleet';
+import { checkPlan, planTenant, renderPlan } from './plan';
 import { TemporalConfigError } from '../config/temporal';
 import { StorageConfigError, redactSecrets } from '../azure/blob-store';
 import {
@@ -189,6 +190,29 @@ program
       console.log(`wave ${w.waveId}${w.paused ? ' (paused)' : ''}${w.aborted ? ' (aborted)' : ''}, run ${w.runs}`);
       console.log(renderTenants(tenants));
     });
+  });
+
+program
+  .command('plan')
+  .description('dry run: the ordered steps for each tenant, with the exact T-SQL, blob names and ARM operations; nothing is changed')
+  .requiredOption('-f, --fleet <file>', 'fleet file (YAML or JSON)')
+  .option('--tenants <ids>', 'comma-separated tenant ids (default: every tenant in the file)')
+  .option('--json', 'print JSON', false)
+  .option('--check', 'also test connectivity and permissions, and report what is missing', false)
+  .action(async (o) => {
+    const fleet = loadFleet(o.fleet);
+    const ids: string[] = o.tenants ? String(o.tenants).split(',').map((x: string) => x.trim()).filter(Boolean) : fleet.tenants.map((t) => t.id);
+    const plans = ids.map((id) => planTenant(fleet, findTenant(fleet, id)));
+    const checks = o.check ? await checkPlan(fleet, ids) : undefined;
+    if (o.json) console.log(JSON.stringify({ fleet: fleet.file, tenants: plans, ...(checks ? { checks } : {}) }, null, 2));
+    else {
+      console.log(renderPlan(plans));
+      if (checks) {
+        console.log('== checks');
+        for (const c of checks) console.log(`${c.ok ? 'ok     ' : 'MISSING'}  ${c.what}: ${c.detail}`);
+      }
+    }
+    if (checks?.some((c) => !c.ok)) process.exitCode = 1;
   });
 
 program

@@ -1,0 +1,232 @@
+// `airlift plan`: the dry run. For each tenant, the ordered steps with the exact T-SQL (parameters
+// shown, secrets redacted), blob names and ARM operations. `--check` also tries connectivity and
+// permissions. Nothing is changed by either.
+import { access, constants } from 'node:fs/promises';
+import { BlobServiceClient } from '@azure/storage-blob';
+import { DefaultAzureCredential } from '@azure/identity';
+import { SqlManagementClient } from '@azure/arm-sql';
+import sql from 'mssql';
+import { findTenant, type Endpoint, type LoadedFleet, type Tenant } from '../config/fleet';
+import * as tsql from '../engines/mssql-sql';
+import { redactSecrets } from '../azure/blob-store';
+import { MANAGED_DATABASES_API_VERSION, managedDatabaseCreateBody, managedDatabasePath } from '../azure/managed-instance';
+
+export interface PlanStep {
+  phase: string;
+  action: string;
+  /** T-SQL, HTTP or ARM requests, exactly as they will be sent (secrets redacted). */
+  detail: string[];
+}
+
+export interface TenantPlan {
+  tenant: string;
+  database: string;
+  source: string;
+  target: string;
+  steps: PlanStep[];
+}
+
+const MIGRATION = '<migration-id>';
+const REDACTED_SAS = '[redacted: read+list SAS for this container, valid for the restore timeout]';
+
+/** The container URL without any credential: from the account URL, or the connection string's endpoint. */
+export function containerUrl(fleet: LoadedFleet, env: NodeJS.ProcessEnv): string {
+  const { storage } = fleet;
+  if (storage.accountUrl) return `${storage.accountUrl.replace(/\/$/, '')}/${storage.container}`;
+  const value = env[storage.connectionStringEnv!];
+  if (!value) return `<account in $${storage.connectionStringEnv}>/${storage.container}`;
+  try {
+    return BlobServiceClient.fromConnectionString(value).getContainerClient(storage.container).url;
+  } catch {
+    return `<account in $${storage.connectionStringEnv}>/${storage.container}`;
+  }
+}
+
+function describeEndpoint(e: Endpoint): string {
+  if (e.engine === 'sqlite') return `SQLite files in ${e.directory}`;
+  if (e.engine === 'mssql') return `SQL Server ${e.server}:${e.port}`;
+  return `Azure SQL Managed Instance ${e.managedInstance} (resource group ${e.resourceGroup})`;
+}
+
+function artifactName(tenant: Tenant, source: Endpoint): string {
+  return source.engine === 'sqlite' ? `${tenant.database}.sqlite` : `${tenant.database}-${MIGRATION}.bak`;
+}
+
+function snapshotStep(tenant: Tenant, source: Endpoint): PlanStep {
+  if (source.engine === 'sqlite')
+    return { phase: 'snapshotting', action: `online backup of ${source.directory}/${tenant.database}.db in one read transaction; size and sha256 recorded`, detail: [] };
+  if (source.engine !== 'mssql') throw new Error('a Managed Instance cannot be a source');
+  const sep = source.backupDirectory!.includes('\\') ? '\\' : '/';
+  const file = `${source.backupDirectory!.replace(/[\\/]+$/, '')}${sep}${artifactName(tenant, source)}`;
+  return {
+    phase: 'snapshotting',
+    action: `BACKUP on ${source.server}, read back by the worker from ${source.backupShare}; progress from sys.dm_exec_requests`,
+    detail: [
+      tsql.renderStatement(tsql.compressionSupportedQuery),
+      tsql.renderStatement(tsql.backupStatement(tenant.database, [file], { compression: source.compression })),
+      tsql.renderStatement(tsql.progressQuery(tenant.database)),
+    ],
+  };
+}
+
+function restoreStep(fleet: LoadedFleet, tenant: Tenant, target: Endpoint, container: string, blobName: string): PlanStep {
+  if (target.engine === 'sqlite')
+    return { phase: 'restoring', action: `download ${blobName}, check sha256, PRAGMA integrity_check, create ${target.directory}/${tenant.database}.db`, detail: [] };
+  const timeout = fleet.policy.activityTimeoutMinutes;
+  if (target.engine === 'mssql')
+    return {
+      phase: 'restoring',
+      action: `RESTORE FROM URL on ${target.server}; credential holds a SAS valid ${timeout} min; progress from sys.dm_exec_requests`,
+      detail: [
+        tsql.renderStatement(tsql.createCredentialStatement(container)),
+        tsql.renderStatement(tsql.fileListStatement(), { url: `${container}/${blobName}` }),
+        tsql.renderStatement(tsql.restoreFromUrlStatement(tenant.database, [{ logicalName: '<from FILELISTONLY>', type: 'D' }]), { url: `${container}/${blobName}` }),
+        tsql.renderStatement(tsql.markCreatedStatement(tenant.database), { migration: MIGRATION }),
+      ],
+    };
+  const path = managedDatabasePath(target, tenant.database);
+  const body = managedDatabaseCreateBody(target, '<location of the instance>', container, blobName.split('/').pop()!, MIGRATION, target.storageAccess === 'sas' ? REDACTED_SAS : undefined);
+  const { location, tags, ...properties } = body;
+  return {
+    phase: 'restoring',
+    action: `Managed Instance restore through ARM (createMode RestoreExternalBackup), ${target.autoCompleteRestore ? 'auto-completed' : 'completed by airlift'}`,
+    detail: [
+      `GET ${path.replace(/\/databases\/.*$/, '')}  (the instance's location)`,
+      `PUT ${path}?api-version=${MANAGED_DATABASES_API_VERSION}\n${JSON.stringify({ location, tags, properties }, null, 2)}`,
+      `GET ${path}/restoreDetails/Default?api-version=${MANAGED_DATABASES_API_VERSION}  (every 15 s: percent, files restored, unrestorable files, block reason)`,
+      ...(target.autoCompleteRestore ? [] : [`POST ${path}/completeRestore?api-version=${MANAGED_DATABASES_API_VERSION}\n${JSON.stringify({ lastBackupName: body.lastBackupName })}`]),
+    ],
+  };
+}
+
+export function planTenant(fleet: LoadedFleet, tenant: Tenant, env: NodeJS.ProcessEnv = process.env): TenantPlan {
+  const source = fleet.sources[tenant.source];
+  const target = fleet.targets[tenant.target];
+  const container = containerUrl(fleet, env);
+  const blobName = `${tenant.id}/${MIGRATION}/${artifactName(tenant, source)}`;
+  const gateways = fleet.ingestion?.gateways ?? [];
+  const admin = (what: string, body?: object) =>
+    gateways.length ? gateways.map((g) => `POST ${g}/admin/tenants/${tenant.id}/${what}${body ? ` ${JSON.stringify(body)}` : ''}  (bearer token from $${fleet.ingestion!.adminTokenEnv})`) : [`catalog ${fleet.catalog.path}: ${what}${body ? ` ${JSON.stringify(body)}` : ''}`];
+  const outbox = source.engine === 'sqlite' ? [] : [tsql.renderStatement(tsql.outboxSchema)];
+  const steps: PlanStep[] = [
+    { phase: 'preflight', action: `source ${describeEndpoint(source)} has ${tenant.database}; target ${describeEndpoint(target)} has no ${tenant.database}; container ${container} writable; catalog says primary=source`, detail: [] },
+    { phase: 'journaling', action: 'outbox on, fenced so every write begun without it has finished; watermark w0 = outbox head', detail: [...outbox, ...admin('fence'), ...admin('mode', { outbox: true }), ...admin('unfence')] },
+    { phase: 'freezing', action: "the application's non-tracking writes paused; reads go on", detail: admin('mode', { writeMode: 'read_only' }) },
+    snapshotStep(tenant, source),
+    { phase: 'copying', action: `block upload to ${container}/${blobName}: ${fleet.policy.blockSizeMiB} MiB blocks, ${fleet.policy.uploadConcurrency} in flight, MD5 per block, sha256 in metadata${fleet.policy.maxUploadMiBps ? `, at most ${fleet.policy.maxUploadMiBps} MiB/s` : ''}`, detail: [] },
+    restoreStep(fleet, tenant, target, container, blobName),
+    { phase: 'catching_up', action: `dual-write: source outbox from w0 applied to the target, until fewer than ${fleet.policy.catchUpLagEvents} events behind`, detail: source.engine === 'mssql' ? [tsql.renderStatement(tsql.readOutboxQuery), tsql.renderStatement(tsql.advanceCursorStatement)] : [] },
+    { phase: 'verifying', action: `every table compared in key-ordered chunks of ${fleet.policy.verifyChunkRows} rows; differing rows named`, detail: source.engine === 'mssql' ? [tsql.renderStatement(tsql.listTablesQuery), 'per table: SELECT <key>, HASHBYTES(\'SHA2_256\', …) AS row_hash … ORDER BY <key>  (see tests/engines/__snapshots__)'] : [] },
+    ...(fleet.policy.cutover === 'manual' ? [{ phase: 'awaiting_cutover', action: 'waits for `airlift approve`', detail: [] }] : []),
+    { phase: 'cutting_over', action: `fence, drain the outbox to the fence, verify the tracking delta, flip primary to target, release; called off past ${fleet.policy.cutoverPauseBudgetMs} ms`, detail: [...admin('fence'), ...admin('primary', { side: 'target', outbox: true }), ...admin('unfence')] },
+    { phase: 'rollback_window', action: `reverse dual-write keeps the source current for ${fleet.policy.rollbackWindowSeconds} s, or until \`airlift complete\``, detail: [] },
+    { phase: 'completed', action: 'writes thawed on the target, outbox off; the source is left intact (airlift never drops a source database)', detail: [...admin('mode', { writeMode: 'read_write' }), ...admin('mode', { outbox: false })] },
+  ];
+  return { tenant: tenant.id, database: tenant.database, source: tenant.source, target: tenant.target, steps };
+}
+
+export function renderPlan(plans: TenantPlan[]): string {
+  const out: string[] = [];
+  for (const p of plans) {
+    out.push(`== tenant ${p.tenant} (database ${p.database}: ${p.source} -> ${p.target})`);
+    p.steps.forEach((s, i) => {
+      out.push(`${String(i + 1).padStart(2)}. ${s.phase}: ${s.action}`);
+      for (const d of s.detail) out.push(d.split('\n').map((l) => `      ${l}`).join('\n'));
+    });
+    out.push('');
+  }
+  return out.join('\n');
+}
+
+export interface CheckResult {
+  what: string;
+  ok: boolean;
+  detail: string;
+}
+
+async function within<T>(ms: number, work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([work, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms / 1000} s`)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function checkSqlServer(name: string, e: Extract<Endpoint, { engine: 'mssql' | 'azure-sql-mi' }>, databases: string[], role: 'source' | 'target', env: NodeJS.ProcessEnv): Promise<CheckResult[]> {
+  const what = `${role} ${name} (${e.server}:${e.port})`;
+  const password = e.passwordEnv ? env[e.passwordEnv] : undefined;
+  if (e.passwordEnv && !password) return [{ what, ok: false, detail: `environment variable ${e.passwordEnv} is not set` }];
+  const pool = new sql.ConnectionPool({ server: e.server, port: e.port, user: e.user, password, database: 'master', connectionTimeout: 8000, options: { encrypt: e.encrypt, trustServerCertificate: e.trustServerCertificate } });
+  try {
+    await within(10_000, pool.connect());
+  } catch (err) {
+    return [{ what, ok: false, detail: `cannot connect: ${redactSecrets((err as Error).message)}` }];
+  }
+  const results: CheckResult[] = [{ what, ok: true, detail: 'connected' }];
+  try {
+    for (const db of databases) {
+      const r = await pool.request().input('db', db).query('SELECT DB_ID(@db) AS id, HAS_PERMS_BY_NAME(@db, \'DATABASE\', \'BACKUP DATABASE\') AS can_backup;');
+      const row = r.recordset[0] as { id: number | null; can_backup: number | null };
+      if (role === 'source') results.push({ what: `${what} database ${db}`, ok: Boolean(row.id) && row.can_backup === 1, detail: !row.id ? 'does not exist' : row.can_backup === 1 ? 'exists, BACKUP DATABASE allowed' : 'exists, but the login lacks BACKUP DATABASE (grant db_backupoperator)' });
+      else results.push({ what: `${what} database ${db}`, ok: !row.id, detail: row.id ? 'already exists: airlift will not overwrite it' : 'free' });
+    }
+    if (role === 'target' && e.engine === 'mssql') {
+      const r = await pool.request().query("SELECT HAS_PERMS_BY_NAME(NULL, NULL, 'CREATE ANY DATABASE') AS create_db, HAS_PERMS_BY_NAME(NULL, NULL, 'ALTER ANY CREDENTIAL') AS credential;");
+      const row = r.recordset[0] as { create_db: number; credential: number };
+      results.push({ what: `${what} permissions`, ok: row.create_db === 1 && row.credential === 1, detail: `CREATE ANY DATABASE: ${row.create_db === 1 ? 'yes' : 'missing'}; ALTER ANY CREDENTIAL: ${row.credential === 1 ? 'yes' : 'missing'}` });
+    }
+  } finally {
+    await pool.close();
+  }
+  if (role === 'source' && e.engine === 'mssql' && e.backupShare)
+    results.push(await access(e.backupShare, constants.R_OK).then(
+      () => ({ what: `${what} backupShare ${e.backupShare}`, ok: true, detail: 'readable by this worker' }),
+      (err: NodeJS.ErrnoException) => ({ what: `${what} backupShare ${e.backupShare}`, ok: false, detail: `not readable here (${err.code}); mount the folder the server writes backups to` }),
+    ));
+  return results;
+}
+
+/** Tries everything the plan needs, changing nothing, and says what is missing. */
+export async function checkPlan(fleet: LoadedFleet, tenantIds: string[], env: NodeJS.ProcessEnv = process.env): Promise<CheckResult[]> {
+  const tenants = tenantIds.map((id) => findTenant(fleet, id));
+  const results: CheckResult[] = [];
+  const dbsOf = (key: 'source' | 'target', name: string) => tenants.filter((t) => t[key] === name).map((t) => t.database);
+  for (const [role, all] of [['source', fleet.sources], ['target', fleet.targets]] as const) {
+    for (const [name, e] of Object.entries(all)) {
+      const databases = dbsOf(role, name);
+      if (!databases.length) continue;
+      if (e.engine === 'sqlite') {
+        results.push(await access(e.directory, role === 'source' ? constants.R_OK : constants.W_OK).then(
+          () => ({ what: `${role} ${name} (${e.directory})`, ok: true, detail: role === 'source' ? 'readable' : 'writable' }),
+          (err: NodeJS.ErrnoException) => ({ what: `${role} ${name} (${e.directory})`, ok: role === 'target' && err.code === 'ENOENT', detail: err.code === 'ENOENT' && role === 'target' ? 'will be created' : `${err.code}` }),
+        ));
+        continue;
+      }
+      results.push(...(await checkSqlServer(name, e, databases, role, env)));
+      if (e.engine === 'azure-sql-mi') {
+        try {
+          const client = new SqlManagementClient(new DefaultAzureCredential(), e.subscriptionId);
+          const mi = await within(20_000, client.managedInstances.get(e.resourceGroup, e.managedInstance));
+          results.push({ what: `target ${name} ARM`, ok: true, detail: `Managed Instance ${mi.name} in ${mi.location} is visible to this identity` });
+        } catch (err) {
+          results.push({ what: `target ${name} ARM`, ok: false, detail: `cannot read the Managed Instance: ${redactSecrets((err as Error).message.split('\n')[0])} (needs SQL Managed Instance Contributor)` });
+        }
+      }
+    }
+  }
+  try {
+    const value = fleet.storage.connectionStringEnv ? env[fleet.storage.connectionStringEnv] : undefined;
+    if (fleet.storage.connectionStringEnv && !value) throw new Error(`environment variable ${fleet.storage.connectionStringEnv} is not set`);
+    const service = value ? BlobServiceClient.fromConnectionString(value) : new BlobServiceClient(fleet.storage.accountUrl!, new DefaultAzureCredential());
+    const exists = await within(15_000, service.getContainerClient(fleet.storage.container).exists());
+    results.push({ what: `storage container ${fleet.storage.container}`, ok: true, detail: exists ? 'exists and is readable' : 'reachable; the container will be created' });
+  } catch (err) {
+    results.push({ what: `storage container ${fleet.storage.container}`, ok: false, detail: redactSecrets((err as Error).message.split('\n')[0]) });
+  }
+  for (const g of fleet.ingestion?.gateways ?? []) {
+    const ok = await within(5000, fetch(`${g.replace(/\/$/, '')}/healthz`)).then((r) => r.ok, () => false);
+    results.push({ what: `gateway ${g}`, ok, detail: ok ? 'healthy' : 'no answer on /healthz' });
+  }
+  return results;
+}

@@ -1,0 +1,75 @@
+// `airlift plan` as an operator runs it: the steps and exact statements, and never a secret.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const root = join(__dirname, '../..');
+const SECRETS = {
+  AIRLIFT_DC1_PASSWORD: 'Hunter2-Sup3rSecret-dc1',
+  AIRLIFT_MI_PASSWORD: 'MiPassw0rd-Sup3rSecret',
+  AIRLIFT_SQLVM_PASSWORD: 'VmPassw0rd-Sup3rSecret',
+  AIRLIFT_STORAGE_CONNECTION_STRING:
+    'DefaultEndpointsProtocol=https;AccountName=airliftartifacts;AccountKey=c2VjcmV0LWtleS1mb3ItdGhlLXRlc3Qtb25seS0wMTIzNDU2Nzg5;EndpointSuffix=core.windows.net',
+};
+const plan = (args: string[]) =>
+  spawnSync(process.execPath, [join(root, 'bin/airlift.js'), 'plan', ...args], { encoding: 'utf8', env: { ...process.env, ...SECRETS }, timeout: 60000 });
+
+function expectNoSecret(text: string) {
+  for (const secret of Object.values(SECRETS)) expect(text).not.toContain(secret);
+  expect(text).not.toContain('c2VjcmV0LWtleS1mb3I');
+  expect(text).not.toMatch(/AccountKey=|sig=/);
+}
+
+test('plan for SQL Server to Managed Instance: BACKUP … COPY_ONLY and RestoreExternalBackup for every tenant, no secret', () => {
+  const run = plan(['-f', join(root, 'examples/fleet.mssql-to-mi.yaml')]);
+  expect(run.status).toBe(0);
+  for (const [tenant, db] of [['acme', 'acme'], ['globex', 'globex'], ['initech', 'initech_prod']]) {
+    const section = run.stdout.split('== tenant ').find((s) => s.startsWith(`${tenant} `))!;
+    expect(section).toContain(`BACKUP DATABASE [${db}] TO DISK = @disk0 WITH COPY_ONLY, CHECKSUM`);
+    expect(section).toContain('"createMode": "RestoreExternalBackup"');
+    expect(section).toContain(`PUT /subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-airlift/providers/Microsoft.Sql/managedInstances/mi-airlift-prod/databases/${db}?api-version=2022-05-01-preview`);
+    expect(section).toContain(`${tenant}/<migration-id>/${db}-<migration-id>.bak`);
+    expect(section).toContain('"storageContainerSasToken": "[redacted');
+  }
+  expectNoSecret(run.stdout + run.stderr);
+});
+
+test('plan for SQL Server to SQL Server on a VM: the credential holds the SAS as a redacted parameter, then RESTORE … FROM URL', () => {
+  const run = plan(['-f', join(root, 'examples/fleet.mssql-to-sqlvm.yaml'), '--json']);
+  expect(run.status).toBe(0);
+  const doc = JSON.parse(run.stdout) as { tenants: { tenant: string; steps: { phase: string; detail: string[] }[] }[] };
+  expect(doc.tenants.map((t) => t.tenant)).toEqual(['acme', 'globex']);
+  const restore = doc.tenants[0].steps.find((s) => s.phase === 'restoring')!.detail.join('\n');
+  expect(restore).toContain("N' CREDENTIAL ' + QUOTENAME(@url)");
+  expect(restore).toContain('@sas = [redacted]');
+  expect(restore).toContain('RESTORE DATABASE [acme] FROM URL = @url WITH MOVE @logical0 TO @physical0, CHECKSUM, STATS = 5;');
+  expect(restore).toContain('@url = "https://airliftartifacts.blob.core.windows.net/airlift-artifacts/acme/<migration-id>/acme-<migration-id>.bak"');
+  expect(doc.tenants[0].steps.map((s) => s.phase)).toEqual([
+    'preflight', 'journaling', 'freezing', 'snapshotting', 'copying', 'restoring', 'catching_up', 'verifying', 'cutting_over', 'rollback_window', 'completed',
+  ]);
+  expectNoSecret(run.stdout + run.stderr);
+});
+
+test('plan --check reports an unreachable SQL Server as missing, exits 1, and prints no password', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'airlift-plan-'));
+  try {
+    const file = join(dir, 'fleet.yaml');
+    writeFileSync(file, [
+      'sources:',
+      '  dc1: { engine: mssql, server: 127.0.0.1, port: 1, user: sa, passwordEnv: AIRLIFT_DC1_PASSWORD, backupDirectory: /var/opt/mssql/backup, backupShare: ./share }',
+      'targets:',
+      '  cloud: { engine: sqlite, directory: ./cloud }',
+      'storage: { container: airlift-artifacts, connectionStringEnv: AIRLIFT_STORAGE_CONNECTION_STRING }',
+      'tenants:',
+      '  - { id: acme, database: acme, source: dc1, target: cloud }',
+    ].join('\n'));
+    const run = plan(['-f', file, '--check']);
+    expect(run.status).toBe(1);
+    expect(run.stdout).toMatch(/MISSING {2}source dc1 \(127\.0\.0\.1:1\): cannot connect/);
+    expect(run.stdout).toContain('ok       target cloud');
+    expectNoSecret(run.stdout + run.stderr);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
