@@ -1,5 +1,6 @@
 // Block upload and download against a real Azurite, with requests counted on the wire.
-import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
+import { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
+import { containerReadSas } from '../../azure/sas';
 import { spawn } from 'node:child_process';
 import { randomBytes, createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -103,4 +104,22 @@ test('a download whose bytes do not match the recorded sha256 is refused and lea
   await expect(downloadVerified(container, 't3/m1/corrupt.bin', dest, { blockSizeBytes: BLOCK, concurrency: 2 })).rejects.toThrow(BlobChecksumError);
   expect(() => readFileSync(dest)).toThrow();
   expect(() => readFileSync(`${dest}.partial`)).toThrow();
+});
+
+test('the restore SAS reads and lists the one container, and cannot write or reach another', async () => {
+  const { file } = artifact('sas.bin', 1000);
+  await uploadResumable(container, 't4/m1/sas.bin', file, { blockSizeBytes: BLOCK, concurrency: 1 });
+  const direct = BlobServiceClient.fromConnectionString(azurite.connectionString).getContainerClient('transfer-test');
+  const sas = await containerReadSas(direct, 30);
+  expect(sas).toMatch(/(^|&)sp=rl(&|$)/);
+  expect(sas).toMatch(/(^|&)sr=c(&|$)/);
+  const viaSas = new ContainerClient(`${direct.url}?${sas}`);
+  expect((await viaSas.getBlobClient('t4/m1/sas.bin').downloadToBuffer()).length).toBe(1000);
+  const names: string[] = [];
+  for await (const b of viaSas.listBlobsFlat({ prefix: 't4/' })) names.push(b.name);
+  expect(names).toEqual(['t4/m1/sas.bin']);
+  await expect(viaSas.getBlockBlobClient('t4/m1/evil.bin').upload('x', 1)).rejects.toMatchObject({ statusCode: 403 });
+  const other = BlobServiceClient.fromConnectionString(azurite.connectionString).getContainerClient('other-container');
+  await other.createIfNotExists();
+  await expect(new ContainerClient(`${other.url}?${sas}`).getProperties()).rejects.toMatchObject({ statusCode: 403 });
 });
