@@ -43,10 +43,14 @@ export interface TestFleetOptions {
   storageEnv?: string;
   /** Live ingestion through a gateway at this URL (its admin token in AIRLIFT_TEST_ADMIN_TOKEN). */
   gatewayUrl?: string;
+  /** More source endpoints, e.g. a SQL Server with a passwordEnv, that no tenant uses. */
+  extraSources?: Record<string, unknown>;
 }
 
 export const TEST_ADMIN_TOKEN_ENV = 'AIRLIFT_TEST_ADMIN_TOKEN';
 export const TEST_ADMIN_TOKEN = 'test-admin-token-for-the-gateway';
+export const TEST_DB_PASSWORD_ENV = 'AIRLIFT_TEST_DB_PASSWORD';
+export const TEST_DB_PASSWORD = 'Db-Passw0rd-That-Must-Never-Leak';
 
 /** Tenant databases in a fresh folder and the fleet that names them. */
 export function makeFleet(options: TestFleetOptions): { dir: string; fleet: LoadedFleet; cleanup: () => void } {
@@ -54,7 +58,7 @@ export function makeFleet(options: TestFleetOptions): { dir: string; fleet: Load
   const tenants = Array.from({ length: options.tenants }, (_, i) => ({ id: `t${i + 1}-${process.hrtime.bigint().toString(36)}`, database: `tenant_${i + 1}`, source: 'onprem', target: 'cloud' }));
   tenants.forEach((t, i) => createTenantDatabase(join(dir, 'source'), t.database, options.rows ?? 500, i + 1));
   const doc = {
-    sources: { onprem: { engine: 'sqlite', directory: './source' } },
+    sources: { onprem: { engine: 'sqlite', directory: './source' }, ...options.extraSources },
     targets: { cloud: { engine: 'sqlite', directory: './cloud' } },
     storage: { container: 'airlift-test', connectionStringEnv: options.storageEnv ?? 'AIRLIFT_TEST_STORAGE' },
     ...(options.gatewayUrl ? { ingestion: { gateways: [options.gatewayUrl], adminTokenEnv: TEST_ADMIN_TOKEN_ENV } } : {}),
@@ -89,7 +93,7 @@ export async function startWorker(stack: TestStack, fleet: LoadedFleet, taskQueu
 
 /** The environment a worker needs: the storage connection string and the gateway admin token. */
 export function workerEnv(stack: TestStack, fleet: LoadedFleet): NodeJS.ProcessEnv {
-  return { ...process.env, [fleet.storage.connectionStringEnv!]: stack.azurite.connectionString, [TEST_ADMIN_TOKEN_ENV]: TEST_ADMIN_TOKEN };
+  return { ...process.env, [fleet.storage.connectionStringEnv!]: stack.azurite.connectionString, [TEST_ADMIN_TOKEN_ENV]: TEST_ADMIN_TOKEN, [TEST_DB_PASSWORD_ENV]: TEST_DB_PASSWORD };
 }
 
 export { Worker };

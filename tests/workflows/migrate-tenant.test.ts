@@ -18,7 +18,7 @@ import {
   type TenantResult,
   type WaveStatus,
 } from '../../workflows/contract';
-import { makeFleet, startTestStack, startWorker, type TestStack } from '../helpers/stack';
+import { makeFleet, startTestStack, startWorker, TEST_ADMIN_TOKEN, TEST_DB_PASSWORD, TEST_DB_PASSWORD_ENV, type TestStack } from '../helpers/stack';
 import { sqliteDirectory, type LoadedFleet } from '../../config/fleet';
 
 let stack: TestStack;
@@ -187,8 +187,11 @@ test('a second start for a tenant already migrating is refused with a clear mess
   }
 });
 
-test('the full workflow history holds neither the storage key nor the connection string', async () => {
-  const { fleet, cleanup } = makeFleet({ tenants: 1, rows: 100 });
+test('the full workflow history holds neither the storage key nor any configured password', async () => {
+  const { fleet, cleanup } = makeFleet({
+    tenants: 1, rows: 100,
+    extraSources: { dc1: { engine: 'mssql', server: 'sql01.example', user: 'airlift', passwordEnv: TEST_DB_PASSWORD_ENV, backupDirectory: 'D:\\b', backupShare: './share' } },
+  });
   const worker = await startWorker(stack, fleet, TASK_QUEUE);
   const tenant = fleet.tenants[0];
   try {
@@ -205,6 +208,8 @@ test('the full workflow history holds neither the storage key nor the connection
       expect(text).not.toContain(key.slice(0, 24));
       expect(text).not.toContain('AccountKey');
       expect(text).not.toContain(stack.azurite.connectionString);
+      expect(text).not.toContain(TEST_DB_PASSWORD);
+      expect(text).not.toContain(TEST_ADMIN_TOKEN);
     }
   } finally {
     await worker.stop();
