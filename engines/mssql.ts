@@ -78,6 +78,24 @@ export class MssqlEngine implements Engine {
     return (result.recordset ?? []) as T[];
   }
 
+  /** Reports percent_complete of a running BACKUP or RESTORE every two seconds until `work` ends. */
+  private async withProgress<T>(database: string, onProgress: Progress | undefined, work: Promise<T>): Promise<T> {
+    let finished = false;
+    const poll = (async () => {
+      while (!finished) {
+        await new Promise((r) => setTimeout(r, 2000));
+        const [row] = await this.run<{ percent_complete: number }>('master', tsql.progressQuery(database)).catch(() => []);
+        if (row && !finished) onProgress?.(row.percent_complete / 100);
+      }
+    })();
+    try {
+      return await work;
+    } finally {
+      finished = true;
+      await poll;
+    }
+  }
+
   async probe(database: string): Promise<{ exists: boolean; sizeBytes?: number; restoredBy?: string }> {
     const [row] = await this.run<{ id: number | null; size_bytes: string | null }>('master', tsql.databaseExistsQuery(database));
     if (!row?.id) return { exists: false };
@@ -92,21 +110,7 @@ export class MssqlEngine implements Engine {
     const name = destFile.split(/[\\/]/).pop()!;
     const serverPath = `${backupDirectory.replace(/[\\/]+$/, '')}${backupDirectory.includes('\\') ? '\\' : '/'}${name}`;
     const [{ supported }] = await this.run<{ supported: boolean }>('master', tsql.compressionSupportedQuery);
-    const backup = this.run('master', tsql.backupStatement(database, [serverPath], { compression: this.endpoint.compression && supported }));
-    let finished = false;
-    const poll = (async () => {
-      while (!finished) {
-        await new Promise((r) => setTimeout(r, 2000));
-        const [row] = await this.run<{ percent_complete: number }>('master', tsql.progressQuery(database)).catch(() => []);
-        if (row && !finished) onProgress?.(row.percent_complete / 100);
-      }
-    })();
-    try {
-      await backup;
-    } finally {
-      finished = true;
-      await poll;
-    }
+    await this.withProgress(database, onProgress, this.run('master', tsql.backupStatement(database, [serverPath], { compression: this.endpoint.compression && supported })));
     const file = join(backupShare, name);
     const { size } = await stat(file).catch(() => {
       throw new SourceUnavailableError(`the backup was written to ${serverPath} but this worker cannot read it at ${file}; mount the backup folder at backupShare`);
@@ -130,20 +134,7 @@ export class MssqlEngine implements Engine {
       const folder = f.Type === 'L' ? paths.log_path : paths.data_path;
       values[`physical${i}`] = `${folder}${database}_${i}${f.Type === 'L' ? '.ldf' : '.mdf'}`;
     });
-    let finished = false;
-    const poll = (async () => {
-      while (!finished) {
-        await new Promise((r) => setTimeout(r, 2000));
-        const [row] = await this.run<{ percent_complete: number }>('master', tsql.progressQuery(database)).catch(() => []);
-        if (row && !finished) onProgress?.(row.percent_complete / 100);
-      }
-    })();
-    try {
-      await this.run('master', statement, values);
-    } finally {
-      finished = true;
-      await poll;
-    }
+    await this.withProgress(database, onProgress, this.run('master', statement, values));
     await this.run(database, tsql.markCreatedStatement(database), { migration: migrationId });
   }
 

@@ -36,6 +36,29 @@ export async function startTestStack(): Promise<TestStack> {
   return { env, azurite, close: async () => void (await Promise.allSettled([env.teardown(), azurite.stop()])) };
 }
 
+/** One stack for a test file: started before its tests, stopped after. */
+export function useTestStack(): () => TestStack {
+  let stack: TestStack | undefined;
+  beforeAll(async () => {
+    stack = await startTestStack();
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+  return () => stack!;
+}
+
+/** Polls `probe` until it gives a value (errors count as not yet). */
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 90000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 export interface TestFleetOptions {
   tenants: number;
   rows?: number;

@@ -21,25 +21,12 @@ import {
   type TenantResult,
 } from '../../workflows/contract';
 import { sqliteDirectory, type LoadedFleet } from '../../config/fleet';
-import { makeFleet, startTestStack, startWorker, TEST_ADMIN_TOKEN, workerEnv, type TestStack } from '../helpers/stack';
+import { makeFleet, startWorker, useTestStack, waitFor, TEST_ADMIN_TOKEN, workerEnv, type TestStack } from '../helpers/stack';
 
+const currentStack = useTestStack();
 let stack: TestStack;
-beforeAll(async () => {
-  stack = await startTestStack();
-});
-afterAll(async () => {
-  await stack?.close();
-});
+beforeEach(() => (stack = currentStack()));
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 90000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** A fleet with live ingestion: a gateway serving it, and load against it. */
 async function liveFleet(tenants: number, policy: Record<string, unknown>) {

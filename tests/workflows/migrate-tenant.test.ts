@@ -18,16 +18,12 @@ import {
   type TenantResult,
   type WaveStatus,
 } from '../../workflows/contract';
-import { makeFleet, startTestStack, startWorker, TEST_ADMIN_TOKEN, TEST_DB_PASSWORD, TEST_DB_PASSWORD_ENV, type TestStack } from '../helpers/stack';
+import { makeFleet, startWorker, useTestStack, waitFor, TEST_ADMIN_TOKEN, TEST_DB_PASSWORD, TEST_DB_PASSWORD_ENV, type TestStack } from '../helpers/stack';
 import { sqliteDirectory, type LoadedFleet } from '../../config/fleet';
 
+const currentStack = useTestStack();
 let stack: TestStack;
-beforeAll(async () => {
-  stack = await startTestStack();
-});
-afterAll(async () => {
-  await stack?.close();
-});
+beforeEach(() => (stack = currentStack()));
 
 const quiet = { write: () => true, isTTY: false } as unknown as NodeJS.WriteStream;
 
@@ -51,15 +47,6 @@ function primaryOf(fleet: LoadedFleet, tenantId: string): string | undefined {
   }
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 test('a wave migrates every tenant, row for row, across a continue-as-new, and flips the catalog', async () => {
   const { fleet, cleanup } = makeFleet({ tenants: 3, rows: 1500, policy: { concurrency: 2, tenantsPerRun: 2 } });
