@@ -62,7 +62,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   const out = process.stdout;
   const say = (line: string) => out.write(`${line}\n`);
   const dir = mkdtempSync(join(tmpdir(), 'airlift-demo-'));
-  if (options.rollback && !/^tenant-\d+$/.test(options.rollback)) throw new OperatorError(`--rollback: "${options.rollback}" is not a demo tenant; use tenant-1 … tenant-${options.tenants}`);
+  const demoTenant = /^tenant-(\d+)$/.exec(options.rollback ?? '');
+  if (options.rollback && !(demoTenant && Number(demoTenant[1]) >= 1 && Number(demoTenant[1]) <= options.tenants))
+    throw new OperatorError(`--rollback: "${options.rollback}" is not a demo tenant; use tenant-1 … tenant-${options.tenants}`);
   say(`airlift demo: ${options.tenants} tenants, ${options.rows} tracking events each${options.load ? `, live load ${options.load} events/s` : ''}, in ${dir}`);
   const stack = await startEmbeddedStack({ ui: true, log: say });
   say(`Temporal dev server at ${stack.address}; Web UI: ${stack.uiUrl} (search: AirliftWave="demo")`);

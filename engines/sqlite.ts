@@ -3,6 +3,7 @@ import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
 import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { dirname, join } from 'node:path';
 import { encodeValue, renderKey, sha256File } from './checksum';
 import {
@@ -77,21 +78,13 @@ export class SqliteEngine implements Engine {
   }
 
   async snapshot(database: string, destFile: string, onProgress?: Progress): Promise<Artifact> {
-    const db = this.openReadOnly(database);
-    try {
-      await mkdir(dirname(destFile), { recursive: true });
-      await rm(destFile, { force: true });
-      // The online backup API restarts whenever another connection writes between steps, so after
-      // the first step the rest is copied in one step: one read transaction, consistent under load.
-      await db.backup(destFile, {
-        progress: ({ totalPages, remainingPages }) => {
-          onProgress?.(totalPages ? (totalPages - remainingPages) / totalPages : 1);
-          return 1 << 30;
-        },
-      });
-    } finally {
-      db.close();
-    }
+    const source = this.fileOf(database);
+    if (!existsSync(source)) throw new SourceUnavailableError(`database ${database} not found: ${source} does not exist`);
+    await mkdir(dirname(destFile), { recursive: true });
+    await rm(destFile, { force: true });
+    onProgress?.(0);
+    await backupInThread(source, destFile);
+    onProgress?.(1);
     // The copy must be self-contained: fold any WAL content in and leave a single file.
     const copy = new Database(destFile);
     copy.pragma('journal_mode = DELETE');
@@ -349,6 +342,27 @@ export class SqliteEngine implements Engine {
   }
 
   async close(): Promise<void> {}
+}
+
+/**
+ * The online backup API restarts whenever another connection writes between its steps, so under live
+ * ingestion it is run as one step: one read transaction, consistent. One step blocks its thread for
+ * the whole copy, so it runs on a worker thread and the activity keeps heartbeating meanwhile.
+ */
+function backupInThread(source: string, dest: string): Promise<void> {
+  const code = `
+    const { workerData, parentPort } = require('node:worker_threads');
+    const Database = require(workerData.driver);
+    const db = new Database(workerData.source, { readonly: true, fileMustExist: true });
+    db.backup(workerData.dest, { progress: () => 1 << 30 })
+      .then(() => { db.close(); parentPort.postMessage('done'); })
+      .catch((err) => { db.close(); throw err; });`;
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(code, { eval: true, workerData: { driver: require.resolve('better-sqlite3'), source, dest } });
+    worker.once('message', () => resolve());
+    worker.once('error', reject);
+    worker.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`snapshot thread exited with code ${code}`))));
+  });
 }
 
 /** airlift's own tables in a tenant database; never verified, never part of the tenant's schema. */

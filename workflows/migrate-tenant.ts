@@ -108,7 +108,7 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
   } catch (err) {
     const failure = run.backgroundFailure ?? (wf.isCancellation(err) && run.status.rollbackReason !== undefined ? undefined : err);
     if (failure) run.status.lastError = reasonOf(failure);
-    if (failure && reasonOf(failure).startsWith('cut-over called off')) run.status.cutoverAborted = reasonOf(failure);
+    if (failure && hasCause(failure, 'PauseBudgetExceededError')) run.status.cutoverAborted = reasonOf(failure);
     run.enter('rolling_back');
     await wf.CancellationScope.nonCancellable(async () => {
       await run.stopBackground();
@@ -264,6 +264,12 @@ class Compensations {
       }
     }
   }
+}
+
+/** Whether an application error of this type is anywhere in the failure's cause chain. */
+function hasCause(err: unknown, type: string): boolean {
+  for (let e = err as { type?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) if (e.type === type) return true;
+  return false;
 }
 
 function assertIdentical(tables: TableVerification[]): void {
