@@ -15,8 +15,11 @@ export class VerificationMismatchError extends Error {
 }
 
 export interface SwitchOptions {
-  /** The outbox seq the switch's drain starts from (the journal watermark, or the reverse one). */
-  fromSeq: number;
+  /**
+   * The outbox seq the drain starts from (the journal watermark w0); absent for a switch back, which
+   * starts from the watermark the switch to the other side recorded.
+   */
+  fromSeq?: number;
   /** Abort, unharmed, if events would be held longer than this; absent for a rollback. */
   budgetMs?: number;
   /** Compare the tracking table's rows after this key (the part that grew since verifying). */
@@ -61,10 +64,17 @@ export function cutoverActivities(deps: ActivityDeps) {
     /**
      * Fence, drain the old primary's outbox to the fence, verify the tracking delta, flip, release.
      * Any step past the pause budget calls it off: the fence lifts and the old primary stays.
+     * Safe to repeat: when the tenant is already on `to` (a retry after the flip, or a rollback of a
+     * tenant that never left its source) it only makes sure the fence is lifted.
      */
     async switchPrimary(tenantId: string, migrationId: string, to: Side, options: SwitchOptions): Promise<SwitchResult> {
       const { database, from, to: dest, origin } = directionSides(deps, tenantId, migrationId, to === 'target' ? 'forward' : 'reverse');
+      const watermark = `${migrationId}:to-${to}`;
       const { fencedAt } = await deps.routes.fence(tenantId);
+      if (deps.catalog.get(tenantId)?.primary === to) {
+        const released = await deps.routes.unfence(tenantId);
+        return { pauseMs: released.pauseMs, held: released.held, reverseFrom: deps.catalog.rememberWatermark(tenantId, watermark, await dest.outboxHead(database)) };
+      }
       const checkBudget = (step: string) => {
         const held = Date.now() - fencedAt;
         if (options.budgetMs !== undefined && held > options.budgetMs)
@@ -73,7 +83,9 @@ export function cutoverActivities(deps: ActivityDeps) {
       let reverseFrom: number;
       try {
         const fenceSeq = await from.outboxHead(database);
-        const start = Math.max(options.fromSeq, await dest.appliedCursor(database, origin));
+        // Without an explicit start, drain from where the old primary began journaling for this switch.
+        const fromSeq = options.fromSeq ?? deps.catalog.watermark(tenantId, `${migrationId}:to-${origin}`) ?? fenceSeq;
+        const start = Math.max(fromSeq, await dest.appliedCursor(database, origin));
         await applyOutboxRange(from, dest, database, origin, start, fenceSeq, () => checkBudget('draining the outbox'));
         checkBudget('draining the outbox');
         if (options.verifyTrackingAfter !== undefined) {
@@ -86,7 +98,8 @@ export function cutoverActivities(deps: ActivityDeps) {
           }
           checkBudget('verifying the tracking delta');
         }
-        reverseFrom = await dest.outboxHead(database);
+        // Recorded once, before the flip: a retry after the release must not move it past events written since.
+        reverseFrom = deps.catalog.rememberWatermark(tenantId, watermark, await dest.outboxHead(database));
         await deps.routes.setPrimary(tenantId, to, true);
       } catch (err) {
         await deps.routes.unfence(tenantId);

@@ -32,6 +32,8 @@ export class Catalog {
       epoch INTEGER NOT NULL,
       updated_at TEXT NOT NULL,
       outbox INTEGER NOT NULL DEFAULT 0)`);
+    this.db.exec(`CREATE TABLE IF NOT EXISTS watermarks (
+      tenant_id TEXT NOT NULL, name TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (tenant_id, name))`);
   }
 
   get(tenantId: string): CatalogEntry | undefined {
@@ -67,6 +69,16 @@ export class Catalog {
       .prepare('UPDATE tenants SET write_mode = ?, outbox = ?, epoch = epoch + 1, updated_at = ? WHERE tenant_id = ? AND (write_mode <> ? OR outbox <> ?)')
       .run(writeMode, outbox ? 1 : 0, new Date().toISOString(), tenantId, writeMode, outbox ? 1 : 0);
     return this.get(tenantId)!;
+  }
+
+  /** Records `seq` under `name` the first time; afterwards returns what was recorded first. */
+  rememberWatermark(tenantId: string, name: string, seq: number): number {
+    this.db.prepare('INSERT OR IGNORE INTO watermarks VALUES (?, ?, ?)').run(tenantId, name, seq);
+    return (this.db.prepare('SELECT seq FROM watermarks WHERE tenant_id = ? AND name = ?').get(tenantId, name) as { seq: number }).seq;
+  }
+
+  watermark(tenantId: string, name: string): number | undefined {
+    return (this.db.prepare('SELECT seq FROM watermarks WHERE tenant_id = ? AND name = ?').get(tenantId, name) as { seq: number } | undefined)?.seq;
   }
 
   list(): CatalogEntry[] {

@@ -80,6 +80,9 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
       if (policy.cutover === 'manual') await run.phase('awaiting_cutover', () => wf.condition(() => run.approved));
 
       await forward.stop();
+      // Registered before the step: a switch that flipped and then failed must still be undone. A
+      // tenant still on its source makes this a no-op.
+      compensations.add('route tenant back to source', () => undo.switchPrimary(tenantId, migrationId, 'source', { chunkRows: policy.verifyChunkRows }));
       const switched = await run.phase('cutting_over', () =>
         cutover.switchPrimary(tenantId, migrationId, 'target', {
           fromSeq: journalFrom,
@@ -87,9 +90,6 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
           verifyTrackingAfter: verified.trackingUpTo,
           chunkRows: policy.verifyChunkRows,
         }),
-      );
-      compensations.add('switch back to source', () =>
-        undo.switchPrimary(tenantId, migrationId, 'source', { fromSeq: switched.reverseFrom, chunkRows: policy.verifyChunkRows }),
       );
       run.status.cutoverPauseMs = switched.pauseMs;
       run.status.heldEvents = switched.held;
