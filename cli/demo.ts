@@ -16,6 +16,7 @@ import { createGateway, listenGateway } from '../ingestion/gateway';
 import { Catalog } from '../ingestion/catalog';
 import { rollbackSignal, tenantWorkflowId } from '../workflows/contract';
 import { countLost, LoadGenerator, tenantDatabaseFile } from './load';
+import { TenantApp, type AppReport } from './tenant-app';
 
 export interface DemoOptions {
   tenants: number;
@@ -32,6 +33,7 @@ export interface DemoOptions {
 export interface DemoSummary extends WaveSummary {
   eventsAccepted: number;
   eventsLost: number;
+  app: AppReport;
 }
 
 export const DEMO_STORAGE_ENV = 'AIRLIFT_DEMO_STORAGE_CONNECTION_STRING';
@@ -89,6 +91,10 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
 
     const load = options.load ? new LoadGenerator({ gatewayUrl: gateway.url, tenants: fleet.tenants.map((t) => t.id), eventsPerSecond: options.load }) : undefined;
     load?.start();
+    // A simulated tenant application routes by the catalog throughout: reads always, writes unless frozen.
+    const app = new TenantApp(fleet);
+    app.start();
+    stops.unshift(async () => void app.stop());
     const waveId = 'demo';
     const started = Date.now();
     await startWave(stack.temporal.client, waveId, fleet.tenants.map((t) => t.id), fleet.policy);
@@ -103,7 +109,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       }
     });
     const loadReport = await load?.stop();
-    const summary: DemoSummary = { ...summarize(tenants, (Date.now() - started) / 1000), eventsAccepted: 0, eventsLost: 0 };
+    const appReport = app.stop();
+    stops.shift();
+    const summary: DemoSummary = { ...summarize(tenants, (Date.now() - started) / 1000), eventsAccepted: 0, eventsLost: 0, app: appReport };
     if (load) {
       const catalog = new Catalog(fleet.catalog.path);
       for (const t of fleet.tenants) {
@@ -122,6 +130,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
         `${summary.cutoverPauseMsP50 ?? '-'}/${summary.cutoverPauseMsP99 ?? '-'} ms`, load ? summary.eventsAccepted : '-', load ? summary.eventsLost : '-', summary.seconds].map(String)],
     ));
     if (loadReport) say(`load: ${loadReport.sent} events sent (${loadReport.duplicatesSent} on purpose twice), ${loadReport.retries} batches retried`);
+    say(`application: ${appReport.reads} reads, ${appReport.writes} writes, ${appReport.writesPaused} writes held back while its tenant was frozen`);
     for (const f of summary.failures) say(`failed: ${f.tenant}: ${f.error}`);
     if (options.keep) say(`kept: ${dir} (fleet.yaml, source/, cloud/, catalog.db)`);
     if (options.json) say(JSON.stringify(summary));
