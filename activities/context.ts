@@ -48,15 +48,29 @@ export function tenantSides(deps: ActivityDeps, tenantId: string, migrationId: s
   };
 }
 
-/** Heartbeats at most every `everyMs`, always with the latest details. */
-export function throttledHeartbeat(everyMs = 1000): (details: unknown) => void {
+/**
+ * Runs `work` with a heartbeat that carries the latest details: sent at most every `everyMs` when
+ * progress is reported, and re-sent every few seconds when it is not, so a step that reports rarely
+ * (a one-step backup, a long RESTORE) is never taken for a dead worker.
+ */
+export async function withHeartbeat<T>(work: (beat: (details: unknown) => void) => Promise<T>, everyMs = 500): Promise<T> {
+  const context = Context.current();
+  // Until there is news, re-send the checkpoint this attempt started from, never an empty one.
+  let latest: unknown = context.info.heartbeatDetails;
   let last = 0;
-  return (details) => {
-    const now = Date.now();
-    if (now - last < everyMs) return;
-    last = now;
-    Context.current().heartbeat(details);
+  const send = () => {
+    last = Date.now();
+    context.heartbeat(latest);
   };
+  const keepAlive = setInterval(send, 5000);
+  try {
+    return await work((details) => {
+      latest = details;
+      if (Date.now() - last >= everyMs) send();
+    });
+  } finally {
+    clearInterval(keepAlive);
+  }
 }
 
 export function checkpoint<T>(): T | undefined {

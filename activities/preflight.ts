@@ -6,15 +6,9 @@ export class PreflightError extends Error {
   override name = 'PreflightError';
 }
 
-export interface PreflightReport {
-  sourceBytes: number;
-  /** A gateway writes this tenant's tracking events live. */
-  liveIngestion: boolean;
-}
-
 export function preflightActivities(deps: ActivityDeps) {
   return {
-    async preflight(tenantId: string, migrationId: string): Promise<PreflightReport> {
+    async preflight(tenantId: string, migrationId: string): Promise<void> {
       const { tenant, source, target } = tenantSides(deps, tenantId, migrationId);
       const problems: string[] = [];
       const src = await source.probe(tenant.database).catch((err: Error) => {
@@ -39,7 +33,6 @@ export function preflightActivities(deps: ActivityDeps) {
         problems.push(`storage container ${deps.container.containerName}: not writable (${redactSecrets((err as Error).message.split('\n')[0])})`);
       }
       if (problems.length) throw new PreflightError(`preflight failed for ${tenantId}: ${problems.join('; ')}`);
-      return { sourceBytes: src?.sizeBytes ?? 0, liveIngestion: deps.routes.live };
     },
   };
 }

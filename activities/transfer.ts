@@ -7,7 +7,7 @@ import { uploadResumable } from '../azure/block-upload';
 import { downloadVerified } from '../azure/block-download';
 import { containerReadSas } from '../azure/sas';
 import { managedInstance } from './managed-instance';
-import { type ActivityDeps, cancellation, tenantSides, throttledHeartbeat } from './context';
+import { type ActivityDeps, cancellation, tenantSides, withHeartbeat } from './context';
 
 export interface TransferProgress {
   bytesDone: number;
@@ -42,55 +42,59 @@ export function transferActivities(deps: ActivityDeps) {
   return {
     async snapshotSource(tenantId: string, migrationId: string): Promise<Artifact> {
       const { tenant, source, workDir } = tenantSides(deps, tenantId, migrationId);
-      const heartbeat = throttledHeartbeat(500);
       const file = source.kind === 'sqlite' ? `${tenant.database}.sqlite` : `${tenant.database}-${migrationId}.bak`;
-      return source.snapshot(tenant.database, join(workDir, file), (fraction) => heartbeat({ fraction }));
+      return withHeartbeat((heartbeat) => source.snapshot(tenant.database, join(workDir, file), (fraction) => heartbeat({ fraction })));
     },
 
     async copyArtifact(tenantId: string, migrationId: string, artifact: Artifact, tuning: TransferTuning): Promise<CopyResult> {
-      const heartbeat = throttledHeartbeat(500);
       const blobName = artifactBlobName(tenantId, migrationId, artifact.file.split(/[\\/]/).pop()!);
-      const result = await uploadResumable(deps.container, blobName, artifact.file, {
-        ...transferOptions(tuning, heartbeat),
-        sha256: artifact.sha256,
-        maxMiBps: tuning.maxUploadMiBps,
-        metadata: { tenant: tenantId, migration: migrationId },
-      });
+      const result = await withHeartbeat((heartbeat) =>
+        uploadResumable(deps.container, blobName, artifact.file, {
+          ...transferOptions(tuning, heartbeat),
+          sha256: artifact.sha256,
+          maxMiBps: tuning.maxUploadMiBps,
+          metadata: { tenant: tenantId, migration: migrationId },
+        }),
+      );
       return { blobName, bytes: result.bytes, blocksSent: result.blocksSent, blocksReused: result.blocksReused };
     },
 
     async restoreTarget(tenantId: string, migrationId: string, blobName: string, tuning: TransferTuning): Promise<void> {
-      const { tenant, target, workDir } = tenantSides(deps, tenantId, migrationId);
-      const heartbeat = throttledHeartbeat(500);
-      const endpoint = deps.fleet.targets[tenant.target];
-      const blob = deps.container.getBlobClient(blobName);
-      const sas = () => containerReadSas(deps.container, tuning.activityTimeoutMinutes);
-      if (endpoint.engine === 'azure-sql-mi') {
-        // The Managed Instance reads the container itself; the restore runs through ARM.
-        await managedInstance(endpoint).restore(
-          tenant.database,
-          { containerUri: deps.container.url, lastBackupName: blobName.split('/').pop()!, migrationId, sas },
-          (p) => heartbeat({ fraction: p.percent / 100, filesRestored: p.filesRestored }),
-          cancellation(),
-        );
-        return;
-      }
-      if (target.restoresFrom === 'blob') {
-        const props = await blob.getProperties();
-        await target.restore(
-          tenant.database,
-          { url: blob.url, containerUrl: deps.container.url, blobName, sizeBytes: props.contentLength ?? 0, sha256: props.metadata?.sha256 ?? '', sas },
-          migrationId,
-          (fraction) => heartbeat({ fraction }),
-        );
-        return;
-      }
-      const downloaded = await downloadVerified(deps.container, blobName, join(workDir, 'download', blobName.split('/').pop()!), transferOptions(tuning, heartbeat));
-      cancellation().throwIfAborted();
-      await target.restore(tenant.database, { file: downloaded.file, sizeBytes: downloaded.bytes, sha256: downloaded.sha256 }, migrationId, (fraction) =>
-        heartbeat({ bytesDone: downloaded.bytes, bytesTotal: downloaded.bytes, fraction }),
-      );
-      await rm(downloaded.file, { force: true });
+      await withHeartbeat((heartbeat) => restore(tenantId, migrationId, blobName, tuning, heartbeat));
     },
   };
+
+  /** Restores the artifact on the target: through ARM, from a blob URL, or from a downloaded file. */
+  async function restore(tenantId: string, migrationId: string, blobName: string, tuning: TransferTuning, heartbeat: (details: unknown) => void): Promise<void> {
+    const { tenant, target, workDir } = tenantSides(deps, tenantId, migrationId);
+    const endpoint = deps.fleet.targets[tenant.target];
+    const blob = deps.container.getBlobClient(blobName);
+    const sas = () => containerReadSas(deps.container, tuning.activityTimeoutMinutes);
+    if (endpoint.engine === 'azure-sql-mi') {
+      // The Managed Instance reads the container itself; the restore runs through ARM.
+      await managedInstance(endpoint).restore(
+        tenant.database,
+        { containerUri: deps.container.url, lastBackupName: blobName.split('/').pop()!, migrationId, sas },
+        (p) => heartbeat({ fraction: p.percent / 100, filesRestored: p.filesRestored }),
+        cancellation(),
+      );
+      return;
+    }
+    if (target.restoresFrom === 'blob') {
+      const props = await blob.getProperties();
+      await target.restore(
+        tenant.database,
+        { url: blob.url, containerUrl: deps.container.url, blobName, sizeBytes: props.contentLength ?? 0, sha256: props.metadata?.sha256 ?? '', sas },
+        migrationId,
+        (fraction) => heartbeat({ fraction }),
+      );
+      return;
+    }
+    const downloaded = await downloadVerified(deps.container, blobName, join(workDir, 'download', blobName.split('/').pop()!), transferOptions(tuning, heartbeat));
+    cancellation().throwIfAborted();
+    await target.restore(tenant.database, { file: downloaded.file, sizeBytes: downloaded.bytes, sha256: downloaded.sha256 }, migrationId, (fraction) =>
+      heartbeat({ bytesDone: downloaded.bytes, bytesTotal: downloaded.bytes, fraction }),
+    );
+    await rm(downloaded.file, { force: true });
+  }
 }

@@ -110,7 +110,6 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     });
     const loadReport = await load?.stop();
     const appReport = app.stop();
-    stops.shift();
     const summary: DemoSummary = { ...summarize(tenants, (Date.now() - started) / 1000), eventsAccepted: 0, eventsLost: 0, app: appReport };
     if (load) {
       const catalog = new Catalog(fleet.catalog.path);

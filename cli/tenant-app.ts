@@ -61,9 +61,10 @@ export class TenantApp {
     this.timer = setInterval(() => this.step(), this.everyMs);
   }
 
+  /** Stops the application; safe to call more than once. */
   stop(): AppReport {
     clearInterval(this.timer);
-    this.catalog.close();
+    if (this.catalog.open) this.catalog.close();
     return { ...this.report };
   }
 }

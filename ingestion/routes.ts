@@ -9,14 +9,11 @@ export interface RouteControl {
   unfence(tenantId: string): Promise<{ pauseMs: number; held: number }>;
   setMode(tenantId: string, change: { writeMode?: WriteMode; outbox?: boolean }): Promise<void>;
   setPrimary(tenantId: string, side: Side, outbox: boolean): Promise<void>;
-  /** Whether a live gateway writes this fleet's tracking events. */
-  readonly live: boolean;
 }
 
 export function gatewayRoutes(gateways: string[], token: string): RouteControl {
   const admin = new GatewayAdmin(gateways, token);
   return {
-    live: true,
     fence: (t) => admin.fence(t),
     unfence: (t) => admin.unfence(t),
     setMode: async (t, change) => void (await admin.setMode(t, change)),
@@ -27,7 +24,6 @@ export function gatewayRoutes(gateways: string[], token: string): RouteControl {
 export function catalogRoutes(catalog: Catalog): RouteControl {
   const fencedAt = new Map<string, number>();
   return {
-    live: false,
     fence: async (t) => {
       if (!fencedAt.has(t)) fencedAt.set(t, Date.now());
       return { fencedAt: fencedAt.get(t)! };

@@ -73,7 +73,7 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
         }
       });
 
-      const verified = await run.phase('verifying', () => transfer.verifyTables(tenantId, migrationId, policy.verifyChunkRows, true));
+      const verified = await run.phase('verifying', () => transfer.verifyTables(tenantId, migrationId, policy.verifyChunkRows));
       run.status.tables = verified.tables;
       assertIdentical(verified.tables);
 

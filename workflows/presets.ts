@@ -11,6 +11,7 @@ const NON_RETRYABLE = [
   'IntegrityCheckError',
   'SourceUnavailableError',
   'InvalidIdentifierError',
+  'MissingSecretError',
   'ArtifactChecksumError',
   'PauseBudgetExceededError',
   'VerificationMismatchError',

@@ -1,7 +1,7 @@
 // The real services a test needs: the Temporal dev server (an existing binary, never a download)
 // and an in-memory Azurite, plus temporary tenant databases and a fleet that points at them.
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { tmpdir } from 'node:os';
@@ -118,5 +118,3 @@ export async function startWorker(stack: TestStack, fleet: LoadedFleet, taskQueu
 export function workerEnv(stack: TestStack, fleet: LoadedFleet): NodeJS.ProcessEnv {
   return { ...process.env, [fleet.storage.connectionStringEnv!]: stack.azurite.connectionString, [TEST_ADMIN_TOKEN_ENV]: TEST_ADMIN_TOKEN, [TEST_DB_PASSWORD_ENV]: TEST_DB_PASSWORD };
 }
-
-export { Worker };
