@@ -52,6 +52,11 @@ export class LoadGenerator {
       const body = JSON.stringify(ids.map((event_id, i) => ({ event_id, kind: i % 3 ? 'view' : 'click', ad_id: 1 + (i % 7), payload: { page: '/landing' } })));
       this.pending.push({ tenant, body, ids, resend: false });
     }
+    this.pump();
+  }
+
+  /** Sends queued batches while fewer than `maxInFlight` requests are under way. */
+  private pump(): void {
     while (this.pending.length && this.inFlight < (this.options.maxInFlight ?? 32)) this.send(this.pending.shift()!);
   }
 
@@ -91,7 +96,7 @@ export class LoadGenerator {
     clearInterval(this.timer);
     const until = Date.now() + timeoutMs;
     while ((this.pending.length || this.inFlight) && Date.now() < until) {
-      while (this.pending.length && this.inFlight < 32) this.send(this.pending.shift()!);
+      this.pump();
       await new Promise((r) => setTimeout(r, 20));
     }
     this.agent.destroy();

@@ -51,12 +51,15 @@ export class Catalog {
     return this.get(tenantId)!;
   }
 
-  /** Idempotent: flipping to the side that is already primary changes nothing and keeps the epoch. */
-  setPrimary(tenantId: string, primary: Side): CatalogEntry {
+  /**
+   * Flips the primary and sets whether it journals to its outbox, in one change. Idempotent: asking
+   * for what is already in force changes nothing and keeps the epoch.
+   */
+  setPrimary(tenantId: string, primary: Side, outbox: boolean): CatalogEntry {
     this.ensure(tenantId);
     this.db
-      .prepare('UPDATE tenants SET primary_side = ?, epoch = epoch + 1, updated_at = ? WHERE tenant_id = ? AND primary_side <> ?')
-      .run(primary, new Date().toISOString(), tenantId, primary);
+      .prepare('UPDATE tenants SET primary_side = ?, outbox = ?, epoch = epoch + 1, updated_at = ? WHERE tenant_id = ? AND (primary_side <> ? OR outbox <> ?)')
+      .run(primary, outbox ? 1 : 0, new Date().toISOString(), tenantId, primary, outbox ? 1 : 0);
     return this.get(tenantId)!;
   }
 

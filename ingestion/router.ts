@@ -137,8 +137,7 @@ export class TenantRouter {
   /** Flips the primary; the side that stops being primary gets no more writes from this node. */
   setPrimary(tenantId: string, side: Side, outbox: boolean): TenantView {
     const s = this.state(tenantId);
-    this.catalog.setPrimary(tenantId, side);
-    s.route = this.catalog.setMode(tenantId, { outbox });
+    s.route = this.catalog.setPrimary(tenantId, side, outbox);
     const other: Side = side === 'source' ? 'target' : 'source';
     s.writers[other]?.close();
     delete s.writers[other];

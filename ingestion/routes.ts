@@ -34,9 +34,6 @@ export function catalogRoutes(catalog: Catalog): RouteControl {
       return { pauseMs: since === undefined ? 0 : Date.now() - since, held: 0 };
     },
     setMode: async (t, change) => void catalog.setMode(t, change),
-    setPrimary: async (t, side, outbox) => {
-      catalog.setPrimary(t, side);
-      catalog.setMode(t, { outbox });
-    },
+    setPrimary: async (t, side, outbox) => void catalog.setPrimary(t, side, outbox),
   };
 }
