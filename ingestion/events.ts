@@ -4,6 +4,11 @@ import type { TrackingEvent } from '../engines/engine';
 
 export const MAX_BODY_BYTES = 64 * 1024;
 export const MAX_BATCH = 500;
+/** How deep a field's value (in practice `payload`) may nest: a deeper document is refused unparsed. */
+export const MAX_PAYLOAD_DEPTH = 32;
+export const MAX_PAYLOAD_BYTES = 8 * 1024;
+/** A pixel URL carries a few parameters; Node itself refuses a request line over 16 KiB (431). */
+export const MAX_PIXEL_PARAMS = 50;
 const EVENT_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
 const KIND = /^[a-z][a-z0-9_]{0,31}$/;
 const FIELDS = new Set(['event_id', 'kind', 'ad_id', 'occurred_at', 'payload']);
@@ -34,8 +39,9 @@ function toEvent(raw: unknown, at: string, userAgent: string | null): TrackingEv
     throw new BadEventError(`${at}.ad_id: must be a non-negative integer or null`);
   if (e.occurred_at !== undefined && (typeof e.occurred_at !== 'string' || Number.isNaN(Date.parse(e.occurred_at))))
     throw new BadEventError(`${at}.occurred_at: must be an ISO-8601 timestamp such as 2026-11-27T10:00:00Z`);
+  // Safe to stringify: parseEventBody refused any value nested deeper than MAX_PAYLOAD_DEPTH.
   const payload = e.payload === undefined || e.payload === null ? null : JSON.stringify(e.payload);
-  if (payload && payload.length > 8192) throw new BadEventError(`${at}.payload: larger than 8 KiB`);
+  if (payload && Buffer.byteLength(payload) > MAX_PAYLOAD_BYTES) throw new BadEventError(`${at}.payload: larger than ${MAX_PAYLOAD_BYTES / 1024} KiB`);
   return {
     event_id: (e.event_id as string | undefined) ?? uuidv7(),
     kind: e.kind,
@@ -46,9 +52,63 @@ function toEvent(raw: unknown, at: string, userAgent: string | null): TrackingEv
   };
 }
 
+interface OpenContainer {
+  /** Where it sits in the document, e.g. `events[2].payload`. */
+  path: string;
+  array: boolean;
+  index: number;
+  key: string;
+  expectKey: boolean;
+}
+
+/**
+ * The path of the first event field whose value nests deeper than MAX_PAYLOAD_DEPTH, found by one
+ * pass over the text that neither recurses nor parses: no bracket count can exhaust the stack here,
+ * in JSON.parse, or in the JSON.stringify of the payload afterwards. Malformed text is left to
+ * JSON.parse to name; only its nesting is measured here.
+ */
+function tooDeep(text: string): string | undefined {
+  const open: OpenContainer[] = [];
+  let eventDepth = 1; // 1 for a single event, 2 inside a batch array
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    const top = open[open.length - 1];
+    if (c === '"') {
+      let end = i + 1;
+      while (end < text.length && text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
+      if (top && !top.array && top.expectKey) {
+        const raw = text.slice(i, end + 1);
+        try {
+          top.key = String(JSON.parse(raw)).slice(0, 64);
+        } catch {
+          top.key = raw.slice(1, 65);
+        }
+        top.expectKey = false;
+      }
+      i = end;
+    } else if (c === '[' || c === '{') {
+      if (open.length === 0) eventDepth = c === '[' ? 2 : 1;
+      const path = !top ? (c === '[' ? 'events' : 'event') : top.array ? `${top.path}[${top.index}]` : `${top.path}.${top.key}`;
+      if (open.length - eventDepth >= MAX_PAYLOAD_DEPTH) {
+        // Name the event field (`events[0].payload`), not the bracket where the limit was crossed.
+        return open[Math.min(eventDepth, open.length - 1)]?.path ?? path;
+      }
+      open.push({ path, array: c === '[', index: 0, key: '', expectKey: c === '{' });
+    } else if (c === ']' || c === '}') {
+      open.pop();
+    } else if (c === ',' && top) {
+      top.index++;
+      top.expectKey = !top.array;
+    }
+  }
+  return undefined;
+}
+
 /** A POST body: one event or an array, as JSON or the text/plain that navigator.sendBeacon sends. */
 export function parseEventBody(text: string, userAgent: string | null): TrackingEvent[] {
   if (Buffer.byteLength(text) > MAX_BODY_BYTES) throw new BadEventError(`body: larger than ${MAX_BODY_BYTES} bytes; send smaller batches`);
+  const deep = tooDeep(text);
+  if (deep) throw new BadEventError(`${deep}: nested deeper than ${MAX_PAYLOAD_DEPTH} levels; flatten it`);
   let doc: unknown;
   try {
     doc = JSON.parse(text);
@@ -69,6 +129,8 @@ export function parseEventBody(text: string, userAgent: string | null): Tracking
 
 /** A pixel hit: kind, ad_id and event_id from the query; every other parameter goes into payload. */
 export function parsePixelQuery(query: Record<string, string>, userAgent: string | null): TrackingEvent {
+  const count = Object.keys(query).length;
+  if (count > MAX_PIXEL_PARAMS) throw new BadEventError(`query: ${count} parameters; at most ${MAX_PIXEL_PARAMS}`);
   const { kind = 'view', ad_id, event_id, occurred_at, ...rest } = query;
   const adId = ad_id === undefined || ad_id === '' ? undefined : /^\d+$/.test(ad_id) ? Number(ad_id) : NaN;
   return toEvent(

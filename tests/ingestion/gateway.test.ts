@@ -153,3 +153,37 @@ test('a fence held past the hold limit answers 503 and the event is not written'
   await admin('/unfence', TOKEN, {});
   expect(rows()).toBe(before);
 });
+
+test('a payload nested too deep, a body of brackets or a pixel with too many parameters gets a 4xx naming the field; nothing is written and the next good event is stored', async () => {
+  const nested = (levels: number) => `${'['.repeat(levels)}1${']'.repeat(levels)}`;
+  const chunked = (body: string) =>
+    fetch(`${url}/t/${tenantId}/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: new Blob([body]).stream(), // no content-length: only the parser's own bound applies
+      duplex: 'half',
+    } as RequestInit);
+  const before = rows();
+  const cases: [string, () => Promise<Response>, number, string][] = [
+    ['5,000 levels in one event', () => post(`{"kind":"view","payload":${nested(5000)}}`), 400, 'event.payload: nested deeper than 32 levels'],
+    ['60 KiB of nesting in a batch', () => post(`[{"kind":"view","payload":${nested(30_000)}}]`), 400, 'events[0].payload: nested deeper than 32 levels'],
+    ['33 levels in the second event', () => post(`[{"kind":"view"},{"kind":"view","payload":{"a":${nested(32)}}}]`), 400, 'events[1].payload: nested deeper than 32 levels'],
+    ['60,000 [ characters', () => post('['.repeat(60_000)), 400, 'nested deeper than 32 levels'],
+    ['100,000 [ characters', () => post('['.repeat(100_000)), 413, 'larger than 65536 bytes'],
+    ['100,000 [ characters without a content-length', () => chunked('['.repeat(100_000)), 413, 'larger than 65536 bytes'],
+    ['a payload over 8 KiB', () => post(JSON.stringify({ kind: 'view', payload: { note: 'é'.repeat(4200) } })), 413, 'event.payload: larger than 8 KiB'],
+    ['a pixel with 2,000 parameters', () => fetch(`${url}/t/${tenantId}/pixel.gif?${Array.from({ length: 2000 }, (_, i) => `k${i}=1`).join('&')}`), 400, 'query: 2000 parameters; at most 50'],
+    ['a pixel with 8 KiB in its parameters', () => fetch(`${url}/t/${tenantId}/pixel.gif?note=${'x'.repeat(9000)}`), 400, 'query.payload: larger than 8 KiB'],
+  ];
+  for (const [name, send, status, reason] of cases) {
+    const res = await send();
+    expect({ name, status: res.status, error: ((await res.json()) as { error: string }).error }).toEqual({ name, status, error: expect.stringContaining(reason) });
+  }
+  expect(rows()).toBe(before);
+
+  const deepestAllowed = await post(JSON.stringify({ kind: 'view', event_id: 'deep-32', payload: { a: JSON.parse(nested(31)) } }));
+  expect(deepestAllowed.status).toBe(200);
+  const good = await post(JSON.stringify({ kind: 'click', event_id: 'after-poison' }));
+  expect(await good.json()).toMatchObject({ accepted: 1, new: 1, ids: ['after-poison'] });
+  expect(rows()).toBe(before + 2);
+});
