@@ -116,13 +116,18 @@ export function headKeyQuery(table: MssqlTable): Statement {
   return { sql: `SELECT TOP (1) ${keys.join(', ')} FROM ${qualified(table)} ORDER BY ${keys.map((k) => `${k} DESC`).join(', ')};`, params: {} };
 }
 
-/** The outbox and the applied-cursor table, created if missing. */
+/**
+ * airlift's tables in a tenant database, created if missing: the outbox, the applied cursors (one
+ * per stream `<migrationId>:<origin>`) and the one-row write gate. The gate's id is pinned to 1.
+ */
 export const outboxSchema: Statement = {
   sql: [
     "IF OBJECT_ID(N'dbo.airlift_outbox', N'U') IS NULL",
     '  CREATE TABLE dbo.airlift_outbox (seq bigint IDENTITY(1, 1) NOT NULL PRIMARY KEY, event_id nvarchar(64) NOT NULL, row_json nvarchar(max) NOT NULL);',
-    "IF OBJECT_ID(N'dbo.airlift_applied', N'U') IS NULL",
-    '  CREATE TABLE dbo.airlift_applied (origin nvarchar(16) NOT NULL PRIMARY KEY, cursor_seq bigint NOT NULL);',
+    "IF OBJECT_ID(N'dbo.airlift_cursors', N'U') IS NULL",
+    '  CREATE TABLE dbo.airlift_cursors (stream nvarchar(128) NOT NULL PRIMARY KEY, cursor_seq bigint NOT NULL);',
+    "IF OBJECT_ID(N'dbo.airlift_gate', N'U') IS NULL",
+    "  CREATE TABLE dbo.airlift_gate (id int NOT NULL PRIMARY KEY CHECK (id = 1), state nvarchar(16) NOT NULL CHECK (state IN (N'open', N'fenced', N'standby')), migration_id nvarchar(64) NULL, updated_at datetime2 NOT NULL);",
   ].join('\n'),
   params: {},
 };
@@ -134,7 +139,7 @@ export const readOutboxQuery: Statement = {
   params: {},
 };
 
-export const appliedCursorQuery: Statement = { sql: 'SELECT cursor_seq FROM dbo.airlift_applied WHERE origin = @origin;', params: {} };
+export const appliedCursorQuery: Statement = { sql: 'SELECT cursor_seq FROM dbo.airlift_cursors WHERE stream = @stream;', params: {} };
 
 /** Insert one replicated row (same key, same event id) unless its key or event id is already there. */
 export function applyEventStatement(trackingTable: MssqlTable): Statement {
@@ -151,8 +156,20 @@ export function applyEventStatement(trackingTable: MssqlTable): Statement {
 
 export const advanceCursorStatement: Statement = {
   sql: [
-    'UPDATE dbo.airlift_applied SET cursor_seq = CASE WHEN cursor_seq > @cursor THEN cursor_seq ELSE @cursor END WHERE origin = @origin;',
-    'IF @@ROWCOUNT = 0 INSERT INTO dbo.airlift_applied (origin, cursor_seq) VALUES (@origin, @cursor);',
+    'UPDATE dbo.airlift_cursors SET cursor_seq = CASE WHEN cursor_seq > @cursor THEN cursor_seq ELSE @cursor END WHERE stream = @stream;',
+    'IF @@ROWCOUNT = 0 INSERT INTO dbo.airlift_cursors (stream, cursor_seq) VALUES (@stream, @cursor);',
+  ].join('\n'),
+  params: {},
+};
+
+/** The write gate's one row, or none (no gate yet: open). */
+export const readGateQuery: Statement = { sql: 'SELECT state, migration_id FROM dbo.airlift_gate WHERE id = 1;', params: {} };
+
+/** Sets the write gate's one row. */
+export const setGateStatement: Statement = {
+  sql: [
+    'UPDATE dbo.airlift_gate SET state = @state, migration_id = @migration, updated_at = SYSUTCDATETIME() WHERE id = 1;',
+    'IF @@ROWCOUNT = 0 INSERT INTO dbo.airlift_gate (id, state, migration_id, updated_at) VALUES (1, @state, @migration, SYSUTCDATETIME());',
   ].join('\n'),
   params: {},
 };

@@ -6,8 +6,10 @@ import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { renderKey, sha256File } from './checksum';
+import { FleetConfigError } from '../protocol/errors';
 import {
-  SourceUnavailableError,
+  ConnectionError,
+  DatabaseMissingError,
   TargetExistsError,
   type Artifact,
   type BlobArtifact,
@@ -20,6 +22,7 @@ import {
   type Progress,
   type RowDigest,
   type TableInfo,
+  type WriteGate,
 } from './engine';
 import * as tsql from './mssql-sql';
 
@@ -64,7 +67,7 @@ export class MssqlEngine implements Engine {
       pool = new sql.ConnectionPool(config).connect().catch((err: Error) => {
         this.pools.delete(database);
         // The driver's message names server and login, never the password.
-        throw new SourceUnavailableError(`SQL Server ${this.endpoint.server}:${this.endpoint.port} (${database}): ${err.message}`);
+        throw new ConnectionError(`SQL Server ${this.endpoint.server}:${this.endpoint.port} (${database}): ${err.message}`);
       });
       this.pools.set(database, pool);
     }
@@ -106,14 +109,14 @@ export class MssqlEngine implements Engine {
   async snapshot(database: string, destFile: string, onProgress?: Progress): Promise<Artifact> {
     const { backupDirectory, backupShare } = this.endpoint;
     if (!backupDirectory || !backupShare)
-      throw new SourceUnavailableError('backupDirectory and backupShare must be set on a SQL Server source: the folder the server writes and the same folder as the worker reads it');
+      throw new FleetConfigError('backupDirectory and backupShare must be set on a SQL Server source: the folder the server writes and the same folder as the worker reads it');
     const name = destFile.split(/[\\/]/).pop()!;
     const serverPath = `${backupDirectory.replace(/[\\/]+$/, '')}${backupDirectory.includes('\\') ? '\\' : '/'}${name}`;
     const [{ supported }] = await this.run<{ supported: boolean }>('master', tsql.compressionSupportedQuery);
     await this.withProgress(database, onProgress, this.run('master', tsql.backupStatement(database, [serverPath], { compression: this.endpoint.compression && supported })));
     const file = join(backupShare, name);
     const { size } = await stat(file).catch(() => {
-      throw new SourceUnavailableError(`the backup was written to ${serverPath} but this worker cannot read it at ${file}; mount the backup folder at backupShare`);
+      throw new FleetConfigError(`the backup was written to ${serverPath} but this worker cannot read it at ${file}; mount the backup folder at backupShare`);
     });
     return { file, sizeBytes: size, sha256: await sha256File(file) };
   }
@@ -136,6 +139,8 @@ export class MssqlEngine implements Engine {
     });
     await this.withProgress(database, onProgress, this.run('master', statement, values));
     await this.run(database, tsql.markCreatedStatement(database), { migration: migrationId });
+    // The backup carries the source's gate; a target takes no write until a switch opens it.
+    await this.setWriteGate(database, { state: 'standby', migrationId });
   }
 
   async dropRestored(database: string, migrationId: string): Promise<boolean> {
@@ -224,10 +229,10 @@ export class MssqlEngine implements Engine {
     return rows.map((r) => ({ seq: Number(r.seq), eventId: r.event_id, row: JSON.parse(r.row_json) as Record<string, unknown> }));
   }
 
-  async applyOutbox(database: string, origin: string, entries: OutboxEntry[]): Promise<number> {
+  async applyOutbox(database: string, stream: string, entries: OutboxEntry[]): Promise<number> {
     if (!entries.length) return 0;
     const table = (await this.listTables(database)).find((t) => t.name === this.trackingTable);
-    if (!table) throw new SourceUnavailableError(`${database}: no ${this.trackingTable} table to apply events to`);
+    if (!table) throw new DatabaseMissingError(`${database}: no ${this.trackingTable} table to apply events to`);
     const schema = await this.schemaOf(database, table);
     const statement = tsql.applyEventStatement(schema);
     const pool = await this.pool(database);
@@ -242,7 +247,7 @@ export class MssqlEngine implements Engine {
         applied += (await request.query(statement.sql)).rowsAffected.reduce((a, n) => a + n, 0) > 0 ? 1 : 0;
       }
       const advance = new sql.Request(transaction);
-      advance.input('origin', origin).input('cursor', entries[entries.length - 1].seq);
+      advance.input('stream', stream).input('cursor', entries[entries.length - 1].seq);
       await advance.query(tsql.advanceCursorStatement.sql);
       await transaction.commit();
     } catch (err) {
@@ -252,10 +257,21 @@ export class MssqlEngine implements Engine {
     return applied;
   }
 
-  async appliedCursor(database: string, origin: string): Promise<number> {
+  async appliedCursor(database: string, stream: string): Promise<number> {
     await this.ensureOutbox(database);
-    const [row] = await this.run<{ cursor_seq: string | number }>(database, tsql.appliedCursorQuery, { origin });
+    const [row] = await this.run<{ cursor_seq: string | number }>(database, tsql.appliedCursorQuery, { stream });
     return row ? Number(row.cursor_seq) : 0;
+  }
+
+  async writeGate(database: string): Promise<WriteGate | null> {
+    await this.ensureOutbox(database);
+    const [row] = await this.run<{ state: WriteGate['state']; migration_id: string | null }>(database, tsql.readGateQuery);
+    return row ? { state: row.state, migrationId: row.migration_id } : null;
+  }
+
+  async setWriteGate(database: string, gate: WriteGate): Promise<void> {
+    await this.ensureOutbox(database);
+    await this.run(database, tsql.setGateStatement, { state: gate.state, migration: gate.migrationId });
   }
 
   async trackingHead(database: string, table: TableInfo): Promise<KeyValue[] | null> {

@@ -69,6 +69,8 @@ test.each([
     columns: [{ name: 'seq', type: 'bigint', identity: true }, { name: 'event_id', type: 'nvarchar' }, { name: 'ad_id', type: 'int' }, { name: 'kind', type: 'nvarchar' }],
   })],
   ['advance cursor', tsql.advanceCursorStatement],
+  ['read gate', tsql.readGateQuery],
+  ['set gate', tsql.setGateStatement],
   ['credential', tsql.createCredentialStatement('https://acct.blob.core.windows.net/airlift')],
   ['file list', tsql.fileListStatement()],
   ['restore from URL', tsql.restoreFromUrlStatement('acme_db', [{ logicalName: 'acme', type: 'D' }, { logicalName: 'acme_log', type: 'L' }])],
