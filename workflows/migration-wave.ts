@@ -3,6 +3,7 @@
 import * as wf from '@temporalio/workflow';
 import {
   abortSignal,
+  migrationIdOf,
   reasonOf,
   pauseSignal,
   resumeSignal,
@@ -21,7 +22,8 @@ export async function migrationWave(input: WaveInput): Promise<WaveStatus> {
   const finished = new Map((input.finished ?? []).map((row) => [row.tenantId, row]));
   const status: WaveStatus = {
     waveId: input.waveId,
-    paused: false,
+    // A pause outlives the run it was given in: the next run starts held until `resume`.
+    paused: input.paused ?? false,
     aborted: false,
     runs: input.run ?? 1,
     tenants: input.tenants.map((tenantId) => finished.get(tenantId) ?? { tenantId, state: 'pending' }),
@@ -35,22 +37,29 @@ export async function migrationWave(input: WaveInput): Promise<WaveStatus> {
   let running = 0;
   let startedThisRun = 0;
   for (const row of status.tenants.filter((r) => r.state === 'pending')) {
+    // The run's quota is checked before waiting, so a pause given now is carried into the next run.
+    if (startedThisRun >= input.policy.tenantsPerRun) break;
     await wf.condition(() => status.aborted || (!status.paused && running < input.policy.concurrency));
-    if (status.aborted || startedThisRun >= input.policy.tenantsPerRun) break;
+    if (status.aborted) break;
     startedThisRun++;
     running++;
     row.state = 'running';
     void runChild(input, row).finally(() => running--);
   }
-  if (status.aborted) {
-    wf.log.warn('wave aborted: no new tenants start; running ones continue on their own', { waveId: input.waveId });
-    return status;
-  }
+  if (status.aborted) wf.log.warn('wave aborted: no new tenants start; running ones continue on their own', { waveId: input.waveId });
+  // Also after an abort: the wave ends only when its running tenants have, so `airlift status <wave>`
+  // keeps showing their progress and the wave's result gives each one's real outcome. Calling them
+  // "abandoned" would hide tenants that are still cutting over or rolling back behind a closed wave.
   await wf.condition(() => running === 0);
   await wf.condition(wf.allHandlersFinished);
-  if (status.tenants.some((r) => r.state === 'pending')) {
+  if (!status.aborted && status.tenants.some((r) => r.state === 'pending')) {
     // History stays small for thousands of tenants: carry only the finished rows into a fresh run.
-    await wf.continueAsNew<typeof migrationWave>({ ...input, run: status.runs + 1, finished: status.tenants.filter((r) => r.state !== 'pending') });
+    await wf.continueAsNew<typeof migrationWave>({
+      ...input,
+      run: status.runs + 1,
+      paused: status.paused,
+      finished: status.tenants.filter((r) => r.state !== 'pending'),
+    });
   }
   return status;
 }
@@ -59,7 +68,7 @@ async function runChild(input: WaveInput, row: WaveTenantRow): Promise<void> {
   try {
     const result = await wf.executeChild(migrateTenant, {
       workflowId: tenantWorkflowId(row.tenantId),
-      args: [{ tenantId: row.tenantId, waveId: input.waveId, policy: input.policy }],
+      args: [{ tenantId: row.tenantId, migrationId: migrationIdOf(wf.uuid4()), waveId: input.waveId, policy: input.policy }],
       parentClosePolicy: wf.ParentClosePolicy.ABANDON,
       cancellationType: wf.ChildWorkflowCancellationType.ABANDON,
       typedSearchAttributes: [
@@ -76,4 +85,3 @@ async function runChild(input: WaveInput, row: WaveTenantRow): Promise<void> {
         : reasonOf(err);
   }
 }
-
