@@ -1,47 +1,132 @@
 // The activities' side of the admin API: every change is sent to every gateway node, and a call
-// returns only when each node has answered that the change is in force there.
+// returns only when each node has answered that the change is in force there. A call that fails on
+// any node fails as a whole and names every node that failed; a fence is all-or-nothing.
+import { GatewayAdminError, GatewayAdminRefusedError } from '../protocol/errors';
 import type { Side, WriteMode } from './catalog';
 import type { TenantView } from './router';
 
-export class GatewayAdminError extends Error {
-  override name = 'GatewayAdminError';
+export { GatewayAdminError, GatewayAdminRefusedError };
+
+export interface GatewayAdminOptions {
+  /** How long one node may take to answer one call (a fence waits for in-flight writes). */
+  timeoutMs?: number;
+  /** Where the lifting of a half-raised fence is reported; lines carry node and tenant only. */
+  log?: (line: string) => void;
+}
+
+type Answer<T> = { node: string; ok: true; value: T } | { node: string; ok: false; refused: boolean; reason: string };
+type Failure = Extract<Answer<unknown>, { ok: false }>;
+
+/** A node as it may appear in logs and errors: scheme, host and path, never credentials or query. */
+function nodeName(base: string): string {
+  try {
+    const url = new URL(base);
+    return `${url.protocol}//${url.host}${url.pathname.replace(/\/$/, '')}`;
+  } catch {
+    return '<gateway URL that does not parse>';
+  }
+}
+
+function describe(failures: Failure[]): string {
+  return failures.map((f) => `${f.node} (${f.reason})`).join('; ');
+}
+
+/** One error for a call that failed on some nodes: a refusal (4xx) anywhere is not retried. */
+function failure(what: string, failures: Failure[], total: number, after: string): Error {
+  const message = `gateway admin: ${what} failed on ${failures.length} of ${total} node(s): ${describe(failures)}; ${after}`;
+  return failures.some((f) => f.refused) ? new GatewayAdminRefusedError(message) : new GatewayAdminError(message);
 }
 
 export class GatewayAdmin {
+  private readonly timeoutMs: number;
+  private readonly log: (line: string) => void;
+
   constructor(
     private readonly gateways: string[],
     private readonly token: string,
-  ) {}
+    options: GatewayAdminOptions = {},
+  ) {
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.log = options.log ?? ((line) => console.warn(line));
+  }
 
-  private async all<T>(tenantId: string, action: string, body?: object): Promise<T[]> {
-    return Promise.all(
-      this.gateways.map(async (base) => {
-        const url = `${base.replace(/\/$/, '')}/admin/tenants/${encodeURIComponent(tenantId)}${action ? `/${action}` : ''}`;
-        let res: Response;
+  /** One call to one node; never throws: a node that fails is an answer saying how. */
+  private async call<T>(base: string, tenantId: string, action: string, body?: object): Promise<Answer<T>> {
+    const node = nodeName(base);
+    const url = `${base.replace(/\/$/, '')}/admin/tenants/${encodeURIComponent(tenantId)}${action ? `/${action}` : ''}`;
+    try {
+      const res = await fetch(url, {
+        method: body ? 'POST' : 'GET',
+        headers: { authorization: `Bearer ${this.token}`, 'content-type': 'application/json' },
+        body: body ? JSON.stringify(body) : undefined,
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+      const text = await res.text();
+      if (!res.ok) {
+        let said = text;
         try {
-          res = await fetch(url, {
-            method: body ? 'POST' : 'GET',
-            headers: { authorization: `Bearer ${this.token}`, 'content-type': 'application/json' },
-            body: body ? JSON.stringify(body) : undefined,
-            signal: AbortSignal.timeout(30_000),
-          });
-        } catch (err) {
-          throw new GatewayAdminError(`gateway ${base}: ${action || 'view'} ${tenantId} failed: ${(err as Error).message}`);
+          said = String((JSON.parse(text) as { error?: unknown }).error ?? text);
+        } catch {
+          // not JSON: quote the text as it came
         }
-        if (!res.ok) throw new GatewayAdminError(`gateway ${base}: ${action || 'view'} ${tenantId} answered ${res.status}: ${await res.text()}`);
-        return (await res.json()) as T;
-      }),
-    );
+        return { node, ok: false, refused: res.status < 500, reason: `answered ${res.status}: ${said.replace(/\s+/g, ' ').slice(0, 200)}` };
+      }
+      try {
+        return { node, ok: true, value: JSON.parse(text) as T };
+      } catch {
+        return { node, ok: false, refused: false, reason: `answered ${res.status} with a body that is not JSON` };
+      }
+    } catch (err) {
+      const e = err as Error & { cause?: { code?: string; message?: string } };
+      if (e.name === 'TimeoutError') return { node, ok: false, refused: false, reason: `no answer within ${this.timeoutMs} ms` };
+      return { node, ok: false, refused: false, reason: `unreachable: ${e.cause?.code ?? e.cause?.message ?? e.message}` };
+    }
+  }
+
+  private each<T>(tenantId: string, action: string, body?: object): Promise<Answer<T>[]> {
+    return Promise.all(this.gateways.map((base) => this.call<T>(base, tenantId, action, body)));
+  }
+
+  /** Every node's answer, or one error naming every node that failed. */
+  private async all<T>(tenantId: string, action: string, body?: object): Promise<T[]> {
+    const answers = await this.each<T>(tenantId, action, body);
+    const failed = answers.filter((a): a is Failure => !a.ok);
+    if (failed.length) throw failure(`${action || 'view'} of tenant ${tenantId}`, failed, answers.length, 'the nodes not named did it; retry the call, it is safe to repeat');
+    return answers.map((a) => (a as { value: T }).value);
   }
 
   view(tenantId: string): Promise<TenantView[]> {
     return this.all<TenantView>(tenantId, '');
   }
 
-  /** Fences on every node; the fence holds from the earliest node's moment. */
+  /**
+   * Fences on every node or on none: when one node fails, the fence is lifted again everywhere
+   * (a node that failed may have raised it before failing) so no node holds the tenant's events
+   * for a cut-over that is not happening. The fence holds from the earliest node's moment.
+   */
   async fence(tenantId: string): Promise<{ fencedAt: number }> {
-    const answers = await this.all<{ fencedAt: number }>(tenantId, 'fence', {});
-    return { fencedAt: Math.min(...answers.map((a) => a.fencedAt)) };
+    const answers = await this.each<{ fencedAt: number }>(tenantId, 'fence', {});
+    const failed = answers.filter((a): a is Failure => !a.ok);
+    if (!failed.length) return { fencedAt: Math.min(...answers.map((a) => (a as { value: { fencedAt: number } }).value.fencedAt)) };
+
+    const lifts = await Promise.all(this.gateways.map((base) => this.call(base, tenantId, 'unfence', {})));
+    const raised = new Set(answers.filter((a) => a.ok).map((a) => a.node));
+    const lifted: string[] = [];
+    const stuck: Failure[] = [];
+    for (const lift of lifts) {
+      if (!raised.has(lift.node)) continue; // a node that failed the fence: lifting it was a precaution
+      if (lift.ok) {
+        lifted.push(lift.node);
+        this.log(`gateway admin: fence of tenant ${tenantId} failed on ${failed.map((f) => f.node).join(', ')}; lifted it again on ${lift.node}`);
+      } else {
+        stuck.push(lift);
+        this.log(`gateway admin: fence of tenant ${tenantId} could not be lifted on ${lift.node} (${lift.reason}); unfence it there`);
+      }
+    }
+    const after = stuck.length
+      ? `the fence was lifted on ${lifted.length ? lifted.join(', ') : 'no other node'} but is still raised on ${describe(stuck)}; unfence the tenant, then retry the fence`
+      : `the fence was lifted on the others${lifted.length ? ` (${lifted.join(', ')})` : ''}, so no node holds the tenant's events; retry the fence when the node answers`;
+    throw failure(`fence of tenant ${tenantId}`, failed, answers.length, after);
   }
 
   /** Unfences everywhere: the pause is the longest any node held, the held count their sum. */
