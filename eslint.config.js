@@ -27,6 +27,7 @@ module.exports = tseslint.config(
           patterns: [
             { group: ['../activities', '../activities/*'], allowTypeImports: true, message: 'workflows import activities as types only (proxyActivities)' },
             { group: ['../engines/*', '../azure/*', '../ingestion/*', '../config/*', '../cli/*', '../workers/*'], message: 'workflows reach adapters only through activities' },
+            { group: ['../protocol/*', '!../protocol/errors'], message: 'workflows reach the protocol only through activities (protocol/errors is shared)' },
             { group: ['uuid', 'crypto', 'better-sqlite3', 'mssql', '@azure/*', '@temporalio/client', '@temporalio/worker', '@temporalio/activity'], message: 'not deterministic or not allowed in workflow code' },
           ],
         },

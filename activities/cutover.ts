@@ -1,48 +1,25 @@
 // Journaling, freezing, the fenced switch of primary (cut-over, and rollback after it), and the
-// compensations that undo what this migration created.
+// compensations that undo what this migration created. The switch itself is protocol/switch.ts.
 import { rm } from 'node:fs/promises';
+import { Context } from '@temporalio/activity';
 import { type ActivityDeps, tenantSides } from './context';
-import { applyOutboxRange, directionSides } from './dual-write';
 import type { Side, WriteMode } from '../ingestion/catalog';
-import { compareTable } from '../engines/table-verifier';
 import { managedInstance } from './managed-instance';
+import { switchPrimary, type SwitchOptions, type SwitchResult } from '../protocol/switch';
 
-export class PauseBudgetExceededError extends Error {
-  override name = 'PauseBudgetExceededError';
-}
-export class VerificationMismatchError extends Error {
-  override name = 'VerificationMismatchError';
-}
-
-export interface SwitchOptions {
-  /**
-   * The outbox seq the drain starts from (the journal watermark w0); absent for a switch back, which
-   * starts from the watermark the switch to the other side recorded.
-   */
-  fromSeq?: number;
-  /** Abort, unharmed, if events would be held longer than this; absent for a rollback. */
-  budgetMs?: number;
-  /** Compare the tracking table's rows after this key (the part that grew since verifying). */
-  verifyTrackingAfter?: number | null;
-  chunkRows: number;
-}
-
-export interface SwitchResult {
-  pauseMs: number;
-  held: number;
-  /** The new primary's outbox head at the flip: the reverse dual-write starts here. */
-  reverseFrom: number;
-}
+export type { SwitchOptions, SwitchResult } from '../protocol/switch';
 
 export function cutoverActivities(deps: ActivityDeps) {
   return {
     /**
-     * Turns the outbox on for this tenant. Fenced while it changes, so it returns only when every
-     * write begun without the outbox has finished; returns the watermark w0.
+     * Turns the outbox on for this tenant and opens the source's write gate. Fenced while the mode
+     * changes, so it returns only when every write begun without the outbox has finished; returns
+     * the watermark w0. Safe to repeat.
      */
     async startJournaling(tenantId: string, migrationId: string): Promise<number> {
       const { tenant, source } = tenantSides(deps, tenantId, migrationId);
       await source.ensureOutbox(tenant.database);
+      await source.setWriteGate(tenant.database, { state: 'open', migrationId });
       await deps.routes.fence(tenantId);
       try {
         await deps.routes.setMode(tenantId, { outbox: true });
@@ -61,52 +38,21 @@ export function cutoverActivities(deps: ActivityDeps) {
       await deps.routes.setMode(tenantId, { writeMode });
     },
 
-    /**
-     * Fence, drain the old primary's outbox to the fence, verify the tracking delta, flip, release.
-     * Any step past the pause budget calls it off: the fence lifts and the old primary stays.
-     * Safe to repeat: when the tenant is already on `to` (a retry after the flip, or a rollback of a
-     * tenant that never left its source) it only makes sure the fence is lifted.
-     */
+    /** The fenced switch of protocol/switch.ts, heartbeating through the drain. */
     async switchPrimary(tenantId: string, migrationId: string, to: Side, options: SwitchOptions): Promise<SwitchResult> {
-      const { database, from, to: dest, origin } = directionSides(deps, tenantId, migrationId, to === 'target' ? 'forward' : 'reverse');
-      const watermark = `${migrationId}:to-${to}`;
-      const { fencedAt } = await deps.routes.fence(tenantId);
-      if (deps.catalog.get(tenantId)?.primary === to) {
-        const released = await deps.routes.unfence(tenantId);
-        return { pauseMs: released.pauseMs, held: released.held, reverseFrom: deps.catalog.rememberWatermark(tenantId, watermark, await dest.outboxHead(database)) };
-      }
-      const checkBudget = (step: string) => {
-        const held = Date.now() - fencedAt;
-        if (options.budgetMs !== undefined && held > options.budgetMs)
-          throw new PauseBudgetExceededError(`cut-over called off while ${step}: events held ${held} ms, over the pause budget of ${options.budgetMs} ms; the tenant stays on its ${origin}, unharmed`);
-      };
-      let reverseFrom: number;
+      const { tenant, source, target } = tenantSides(deps, tenantId, migrationId);
+      const context = Context.current();
+      const beat = () => context.heartbeat();
+      const keepAlive = setInterval(beat, 1000);
       try {
-        const fenceSeq = await from.outboxHead(database);
-        // Without an explicit start, drain from where the old primary began journaling for this switch.
-        const fromSeq = options.fromSeq ?? deps.catalog.watermark(tenantId, `${migrationId}:to-${origin}`) ?? fenceSeq;
-        const start = Math.max(fromSeq, await dest.appliedCursor(database, origin));
-        await applyOutboxRange(from, dest, database, origin, start, fenceSeq, () => checkBudget('draining the outbox'));
-        checkBudget('draining the outbox');
-        if (options.verifyTrackingAfter !== undefined) {
-          const table = (await from.listTables(database)).find((t) => t.name === from.trackingTable);
-          if (table) {
-            const lower = options.verifyTrackingAfter === null ? null : [options.verifyTrackingAfter];
-            const delta = await compareTable({ engine: from, database }, { engine: dest, database }, table, options.chunkRows, { lower, upper: null });
-            if (delta.mismatchedChunks)
-              throw new VerificationMismatchError(`tracking delta differs after the drain: ${delta.differences.slice(0, 5).map((d) => `${d.key} ${d.kind.replace(/_/g, ' ')}`).join(', ')}`);
-          }
-          checkBudget('verifying the tracking delta');
-        }
-        // Recorded once, before the flip: a retry after the release must not move it past events written since.
-        reverseFrom = deps.catalog.rememberWatermark(tenantId, watermark, await dest.outboxHead(database));
-        await deps.routes.setPrimary(tenantId, to, true);
-      } catch (err) {
-        await deps.routes.unfence(tenantId);
-        throw err;
+        return await switchPrimary(
+          { tenantId, migrationId, database: tenant.database, engines: { source, target }, catalog: deps.catalog, routes: deps.routes, beat },
+          to,
+          options,
+        );
+      } finally {
+        clearInterval(keepAlive);
       }
-      const released = await deps.routes.unfence(tenantId);
-      return { pauseMs: released.pauseMs, held: released.held, reverseFrom };
     },
 
     /** Drops the target database only if this migration created it. */

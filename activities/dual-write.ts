@@ -1,11 +1,11 @@
-// Phase 7 and the rollback window: the dual-write. It tails one side's outbox and applies each event
-// to the other side (skipping what is already there), advancing a cursor kept in the destination in the same
-// transaction. The heartbeat carries cursor and lag, so a killed worker resumes where it was.
+// Phase 7 and the rollback window: the dual-write, a thin activity over protocol/replicator.ts. The
+// heartbeat after every batch carries cursor and lag, so a killed worker resumes where it was and a
+// large backlog never outlives the heartbeat timeout.
 import { Context } from '@temporalio/activity';
-import { type ActivityDeps, cancellation, checkpoint, sleepUnlessCancelled, tenantSides } from './context';
-import type { Engine } from '../engines';
+import { type ActivityDeps, cancellation, sleepUnlessCancelled, tenantSides } from './context';
+import { originOf, replicate, resumePoint, streamName, type Direction, type ReplicationStream } from '../protocol/replicator';
 
-export type Direction = 'forward' | 'reverse';
+export type { Direction } from '../protocol/replicator';
 
 export interface DualWriteCheckpoint {
   cursor: number;
@@ -17,53 +17,32 @@ export interface DualWriteCheckpoint {
   attempt: number;
 }
 
-const BATCH = 500;
-
-export function directionSides(deps: ActivityDeps, tenantId: string, migrationId: string, direction: Direction) {
+export function replicationStream(deps: ActivityDeps, tenantId: string, migrationId: string, direction: Direction): ReplicationStream {
   const { tenant, source, target } = tenantSides(deps, tenantId, migrationId);
-  const [from, to]: Engine[] = direction === 'forward' ? [source, target] : [target, source];
-  return { database: tenant.database, from, to, origin: direction === 'forward' ? 'source' : 'target' };
-}
-
-/** Applies the `from` side's outbox after `cursor` up to `until` (or its head); returns the new cursor. */
-export async function applyOutboxRange(from: Engine, to: Engine, database: string, origin: string, cursor: number, until: number, onBatch?: (cursor: number, applied: number) => void): Promise<{ cursor: number; applied: number }> {
-  let applied = 0;
-  while (cursor < until) {
-    const batch = (await from.readOutbox(database, cursor, BATCH)).filter((e) => e.seq <= until);
-    if (!batch.length) break;
-    applied += await to.applyOutbox(database, origin, batch);
-    cursor = batch[batch.length - 1].seq;
-    onBatch?.(cursor, applied);
-  }
-  return { cursor, applied };
+  const origin = originOf(direction);
+  const [from, to] = direction === 'forward' ? [source, target] : [target, source];
+  return { database: tenant.database, from, to, origin, name: streamName(migrationId, origin) };
 }
 
 export function dualWriteActivities(deps: ActivityDeps) {
   return {
     /** Runs until cancelled; the workflow cancels it at cut-over, completion or rollback. */
     async dualWrite(tenantId: string, migrationId: string, direction: Direction, fromSeq: number): Promise<DualWriteCheckpoint> {
-      const { database, from, to, origin } = directionSides(deps, tenantId, migrationId, direction);
-      const saved = checkpoint<DualWriteCheckpoint>();
-      let cursor = Math.max(fromSeq, saved?.cursor ?? 0, await to.appliedCursor(database, origin));
-      const state: DualWriteCheckpoint = { cursor, lag: 0, applied: saved?.applied ?? 0, resumedFrom: cursor, attempt: Context.current().info.attempt };
+      const stream = replicationStream(deps, tenantId, migrationId, direction);
+      const context = Context.current();
+      const resumedFrom = await resumePoint(stream, fromSeq);
+      const checkpoint = (p: { cursor: number; lag: number; applied: number }): DualWriteCheckpoint => ({ ...p, resumedFrom, attempt: context.info.attempt });
       const signal = cancellation();
-      while (!signal.aborted) {
-        const head = await from.outboxHead(database);
-        const done = await applyOutboxRange(from, to, database, origin, cursor, head);
-        cursor = done.cursor;
-        Object.assign(state, { cursor, lag: Math.max(0, head - cursor), applied: state.applied + done.applied });
-        Context.current().heartbeat(state);
-        if (!done.applied && cursor >= head) await sleepUnlessCancelled(100);
-      }
+      const done = await replicate(stream, fromSeq, signal, (p) => context.heartbeat(checkpoint(p)), sleepUnlessCancelled);
       signal.throwIfAborted();
-      return state;
+      return checkpoint(done);
     },
 
     /** How far the other side is behind this direction's source of events. */
     async replicationLag(tenantId: string, migrationId: string, direction: Direction, fromSeq: number): Promise<{ head: number; cursor: number; lag: number }> {
-      const { database, from, to, origin } = directionSides(deps, tenantId, migrationId, direction);
-      const head = await from.outboxHead(database);
-      const cursor = Math.max(fromSeq, await to.appliedCursor(database, origin));
+      const stream = replicationStream(deps, tenantId, migrationId, direction);
+      const head = await stream.from.outboxHead(stream.database);
+      const cursor = await resumePoint(stream, fromSeq);
       return { head, cursor, lag: Math.max(0, head - cursor) };
     },
   };

@@ -1,10 +1,9 @@
 // Phase 1: everything the migration will touch is reachable and in the expected state.
+import { PreflightError } from '../protocol/errors';
 import { type ActivityDeps, tenantSides } from './context';
 import { redactSecrets } from '../azure/blob-store';
 
-export class PreflightError extends Error {
-  override name = 'PreflightError';
-}
+export { PreflightError };
 
 export function preflightActivities(deps: ActivityDeps) {
   return {

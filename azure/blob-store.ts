@@ -1,5 +1,6 @@
 // Connects to the artifact container: a connection string read from a named env var, or an account
 // URL with DefaultAzureCredential. Secrets never leave this file in a message.
+import { StorageConfigError } from '../protocol/errors';
 import { DefaultAzureCredential } from '@azure/identity';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 
@@ -9,9 +10,7 @@ export interface StorageConfig {
   accountUrl?: string;
 }
 
-export class StorageConfigError extends Error {
-  override name = 'StorageConfigError';
-}
+export { StorageConfigError };
 
 /** Removes keys, SAS signatures and connection-string secrets from any text. */
 export function redactSecrets(text: string): string {

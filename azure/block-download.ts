@@ -1,15 +1,14 @@
 // Resumable, parallel ranged download of one artifact, checked against the sha256 that the upload
 // stored in the blob's metadata. Finished ranges are recorded beside the partial file, so a retry
 // fetches only what is missing.
+import { BlobChecksumError, BlobNotOursError } from '../protocol/errors';
 import type { ContainerClient } from '@azure/storage-blob';
 import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { sha256File } from '../engines/checksum';
 import { forEachLimited, type TransferOptions } from './block-upload';
 
-export class BlobChecksumError extends Error {
-  override name = 'BlobChecksumError';
-}
+export { BlobChecksumError };
 
 export interface DownloadResult {
   file: string;
@@ -24,7 +23,7 @@ export async function downloadVerified(container: ContainerClient, blobName: str
   const props = await blob.getProperties({ abortSignal: options.signal });
   const size = props.contentLength ?? 0;
   const expected = props.metadata?.sha256;
-  if (!expected) throw new BlobChecksumError(`blob ${blobName} carries no sha256 metadata; it was not uploaded by airlift`);
+  if (!expected) throw new BlobNotOursError(`blob ${blobName} carries no sha256 metadata; it was not uploaded by airlift`);
 
   const partial = `${destFile}.partial`;
   const journal = `${partial}.done.json`;

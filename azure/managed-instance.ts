@@ -1,6 +1,7 @@
 // Restore on Azure SQL Managed Instance through ARM (@azure/arm-sql): a managed database created
 // with createMode RestoreExternalBackup from the artifact container, its progress read from
 // restoreDetails, completed when not auto-completing, and dropped only if this migration made it.
+import { ManagedInstanceRestoreError } from '../protocol/errors';
 import { SqlManagementClient, type ManagedDatabase } from '@azure/arm-sql';
 import type { TokenCredential } from '@azure/core-auth';
 import { redactSecrets } from './blob-store';
@@ -23,9 +24,7 @@ export interface RestoreProgress {
   blockReason?: string;
 }
 
-export class ManagedInstanceRestoreError extends Error {
-  override name = 'ManagedInstanceRestoreError';
-}
+export { ManagedInstanceRestoreError };
 
 /** The tag that records which migration created a managed database. */
 export const MIGRATION_TAG = 'airlift-migration';

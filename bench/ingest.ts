@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { parseFleet } from '../config/fleet';
 import { createTenantDatabase } from '../cli/demo-data';
 import { SqliteEngine } from '../engines/sqlite';
-import { applyOutboxRange } from '../activities/dual-write';
+import { applyRange } from '../protocol/replicator';
 import { createGateway, listenGateway } from '../ingestion/gateway';
 import { percentile } from '../cli/waves';
 
@@ -80,7 +80,8 @@ export async function benchIngest(): Promise<Record<string, unknown>[]> {
     // Cut-overs back and forth while the load runs; each one drains what the other side lacks.
     const pauses: number[] = [];
     // As the dual-write would have, bring the target up to date before the first cut-over.
-    const caughtUp = await applyOutboxRange(source, target, 'bench', 'source', 0, await source.outboxHead('bench'));
+    const stream = (from: typeof source, to: typeof source, origin: 'source' | 'target') => ({ database: 'bench', from, to, origin, name: `bench:${origin}` });
+    const caughtUp = await applyRange(stream(source, target, 'source'), 0, await source.outboxHead('bench'));
     const cursors = { source: caughtUp.cursor, target: await target.outboxHead('bench') };
     let running = true;
     const cycles = (async () => {
@@ -90,7 +91,7 @@ export async function benchIngest(): Promise<Record<string, unknown>[]> {
         const [from, to] = on === 'source' ? [source, target] : [target, source];
         await gateway.router.fence('bench');
         const head = await from.outboxHead('bench');
-        cursors[on] = (await applyOutboxRange(from, to, 'bench', on, cursors[on], head)).cursor;
+        cursors[on] = (await applyRange(stream(from, to, on), cursors[on], head)).cursor;
         const next: 'source' | 'target' = on === 'source' ? 'target' : 'source';
         cursors[next] = Math.max(cursors[next], await to.outboxHead('bench'));
         gateway.router.setPrimary('bench', next, true);

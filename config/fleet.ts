@@ -1,5 +1,6 @@
 // The fleet file: which tenants live where, where they go, and how. Secrets appear only as the
 // names of environment variables that the worker resolves.
+import { FleetConfigError } from '../protocol/errors';
 import { readFileSync } from 'node:fs';
 import { dirname, extname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -86,6 +87,10 @@ const policy = z.strictObject({
   activityTimeoutMinutes: z.number().min(1).max(7 * 24 * 60).default(120),
   /** Longest time a tenant's events may be held at cut-over; past it the cut-over aborts. */
   cutoverPauseBudgetMs: z.int().min(1).max(600_000).default(2000),
+  /** A cut-over called off (a gateway node unreachable, over the pause budget) is tried again, up to this many attempts in all. */
+  cutoverAttempts: z.int().min(1).max(100).default(5),
+  /** Seconds between cut-over attempts, while replication keeps catching up. */
+  cutoverRetrySeconds: z.number().min(0).max(3600).default(30),
   /** The dual-write must be within this many events of the source before verifying. */
   catchUpLagEvents: z.int().min(0).default(200),
   /** How long the source is kept current after cut-over so a rollback loses nothing. */
@@ -146,9 +151,7 @@ export interface LoadedFleet extends Fleet {
   file: string;
 }
 
-export class FleetConfigError extends Error {
-  override name = 'FleetConfigError';
-}
+export { FleetConfigError };
 
 function renderPath(path: PropertyKey[]): string {
   return path.reduce<string>((out, part) => (typeof part === 'number' ? `${out}[${part}]` : out ? `${out}.${String(part)}` : String(part)), '');

@@ -1,4 +1,5 @@
 // Where Temporal is: the usual environment variables, so any cluster or Temporal Cloud works.
+import { TemporalConfigError } from '../protocol/errors';
 import { readFileSync } from 'node:fs';
 
 export interface TemporalSettings {
@@ -8,9 +9,7 @@ export interface TemporalSettings {
   tls?: { clientCertPair?: { crt: Buffer; key: Buffer } } | boolean;
 }
 
-export class TemporalConfigError extends Error {
-  override name = 'TemporalConfigError';
-}
+export { TemporalConfigError };
 
 function readPem(env: NodeJS.ProcessEnv, name: string): Buffer {
   const file = env[name]!;

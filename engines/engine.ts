@@ -68,7 +68,9 @@ export interface Engine {
 
   /**
    * Creates `database` from an artifact after checking its sha256 and integrity, and marks it as made
-   * by `migrationId`. Refuses to overwrite a database that another migration (or nobody) made.
+   * by `migrationId`. Ownership is recorded before anything is created, so a crash half way leaves
+   * a database this migration may still drop. The restored database's write gate is `standby`.
+   * Refuses to overwrite a database that another migration (or nobody) made.
    */
   restore(database: string, artifact: Artifact | BlobArtifact, migrationId: string, onProgress?: Progress): Promise<void>;
 
@@ -99,13 +101,25 @@ export interface Engine {
   readOutbox(database: string, afterSeq: number, limit: number): Promise<OutboxEntry[]>;
 
   /**
-   * Applies entries read from another side's outbox (an entry already there is skipped), and advances the cursor kept
-   * for `origin` in the same transaction: a crash never applies twice or skips.
+   * Applies entries read from another side's outbox (an entry whose event is already there is
+   * skipped; a different event under the same key is a `ReplicationConflictError`), and advances the
+   * cursor of `stream` in the same transaction: a crash never applies twice or skips.
+   * `stream` is `<migrationId>:<origin>`, so a later migration of the same tenant starts its own.
    */
-  applyOutbox(database: string, origin: string, entries: OutboxEntry[]): Promise<number>;
+  applyOutbox(database: string, stream: string, entries: OutboxEntry[]): Promise<number>;
 
-  /** The cursor `applyOutbox` keeps for `origin`; 0 before the first apply. */
-  appliedCursor(database: string, origin: string): Promise<number>;
+  /** The cursor `applyOutbox` keeps for `stream`; 0 before the first apply. */
+  appliedCursor(database: string, stream: string): Promise<number>;
+
+  /**
+   * The write gate kept in the tenant database: every tracking write checks it in its own
+   * transaction and commits only while it is `open` (no gate yet: open). Raised (`fenced`) by a
+   * switch before it drains, so no writer on any node, stale or restarted, commits past it.
+   */
+  writeGate(database: string): Promise<WriteGate | null>;
+
+  /** Sets the gate; once this returns, no write transaction that began under the old gate commits. */
+  setWriteGate(database: string, gate: WriteGate): Promise<void>;
 
   /** Highest key of the tracking table, to bound a comparison of a table that keeps growing. */
   trackingHead(database: string, table: TableInfo): Promise<KeyValue[] | null>;
@@ -114,6 +128,18 @@ export interface Engine {
   openEventWriter(database: string): EventWriter;
 
   close(): Promise<void>;
+}
+
+/**
+ * `open`: the side takes writes (the primary). `fenced`: a switch is draining it or it was demoted;
+ * no writer may commit. `standby`: a restored target that is not primary yet.
+ */
+export type GateState = 'open' | 'fenced' | 'standby';
+
+export interface WriteGate {
+  state: GateState;
+  /** The migration that set it, for `reconcile` and for people. */
+  migrationId: string | null;
 }
 
 /** One tracking event as the gateway stores it (the demo schema's `tracking_events` row). */
@@ -139,19 +165,8 @@ export interface EventWriter {
    * transaction. Returns how many were new.
    */
   write(events: TrackingEvent[], outbox: boolean): number;
+  /** Throws FencedWriteError, writing nothing, when the database's write gate is not open. */
   close(): void;
 }
 
-/** Errors whose class name tells Temporal not to retry: the same call would fail the same way. */
-export class TargetExistsError extends Error {
-  override name = 'TargetExistsError';
-}
-export class ArtifactChecksumError extends Error {
-  override name = 'ArtifactChecksumError';
-}
-export class IntegrityCheckError extends Error {
-  override name = 'IntegrityCheckError';
-}
-export class SourceUnavailableError extends Error {
-  override name = 'SourceUnavailableError';
-}
+export { TargetExistsError, ArtifactChecksumError, IntegrityCheckError, DatabaseMissingError, ConnectionError, FencedWriteError } from '../protocol/errors';

@@ -1,11 +1,10 @@
 // SQL identifiers are validated and quoted here and nowhere else.
+import { InvalidIdentifierError } from '../protocol/errors';
 
 /** Names airlift itself chooses or takes from the fleet file (databases, tenants). */
 const DATABASE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
 
-export class InvalidIdentifierError extends Error {
-  override name = 'InvalidIdentifierError';
-}
+export { InvalidIdentifierError };
 
 export function checkDatabaseName(name: string, where = 'database'): string {
   if (!DATABASE_NAME.test(name))

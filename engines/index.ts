@@ -1,5 +1,6 @@
 // Chooses the engine for an endpoint of the fleet file. Passwords are read here, on the worker, from
 // the environment variable the fleet names.
+import { MissingSecretError } from '../protocol/errors';
 import type { Engine } from './engine';
 import { MssqlEngine } from './mssql';
 import { SqliteEngine } from './sqlite';
@@ -18,9 +19,7 @@ export type EndpointConfig =
   | ({ engine: 'mssql'; backupDirectory?: string; backupShare?: string; compression: boolean } & SqlLogin)
   | ({ engine: 'azure-sql-mi' } & SqlLogin);
 
-export class MissingSecretError extends Error {
-  override name = 'MissingSecretError';
-}
+export { MissingSecretError };
 
 function password(endpoint: SqlLogin, env: NodeJS.ProcessEnv): string | undefined {
   if (!endpoint.passwordEnv) return undefined;

@@ -8,14 +8,16 @@ import { dirname, join } from 'node:path';
 import { encodeValue, renderKey, sha256File } from './checksum';
 import {
   ArtifactChecksumError,
+  FencedWriteError,
   IntegrityCheckError,
-  SourceUnavailableError,
+  DatabaseMissingError,
   TargetExistsError,
   type Artifact,
   type BlobArtifact,
   type ChunkDigest,
   type Engine,
   type EventWriter,
+  type WriteGate,
   type KeyRange,
   type OutboxEntry,
   type TrackingEvent,
@@ -25,6 +27,7 @@ import {
   type TableInfo,
 } from './engine';
 import { checkDatabaseName, quoteDoubled as q } from './identifiers';
+import { ReplicationConflictError } from '../protocol/errors';
 
 /** Sidecar that records which migration created a target database; only that one may drop it. */
 const MARKER_SUFFIX = '.airlift.json';
@@ -50,7 +53,7 @@ export class SqliteEngine implements Engine {
 
   private openReadOnly(database: string): Database.Database {
     const file = this.fileOf(database);
-    if (!existsSync(file)) throw new SourceUnavailableError(`database ${database} not found: ${file} does not exist`);
+    if (!existsSync(file)) throw new DatabaseMissingError(`database ${database} not found: ${file} does not exist`);
     const db = new Database(file, { readonly: true, fileMustExist: true });
     db.defaultSafeIntegers(true);
     return db;
@@ -79,7 +82,7 @@ export class SqliteEngine implements Engine {
 
   async snapshot(database: string, destFile: string, onProgress?: Progress): Promise<Artifact> {
     const source = this.fileOf(database);
-    if (!existsSync(source)) throw new SourceUnavailableError(`database ${database} not found: ${source} does not exist`);
+    if (!existsSync(source)) throw new DatabaseMissingError(`database ${database} not found: ${source} does not exist`);
     await mkdir(dirname(destFile), { recursive: true });
     await rm(destFile, { force: true });
     onProgress?.(0);
@@ -117,6 +120,9 @@ export class SqliteEngine implements Engine {
       const rows = db.pragma('integrity_check') as { integrity_check: string }[];
       const problems = rows.map((r) => r.integrity_check).filter((r) => r !== 'ok');
       if (problems.length) throw new IntegrityCheckError(`integrity_check of restored ${database} failed: ${problems.slice(0, 5).join('; ')}`);
+      // The snapshot carries the source's gate; a target takes no write until a switch opens it.
+      db.exec(OUTBOX_SCHEMA);
+      setGate(db, { state: 'standby', migrationId });
       db.pragma('journal_mode = WAL');
     } finally {
       db.close();
@@ -236,7 +242,7 @@ export class SqliteEngine implements Engine {
 
   private openWritable(database: string): Database.Database {
     const file = this.fileOf(database);
-    if (!existsSync(file)) throw new SourceUnavailableError(`database ${database} not found: ${file} does not exist`);
+    if (!existsSync(file)) throw new DatabaseMissingError(`database ${database} not found: ${file} does not exist`);
     const db = new Database(file, { fileMustExist: true });
     db.pragma('busy_timeout = 10000');
     return db;
@@ -272,21 +278,30 @@ export class SqliteEngine implements Engine {
     }
   }
 
-  async applyOutbox(database: string, origin: string, entries: OutboxEntry[]): Promise<number> {
+  async applyOutbox(database: string, stream: string, entries: OutboxEntry[]): Promise<number> {
     if (!entries.length) return 0;
     const db = this.openWritable(database);
     try {
       db.exec(OUTBOX_SCHEMA);
       const columns = (db.prepare('SELECT name FROM pragma_table_info(?)').all(this.trackingTable) as { name: string }[]).map((c) => c.name);
-      // Only a uniqueness conflict (the event is already there) is skipped; any other constraint fails loudly.
-      const insert = db.prepare(`INSERT INTO ${q(this.trackingTable)} (${columns.map(q).join(', ')}) VALUES (${columns.map(() => '?').join(', ')}) ON CONFLICT DO NOTHING`);
+      // Only the event already being there is skipped. Any other conflict (the same seq holding a
+      // different event) fails loudly: dropping one of two events would lose it silently.
+      const insert = db.prepare(`INSERT INTO ${q(this.trackingTable)} (${columns.map(q).join(', ')}) VALUES (${columns.map(() => '?').join(', ')}) ON CONFLICT (event_id) DO NOTHING`);
       const advance = db.prepare(
-        'INSERT INTO airlift_applied (origin, cursor) VALUES (?, ?) ON CONFLICT (origin) DO UPDATE SET cursor = max(cursor, excluded.cursor)',
+        'INSERT INTO airlift_cursors (stream, cursor) VALUES (?, ?) ON CONFLICT (stream) DO UPDATE SET cursor = max(cursor, excluded.cursor)',
       );
       let applied = 0;
       db.transaction(() => {
-        for (const entry of entries) applied += insert.run(...columns.map((c) => (entry.row[c] ?? null) as KeyValue)).changes;
-        advance.run(origin, entries[entries.length - 1].seq);
+        for (const entry of entries) {
+          try {
+            applied += insert.run(...columns.map((c) => (entry.row[c] ?? null) as KeyValue)).changes;
+          } catch (err) {
+            if ((err as { code?: string }).code?.startsWith('SQLITE_CONSTRAINT'))
+              throw new ReplicationConflictError(`${database}.${this.trackingTable}: event ${entry.eventId} (outbox seq ${entry.seq}) conflicts with a different row already there (${(err as Error).message}); replication stopped so that neither is lost`);
+            throw err;
+          }
+        }
+        advance.run(stream, entries[entries.length - 1].seq);
       }).immediate();
       return applied;
     } finally {
@@ -294,12 +309,34 @@ export class SqliteEngine implements Engine {
     }
   }
 
-  async appliedCursor(database: string, origin: string): Promise<number> {
+  async appliedCursor(database: string, stream: string): Promise<number> {
     const db = this.openWritable(database);
     try {
       db.exec(OUTBOX_SCHEMA);
-      const row = db.prepare('SELECT cursor FROM airlift_applied WHERE origin = ?').get(origin) as { cursor: number } | undefined;
+      const row = db.prepare('SELECT cursor FROM airlift_cursors WHERE stream = ?').get(stream) as { cursor: number } | undefined;
       return row?.cursor ?? 0;
+    } finally {
+      db.close();
+    }
+  }
+
+  async writeGate(database: string): Promise<WriteGate | null> {
+    const db = this.openWritable(database);
+    try {
+      db.exec(OUTBOX_SCHEMA);
+      return readGate(db);
+    } finally {
+      db.close();
+    }
+  }
+
+  async setWriteGate(database: string, gate: WriteGate): Promise<void> {
+    const db = this.openWritable(database);
+    try {
+      db.exec(OUTBOX_SCHEMA);
+      // An immediate transaction waits for every write transaction under way: once it commits, no
+      // writer that read the old gate can still commit.
+      db.transaction(() => setGate(db, gate)).immediate();
     } finally {
       db.close();
     }
@@ -325,10 +362,15 @@ export class SqliteEngine implements Engine {
     const insert = db.prepare(
       // ON CONFLICT, not OR IGNORE: OR IGNORE would also swallow a NOT NULL or CHECK failure, and an
       // event acknowledged but not stored is an event lost.
-      `INSERT INTO ${table} (event_id, ad_id, kind, occurred_at, user_agent, payload) VALUES (@event_id, @ad_id, @kind, @occurred_at, @user_agent, @payload) ON CONFLICT DO NOTHING RETURNING *`,
+      `INSERT INTO ${table} (event_id, ad_id, kind, occurred_at, user_agent, payload) VALUES (@event_id, @ad_id, @kind, @occurred_at, @user_agent, @payload) ON CONFLICT (event_id) DO NOTHING RETURNING *`,
     );
     const journal = db.prepare('INSERT INTO airlift_outbox (event_id, row) VALUES (?, ?)');
     const write = db.transaction((events: TrackingEvent[], outbox: boolean) => {
+      // The gate is read inside the write transaction (BEGIN IMMEDIATE holds the write lock), so a
+      // fence committed before it is always seen, whatever this node believes the route to be.
+      const gate = readGate(db);
+      if (gate && gate.state !== 'open')
+        throw new FencedWriteError(`tenant database ${database} is ${gate.state} (migration ${gate.migrationId ?? 'unknown'}); reload the route and retry`);
       let fresh = 0;
       for (const event of events) {
         const row = insert.get(event) as Record<string, unknown> | undefined;
@@ -368,5 +410,20 @@ function backupInThread(source: string, dest: string): Promise<void> {
 /** airlift's own tables in a tenant database; never verified, never part of the tenant's schema. */
 const OUTBOX_SCHEMA = `
 CREATE TABLE IF NOT EXISTS airlift_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, row TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS airlift_applied (origin TEXT PRIMARY KEY, cursor INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS airlift_cursors (stream TEXT PRIMARY KEY, cursor INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS airlift_gate (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  state TEXT NOT NULL CHECK (state IN ('open', 'fenced', 'standby')),
+  migration_id TEXT,
+  updated_at TEXT NOT NULL);
 `;
+
+function readGate(db: Database.Database): WriteGate | null {
+  const row = db.prepare('SELECT state, migration_id FROM airlift_gate WHERE id = 1').get() as { state: WriteGate['state']; migration_id: string | null } | undefined;
+  return row ? { state: row.state, migrationId: row.migration_id } : null;
+}
+
+function setGate(db: Database.Database, gate: WriteGate): void {
+  db.prepare('INSERT INTO airlift_gate (id, state, migration_id, updated_at) VALUES (1, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state, migration_id = excluded.migration_id, updated_at = excluded.updated_at')
+    .run(gate.state, gate.migrationId, new Date().toISOString());
+}

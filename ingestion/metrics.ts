@@ -5,6 +5,8 @@ export class GatewayMetrics {
   accepted = 0;
   duplicates = 0;
   held = 0;
+  /** Writes refused by a tenant database's write gate (a fenced or demoted side), then retried. */
+  gateRefusals = 0;
   readonly rejected = new Map<string, number>();
   private readonly counts = BUCKETS.map(() => 0);
   private sum = 0;
@@ -33,6 +35,9 @@ export class GatewayMetrics {
       '# HELP airlift_events_held_total Events that waited for a tenant fence to lift.',
       '# TYPE airlift_events_held_total counter',
       `airlift_events_held_total ${this.held}`,
+      '# HELP airlift_gate_refusals_total Writes refused by a fenced tenant database and retried after reloading the route.',
+      '# TYPE airlift_gate_refusals_total counter',
+      `airlift_gate_refusals_total ${this.gateRefusals}`,
       '# HELP airlift_requests_rejected_total Requests refused, by reason.',
       '# TYPE airlift_requests_rejected_total counter',
       ...[...this.rejected].map(([reason, n]) => `airlift_requests_rejected_total{reason="${reason}"} ${n}`),

@@ -4,6 +4,7 @@ import type { LoadedFleet, Tenant } from '../config/fleet';
 import { createEngine, type EventWriter, type TrackingEvent } from '../engines';
 import type { Catalog, CatalogEntry, Side, WriteMode } from './catalog';
 import type { GatewayMetrics } from './metrics';
+import { FencedWriteError } from '../protocol/errors';
 
 export class UnknownTenantError extends Error {
   override name = 'UnknownTenantError';
@@ -75,31 +76,59 @@ export class TenantRouter {
     return created;
   }
 
-  /** Writes to the tenant's primary, waiting (bounded) while the tenant is fenced. */
+  /**
+   * Writes to the tenant's primary, waiting (bounded) while the tenant is fenced. The database has
+   * the last word: a side whose write gate is not open refuses the write inside its transaction
+   * (a node restarted during a cut-over, a route cached before a flip); the node then reloads the
+   * route from the catalog and tries again until the hold timeout.
+   */
   async write(tenantId: string, events: TrackingEvent[]): Promise<WriteResult> {
     const s = this.state(tenantId);
     const started = Date.now();
-    if (s.release) {
+    let held = false;
+    const hold = () => {
+      if (held) return;
+      held = true;
       this.metrics.held += events.length;
       s.heldSinceFence += events.length;
+    };
+    for (;;) {
       while (s.release) {
+        hold();
         const waited = Date.now() - started;
         if (waited >= this.holdTimeoutMs) throw new HeldTooLongError(`tenant ${tenantId} is being cut over; retry shortly`);
         let timer: NodeJS.Timeout | undefined;
         await Promise.race([s.release.promise, new Promise((r) => (timer = setTimeout(r, this.holdTimeoutMs - waited)))]);
         clearTimeout(timer);
       }
+      s.inflight++;
+      try {
+        const fresh = this.writer(s, s.route.primary).write(events, s.route.outbox);
+        this.metrics.accepted += fresh;
+        this.metrics.duplicates += events.length - fresh;
+        return { fresh, duplicates: events.length - fresh, heldMs: Date.now() - started };
+      } catch (err) {
+        if (!(err instanceof FencedWriteError)) throw err;
+        hold();
+        this.metrics.gateRefusals++;
+      } finally {
+        s.inflight--;
+        if (s.inflight === 0) s.drained.splice(0).forEach((f) => f());
+      }
+      if (Date.now() - started >= this.holdTimeoutMs) throw new HeldTooLongError(`tenant ${tenantId} is being cut over; retry shortly`);
+      await new Promise((r) => setTimeout(r, 20));
+      this.reload(s);
     }
-    s.inflight++;
-    try {
-      const fresh = this.writer(s, s.route.primary).write(events, s.route.outbox);
-      this.metrics.accepted += fresh;
-      this.metrics.duplicates += events.length - fresh;
-      return { fresh, duplicates: events.length - fresh, heldMs: Date.now() - started };
-    } finally {
-      s.inflight--;
-      if (s.inflight === 0) s.drained.splice(0).forEach((f) => f());
-    }
+  }
+
+  /** Reads the route again from the shared catalog; a writer to a side no longer primary is closed. */
+  private reload(s: TenantState): void {
+    const route = this.catalog.get(s.tenant.id);
+    if (!route) return;
+    s.route = route;
+    const other: Side = route.primary === 'source' ? 'target' : 'source';
+    s.writers[other]?.close();
+    delete s.writers[other];
   }
 
   /** Raises the fence; answers once every write begun before it has finished. */

@@ -16,6 +16,8 @@ export interface AirliftWorkerOptions {
   /** A prebuilt bundle (tests build one for all); otherwise the workflows are bundled now. */
   workflowBundle?: WorkerOptions['workflowBundle'];
   env?: NodeJS.ProcessEnv;
+  /** Worker interceptors; the fault matrix slows chosen activities with one to hold a race window open. */
+  interceptors?: WorkerOptions['interceptors'];
 }
 
 export const workflowsPath = require.resolve('../workflows');
@@ -39,6 +41,7 @@ export async function createAirliftWorker(options: AirliftWorkerOptions): Promis
     activities: createActivities({ fleet: options.fleet, container, catalog, routes, env }),
     // Progress and cancellation ride on heartbeats: send them often enough for a live view.
     maxHeartbeatThrottleInterval: '1 second',
+    interceptors: options.interceptors,
   });
   return { worker, close: () => catalog.close() };
 }

@@ -21,6 +21,7 @@ export const PHASES = [
   'awaiting_cutover',
   'cutting_over',
   'rollback_window',
+  'finalizing',
   'completed',
 ] as const;
 export type Phase = (typeof PHASES)[number];
@@ -45,6 +46,10 @@ export interface MigrationPolicy {
   pauseBefore: Phase[];
   activityTimeoutMinutes: number;
   cutoverPauseBudgetMs: number;
+  /** A cut-over called off (a gateway node unreachable, the pause budget exceeded) is tried again this many times in all. */
+  cutoverAttempts: number;
+  /** Wait between cut-over attempts; the forward replication keeps catching up meanwhile. */
+  cutoverRetrySeconds: number;
   catchUpLagEvents: number;
   rollbackWindowSeconds: number;
   /** Wave only: start a fresh run after this many tenants so the history stays small. */
@@ -53,6 +58,11 @@ export interface MigrationPolicy {
 
 export interface TenantInput {
   tenantId: string;
+  /**
+   * Unique per run, made by the starter and carried here, so a workflow reset keeps it: it names the
+   * blobs, the work folder, the target's ownership marker and the replication cursors of this run.
+   */
+  migrationId: string;
   waveId?: string;
   policy: MigrationPolicy;
 }
@@ -87,6 +97,10 @@ export interface TenantStatus {
   heldEvents?: number;
   /** Set when a cut-over was tried and called off, and why; the tenant stayed on source. */
   cutoverAborted?: string;
+  /** Every cut-over that was called off before the one that went through (or the last one). */
+  cutoverAttempts?: { at: string; error: string }[];
+  /** Why a rollback was refused last (past the point of no return), for `status`. */
+  rollbackRefused?: string;
 }
 
 export interface TenantResult {
@@ -102,6 +116,8 @@ export interface WaveInput {
   /** Carried across continue-as-new; absent on the first run. */
   finished?: WaveTenantRow[];
   run?: number;
+  /** Carried across continue-as-new: a wave paused when its run ends starts the next run paused. */
+  paused?: boolean;
 }
 
 export interface WaveTenantRow {
@@ -120,15 +136,25 @@ export interface WaveStatus {
 
 // Tenant workflow messages.
 export const statusQuery = defineQuery<TenantStatus>('status');
+/** For the Temporal UI, which sends signals; refused silently (logged) past the point of no return. */
 export const rollbackSignal = defineSignal<[string]>('rollback');
+/** For the CLI: refused with the reason the operator sees (from `finalizing` on, or when already ended). */
+export const rollbackUpdate = defineUpdate<string, [string]>('rollback');
 export const pauseSignal = defineSignal('pause');
 export const completeSignal = defineSignal('complete');
+/** Ends the rollback window now; refused outside it. */
+export const completeUpdate = defineUpdate<string, []>('complete');
 export const approveCutoverUpdate = defineUpdate<string, []>('approveCutover');
 export const resumeSignal = defineSignal('resume');
 
 // Wave workflow messages.
 export const waveStatusQuery = defineQuery<WaveStatus>('waveStatus');
 export const abortSignal = defineSignal('abort');
+
+/** A migration id from a random UUID (crypto.randomUUID in the CLI, wf.uuid4 in a workflow): 16 hex characters. */
+export function migrationIdOf(uuid: string): string {
+  return uuid.replace(/-/g, '').slice(0, 16);
+}
 
 /** Used for ids and names that travel into workflows: letters, digits, `_` and `-`. */
 export const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;

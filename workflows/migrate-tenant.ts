@@ -3,6 +3,8 @@ import * as wf from '@temporalio/workflow';
 import {
   approveCutoverUpdate,
   completeSignal,
+  completeUpdate,
+  rollbackUpdate,
   pauseSignal,
   phaseSearchAttribute,
   reasonOf,
@@ -22,17 +24,18 @@ import {
 import { activityPresets } from './presets';
 
 export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
-  const { tenantId, policy } = input;
-  const migrationId = wf.workflowInfo().runId.slice(0, 8);
-  const run = new TenantRun(input, migrationId);
-  const { short, transfer, replication, cutover, undo } = activityPresets(policy);
+  const { tenantId, migrationId, policy } = input;
+  const run = new TenantRun(input);
+  const { short, transfer, replication, cutover, undo, final } = activityPresets(policy);
   const compensations = new Compensations();
 
   wf.setHandler(statusQuery, () => run.status);
   wf.setHandler(pauseSignal, () => run.pause());
   wf.setHandler(resumeSignal, () => run.resume());
-  wf.setHandler(rollbackSignal, (reason) => run.requestRollback(reason));
-  wf.setHandler(completeSignal, () => run.requestCompletion());
+  wf.setHandler(rollbackSignal, (reason) => void run.rollback(reason, 'signal'));
+  wf.setHandler(rollbackUpdate, (reason) => run.rollback(reason, 'update'), { validator: (_reason: string) => run.validateRollback() });
+  wf.setHandler(completeSignal, () => void run.requestCompletion());
+  wf.setHandler(completeUpdate, () => run.requestCompletion(), { validator: () => run.validateCompletion() });
   wf.setHandler(approveCutoverUpdate, () => run.approve(), { validator: () => run.validateApproval() });
   wf.upsertSearchAttributes([
     { key: tenantSearchAttribute, value: tenantId },
@@ -43,14 +46,15 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
     await run.scope.run(async () => {
       await run.phase('preflight', () => short.preflight(tenantId, migrationId));
 
-      const journalFrom = await run.phase('journaling', () => short.startJournaling(tenantId, migrationId));
-      run.status.journalFrom = journalFrom;
+      // Each undo is registered before its step, and the steps that change routing run to their end
+      // even when a rollback arrives meanwhile: an undo never races the step it undoes.
       compensations.add('stop journaling', () => undo.stopJournaling(tenantId));
+      const journalFrom = await run.atomicPhase('journaling', () => short.startJournaling(tenantId, migrationId));
+      run.status.journalFrom = journalFrom;
 
-      await run.phase('freezing', () => short.setWriteMode(tenantId, 'read_only'));
       compensations.add('thaw writes', () => undo.setWriteMode(tenantId, 'read_write'));
+      await run.atomicPhase('freezing', () => short.setWriteMode(tenantId, 'read_only'));
 
-      // Registered before the step: a copy cancelled half way leaves staged blocks to discard.
       compensations.add('discard artifact', () => undo.discardArtifact(tenantId, migrationId));
       const artifact = await run.phase('snapshotting', () => transfer.snapshotSource(tenantId, migrationId));
       run.status.bytesTotal = artifact.sizeBytes;
@@ -59,11 +63,11 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
       const copy = await run.phase('copying', () => transfer.copyArtifact(tenantId, migrationId, artifact, policy));
       run.status.bytesDone = copy.bytes;
 
-      // Likewise: a restore cut short may leave a partial target, which only this migration may drop.
       compensations.add('drop target', () => undo.dropTarget(tenantId, migrationId), { destructive: true });
       await run.phase('restoring', () => transfer.restoreTarget(tenantId, migrationId, copy.blobName, policy));
 
-      const forward = run.background(() => replication.dualWrite(tenantId, migrationId, 'forward', journalFrom));
+      const catchUp = () => run.background(() => replication.dualWrite(tenantId, migrationId, 'forward', journalFrom));
+      let forward = catchUp();
       await run.phase('catching_up', async () => {
         for (;;) {
           const { lag } = await short.replicationLag(tenantId, migrationId, 'forward', journalFrom);
@@ -79,47 +83,65 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
 
       if (policy.cutover === 'manual') await run.phase('awaiting_cutover', () => wf.condition(() => run.approved));
 
-      await forward.stop();
-      // Registered before the step: a switch that flipped and then failed must still be undone. A
-      // tenant still on its source makes this a no-op.
+      // A tenant still on its source makes this a no-op; one that flipped is drained back first.
       compensations.add('route tenant back to source', () => undo.switchPrimary(tenantId, migrationId, 'source', { chunkRows: policy.verifyChunkRows }));
-      const switched = await run.phase('cutting_over', () =>
-        cutover.switchPrimary(tenantId, migrationId, 'target', {
-          fromSeq: journalFrom,
-          budgetMs: policy.cutoverPauseBudgetMs,
-          verifyTrackingAfter: verified.trackingUpTo,
-          chunkRows: policy.verifyChunkRows,
-        }),
-      );
+      const switched = await run.phase('cutting_over', async () => {
+        for (let attempt = 1; ; attempt++) {
+          await forward.stop();
+          try {
+            return await wf.CancellationScope.nonCancellable(() =>
+              cutover.switchPrimary(tenantId, migrationId, 'target', {
+                fromSeq: journalFrom,
+                budgetMs: policy.cutoverPauseBudgetMs,
+                verifyTrackingAfter: verified.trackingUpTo,
+                chunkRows: policy.verifyChunkRows,
+              }),
+            );
+          } catch (err) {
+            // Called off (a gateway node away, over the pause budget): the tenant is still on its
+            // source, unharmed. Keep catching up and try again after a while, a bounded number of times.
+            if (hasCause(err, 'PauseBudgetExceededError')) run.status.cutoverAborted = reasonOf(err);
+            (run.status.cutoverAttempts ??= []).push({ at: new Date().toISOString(), error: reasonOf(err) });
+            if (hasCause(err, 'VerificationMismatchError') || attempt >= policy.cutoverAttempts) throw err;
+            wf.log.warn('cut-over called off; trying again after a while', { attempt, error: reasonOf(err) });
+            forward = catchUp();
+            await wf.sleep(policy.cutoverRetrySeconds * 1000);
+          }
+        }
+      });
       run.status.cutoverPauseMs = switched.pauseMs;
       run.status.heldEvents = switched.held;
 
-      const reverse = run.background(() => replication.dualWrite(tenantId, migrationId, 'reverse', switched.reverseFrom));
+      run.background(() => replication.dualWrite(tenantId, migrationId, 'reverse', switched.reverseFrom));
       await run.phase('rollback_window', () => run.rollbackWindow(policy.rollbackWindowSeconds));
-      await reverse.stop();
-
-      // Only tracking events flow back during the window, so other writes stay paused until here:
-      // a rollback in the window can then lose nothing.
-      await short.setWriteMode(tenantId, 'read_write');
-      await short.stopJournaling(tenantId);
-      await short.cleanWorkDirectory(tenantId, migrationId);
+      run.passPointOfNoReturn();
     });
-    run.end('completed');
   } catch (err) {
-    const failure = run.backgroundFailure ?? (wf.isCancellation(err) && run.status.rollbackReason !== undefined ? undefined : err);
+    const rollbackRequested = run.status.rollbackReason !== undefined;
+    // A rollback wins over whatever its cancellation caused (a step that timed out on a dead worker).
+    const failure = run.backgroundFailure ?? (rollbackRequested ? undefined : err);
     if (failure) run.status.lastError = reasonOf(failure);
-    if (failure && hasCause(failure, 'PauseBudgetExceededError')) run.status.cutoverAborted = reasonOf(failure);
     run.enter('rolling_back');
-    await wf.CancellationScope.nonCancellable(async () => {
+    const undone = await wf.CancellationScope.nonCancellable(async () => {
       await run.stopBackground();
-      await compensations.runAll(run.status);
+      return compensations.runAll(run.status);
     });
-    run.end(failure ? 'failed' : 'rolled_back');
-    if (failure) {
-      await wf.condition(wf.allHandlersFinished);
-      throw wf.ApplicationFailure.nonRetryable(`${tenantId}: ${run.status.lastError}; the tenant stays on its source`, 'MigrationFailed');
-    }
+    run.end(failure || !undone ? 'failed' : 'rolled_back');
+    await wf.condition(wf.allHandlersFinished);
+    if (failure || !undone)
+      throw wf.ApplicationFailure.nonRetryable(`${tenantId}: ${run.status.lastError}; ${undone ? 'the tenant stays on its source' : 'see the failed undo steps'}`, 'MigrationFailed');
+    return { tenantId, outcome: run.outcome!, status: run.status };
   }
+
+  // The point of no return: the target is the primary for good. Each step retries until done and
+  // nothing is compensated; a rollback is refused with the reason.
+  await wf.CancellationScope.nonCancellable(async () => {
+    await run.stopBackground();
+    await final.setWriteMode(tenantId, 'read_write');
+    await final.stopJournaling(tenantId);
+    await final.cleanWorkDirectory(tenantId, migrationId);
+  });
+  run.end('completed');
   await wf.condition(wf.allHandlersFinished);
   return { tenantId, outcome: run.outcome!, status: run.status };
 }
@@ -137,10 +159,10 @@ class TenantRun {
   private readonly backgrounds: (() => Promise<void>)[] = [];
   private phaseStartedAt = Date.now();
 
-  constructor(input: TenantInput, migrationId: string) {
+  constructor(input: TenantInput) {
     this.breakpoints = new Set(input.policy.pauseBefore);
     this.status = {
-      tenantId: input.tenantId, migrationId, phase: 'preflight', paused: false,
+      tenantId: input.tenantId, migrationId: input.migrationId, phase: 'preflight', paused: false,
       bytesTotal: 0, bytesDone: 0, tables: [], phaseMs: {},
     };
   }
@@ -154,6 +176,16 @@ class TenantRun {
     await wf.condition(() => !this.status.paused);
     this.enter(name);
     return step();
+  }
+
+  /**
+   * A phase whose step changes routing: once started it runs to its end even if a rollback arrives,
+   * and the rollback is taken right after it, so its undo never races it.
+   */
+  async atomicPhase<T>(name: Phase, step: () => Promise<T>): Promise<T> {
+    const result = await this.phase(name, () => wf.CancellationScope.nonCancellable(step));
+    if (this.scope.consideredCancelled) throw new wf.CancelledFailure('rollback requested');
+    return result;
   }
 
   enter(phase: TenantPhase): void {
@@ -172,11 +204,7 @@ class TenantRun {
   /** Runs an open-ended activity beside the phases; `stop` cancels it and waits until it has ended. */
   background(activity: () => Promise<unknown>): { stop: () => Promise<void> } {
     const scope = new wf.CancellationScope();
-    const stop = async () => {
-      scope.cancel();
-      await done;
-    };
-    this.backgrounds.push(stop);
+    let stopped = false;
     const done = scope.run(activity).then(
       () => undefined,
       (err) => {
@@ -185,6 +213,13 @@ class TenantRun {
         this.scope.cancel();
       },
     );
+    const stop = async () => {
+      if (stopped) return done;
+      stopped = true;
+      scope.cancel();
+      await done;
+    };
+    this.backgrounds.push(stop);
     return { stop };
   }
 
@@ -208,12 +243,18 @@ class TenantRun {
     return `cut-over of ${this.status.tenantId} approved`;
   }
 
-  requestCompletion(): void {
+  validateCompletion(): void {
+    if (this.status.phase !== 'rollback_window')
+      throw new Error(`complete refused: tenant ${this.status.tenantId} is in phase ${this.status.phase}; the rollback window can be ended only while it is open`);
+  }
+
+  requestCompletion(): string {
     if (this.status.phase !== 'rollback_window') {
       wf.log.warn('complete ignored: the tenant is not in its rollback window', { phase: this.status.phase });
-      return;
+      return 'ignored';
     }
     this.completionRequested = true;
+    return `rollback window of ${this.status.tenantId} ended; finalizing`;
   }
 
   pause(): void {
@@ -224,14 +265,39 @@ class TenantRun {
     this.status.paused = false;
   }
 
-  requestRollback(reason: string): void {
-    if (this.outcome || this.status.rollbackReason !== undefined || this.status.phase === 'rolling_back') {
-      wf.log.warn('rollback ignored: the migration has already ended or is already rolling back', { phase: this.status.phase, reason });
-      return;
+  /** From here the target is the primary for good; set in the same step as the window's end. */
+  passPointOfNoReturn(): void {
+    if (this.scope.consideredCancelled) throw new wf.CancelledFailure('rollback requested');
+    this.enter('finalizing');
+  }
+
+  /** Why a rollback cannot be taken now, or undefined when it can. */
+  private rollbackRefusal(): string | undefined {
+    const { phase, tenantId } = this.status;
+    if (phase === 'finalizing' || phase === 'completed')
+      return `rollback refused: tenant ${tenantId} is ${phase === 'completed' ? 'completed' : 'finalizing'}, past the point of no return (the rollback window has ended and writes are thawed on the target); migrate it back as a new migration instead`;
+    if (this.outcome || phase === 'rolling_back' || this.status.rollbackReason !== undefined)
+      return `rollback refused: tenant ${tenantId} is already ${phase === 'rolled_back' ? 'rolled back' : phase === 'failed' ? 'failed and back on its source' : 'rolling back'}`;
+    return undefined;
+  }
+
+  validateRollback(): void {
+    const refusal = this.rollbackRefusal();
+    if (refusal) throw new Error(refusal);
+  }
+
+  rollback(reason: string, via: 'signal' | 'update'): string {
+    const refusal = this.rollbackRefusal();
+    if (refusal) {
+      // A signal cannot be refused to its sender: the refusal goes to the log and to `status`.
+      this.status.rollbackRefused = refusal;
+      wf.log.warn('rollback ignored', { via, phase: this.status.phase, reason, refusal });
+      return refusal;
     }
     this.status.rollbackReason = reason || 'operator request';
     this.status.paused = false;
     this.scope.cancel();
+    return `rollback of ${this.status.tenantId} started from phase ${this.status.phase}`;
   }
 }
 
@@ -247,7 +313,8 @@ class Compensations {
     this.steps.unshift({ name, undo, destructive: options.destructive ?? false });
   }
 
-  async runAll(status: TenantStatus): Promise<void> {
+  /** Runs every undo; returns whether all of them succeeded. */
+  async runAll(status: TenantStatus): Promise<boolean> {
     let failed = false;
     for (const step of this.steps) {
       if (failed && step.destructive) {
@@ -263,6 +330,7 @@ class Compensations {
         status.lastError = `${status.lastError ? `${status.lastError}; ` : ''}undo "${step.name}" failed: ${reasonOf(err)}`;
       }
     }
+    return !failed;
   }
 }
 

@@ -1,52 +1,55 @@
-// Activity-option presets, in one place. Each error type listed is one whose retry would fail the same way.
+// Activity-option presets, in one place. The failure types that are never retried come from
+// protocol/errors.ts, where each error class says whether a retry can help. Long steps are bounded
+// by time and by their heartbeats (progress), never by a count of attempts: a worker that dies
+// under a long copy costs one heartbeat timeout, not one of a few tries.
 import { ActivityCancellationType, proxyActivities } from '@temporalio/workflow';
 import type { AirliftActivities } from '../activities';
 import type { MigrationPolicy } from './contract';
-
-const NON_RETRYABLE = [
-  'FleetConfigError',
-  'StorageConfigError',
-  'PreflightError',
-  'TargetExistsError',
-  'IntegrityCheckError',
-  'SourceUnavailableError',
-  'InvalidIdentifierError',
-  'MissingSecretError',
-  'ArtifactChecksumError',
-  'PauseBudgetExceededError',
-  'VerificationMismatchError',
-];
+import { nonRetryableErrorTypes } from '../protocol/errors';
 
 export function activityPresets(policy: MigrationPolicy) {
   return {
-    /** Quick checks and catalog flips. */
+    /** Quick checks and mode changes: a gateway node that restarts is waited for, within minutes. */
     short: proxyActivities<AirliftActivities>({
       startToCloseTimeout: '2 minutes',
-      retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
+      scheduleToCloseTimeout: '10 minutes',
+      retry: { initialInterval: '500 milliseconds', maximumInterval: '10 seconds', nonRetryableErrorTypes },
     }),
     /** Snapshot, copy, restore, verify: long, heartbeating, resumable from their checkpoints. */
     transfer: proxyActivities<AirliftActivities>({
       startToCloseTimeout: `${policy.activityTimeoutMinutes} minutes`,
-      heartbeatTimeout: '2 minutes',
+      scheduleToCloseTimeout: `${policy.activityTimeoutMinutes} minutes`,
+      heartbeatTimeout: '20 seconds',
       cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-      retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE },
+      retry: { initialInterval: '1 second', maximumInterval: '30 seconds', nonRetryableErrorTypes },
     }),
     /** The dual-write: runs for the whole catch-up or rollback window; a dead worker is noticed fast. */
     replication: proxyActivities<AirliftActivities>({
       startToCloseTimeout: '30 days',
       heartbeatTimeout: '10 seconds',
       cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-      retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 1000, nonRetryableErrorTypes: NON_RETRYABLE },
+      retry: { initialInterval: '1 second', maximumInterval: '10 seconds', nonRetryableErrorTypes },
     }),
-    /** The fenced switch: quick, and never retried past its pause budget. */
+    /**
+     * The fenced switch: quick, heartbeating (a dead worker is noticed in seconds), retried a few
+     * times at once; the workflow calls it from a non-cancellable scope and tries a called-off
+     * cut-over again later.
+     */
     cutover: proxyActivities<AirliftActivities>({
       startToCloseTimeout: '2 minutes',
-      retry: { initialInterval: '200 milliseconds', maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE },
+      heartbeatTimeout: '10 seconds',
+      retry: { initialInterval: '200 milliseconds', maximumInterval: '2 seconds', maximumAttempts: 3, nonRetryableErrorTypes },
     }),
     /** Compensations: retried hard, since they put a tenant back where it was. */
     undo: proxyActivities<AirliftActivities>({
       startToCloseTimeout: '5 minutes',
-      retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 20 },
+      scheduleToCloseTimeout: '1 hour',
+      retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
+    }),
+    /** Past the point of no return: every step retries until it is done, and nothing is undone. */
+    final: proxyActivities<AirliftActivities>({
+      startToCloseTimeout: '5 minutes',
+      retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
     }),
   };
 }

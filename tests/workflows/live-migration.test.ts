@@ -1,5 +1,6 @@
 // Migrations while tracking events keep arriving through a real gateway, on the real stack.
 // Every acknowledged event id is checked in the tenant's final primary.
+import { randomUUID } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,6 +20,7 @@ import {
   tenantWorkflowId,
   type MigrationPolicy,
   type TenantResult,
+  migrationIdOf,
 } from '../../workflows/contract';
 import { sqliteDirectory, type LoadedFleet } from '../../config/fleet';
 import { makeFleet, startWorker, useTestStack, waitFor, TEST_ADMIN_TOKEN, workerEnv, type TestStack } from '../helpers/stack';
@@ -46,7 +48,7 @@ function primaryFile(fleet: LoadedFleet, tenantId: string): { side: string; file
 
 const start = (fleet: LoadedFleet, tenantId: string, taskQueue = TASK_QUEUE) =>
   stack.env.client.workflow.start('migrateTenant', {
-    workflowId: tenantWorkflowId(tenantId), taskQueue, args: [{ tenantId, policy: fleet.policy as MigrationPolicy }],
+    workflowId: tenantWorkflowId(tenantId), taskQueue, args: [{ tenantId, migrationId: migrationIdOf(randomUUID()), policy: fleet.policy as MigrationPolicy }],
   });
 
 test('no acknowledged event is lost or doubled through migration, cut-over, and a rollback after cut-over', async () => {

@@ -1,4 +1,5 @@
 // Tenant and wave workflows on the real stack: Temporal dev server, Azurite, SQLite files.
+import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,6 +18,7 @@ import {
   type MigrationPolicy,
   type TenantResult,
   type WaveStatus,
+  migrationIdOf,
 } from '../../workflows/contract';
 import { makeFleet, startWorker, useTestStack, waitFor, TEST_ADMIN_TOKEN, TEST_DB_PASSWORD, TEST_DB_PASSWORD_ENV, type TestStack } from '../helpers/stack';
 import { sqliteDirectory, type LoadedFleet } from '../../config/fleet';
@@ -86,7 +88,7 @@ test('a target row changed on purpose is caught, named, and the tenant stays on 
   const tenant = fleet.tenants[0];
   try {
     const handle = await stack.env.client.workflow.start('migrateTenant', {
-      workflowId: tenantWorkflowId(tenant.id), taskQueue: TASK_QUEUE, args: [{ tenantId: tenant.id, policy: fleet.policy as MigrationPolicy }],
+      workflowId: tenantWorkflowId(tenant.id), taskQueue: TASK_QUEUE, args: [{ tenantId: tenant.id, migrationId: migrationIdOf(randomUUID()), policy: fleet.policy as MigrationPolicy }],
     });
     await waitFor('the hold before verifying', async () => {
       const s = await handle.query(statusQuery);
@@ -123,7 +125,7 @@ test('a rollback signal during copying leaves the tenant on source with no parti
   const before = dump(sourceFile);
   try {
     const handle = await stack.env.client.workflow.start('migrateTenant', {
-      workflowId: tenantWorkflowId(tenant.id), taskQueue: TASK_QUEUE, args: [{ tenantId: tenant.id, policy: fleet.policy as MigrationPolicy }],
+      workflowId: tenantWorkflowId(tenant.id), taskQueue: TASK_QUEUE, args: [{ tenantId: tenant.id, migrationId: migrationIdOf(randomUUID()), policy: fleet.policy as MigrationPolicy }],
     });
     const seen = await waitFor('copying under way', async () => {
       const view = await observeTenant(stack.env.client, tenant.id);

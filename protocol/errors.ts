@@ -1,0 +1,75 @@
+// Every domain error of airlift, in one module. Each class says whether a retry can help: transient
+// faults (a connection that drops, a node that blinks, a fenced write) are retried with backoff;
+// configuration, permission and integrity faults are not, since the same call would fail the same
+// way. The activity presets build their `nonRetryableErrorTypes` from this module alone.
+// Plain TypeScript with no imports: workflows, activities, engines, the gateway and the CLI share it.
+
+interface ErrorClass {
+  readonly type: string;
+  readonly retryable: boolean;
+}
+
+const registry: ErrorClass[] = [];
+
+/** A base class per error: the class name travels to Temporal as the failure type. */
+function defineError(type: string, retryable: boolean) {
+  const errorClass = class extends Error {
+    static readonly type = type;
+    static readonly retryable = retryable;
+    override name = type;
+    /** Whether a retry of the same call can succeed. */
+    readonly retryable = retryable;
+  };
+  registry.push(errorClass);
+  return errorClass;
+}
+
+// Configuration: the fleet file, the environment, names.
+export class FleetConfigError extends defineError('FleetConfigError', false) {}
+export class StorageConfigError extends defineError('StorageConfigError', false) {}
+export class TemporalConfigError extends defineError('TemporalConfigError', false) {}
+export class MissingSecretError extends defineError('MissingSecretError', false) {}
+export class InvalidIdentifierError extends defineError('InvalidIdentifierError', false) {}
+
+// The tenant's databases.
+/** The database (or its file) is not there: a retry finds it missing too. */
+export class DatabaseMissingError extends defineError('DatabaseMissingError', false) {}
+/** A connection failed or dropped, a timeout, throttling: transient. */
+export class ConnectionError extends defineError('ConnectionError', true) {}
+/** The login lacks a permission: an operator must grant it. */
+export class PermissionError extends defineError('PermissionError', false) {}
+export class PreflightError extends defineError('PreflightError', false) {}
+export class TargetExistsError extends defineError('TargetExistsError', false) {}
+export class IntegrityCheckError extends defineError('IntegrityCheckError', false) {}
+
+// Artifacts and blobs.
+/** The artifact's bytes are not what was snapshotted: corruption, never retried blindly. */
+export class ArtifactChecksumError extends defineError('ArtifactChecksumError', false) {}
+/** A blob without airlift's sha256 metadata was not uploaded by airlift: a retry cannot fix it. */
+export class BlobNotOursError extends defineError('BlobNotOursError', false) {}
+/** A download whose bytes did not match: the partial file is discarded and a retry fetches it again. */
+export class BlobChecksumError extends defineError('BlobChecksumError', true) {}
+/** The Managed Instance reports files it cannot restore, or the restore failed for good. */
+export class ManagedInstanceRestoreError extends defineError('ManagedInstanceRestoreError', false) {}
+
+// The protocol.
+/** Events would be held longer than the budget: the cut-over is called off and tried again later. */
+export class PauseBudgetExceededError extends defineError('PauseBudgetExceededError', false) {}
+export class VerificationMismatchError extends defineError('VerificationMismatchError', false) {}
+/** A gateway node did not answer or refused an admin call: it may be restarting. */
+export class GatewayAdminError extends defineError('GatewayAdminError', true) {}
+/** A gateway node refused an admin call (4xx: token refused, tenant not in its fleet): fix, then retry. */
+export class GatewayAdminRefusedError extends defineError('GatewayAdminRefusedError', false) {}
+/** A write reached a side whose fence is raised or that is not primary: reload the route, retry. */
+export class FencedWriteError extends defineError('FencedWriteError', true) {}
+/** Two different changes claim one key in the other side: replication stops instead of dropping one. */
+export class ReplicationConflictError extends defineError('ReplicationConflictError', false) {}
+
+/** The failure types a retry cannot fix, for the activity presets. */
+export const nonRetryableErrorTypes: string[] = registry.filter((c) => !c.retryable).map((c) => c.type);
+
+/** Whether an error (by class or by failure type) is one a retry can fix; unknown errors are. */
+export function isRetryable(err: unknown): boolean {
+  const type = (err as { type?: string; name?: string } | undefined)?.type ?? (err as { name?: string } | undefined)?.name;
+  return !nonRetryableErrorTypes.includes(type ?? '');
+}

@@ -1,0 +1,134 @@
+// The fenced switch of a tenant's primary: cut-over (source -> target) and rollback (target -> source).
+//
+//   fence every gateway node (events wait in memory: the pause)      -- all nodes or none
+//   raise the write gate of the old primary in its own database       -- no writer, on any node, commits past it
+//   drain the old primary's outbox up to its head into the new one
+//   verify the tracking rows written since verification
+//   record the reverse watermark (once), open the new primary's gate
+//   flip the catalog, and have every listed node confirm the flip     -- from here the switch never calls off
+//   lift the fences                                                  -- held events go to the new primary
+//
+// Before the flip, any failure or a pause over budget calls the switch off: the old primary's gate is
+// reopened and the fences lifted, and the tenant stays where it was. After the flip, a failure is
+// finished by a retry: when the catalog already names `to`, the switch only makes `to` the one open
+// side, re-sends the flip to every node and lifts the fences. Writers that reach a gated side (a
+// restarted node, a stale route) are refused inside the database and reload their route.
+import type { Engine } from '../engines/engine';
+import { compareTable } from '../engines/table-verifier';
+import type { Catalog, Side } from '../ingestion/catalog';
+import type { RouteControl } from '../ingestion/routes';
+import { DatabaseMissingError, PauseBudgetExceededError, VerificationMismatchError } from './errors';
+import { applyRange, resumePoint, streamName, type ReplicationStream } from './replicator';
+
+export interface SwitchContext {
+  tenantId: string;
+  migrationId: string;
+  database: string;
+  engines: Record<Side, Engine>;
+  catalog: Catalog;
+  routes: RouteControl;
+  /** Called during the drain and verification: keeps a heartbeat going. */
+  beat?: () => void;
+}
+
+export interface SwitchOptions {
+  /** The outbox seq the drain starts from (the journal watermark w0); absent for a switch back. */
+  fromSeq?: number;
+  /** Call the switch off, unharmed, if events would be held longer than this; absent for a rollback. */
+  budgetMs?: number;
+  /** Compare the tracking table's rows after this key (the part that grew since verifying). */
+  verifyTrackingAfter?: number | null;
+  chunkRows: number;
+}
+
+export interface SwitchResult {
+  pauseMs: number;
+  held: number;
+  /** The new primary's outbox head at the flip: replication back to the old side starts here. */
+  reverseFrom: number;
+}
+
+const other = (side: Side): Side => (side === 'source' ? 'target' : 'source');
+const watermarkName = (migrationId: string, to: Side) => `${migrationId}:to-${to}`;
+
+export async function switchPrimary(ctx: SwitchContext, to: Side, options: SwitchOptions): Promise<SwitchResult> {
+  const { tenantId, migrationId, database, catalog, routes } = ctx;
+  const from = other(to);
+  const gate = (side: Side, state: 'open' | 'fenced' | 'standby') => ctx.engines[side].setWriteGate(database, { state, migrationId });
+  const { fencedAt } = await routes.fence(tenantId);
+
+  if (catalog.ensure(tenantId).primary === to) {
+    // A retry after the flip, or a rollback of a tenant that never left its source.
+    await settleOn(ctx, to);
+    const released = await routes.unfence(tenantId);
+    const reverseFrom = catalog.rememberWatermark(tenantId, watermarkName(migrationId, to), await ctx.engines[to].outboxHead(database));
+    return { ...released, reverseFrom };
+  }
+
+  const checkBudget = (step: string) => {
+    ctx.beat?.();
+    const held = Date.now() - fencedAt;
+    if (options.budgetMs !== undefined && held > options.budgetMs)
+      throw new PauseBudgetExceededError(`cut-over called off while ${step}: events held ${held} ms, over the pause budget of ${options.budgetMs} ms; the tenant stays on its ${from}, unharmed`);
+  };
+  let flipping = false;
+  let reverseFrom: number;
+  try {
+    await gate(from, 'fenced');
+    const stream: ReplicationStream = { database, from: ctx.engines[from], to: ctx.engines[to], origin: from, name: streamName(migrationId, from) };
+    const fenceSeq = await stream.from.outboxHead(database);
+    // Without an explicit start, drain from where the old primary began journaling for this switch.
+    const fromSeq = options.fromSeq ?? catalog.watermark(tenantId, watermarkName(migrationId, from)) ?? fenceSeq;
+    await applyRange(stream, await resumePoint(stream, fromSeq), fenceSeq, () => checkBudget('draining the outbox'));
+    checkBudget('draining the outbox');
+    if (options.verifyTrackingAfter !== undefined) {
+      await verifyTrackingDelta(stream, options.verifyTrackingAfter, options.chunkRows);
+      checkBudget('verifying the tracking delta');
+    }
+    // Recorded once, before the flip: a retry after the release must not move it past events written since.
+    reverseFrom = catalog.rememberWatermark(tenantId, watermarkName(migrationId, to), await ctx.engines[to].outboxHead(database));
+    flipping = true;
+    await gate(to, 'open');
+    catalog.setPrimary(tenantId, to, true);
+    await routes.setPrimary(tenantId, to, true);
+  } catch (err) {
+    if (!flipping) await callOff(ctx, from, to);
+    throw err;
+  }
+  const released = await routes.unfence(tenantId);
+  return { ...released, reverseFrom };
+}
+
+/** Before the flip: the old primary takes writes again, the new side stays closed, events flow. */
+async function callOff(ctx: SwitchContext, from: Side, to: Side): Promise<void> {
+  const { database, migrationId, tenantId } = ctx;
+  // A later attempt may have opened `to` and flipped meanwhile; then `from` must stay closed.
+  const toGate = await ctx.engines[to].writeGate(database).catch(() => null);
+  if (toGate?.state !== 'open' && ctx.catalog.ensure(tenantId).primary === from) await ctx.engines[from].setWriteGate(database, { state: 'open', migrationId });
+  await ctx.routes.unfence(tenantId);
+}
+
+/**
+ * Makes `side` the one side that takes writes: its gate open, the other side's fenced (when it
+ * exists), the catalog and every gateway node routing to it. Idempotent; used by a switch that finds
+ * the flip already made, and by `reconcile`.
+ */
+export async function settleOn(ctx: Pick<SwitchContext, 'tenantId' | 'migrationId' | 'database' | 'engines' | 'catalog' | 'routes'>, side: Side, journal = true): Promise<void> {
+  const { database, migrationId, tenantId } = ctx;
+  await ctx.engines[other(side)].setWriteGate(database, { state: 'fenced', migrationId }).catch((err: unknown) => {
+    if (!(err instanceof DatabaseMissingError)) throw err;
+  });
+  await ctx.engines[side].setWriteGate(database, { state: 'open', migrationId });
+  ctx.catalog.setPrimary(tenantId, side, journal);
+  await ctx.routes.setPrimary(tenantId, side, journal);
+}
+
+/** The tracking rows added since verification must be identical on both sides after the drain. */
+async function verifyTrackingDelta(stream: ReplicationStream, after: number | null, chunkRows: number): Promise<void> {
+  const table = (await stream.from.listTables(stream.database)).find((t) => t.name === stream.from.trackingTable);
+  if (!table) return;
+  const side = (engine: Engine) => ({ engine, database: stream.database });
+  const delta = await compareTable(side(stream.from), side(stream.to), table, chunkRows, { lower: after === null ? null : [after], upper: null });
+  if (delta.mismatchedChunks)
+    throw new VerificationMismatchError(`tracking delta differs after the drain: ${delta.differences.slice(0, 5).map((d) => `${d.key} ${d.kind.replace(/_/g, ' ')}`).join(', ')}`);
+}
