@@ -1,46 +1,106 @@
-// The fenced switch of primary, called as the worker calls it, over real SQLite files.
-import { BlobServiceClient } from '@azure/storage-blob';
+// The fenced switch of primary (protocol/switch.ts) over real SQLite files, without Temporal.
 import { join } from 'node:path';
-import { createActivities } from '../../activities';
 import { Catalog } from '../../ingestion/catalog';
 import { catalogRoutes } from '../../ingestion/routes';
 import { SqliteEngine } from '../../engines/sqlite';
 import { sqliteDirectory } from '../../config/fleet';
+import { switchPrimary, type SwitchContext } from '../../protocol/switch';
+import { FencedWriteError } from '../../protocol/errors';
 import { makeFleet } from '../helpers/stack';
 
-test('a switch retried after its release keeps the first watermark, so events written since still flow back', async () => {
-  const { fleet, dir, cleanup } = makeFleet({ tenants: 1, rows: 50 });
-  const catalog = new Catalog(fleet.catalog.path);
-  try {
-    const tenant = fleet.tenants[0];
-    const source = new SqliteEngine(sqliteDirectory(fleet.sources.onprem));
-    const target = new SqliteEngine(sqliteDirectory(fleet.targets.cloud));
-    await source.ensureOutbox(tenant.database);
-    await target.restore(tenant.database, await source.snapshot(tenant.database, join(dir, 'work', 'snap.sqlite')), 'm1');
-    // No network is used: the container is only there to satisfy the activities' dependencies.
-    const container = BlobServiceClient.fromConnectionString('UseDevelopmentStorage=true').getContainerClient('unused');
-    const activities = createActivities({ fleet, container, catalog, routes: catalogRoutes(catalog) });
+const event = (event_id: string) => ({ event_id, kind: 'view', ad_id: 1, occurred_at: '2026-11-27T00:00:00Z', user_agent: null, payload: null });
 
-    const first = await activities.switchPrimary(tenant.id, 'm1', 'target', { fromSeq: 0, chunkRows: 100, verifyTrackingAfter: null });
-    expect(catalog.get(tenant.id)?.primary).toBe('target');
+async function restoredTenant(migrationId = 'm1') {
+  const made = makeFleet({ tenants: 1, rows: 50 });
+  const catalog = new Catalog(made.fleet.catalog.path);
+  const tenant = made.fleet.tenants[0];
+  const source = new SqliteEngine(sqliteDirectory(made.fleet.sources.onprem));
+  const target = new SqliteEngine(sqliteDirectory(made.fleet.targets.cloud));
+  await source.ensureOutbox(tenant.database);
+  await source.setWriteGate(tenant.database, { state: 'open', migrationId });
+  catalog.setMode(tenant.id, { outbox: true });
+  await target.restore(tenant.database, await source.snapshot(tenant.database, join(made.dir, 'work', `${migrationId}.sqlite`)), migrationId);
+  const ctx: SwitchContext = { tenantId: tenant.id, migrationId, database: tenant.database, engines: { source, target }, catalog, routes: catalogRoutes(catalog) };
+  return { ...made, catalog, tenant, source, target, ctx, close: () => { catalog.close(); made.cleanup(); } };
+}
+
+test('a switch retried after its release keeps the first watermark, so events written since still flow back', async () => {
+  const t = await restoredTenant();
+  try {
+    const first = await switchPrimary(t.ctx, 'target', { fromSeq: 0, chunkRows: 100, verifyTrackingAfter: null });
+    expect(t.catalog.get(t.tenant.id)?.primary).toBe('target');
 
     // Released: the new primary takes events (with its outbox) before the activity could report back.
-    const writer = target.openEventWriter(tenant.database);
-    writer.write(['after-1', 'after-2', 'after-3'].map((event_id) => ({ event_id, kind: 'view', ad_id: 1, occurred_at: '2026-11-27T00:00:00Z', user_agent: null, payload: null })), true);
+    const writer = t.target.openEventWriter(t.tenant.database);
+    writer.write(['after-1', 'after-2', 'after-3'].map(event), true);
     writer.close();
 
-    const retried = await activities.switchPrimary(tenant.id, 'm1', 'target', { fromSeq: 0, chunkRows: 100, verifyTrackingAfter: null });
+    const retried = await switchPrimary(t.ctx, 'target', { fromSeq: 0, chunkRows: 100, verifyTrackingAfter: null });
     expect(retried.reverseFrom).toBe(first.reverseFrom);
-    expect(await activities.replicationLag(tenant.id, 'm1', 'reverse', retried.reverseFrom)).toMatchObject({ lag: 3 });
 
     // The switch back (a rollback) drains exactly those events to the source, from that watermark.
-    await activities.switchPrimary(tenant.id, 'm1', 'source', { chunkRows: 100 });
-    expect(catalog.get(tenant.id)?.primary).toBe('source');
-    const table = (await source.listTables(tenant.database)).find((t) => t.name === 'tracking_events')!;
-    const rows = await source.rowDigests(tenant.database, table, { lower: [50], upper: null });
+    await switchPrimary(t.ctx, 'source', { chunkRows: 100 });
+    expect(t.catalog.get(t.tenant.id)?.primary).toBe('source');
+    const table = (await t.source.listTables(t.tenant.database)).find((x) => x.name === 'tracking_events')!;
+    const rows = await t.source.rowDigests(t.tenant.database, table, { lower: [50], upper: null });
     expect(rows.map((r) => r.key)).toEqual(['seq=51', 'seq=52', 'seq=53']);
   } finally {
-    catalog.close();
-    cleanup();
+    t.close();
+  }
+});
+
+test('the write gate holds for every writer: a writer with a stale route is refused inside the database, on either side', async () => {
+  const t = await restoredTenant();
+  // Opened before the switch, as a gateway node that cached the route would have.
+  const staleSource = t.source.openEventWriter(t.tenant.database);
+  const earlyTarget = t.target.openEventWriter(t.tenant.database);
+  try {
+    // A restored target is on standby: nothing may write there before the flip.
+    expect(() => earlyTarget.write([event('too-early')], true)).toThrow(FencedWriteError);
+    await switchPrimary(t.ctx, 'target', { fromSeq: 0, chunkRows: 100, verifyTrackingAfter: null });
+    // The demoted source refuses the stale writer; nothing was written there.
+    expect(() => staleSource.write([event('stale-1')], true)).toThrow(FencedWriteError);
+    expect(earlyTarget.write([event('on-target')], true)).toBe(1);
+    const table = (await t.source.listTables(t.tenant.database)).find((x) => x.name === 'tracking_events')!;
+    expect((await t.source.rowDigests(t.tenant.database, table, { lower: [50], upper: null })).length).toBe(0);
+    expect(await t.source.writeGate(t.tenant.database)).toMatchObject({ state: 'fenced' });
+    expect(await t.target.writeGate(t.tenant.database)).toMatchObject({ state: 'open' });
+  } finally {
+    staleSource.close();
+    earlyTarget.close();
+    t.close();
+  }
+});
+
+test('item 3: a second migration of the same tenant replicates from its own cursor, not the first one\'s', async () => {
+  const first = await restoredTenant('m-first');
+  try {
+    // Migration 1 cuts over, takes events on the target, and rolls back: its reverse cursor on the source is high.
+    await switchPrimary(first.ctx, 'target', { fromSeq: 0, chunkRows: 100, verifyTrackingAfter: null });
+    const w = first.target.openEventWriter(first.tenant.database);
+    for (let i = 0; i < 20; i++) w.write([event(`m1-${i}`)], true);
+    w.close();
+    await switchPrimary(first.ctx, 'source', { chunkRows: 100 });
+    await first.target.dropRestored(first.tenant.database, 'm-first');
+    const reverseCursorOfFirst = await first.source.appliedCursor(first.tenant.database, 'm-first:target');
+    expect(reverseCursorOfFirst).toBeGreaterThan(0);
+
+    // Migration 2 of the same tenant: a fresh restore, cut-over, 5 events on the target, rollback.
+    const ctx = { ...first.ctx, migrationId: 'm-second' };
+    await first.source.setWriteGate(first.tenant.database, { state: 'open', migrationId: 'm-second' });
+    const fromSeq = await first.source.outboxHead(first.tenant.database);
+    await first.target.restore(first.tenant.database, await first.source.snapshot(first.tenant.database, join(first.dir, 'work', 'second.sqlite')), 'm-second');
+    await switchPrimary(ctx, 'target', { fromSeq, chunkRows: 100, verifyTrackingAfter: null });
+    const w2 = first.target.openEventWriter(first.tenant.database);
+    const acked = ['m2-a', 'm2-b', 'm2-c', 'm2-d', 'm2-e'];
+    for (const id of acked) w2.write([event(id)], true);
+    w2.close();
+    await switchPrimary(ctx, 'source', { chunkRows: 100 });
+
+    const table = (await first.source.listTables(first.tenant.database)).find((x) => x.name === 'tracking_events')!;
+    const onSource = (await first.source.rowDigests(first.tenant.database, table, { lower: null, upper: null })).length;
+    expect(onSource).toBe(50 + 20 + 5);
+  } finally {
+    first.close();
   }
 });

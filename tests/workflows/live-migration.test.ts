@@ -149,8 +149,8 @@ test('a worker killed with SIGKILL during catching-up: the dual-write resumes fr
   }
 });
 
-test('a cut-over over its pause budget is called off: the tenant stays on source and ingestion is unharmed', async () => {
-  const { fleet, gateway, cleanup } = await liveFleet(1, { cutoverPauseBudgetMs: 1 });
+test('a cut-over over its pause budget is called off and tried again, each attempt shown; when all are called off the tenant stays on source, unharmed', async () => {
+  const { fleet, gateway, cleanup } = await liveFleet(1, { cutoverPauseBudgetMs: 1, cutoverAttempts: 2, cutoverRetrySeconds: 1 });
   const worker = await startWorker(stack, fleet, TASK_QUEUE);
   const tenant = fleet.tenants[0];
   const load = new LoadGenerator({ gatewayUrl: gateway.url, tenants: [tenant.id], eventsPerSecond: 150 });
@@ -162,6 +162,7 @@ test('a cut-over over its pause budget is called off: the tenant stays on source
     expect((failure as WorkflowFailedError).cause?.message).toMatch(/cut-over called off while .*over the pause budget of 1 ms; the tenant stays on its source/);
     const status = await handle.query(statusQuery);
     expect(status.cutoverAborted).toContain('cut-over called off');
+    expect(status.cutoverAttempts?.map((a) => a.error)).toEqual([expect.stringContaining('over the pause budget'), expect.stringContaining('over the pause budget')]);
 
     const after = await fetch(`${gateway.url}/t/${tenant.id}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"kind":"click","event_id":"after-abort"}' });
     expect(after.status).toBe(200);

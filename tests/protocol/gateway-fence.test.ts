@@ -1,0 +1,107 @@
+// Item 4 of issue 7 on two real gateway nodes over HTTP: a flip that reaches only some nodes, and a
+// node restarted during a cut-over, must not let one acknowledged event land where nothing replicates it.
+import Database from 'better-sqlite3';
+import { join } from 'node:path';
+import { freePort } from '../../azure/azurite';
+import { sqliteDirectory } from '../../config/fleet';
+import { SqliteEngine } from '../../engines/sqlite';
+import { Catalog } from '../../ingestion/catalog';
+import { createGateway, listenGateway } from '../../ingestion/gateway';
+import { gatewayRoutes, type RouteControl } from '../../ingestion/routes';
+import { switchPrimary } from '../../protocol/switch';
+import { GatewayAdminError } from '../../protocol/errors';
+import { makeFleet } from '../helpers/stack';
+
+const TOKEN = 'test-admin-token-for-two-nodes';
+
+async function twoNodes() {
+  const [portA, portB] = [await freePort(), await freePort()];
+  const made = makeFleet({ tenants: 1, rows: 40, gatewayUrl: `http://127.0.0.1:${portA}` });
+  const tenant = made.fleet.tenants[0];
+  const serve = (port: number) => listenGateway(createGateway({ fleet: made.fleet, adminToken: TOKEN, holdTimeoutMs: 8000 }), port);
+  const nodes = { a: await serve(portA), b: await serve(portB) };
+  const source = new SqliteEngine(sqliteDirectory(made.fleet.sources.onprem));
+  const target = new SqliteEngine(sqliteDirectory(made.fleet.targets.cloud));
+  const catalog = new Catalog(made.fleet.catalog.path);
+  const routes = gatewayRoutes([nodes.a.url, nodes.b.url], TOKEN);
+  await source.ensureOutbox(tenant.database);
+  await source.setWriteGate(tenant.database, { state: 'open', migrationId: 'm1' });
+  await routes.setMode(tenant.id, { outbox: true });
+  await target.restore(tenant.database, await source.snapshot(tenant.database, join(made.dir, 'work', 'm1.sqlite')), 'm1');
+  const ctx = { tenantId: tenant.id, migrationId: 'm1', database: tenant.database, engines: { source, target }, catalog, routes };
+  const post = (url: string, id: string) =>
+    fetch(`${url}/t/${tenant.id}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ kind: 'click', event_id: id }) });
+  const where = (id: string) =>
+    (['source', 'target'] as const).filter((side) => {
+      const db = new Database(join(sqliteDirectory(side === 'source' ? made.fleet.sources.onprem : made.fleet.targets.cloud), `${tenant.database}.db`), { readonly: true });
+      try {
+        return db.prepare('SELECT 1 FROM tracking_events WHERE event_id = ?').get(id) !== undefined;
+      } finally {
+        db.close();
+      }
+    });
+  const close = async () => {
+    await Promise.allSettled([nodes.a.stop(), nodes.b.stop()]);
+    catalog.close();
+    made.cleanup();
+  };
+  return { ...made, tenant, nodes, serve, portB, ctx, routes, post, where, close };
+}
+
+test('a flip that fails on one node: that node, still routing to the source, is refused there and its event lands on the target', async () => {
+  const t = await twoNodes();
+  try {
+    // Node B never hears of the flip (its admin call fails); the switch reports it.
+    const flipOnlyA: RouteControl = {
+      ...t.routes,
+      setPrimary: async (tenantId, side, outbox) => {
+        await gatewayRoutes([t.nodes.a.url], TOKEN).setPrimary(tenantId, side, outbox);
+        throw new GatewayAdminError(`gateway ${t.nodes.b.url}: primary ${tenantId} failed: connection reset`);
+      },
+    };
+    await expect(switchPrimary({ ...t.ctx, routes: flipOnlyA }, 'target', { fromSeq: 0, chunkRows: 100, verifyTrackingAfter: null })).rejects.toThrow(GatewayAdminError);
+    await t.routes.unfence(t.tenant.id); // as the retry would, before it re-sends the flip
+    const answer = await t.post(t.nodes.b.url, 'via-stale-node');
+    expect(answer.status).toBe(200);
+    expect(t.where('via-stale-node')).toEqual(['target']);
+  } finally {
+    await t.close();
+  }
+});
+
+test('a node restarted during a cut-over comes up unfenced, but its writes wait for the flip and land on the target', async () => {
+  const t = await twoNodes();
+  try {
+    let releaseFlip!: () => void;
+    const flipHeld = new Promise<void>((r) => (releaseFlip = r));
+    let fenced!: () => void;
+    const inWindow = new Promise<void>((r) => (fenced = r));
+    // The window between the drain and the flip, held open: the source is drained and gated, the
+    // catalog still names it.
+    const target = t.ctx.engines.target;
+    const slowTarget = Object.assign(Object.create(target), {
+      setWriteGate: async (database: string, gate: { state: 'open' | 'fenced' | 'standby'; migrationId: string | null }) => {
+        if (gate.state === 'open') {
+          fenced();
+          await flipHeld;
+        }
+        return target.setWriteGate(database, gate);
+      },
+    });
+    const switching = switchPrimary({ ...t.ctx, engines: { source: t.ctx.engines.source, target: slowTarget } }, 'target', { fromSeq: 0, chunkRows: 100, verifyTrackingAfter: null });
+    await inWindow;
+    await t.nodes.b.stop();
+    t.nodes.b = await t.serve(t.portB); // restarted: no fence in its memory
+    const view = await (await fetch(`${t.nodes.b.url}/admin/tenants/${t.tenant.id}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json();
+    expect(view.fenced).toBe(false);
+    const answer = t.post(t.nodes.b.url, 'via-restarted-node');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(t.where('via-restarted-node')).toEqual([]); // held: not written to the drained source
+    releaseFlip();
+    await switching;
+    expect((await answer).status).toBe(200);
+    expect(t.where('via-restarted-node')).toEqual(['target']);
+  } finally {
+    await t.close();
+  }
+});
