@@ -1,0 +1,149 @@
+// Races between an operator's rollback and the step under way, on the real stack (Temporal dev
+// server, Azurite, SQLite files). Each window is held open by slowing one real activity call with a
+// worker interceptor; the outcome is read from the catalog and the databases, not from the workflow.
+import { randomUUID } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { WorkflowUpdateFailedError } from '@temporalio/client';
+import type { ActivityExecuteInput, ActivityInboundCallsInterceptor, Next } from '@temporalio/worker';
+import type { Context } from '@temporalio/activity';
+import { Catalog } from '../../ingestion/catalog';
+import { SqliteEngine } from '../../engines/sqlite';
+import { sqliteDirectory, type LoadedFleet } from '../../config/fleet';
+import { createAirliftWorker } from '../../workers/worker';
+import {
+  migrationIdOf,
+  rollbackSignal,
+  rollbackUpdate,
+  statusQuery,
+  tenantWorkflowId,
+  type MigrationPolicy,
+  type TenantResult,
+} from '../../workflows/contract';
+import { makeFleet, useTestStack, workerEnv, type TestStack } from '../helpers/stack';
+
+const currentStack = useTestStack();
+let stack: TestStack;
+beforeEach(() => (stack = currentStack()));
+
+/** Slows the first call of one activity (optionally only when its arguments match) before it runs. */
+function slowOnce(activity: string, ms: number, when: (args: unknown[]) => boolean = () => true) {
+  let done = false;
+  let entered!: () => void;
+  const started = new Promise<void>((r) => (entered = r));
+  const interceptor = (ctx: Context): { inbound: ActivityInboundCallsInterceptor } => ({
+    inbound: {
+      async execute(input: ActivityExecuteInput, next: Next<ActivityInboundCallsInterceptor, 'execute'>) {
+        if (!done && ctx.info.activityType === activity && when(input.args)) {
+          done = true;
+          entered();
+          await new Promise((r) => setTimeout(r, ms));
+        }
+        return next(input);
+      },
+    },
+  });
+  return { interceptor, started };
+}
+
+async function runWith(fleet: LoadedFleet, slow: ReturnType<typeof slowOnce>, body: (handle: Awaited<ReturnType<typeof start>>) => Promise<void>) {
+  const queue = `races-${randomUUID()}`;
+  const { worker, close } = await createAirliftWorker({
+    connection: stack.env.nativeConnection,
+    namespace: stack.env.namespace ?? 'default',
+    fleet,
+    taskQueue: queue,
+    workflowBundle: { code: readFileSync(process.env.AIRLIFT_TEST_WORKFLOW_BUNDLE!, 'utf8') },
+    env: workerEnv(stack, fleet),
+    interceptors: { activity: [slow.interceptor] },
+  });
+  const running = worker.run();
+  try {
+    await body(await start(fleet, queue));
+  } finally {
+    worker.shutdown();
+    await running;
+    close();
+  }
+}
+
+const start = (fleet: LoadedFleet, taskQueue: string) =>
+  stack.env.client.workflow.start('migrateTenant', {
+    workflowId: tenantWorkflowId(fleet.tenants[0].id),
+    taskQueue,
+    args: [{ tenantId: fleet.tenants[0].id, migrationId: migrationIdOf(randomUUID()), policy: fleet.policy as MigrationPolicy }],
+  });
+
+/** What an operator would check afterwards, read straight from the catalog and the files. */
+function state(fleet: LoadedFleet) {
+  const catalog = new Catalog(fleet.catalog.path);
+  try {
+    const t = fleet.tenants[0];
+    return { route: catalog.get(t.id), targetExists: existsSync(join(sqliteDirectory(fleet.targets.cloud), `${t.database}.db`)) };
+  } finally {
+    catalog.close();
+  }
+}
+
+test('item 1: a rollback during cutting_over waits for the switch, then routes back; the catalog never points at a dropped target', async () => {
+  const { fleet, cleanup } = makeFleet({ tenants: 1, rows: 300 });
+  const slow = slowOnce('switchPrimary', 2500, (args) => args[2] === 'target');
+  try {
+    await runWith(fleet, slow, async (handle) => {
+      await slow.started;
+      await handle.signal(rollbackSignal, 'test: rollback during cut-over');
+      const result = (await handle.result()) as TenantResult;
+      expect(result.outcome).toBe('rolled_back');
+      expect(result.status.rollbackReason).toBe('test: rollback during cut-over');
+    });
+    const after = state(fleet);
+    expect(after.route).toMatchObject({ primary: 'source', writeMode: 'read_write', outbox: false });
+    expect(after.targetExists).toBe(false);
+    const gate = await new SqliteEngine(sqliteDirectory(fleet.sources.onprem)).writeGate(fleet.tenants[0].database);
+    expect(gate?.state).toBe('open');
+  } finally {
+    cleanup();
+  }
+});
+
+test('item 2: past the rollback window a rollback is refused with the reason, and the tenant completes on its target', async () => {
+  const { fleet, cleanup } = makeFleet({ tenants: 1, rows: 300, policy: { rollbackWindowSeconds: 1 } });
+  // The thaw after the window, held open.
+  const slow = slowOnce('setWriteMode', 3000, (args) => args[1] === 'read_write');
+  try {
+    await runWith(fleet, slow, async (handle) => {
+      await slow.started;
+      expect((await handle.query(statusQuery)).phase).toBe('finalizing');
+      const refused = await handle.executeUpdate(rollbackUpdate, { args: ['test: too late'] }).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(WorkflowUpdateFailedError);
+      expect((refused as WorkflowUpdateFailedError).cause?.message).toMatch(/rollback refused: .* past the point of no return/);
+      await handle.signal(rollbackSignal, 'test: too late, from the UI');
+      const result = (await handle.result()) as TenantResult;
+      expect(result.outcome).toBe('completed');
+      expect(result.status.rollbackRefused).toMatch(/past the point of no return/);
+    });
+    const after = state(fleet);
+    expect(after.route).toMatchObject({ primary: 'target', writeMode: 'read_write', outbox: false });
+    expect(after.targetExists).toBe(true);
+  } finally {
+    cleanup();
+  }
+});
+
+test.each([
+  ['journaling', 'startJournaling', () => true],
+  ['freezing', 'setWriteMode', (args: unknown[]) => args[1] === 'read_only'],
+] as const)('item 5: a rollback during %s is taken after the step and undoes it: no tenant left read_only or journaling', async (_phase, activity, when) => {
+  const { fleet, cleanup } = makeFleet({ tenants: 1, rows: 200 });
+  const slow = slowOnce(activity, 2000, when);
+  try {
+    await runWith(fleet, slow, async (handle) => {
+      await slow.started;
+      expect(await handle.executeUpdate(rollbackUpdate, { args: ['test: early rollback'] })).toMatch(/rollback of .* started/);
+      expect(((await handle.result()) as TenantResult).outcome).toBe('rolled_back');
+    });
+    expect(state(fleet).route).toMatchObject({ primary: 'source', writeMode: 'read_write', outbox: false });
+  } finally {
+    cleanup();
+  }
+});
