@@ -92,7 +92,7 @@ test('a node restarted during a cut-over comes up unfenced, but its writes wait 
     await inWindow;
     await t.nodes.b.stop();
     t.nodes.b = await t.serve(t.portB); // restarted: no fence in its memory
-    const view = await (await fetch(`${t.nodes.b.url}/admin/tenants/${t.tenant.id}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json();
+    const view = (await (await fetch(`${t.nodes.b.url}/admin/tenants/${t.tenant.id}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { fenced: boolean };
     expect(view.fenced).toBe(false);
     const answer = t.post(t.nodes.b.url, 'via-restarted-node');
     await new Promise((r) => setTimeout(r, 500));
