@@ -27,6 +27,16 @@ export interface TenantPlan {
 }
 
 const MIGRATION = '<migration-id>';
+/** The tracking table as the demo schema has it; the statement has one @v_<column> per column of yours. */
+const DEMO_TRACKING_TABLE: tsql.MssqlTable = {
+  schema: 'dbo', name: 'tracking_events', key: ['seq'],
+  columns: [
+    { name: 'seq', type: 'bigint', identity: true }, { name: 'event_id', type: 'nvarchar' }, { name: 'ad_id', type: 'int' }, { name: 'kind', type: 'nvarchar' },
+    { name: 'occurred_at', type: 'nvarchar' }, { name: 'user_agent', type: 'nvarchar' }, { name: 'payload', type: 'nvarchar' },
+  ],
+};
+/** A valid stand-in for the restoring name, replaced by its `<migration-id>` form in the text shown. */
+const RESTORING = tsql.restoringName('planMigrationId');
 const REDACTED_SAS = '[redacted: read+list SAS for this container, valid for the restore timeout]';
 
 /** The container URL without any credential: from the account URL, or the connection string's endpoint. */
@@ -80,8 +90,13 @@ function restoreStep(fleet: LoadedFleet, tenant: Tenant, target: Endpoint, conta
       detail: [
         tsql.renderStatement(tsql.createCredentialStatement(container)),
         tsql.renderStatement(tsql.fileListStatement(), { url: `${container}/${blobName}` }),
-        tsql.renderStatement(tsql.restoreFromUrlStatement(tenant.database, [{ logicalName: '<from FILELISTONLY>', type: 'D' }]), { url: `${container}/${blobName}` }),
-        tsql.renderStatement(tsql.markCreatedStatement(tenant.database), { migration: MIGRATION }),
+        // Restored under a name that records the migration, marked and left standby, then renamed.
+        ...[
+          tsql.renderStatement(tsql.restoreFromUrlStatement(RESTORING, [{ logicalName: '<from FILELISTONLY>', type: 'D' }]), { url: `${container}/${blobName}` }),
+          tsql.renderStatement(tsql.markCreatedStatement(RESTORING), { migration: MIGRATION }),
+          `USE [${RESTORING}];\n${tsql.renderStatement(tsql.outboxSchema)}\n${tsql.renderStatement(tsql.setGateStatement, { state: 'standby', migration: MIGRATION })}`,
+          tsql.renderStatement(tsql.renameDatabaseStatement(RESTORING, tenant.database)),
+        ].map((text) => text.split(RESTORING).join(`${tsql.RESTORING_PREFIX}${MIGRATION}`)),
       ],
     };
   const path = managedDatabasePath(target, tenant.database);
@@ -107,7 +122,8 @@ export function planTenant(fleet: LoadedFleet, tenant: Tenant, env: NodeJS.Proce
   const gateways = fleet.ingestion?.gateways ?? [];
   const admin = (what: string, body?: object) =>
     gateways.length ? gateways.map((g) => `POST ${g}/admin/tenants/${tenant.id}/${what}${body ? ` ${JSON.stringify(body)}` : ''}  (bearer token from $${fleet.ingestion!.adminTokenEnv})`) : [`catalog ${fleet.catalog.path}: ${what}${body ? ` ${JSON.stringify(body)}` : ''}`];
-  const outbox = source.engine === 'sqlite' ? [] : [tsql.renderStatement(tsql.outboxSchema)];
+  // A SQL Server tenant's application writes its own events: this is the statement it must send.
+  const outbox = source.engine === 'sqlite' ? [] : [tsql.renderStatement(tsql.outboxSchema), `-- every tracking write from now on (application or gateway), one event per call:\n${tsql.renderStatement(tsql.writeEventStatement(DEMO_TRACKING_TABLE))}`];
   const steps: PlanStep[] = [
     { phase: 'preflight', action: `source ${describeEndpoint(source)} has ${tenant.database}; target ${describeEndpoint(target)} has no ${tenant.database}; container ${container} writable; catalog says primary=source`, detail: [] },
     { phase: 'journaling', action: 'outbox on, fenced so every write begun without it has finished; watermark w0 = outbox head', detail: [...outbox, ...admin('fence'), ...admin('mode', { outbox: true }), ...admin('unfence')] },

@@ -57,6 +57,14 @@ export function databaseExistsQuery(database: string): Statement {
   };
 }
 
+/** Whether a database exists and its state (ONLINE, RESTORING, …). */
+export function databaseStateQuery(database: string): Statement {
+  return {
+    sql: "SELECT DB_ID(@database) AS id, CAST(DATABASEPROPERTYEX(@database, 'Status') AS nvarchar(60)) AS state;",
+    params: { database: checkDatabaseName(database) },
+  };
+}
+
 /** Tables, columns and primary keys of the database from the catalog views (run in that database). */
 export const listTablesQuery: Statement = {
   sql: [
@@ -127,29 +135,131 @@ export const outboxSchema: Statement = {
     "IF OBJECT_ID(N'dbo.airlift_cursors', N'U') IS NULL",
     '  CREATE TABLE dbo.airlift_cursors (stream nvarchar(128) NOT NULL PRIMARY KEY, cursor_seq bigint NOT NULL);',
     "IF OBJECT_ID(N'dbo.airlift_gate', N'U') IS NULL",
-    "  CREATE TABLE dbo.airlift_gate (id int NOT NULL PRIMARY KEY CHECK (id = 1), state nvarchar(16) NOT NULL CHECK (state IN (N'open', N'fenced', N'standby')), migration_id nvarchar(64) NULL, updated_at datetime2 NOT NULL);",
+    "  CREATE TABLE dbo.airlift_gate (id int NOT NULL PRIMARY KEY CHECK (id = 1), state nvarchar(16) NOT NULL CHECK (state IN (N'open', N'fenced', N'standby')), migration_id nvarchar(64) NULL, token nvarchar(128) NULL, updated_at datetime2 NOT NULL);",
   ].join('\n'),
   params: {},
 };
 
 export const outboxHeadQuery: Statement = { sql: 'SELECT ISNULL(MAX(seq), 0) AS head FROM dbo.airlift_outbox;', params: {} };
 
+/**
+ * The outbox tail, oldest first. Every append holds the `airlift_outbox` application lock from before
+ * its seq is assigned until it commits (see `writeEventStatement`), so seqs commit in order and a row
+ * this reader has not seen can only have a higher seq than every row it has. READCOMMITTEDLOCK makes
+ * the read wait for a row being written instead of reading around it from a row-versioned snapshot.
+ */
 export const readOutboxQuery: Statement = {
-  sql: 'SELECT TOP (@limit) seq, event_id, row_json FROM dbo.airlift_outbox WHERE seq > @after ORDER BY seq;',
+  sql: 'SELECT TOP (@limit) seq, event_id, row_json FROM dbo.airlift_outbox WITH (READCOMMITTEDLOCK) WHERE seq > @after ORDER BY seq;',
   params: {},
 };
 
+/** Resource of the application lock that orders outbox appends (sp_getapplock compares it binary). */
+export const OUTBOX_LOCK = 'airlift_outbox';
+/** THROWn by a tracking write when the write gate is not open: the writer gets FencedWriteError. */
+export const FENCED_ERROR = 51000;
+/** THROWn when the outbox lock was not granted in time: transient. */
+export const OUTBOX_LOCK_ERROR = 51001;
+/** THROWn by an apply when the key of a replicated row holds a different event. */
+export const CONFLICT_ERROR = 51002;
+/** How long a writer waits for the outbox lock before giving up with OUTBOX_LOCK_ERROR. */
+export const OUTBOX_LOCK_TIMEOUT_MS = 30000;
+
+/** The parameter that carries a tracking column's value in `writeEventStatement`. */
+export function eventParam(column: string, index: number): string {
+  return /^[A-Za-z_][A-Za-z0-9_]{0,100}$/.test(column) ? `v_${column}` : `v${index}`;
+}
+
+/**
+ * The tracking write, as the gateway sends it and as an application that writes its own events must
+ * send it: one event, stored unless its event_id is already there, with its outbox row (`@outbox` = 1)
+ * in the same transaction, refused while the write gate is not open. In order:
+ *  1. XACT_ABORT ON, so a THROW or any run-time error rolls the whole transaction back and releases
+ *     its locks (THROW alone ends the batch but leaves the transaction open).
+ *  2. READ COMMITTED, so the locking hints below read current rows even in a SNAPSHOT session.
+ *  3. The exclusive, transaction-owned `airlift_outbox` application lock, before any IDENTITY value
+ *     is taken: the next writer gets its seq only after this one committed or rolled back.
+ *  4. The gate read WITH (UPDLOCK, HOLDLOCK): it reads the committed row (not a statement snapshot,
+ *     which under READ_COMMITTED_SNAPSHOT would miss a fence committed a moment ago) and holds the
+ *     lock to commit, so `setWriteGate` waits for this writer, and a writer after it sees the fence.
+ *  5. The event, unless its event_id is there; then its outbox row, the stored row as JSON
+ *     (FOR JSON: SQL Server 2016 or later).
+ * Parameters: one per column but the IDENTITY one (`eventParam`), and `@outbox` (bit).
+ */
+export function writeEventStatement(trackingTable: MssqlTable): Statement {
+  const t = qualified(trackingTable);
+  const columns = trackingTable.columns.map((c, i) => ({ ...c, param: eventParam(c.name, i) })).filter((c) => !c.identity);
+  const eventId = columns.find((c) => c.name === 'event_id');
+  if (!eventId) throw new Error(`tracking table ${trackingTable.schema}.${trackingTable.name} has no event_id column`);
+  const params: Statement['params'] = {};
+  for (const c of columns) params[c.param] = null;
+  params.outbox = null;
+  return {
+    sql: [
+      'SET XACT_ABORT ON;',
+      'SET TRANSACTION ISOLATION LEVEL READ COMMITTED;',
+      'BEGIN TRANSACTION;',
+      'DECLARE @airlift_lock int, @airlift_state nvarchar(16), @airlift_migration nvarchar(64), @airlift_message nvarchar(2048), @airlift_inserted int;',
+      `EXEC @airlift_lock = sys.sp_getapplock @Resource = N'${OUTBOX_LOCK}', @LockMode = 'Exclusive', @LockOwner = 'Transaction', @LockTimeout = ${OUTBOX_LOCK_TIMEOUT_MS};`,
+      `IF @airlift_lock < 0 THROW ${OUTBOX_LOCK_ERROR}, N'airlift: the outbox lock was not granted within ${OUTBOX_LOCK_TIMEOUT_MS / 1000} s (sp_getapplock returned < 0); retry the write', 1;`,
+      "IF OBJECT_ID(N'dbo.airlift_gate', N'U') IS NOT NULL",
+      '  SELECT @airlift_state = state, @airlift_migration = migration_id FROM dbo.airlift_gate WITH (UPDLOCK, HOLDLOCK) WHERE id = 1;',
+      "IF @airlift_state IS NOT NULL AND @airlift_state <> N'open'",
+      'BEGIN',
+      "  SET @airlift_message = CONCAT(N'airlift_fenced: tenant database ', DB_NAME(), N' is ', @airlift_state, N' (migration ', ISNULL(@airlift_migration, N'unknown'), N'); reload the route and retry');",
+      `  THROW ${FENCED_ERROR}, @airlift_message, 1;`,
+      'END;',
+      `INSERT INTO ${t} (${columns.map((c) => b(c.name)).join(', ')}) SELECT ${columns.map((c) => `@${c.param}`).join(', ')}`,
+      `  WHERE NOT EXISTS (SELECT 1 FROM ${t} WITH (UPDLOCK, HOLDLOCK) WHERE [event_id] = @${eventId.param});`,
+      'SET @airlift_inserted = @@ROWCOUNT;',
+      'IF @airlift_inserted = 1 AND @outbox = 1',
+      '  INSERT INTO dbo.airlift_outbox (event_id, row_json)',
+      `  SELECT @${eventId.param}, (SELECT r.* FROM ${t} AS r WHERE r.[event_id] = @${eventId.param} FOR JSON PATH, WITHOUT_ARRAY_WRAPPER, INCLUDE_NULL_VALUES);`,
+      'COMMIT TRANSACTION;',
+      'SELECT @airlift_inserted AS inserted;',
+    ].join('\n'),
+    params,
+  };
+}
+
+/** The applied cursor of one stream (`<migrationId>:<origin>`). */
 export const appliedCursorQuery: Statement = { sql: 'SELECT cursor_seq FROM dbo.airlift_cursors WHERE stream = @stream;', params: {} };
 
-/** Insert one replicated row (same key, same event id) unless its key or event id is already there. */
+/**
+ * Inserts one replicated row (same key, same event id) unless its event_id is already there: only
+ * that is skipped. A row already holding its key under another event is a conflict, THROWn as
+ * CONFLICT_ERROR (any other unique key clash arrives as 2627/2601), so replication stops instead of
+ * dropping one of two events. Selects `applied` (0 or 1).
+ */
 export function applyEventStatement(trackingTable: MssqlTable): Statement {
   const columns = trackingTable.columns.map((c) => c.name);
-  const cols = columns.map(b);
-  const idCol = trackingTable.key[0];
+  const t = qualified(trackingTable);
   const identity = trackingTable.columns.some((c) => c.identity);
-  const insert = `INSERT INTO ${qualified(trackingTable)} (${cols.join(', ')}) SELECT ${columns.map((_, i) => `@c${i}`).join(', ')} WHERE NOT EXISTS (SELECT 1 FROM ${qualified(trackingTable)} WHERE ${b(idCol)} = @c${columns.indexOf(idCol)} OR [event_id] = @eventId);`;
+  const keyMatch = trackingTable.key.map((k) => `${b(k)} = @c${columns.indexOf(k)}`).join(' AND ');
+  const insert = `INSERT INTO ${t} (${columns.map(b).join(', ')}) VALUES (${columns.map((_, i) => `@c${i}`).join(', ')});`;
   return {
-    sql: identity ? `SET IDENTITY_INSERT ${qualified(trackingTable)} ON;\n${insert}\nSET IDENTITY_INSERT ${qualified(trackingTable)} OFF;` : insert,
+    sql: [
+      `IF EXISTS (SELECT 1 FROM ${t} WITH (UPDLOCK, HOLDLOCK) WHERE [event_id] = @eventId)`,
+      '  SELECT 0 AS applied;',
+      `ELSE IF EXISTS (SELECT 1 FROM ${t} WITH (UPDLOCK, HOLDLOCK) WHERE ${keyMatch})`,
+      `  THROW ${CONFLICT_ERROR}, N'airlift_conflict: the key of this replicated row holds a different event', 1;`,
+      'ELSE',
+      'BEGIN',
+      ...(identity
+        ? [
+          `  SET IDENTITY_INSERT ${t} ON;`,
+          '  BEGIN TRY',
+          `    ${insert}`,
+          '  END TRY',
+          '  BEGIN CATCH',
+          `    SET IDENTITY_INSERT ${t} OFF;`,
+          '    THROW;',
+          '  END CATCH;',
+          `  SET IDENTITY_INSERT ${t} OFF;`,
+        ]
+        : [`  ${insert}`]),
+      '  SELECT 1 AS applied;',
+      'END;',
+    ].join('\n'),
     params: {},
   };
 }
@@ -163,13 +273,29 @@ export const advanceCursorStatement: Statement = {
 };
 
 /** The write gate's one row, or none (no gate yet: open). */
-export const readGateQuery: Statement = { sql: 'SELECT state, migration_id FROM dbo.airlift_gate WHERE id = 1;', params: {} };
+export const readGateQuery: Statement = { sql: 'SELECT state, migration_id, token FROM dbo.airlift_gate WHERE id = 1;', params: {} };
 
-/** Sets the write gate's one row. */
+/**
+ * Sets the write gate's one row. Its UPDATE (or, first time, INSERT under a key-range lock) waits for
+ * every tracking write that holds the gate row's update lock, i.e. every writer that read the old
+ * state, so once this commits none of them can commit any more.
+ */
 export const setGateStatement: Statement = {
   sql: [
-    'UPDATE dbo.airlift_gate SET state = @state, migration_id = @migration, updated_at = SYSUTCDATETIME() WHERE id = 1;',
-    'IF @@ROWCOUNT = 0 INSERT INTO dbo.airlift_gate (id, state, migration_id, updated_at) VALUES (1, @state, @migration, SYSUTCDATETIME());',
+    'SET XACT_ABORT ON;',
+    'BEGIN TRANSACTION;',
+    'DECLARE @current nvarchar(16), @current_token nvarchar(128), @applied bit = 0;',
+    'SELECT @current = state, @current_token = token FROM dbo.airlift_gate WITH (UPDLOCK, HOLDLOCK) WHERE id = 1;',
+    // Compare-and-set: `@expectStates` lists the states it may change from (`none`: no row yet).
+    "IF (@expectStates IS NULL OR CHARINDEX(N',' + ISNULL(@current, N'none') + N',', @expectStates) > 0)",
+    '   AND (@expectToken IS NULL OR @current_token = @expectToken)',
+    'BEGIN',
+    '  UPDATE dbo.airlift_gate SET state = @state, migration_id = @migration, token = @token, updated_at = SYSUTCDATETIME() WHERE id = 1;',
+    '  IF @@ROWCOUNT = 0 INSERT INTO dbo.airlift_gate (id, state, migration_id, token, updated_at) VALUES (1, @state, @migration, @token, SYSUTCDATETIME());',
+    '  SET @applied = 1;',
+    'END',
+    'COMMIT TRANSACTION;',
+    'SELECT @applied AS applied;',
   ].join('\n'),
   params: {},
 };
@@ -208,6 +334,18 @@ export function restoreFromUrlStatement(database: string, files: { logicalName: 
   return { sql: `RESTORE DATABASE ${b(checkDatabaseName(database))} FROM URL = @url WITH ${withs.join(', ')};`, params };
 }
 
+/**
+ * The name a SQL Server target is restored under before it gets its own: the name itself records
+ * which migration made it (a name taken by nothing but airlift), from the moment RESTORE creates it, so a crash at any point leaves a
+ * database that migration (and only it) recognises and may drop.
+ */
+export function restoringName(migrationId: string): string {
+  // One migration restores one tenant database, so the migration id alone makes the name unique.
+  return checkDatabaseName(`${RESTORING_PREFIX}${migrationId}`, 'migration id');
+}
+
+export const RESTORING_PREFIX = 'airlift_restoring_';
+
 /** Marks a database as created by one migration; only that migration may drop it. */
 export function markCreatedStatement(database: string): Statement {
   return { sql: `EXEC ${b(checkDatabaseName(database))}.sys.sp_addextendedproperty @name = N'airlift_migration', @value = @migration;`, params: {} };
@@ -217,9 +355,25 @@ export function createdByQuery(database: string): Statement {
   return { sql: `SELECT CAST(value AS nvarchar(64)) AS migration FROM ${b(checkDatabaseName(database))}.sys.extended_properties WHERE class = 0 AND name = N'airlift_migration';`, params: {} };
 }
 
+/** Gives a restored (and marked) database its own name; nobody else may be connected to it. */
+export function renameDatabaseStatement(from: string, to: string): Statement {
+  return { sql: `ALTER DATABASE ${b(checkDatabaseName(from))} MODIFY NAME = ${b(checkDatabaseName(to))};`, params: {} };
+}
+
+/**
+ * Drops a database: an online one after closing its sessions, one left RESTORING by an interrupted
+ * RESTORE as it is (ALTER DATABASE is not allowed on a database that is restoring).
+ */
 export function dropDatabaseStatement(database: string): Statement {
   const db = b(checkDatabaseName(database));
-  return { sql: `ALTER DATABASE ${db} SET SINGLE_USER WITH ROLLBACK IMMEDIATE;\nDROP DATABASE ${db};`, params: {} };
+  return {
+    sql: [
+      "IF CAST(DATABASEPROPERTYEX(@database, 'Status') AS nvarchar(60)) = N'ONLINE'",
+      `  ALTER DATABASE ${db} SET SINGLE_USER WITH ROLLBACK IMMEDIATE;`,
+      `DROP DATABASE ${db};`,
+    ].join('\n'),
+    params: { database: checkDatabaseName(database) },
+  };
 }
 
 /** A statement as a person reads it in `plan`: the text, then each parameter, secrets redacted. */

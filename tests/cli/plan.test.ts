@@ -43,7 +43,9 @@ test('plan for SQL Server to SQL Server on a VM: the credential holds the SAS as
   const restore = doc.tenants[0].steps.find((s) => s.phase === 'restoring')!.detail.join('\n');
   expect(restore).toContain("N' CREDENTIAL ' + QUOTENAME(@url)");
   expect(restore).toContain('@sas = [redacted]');
-  expect(restore).toContain('RESTORE DATABASE [acme] FROM URL = @url WITH MOVE @logical0 TO @physical0, CHECKSUM, STATS = 5;');
+  // Restored under a name that records the migration, renamed once marked (issue 8 item 4).
+  expect(restore).toContain('RESTORE DATABASE [airlift_restoring_<migration-id>] FROM URL = @url WITH MOVE @logical0 TO @physical0, CHECKSUM, STATS = 5;');
+  expect(restore).toContain('ALTER DATABASE [airlift_restoring_<migration-id>] MODIFY NAME = [acme];');
   expect(restore).toContain('@url = "https://airliftartifacts.blob.core.windows.net/airlift-artifacts/acme/<migration-id>/acme-<migration-id>.bak"');
   expect(doc.tenants[0].steps.map((s) => s.phase)).toEqual([
     'preflight', 'journaling', 'freezing', 'snapshotting', 'copying', 'restoring', 'catching_up', 'verifying', 'cutting_over', 'rollback_window', 'completed',

@@ -55,6 +55,148 @@ test('the credential statement carries the SAS only as a parameter, and plan red
   expect(shown).not.toContain('Zx9TopSecretSignature');
 });
 
+const tracking: tsql.MssqlTable = {
+  schema: 'dbo', name: 'tracking_events', key: ['seq'],
+  columns: [
+    { name: 'seq', type: 'bigint', identity: true }, { name: 'event_id', type: 'nvarchar' }, { name: 'ad_id', type: 'int' },
+    { name: 'kind', type: 'nvarchar' }, { name: 'occurred_at', type: 'nvarchar' }, { name: 'user_agent', type: 'nvarchar' }, { name: 'payload', type: 'nvarchar' },
+  ],
+};
+
+/** Where each of `parts` first appears in `sql`, failing the test if one is missing. */
+function positions(sql: string, parts: string[]): number[] {
+  return parts.map((part) => {
+    const at = sql.indexOf(part);
+    if (at < 0) throw new Error(`expected the statement to contain ${JSON.stringify(part)}:\n${sql}`);
+    return at;
+  });
+}
+
+describe('the outbox is read in commit order (issue 7 item 9)', () => {
+  // IDENTITY (Property) (Transact-SQL): identity values are not guaranteed consecutive across
+  // concurrent transactions, a value is taken at insert and kept even if that transaction commits
+  // later; "If values must be consecutive then the transaction should use an exclusive lock".
+  // SET TRANSACTION ISOLATION LEVEL: with READ_COMMITTED_SNAPSHOT ON ("the default on Azure SQL
+  // Database") each statement reads a snapshot "as it existed at the start of the statement", so a
+  // reader at seq 7 misses seq 6 committed a moment later and its cursor skips it for good.
+  test('every write takes the exclusive, transaction-owned outbox lock before any IDENTITY value is assigned', () => {
+    const { sql } = tsql.writeEventStatement(tracking);
+    // sp_getapplock: a lock owned by the Transaction is released when it commits or rolls back.
+    expect(sql).toContain("EXEC @airlift_lock = sys.sp_getapplock @Resource = N'airlift_outbox', @LockMode = 'Exclusive', @LockOwner = 'Transaction', @LockTimeout = 30000;");
+    const [begin, lock, event, outbox, commit] = positions(sql, ['BEGIN TRANSACTION;', 'sp_getapplock', 'INSERT INTO [dbo].[tracking_events]', 'INSERT INTO dbo.airlift_outbox', 'COMMIT TRANSACTION;']);
+    expect(begin).toBeLessThan(lock);
+    expect(lock).toBeLessThan(event);
+    expect(event).toBeLessThan(outbox);
+    expect(outbox).toBeLessThan(commit);
+    // sp_getapplock returns < 0 for timeout (-1), cancel (-2), deadlock victim (-3), bad call (-999):
+    // the write must stop there, never insert without the lock.
+    expect(sql).toContain(`IF @airlift_lock < 0 THROW ${tsql.OUTBOX_LOCK_ERROR},`);
+  });
+
+  test('a failed write rolls its transaction back and so releases the lock: XACT_ABORT comes first', () => {
+    // SET XACT_ABORT: when ON, a run-time error (THROW honours it) terminates and rolls back the
+    // whole transaction; when OFF, THROW ends the batch and leaves the transaction open, holding the lock.
+    const { sql } = tsql.writeEventStatement(tracking);
+    expect(sql.split('\n')[0]).toBe('SET XACT_ABORT ON;');
+    expect(tsql.setGateStatement.sql.split('\n')[0]).toBe('SET XACT_ABORT ON;');
+  });
+
+  test('the reader takes shared locks instead of reading a row-versioned snapshot', () => {
+    // Table hints: READCOMMITTEDLOCK "acquires shared locks as data is read ... regardless of the
+    // setting of the READ_COMMITTED_SNAPSHOT database option".
+    expect(tsql.readOutboxQuery.sql).toBe('SELECT TOP (@limit) seq, event_id, row_json FROM dbo.airlift_outbox WITH (READCOMMITTEDLOCK) WHERE seq > @after ORDER BY seq;');
+  });
+
+  test('the outbox row is the stored row, written in the same transaction as the event and only when it is new', () => {
+    const { sql, params } = tsql.writeEventStatement(tracking);
+    expect(sql).toContain('SET @airlift_inserted = @@ROWCOUNT;\nIF @airlift_inserted = 1 AND @outbox = 1');
+    expect(sql).toContain('FOR JSON PATH, WITHOUT_ARRAY_WRAPPER, INCLUDE_NULL_VALUES');
+    // The IDENTITY column is the server's to assign; every other column is a parameter.
+    expect(Object.keys(params)).toEqual(['v_event_id', 'v_ad_id', 'v_kind', 'v_occurred_at', 'v_user_agent', 'v_payload', 'outbox']);
+    expect(sql).not.toMatch(/\[seq\]/);
+  });
+});
+
+describe('the write gate holds for every writer (fences in the tenant database)', () => {
+  test('the gate is read with an update lock held to commit, before the event is written, and a closed gate THROWs 51000', () => {
+    // Under READ_COMMITTED_SNAPSHOT a plain SELECT reads the version committed when the statement
+    // began and takes no lock: a fence committed right after would not be seen, and setWriteGate
+    // would not wait for this writer. Table hints: UPDLOCK "update locks are to be taken and held
+    // until the transaction completes"; HOLDLOCK (SERIALIZABLE) also locks the key range when the
+    // gate row does not exist yet. READ COMMITTED is set first, since in a SNAPSHOT transaction reads
+    // come from the transaction's snapshot.
+    const { sql } = tsql.writeEventStatement(tracking);
+    const [isolation, gate, check, event] = positions(sql, [
+      'SET TRANSACTION ISOLATION LEVEL READ COMMITTED;',
+      'FROM dbo.airlift_gate WITH (UPDLOCK, HOLDLOCK) WHERE id = 1;',
+      "IF @airlift_state IS NOT NULL AND @airlift_state <> N'open'",
+      'INSERT INTO [dbo].[tracking_events]',
+    ]);
+    expect(isolation).toBeLessThan(gate);
+    expect(gate).toBeLessThan(check);
+    expect(check).toBeLessThan(event);
+    // THROW: error_number must be 50000 or more; the writer recognises this one (FencedWriteError).
+    expect(sql).toContain(`THROW ${tsql.FENCED_ERROR}, @airlift_message, 1;`);
+    expect(tsql.FENCED_ERROR).toBeGreaterThanOrEqual(50000);
+  });
+
+  test('setting the gate waits for every writer that read the old one: it needs the update lock the writers hold', () => {
+    // Lock compatibility: an update (U) lock is incompatible with another U lock, so this read waits
+    // until every writer holding the gate row's U lock (UPDLOCK, to commit) has committed.
+    const { sql } = tsql.setGateStatement;
+    const [begin, read, update, commit] = positions(sql, [
+      'BEGIN TRANSACTION;',
+      'FROM dbo.airlift_gate WITH (UPDLOCK, HOLDLOCK) WHERE id = 1;',
+      'UPDATE dbo.airlift_gate SET state = @state',
+      'COMMIT TRANSACTION;',
+    ]);
+    expect(begin).toBeLessThan(read);
+    expect(read).toBeLessThan(update);
+    expect(update).toBeLessThan(commit);
+  });
+
+  test('cursors are keyed by stream in a column wide enough for <migrationId>:<origin>', () => {
+    expect(tsql.outboxSchema.sql).toContain('CREATE TABLE dbo.airlift_cursors (stream nvarchar(128) NOT NULL PRIMARY KEY, cursor_seq bigint NOT NULL);');
+    expect(tsql.advanceCursorStatement.sql).toContain('WHERE stream = @stream;');
+    expect(tsql.appliedCursorQuery.sql).toBe('SELECT cursor_seq FROM dbo.airlift_cursors WHERE stream = @stream;');
+  });
+});
+
+describe('applying a replicated event skips only that event (issue 7 item 12)', () => {
+  const { sql } = tsql.applyEventStatement(tracking);
+
+  test('"already there" means this event_id, and nothing else', () => {
+    expect(sql.split('\n')[0]).toBe('IF EXISTS (SELECT 1 FROM [dbo].[tracking_events] WITH (UPDLOCK, HOLDLOCK) WHERE [event_id] = @eventId)');
+    expect(sql).not.toMatch(/ OR /);
+    expect(sql).not.toMatch(/WHERE NOT EXISTS/);
+  });
+
+  test('a different event under the same key is THROWn as a conflict instead of being dropped', () => {
+    expect(sql).toContain(`ELSE IF EXISTS (SELECT 1 FROM [dbo].[tracking_events] WITH (UPDLOCK, HOLDLOCK) WHERE [seq] = @c0)\n  THROW ${tsql.CONFLICT_ERROR},`);
+  });
+
+  test('IDENTITY_INSERT is switched off again even when the insert fails', () => {
+    // SET IDENTITY_INSERT: "At any time, only one table in a session can have the IDENTITY_INSERT
+    // property set to ON", so one left ON by a failed insert breaks the next table's apply.
+    expect(sql).toMatch(/BEGIN CATCH\n\s+SET IDENTITY_INSERT \[dbo\]\.\[tracking_events\] OFF;\n\s+THROW;\n\s+END CATCH;/);
+  });
+});
+
+describe('a restored database is owned by its migration from the moment it exists (issue 8 item 4)', () => {
+  test('RESTORE creates it under a name that records the migration; it is renamed only once marked', () => {
+    expect(tsql.restoringName('3f2a9c0d1e4b5a67')).toBe('airlift_restoring_3f2a9c0d1e4b5a67');
+    expect(tsql.restoreFromUrlStatement(tsql.restoringName('3f2a9c0d1e4b5a67'), []).sql).toMatch(/^RESTORE DATABASE \[airlift_restoring_3f2a9c0d1e4b5a67\] FROM URL/);
+    expect(tsql.renameDatabaseStatement('airlift_restoring_3f2a9c0d1e4b5a67', 'acme').sql).toBe('ALTER DATABASE [airlift_restoring_3f2a9c0d1e4b5a67] MODIFY NAME = [acme];');
+    expect(() => tsql.restoringName("x'; DROP DATABASE y --")).toThrow(/migration id/);
+  });
+
+  test('a database left RESTORING by an interrupted RESTORE can be dropped (no ALTER DATABASE on it)', () => {
+    const s = tsql.dropDatabaseStatement('airlift_restoring_3f2a9c0d1e4b5a67');
+    expect(s.sql).toContain("IF CAST(DATABASEPROPERTYEX(@database, 'Status') AS nvarchar(60)) = N'ONLINE'\n  ALTER DATABASE");
+    expect(s.params).toEqual({ database: 'airlift_restoring_3f2a9c0d1e4b5a67' });
+  });
+});
+
 test.each([
   ['backup', tsql.backupStatement('acme_db', ['D:\\airlift\\acme_db-m1.bak'], { compression: true })],
   ['backup progress', tsql.progressQuery('acme_db')],
@@ -71,6 +213,9 @@ test.each([
   ['advance cursor', tsql.advanceCursorStatement],
   ['read gate', tsql.readGateQuery],
   ['set gate', tsql.setGateStatement],
+  ['tracking write (gateway or application)', tsql.writeEventStatement(tracking)],
+  ['database state', tsql.databaseStateQuery('acme_db')],
+  ['rename restored', tsql.renameDatabaseStatement(tsql.restoringName('3f2a9c0d1e4b5a67'), 'acme_db')],
   ['credential', tsql.createCredentialStatement('https://acct.blob.core.windows.net/airlift')],
   ['file list', tsql.fileListStatement()],
   ['restore from URL', tsql.restoreFromUrlStatement('acme_db', [{ logicalName: 'acme', type: 'D' }, { logicalName: 'acme_log', type: 'L' }])],
