@@ -6,8 +6,19 @@ import { type ActivityDeps, tenantSides } from './context';
 import type { Side, WriteMode } from '../ingestion/catalog';
 import { managedInstance } from './managed-instance';
 import { switchPrimary, type SwitchOptions, type SwitchResult } from '../protocol/switch';
+import { TenantMovedError } from '../protocol/errors';
 
 export type { SwitchOptions, SwitchResult } from '../protocol/switch';
+
+/**
+ * Steps that prepare a move from the source stop when the tenant is not served from it: a workflow
+ * reset to before the cut-over must not reopen a source or restore over a target the tenant is on.
+ */
+export function assertOnSource(deps: ActivityDeps, tenantId: string, step: string): void {
+  const route = deps.catalog.ensure(tenantId);
+  if (route.primary !== 'source')
+    throw new TenantMovedError(`${tenantId}: ${step} refused: the catalog says the tenant is served from its ${route.primary} (a workflow reset past its cut-over?); nothing was changed`);
+}
 
 export function cutoverActivities(deps: ActivityDeps) {
   return {
@@ -18,6 +29,7 @@ export function cutoverActivities(deps: ActivityDeps) {
      */
     async startJournaling(tenantId: string, migrationId: string): Promise<number> {
       const { tenant, source } = tenantSides(deps, tenantId, migrationId);
+      assertOnSource(deps, tenantId, 'journaling');
       await source.ensureOutbox(tenant.database);
       await source.setWriteGate(tenant.database, { state: 'open', migrationId });
       await deps.routes.fence(tenantId);

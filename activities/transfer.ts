@@ -8,6 +8,7 @@ import { downloadVerified } from '../azure/block-download';
 import { containerReadSas } from '../azure/sas';
 import { managedInstance } from './managed-instance';
 import { type ActivityDeps, cancellation, tenantSides, withHeartbeat } from './context';
+import { assertOnSource } from './cutover';
 
 export interface TransferProgress {
   bytesDone: number;
@@ -60,6 +61,7 @@ export function transferActivities(deps: ActivityDeps) {
     },
 
     async restoreTarget(tenantId: string, migrationId: string, blobName: string, tuning: TransferTuning): Promise<void> {
+      assertOnSource(deps, tenantId, 'restoring');
       await withHeartbeat((heartbeat) => restore(tenantId, migrationId, blobName, tuning, heartbeat));
     },
   };

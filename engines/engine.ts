@@ -118,8 +118,13 @@ export interface Engine {
    */
   writeGate(database: string): Promise<WriteGate | null>;
 
-  /** Sets the gate; once this returns, no write transaction that began under the old gate commits. */
-  setWriteGate(database: string, gate: WriteGate): Promise<void>;
+  /**
+   * Sets the gate, only if it is now in one of `expect.states` (`none`: no gate row yet) and, with
+   * `expect.token`, was set by that token; returns whether it was set. Once this returns true, no
+   * write transaction that began under the old gate commits. The compare-and-set is what keeps a
+   * stale switch attempt (a zombie on a worker that lost its heartbeat) from reopening a side.
+   */
+  setWriteGate(database: string, gate: WriteGate, expect?: GateExpectation): Promise<boolean>;
 
   /** Highest key of the tracking table, to bound a comparison of a table that keeps growing. */
   trackingHead(database: string, table: TableInfo): Promise<KeyValue[] | null>;
@@ -140,6 +145,13 @@ export interface WriteGate {
   state: GateState;
   /** The migration that set it, for `reconcile` and for people. */
   migrationId: string | null;
+  /** The switch attempt that set it; only that attempt may undo its own fence. */
+  token?: string | null;
+}
+
+export interface GateExpectation {
+  states?: (GateState | 'none')[];
+  token?: string;
 }
 
 /** One tracking event as the gateway stores it (the demo schema's `tracking_events` row). */
@@ -169,4 +181,4 @@ export interface EventWriter {
   close(): void;
 }
 
-export { TargetExistsError, ArtifactChecksumError, IntegrityCheckError, DatabaseMissingError, ConnectionError, FencedWriteError } from '../protocol/errors';
+export { TargetExistsError, TargetInUseError, ArtifactChecksumError, IntegrityCheckError, DatabaseMissingError, ConnectionError, FencedWriteError } from '../protocol/errors';

@@ -9,6 +9,7 @@ import { encodeValue, renderKey, sha256File } from './checksum';
 import {
   ArtifactChecksumError,
   FencedWriteError,
+  TargetInUseError,
   IntegrityCheckError,
   DatabaseMissingError,
   TargetExistsError,
@@ -18,6 +19,7 @@ import {
   type Engine,
   type EventWriter,
   type WriteGate,
+  type GateExpectation,
   type KeyRange,
   type OutboxEntry,
   type TrackingEvent,
@@ -100,6 +102,8 @@ export class SqliteEngine implements Engine {
     if (!('file' in artifact)) throw new Error('the SQLite engine restores from a downloaded file');
     const file = this.fileOf(database);
     const existing = await this.marker(database);
+    if (existsSync(file) && existing?.migrationId === migrationId && (await this.writeGate(database))?.state !== 'standby')
+      throw new TargetInUseError(`target database ${database} was restored by this migration and has taken writes since (its write gate is not standby); airlift will not restore over it`);
     if (existsSync(file) && existing?.migrationId !== migrationId)
       throw new TargetExistsError(
         `target database ${database} already exists at ${file}${existing ? ` (restored by migration ${existing.migrationId})` : ''}; airlift will not overwrite it — remove it or choose another target`,
@@ -115,7 +119,7 @@ export class SqliteEngine implements Engine {
     const partial = `${file}.partial`;
     await copyFile(artifact.file, partial);
     onProgress?.(0.6);
-    const db = new Database(partial);
+    const db = new Database(partial, { fileMustExist: true });
     try {
       const rows = db.pragma('integrity_check') as { integrity_check: string }[];
       const problems = rows.map((r) => r.integrity_check).filter((r) => r !== 'ok');
@@ -127,6 +131,12 @@ export class SqliteEngine implements Engine {
     } finally {
       db.close();
     }
+    // A rollback may have dropped this migration's files meanwhile (a restore still running on a
+    // worker that lost its heartbeat): then nothing is put in place.
+    if ((await this.marker(database))?.migrationId !== migrationId) {
+      await rm(partial, { force: true });
+      throw new TargetExistsError(`target database ${database} is no longer claimed by migration ${migrationId}; the restore was abandoned`);
+    }
     await rename(partial, file);
     onProgress?.(1);
   }
@@ -135,6 +145,10 @@ export class SqliteEngine implements Engine {
     const file = this.fileOf(database);
     const marker = await this.marker(database);
     if (marker?.migrationId !== migrationId) return false;
+    // Fenced for good before the files go, so no switch attempt can open it meanwhile; a database
+    // that is open (the tenant's primary) is never dropped.
+    if (existsSync(file) && !(await this.setWriteGate(database, { state: 'fenced', migrationId, token: 'dropped' }, { states: ['standby', 'fenced', 'none'] })))
+      throw new TargetInUseError(`target database ${database} takes writes (its write gate is open): it is the tenant's primary and is not dropped; run \`airlift reconcile\` to see why`);
     for (const f of [file, `${file}-wal`, `${file}-shm`, `${file}.partial`]) await rm(f, { force: true });
     await rm(file + MARKER_SUFFIX, { force: true });
     return true;
@@ -330,13 +344,17 @@ export class SqliteEngine implements Engine {
     }
   }
 
-  async setWriteGate(database: string, gate: WriteGate): Promise<void> {
+  async setWriteGate(database: string, gate: WriteGate, expect?: GateExpectation): Promise<boolean> {
     const db = this.openWritable(database);
     try {
       db.exec(OUTBOX_SCHEMA);
       // An immediate transaction waits for every write transaction under way: once it commits, no
       // writer that read the old gate can still commit.
-      db.transaction(() => setGate(db, gate)).immediate();
+      return db.transaction(() => {
+        if (!gateMatches(readGate(db), expect)) return false;
+        setGate(db, gate);
+        return true;
+      }).immediate();
     } finally {
       db.close();
     }
@@ -415,15 +433,21 @@ CREATE TABLE IF NOT EXISTS airlift_gate (
   id INTEGER PRIMARY KEY CHECK (id = 1),
   state TEXT NOT NULL CHECK (state IN ('open', 'fenced', 'standby')),
   migration_id TEXT,
+  token TEXT,
   updated_at TEXT NOT NULL);
 `;
 
 function readGate(db: Database.Database): WriteGate | null {
-  const row = db.prepare('SELECT state, migration_id FROM airlift_gate WHERE id = 1').get() as { state: WriteGate['state']; migration_id: string | null } | undefined;
-  return row ? { state: row.state, migrationId: row.migration_id } : null;
+  const row = db.prepare('SELECT state, migration_id, token FROM airlift_gate WHERE id = 1').get() as { state: WriteGate['state']; migration_id: string | null; token: string | null } | undefined;
+  return row ? { state: row.state, migrationId: row.migration_id, token: row.token } : null;
+}
+
+function gateMatches(current: WriteGate | null, expect: GateExpectation | undefined): boolean {
+  if (expect?.states && !expect.states.includes(current?.state ?? 'none')) return false;
+  return expect?.token === undefined || current?.token === expect.token;
 }
 
 function setGate(db: Database.Database, gate: WriteGate): void {
-  db.prepare('INSERT INTO airlift_gate (id, state, migration_id, updated_at) VALUES (1, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state, migration_id = excluded.migration_id, updated_at = excluded.updated_at')
-    .run(gate.state, gate.migrationId, new Date().toISOString());
+  db.prepare('INSERT INTO airlift_gate (id, state, migration_id, token, updated_at) VALUES (1, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state, migration_id = excluded.migration_id, token = excluded.token, updated_at = excluded.updated_at')
+    .run(gate.state, gate.migrationId, gate.token ?? null, new Date().toISOString());
 }

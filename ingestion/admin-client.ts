@@ -135,11 +135,12 @@ export class GatewayAdmin {
     return { pauseMs: Math.max(...answers.map((a) => a.pauseMs)), held: answers.reduce((n, a) => n + a.held, 0) };
   }
 
-  setMode(tenantId: string, change: { writeMode?: WriteMode; outbox?: boolean }): Promise<TenantView[]> {
-    return this.all<TenantView>(tenantId, 'mode', change);
+  /** With `epoch`, a node that finds the catalog already past it refuses (409) instead of acting on a stale change. */
+  setMode(tenantId: string, change: { writeMode?: WriteMode; outbox?: boolean }, epoch?: number): Promise<TenantView[]> {
+    return this.all<TenantView>(tenantId, 'mode', { ...change, ...(epoch === undefined ? {} : { epoch }) });
   }
 
-  setPrimary(tenantId: string, side: Side, outbox: boolean): Promise<TenantView[]> {
-    return this.all<TenantView>(tenantId, 'primary', { side, outbox });
+  setPrimary(tenantId: string, side: Side, outbox: boolean, epoch?: number): Promise<TenantView[]> {
+    return this.all<TenantView>(tenantId, 'primary', { side, outbox, ...(epoch === undefined ? {} : { epoch }) });
   }
 }

@@ -63,6 +63,27 @@ export class Catalog {
     return this.get(tenantId)!;
   }
 
+  /**
+   * The flip of a switch: only if the epoch is still the one the switch read when it began (or the
+   * flip is already in force). A stale switch attempt, whose epoch was moved on by a call-off or a
+   * later attempt, flips nothing and gets undefined.
+   */
+  flipPrimary(tenantId: string, primary: Side, outbox: boolean, expectEpoch: number): CatalogEntry | undefined {
+    const now = this.ensure(tenantId);
+    if (now.primary === primary) return this.setPrimary(tenantId, primary, outbox);
+    const changed = this.db
+      .prepare('UPDATE tenants SET primary_side = ?, outbox = ?, epoch = epoch + 1, updated_at = ? WHERE tenant_id = ? AND epoch = ?')
+      .run(primary, outbox ? 1 : 0, new Date().toISOString(), tenantId, expectEpoch).changes;
+    return changed ? this.get(tenantId) : undefined;
+  }
+
+  /** Moves the epoch on, so that any switch attempt begun before now can no longer flip. */
+  bumpEpoch(tenantId: string): CatalogEntry {
+    this.ensure(tenantId);
+    this.db.prepare('UPDATE tenants SET epoch = epoch + 1, updated_at = ? WHERE tenant_id = ?').run(new Date().toISOString(), tenantId);
+    return this.get(tenantId)!;
+  }
+
   /** Changes the write mode and/or the outbox flag; the epoch moves only when something changed. */
   setMode(tenantId: string, change: { writeMode?: WriteMode; outbox?: boolean }): CatalogEntry {
     const now = this.ensure(tenantId);

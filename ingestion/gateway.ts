@@ -9,7 +9,7 @@ import type { LoadedFleet } from '../config/fleet';
 import { Catalog } from './catalog';
 import { BadEventError, MAX_BODY_BYTES, parseEventBody, parsePixelQuery } from './events';
 import { GatewayMetrics } from './metrics';
-import { HeldTooLongError, TenantRouter, UnknownTenantError } from './router';
+import { HeldTooLongError, StaleRouteChangeError, TenantRouter, UnknownTenantError } from './router';
 
 /** The 1x1 transparent GIF. */
 const PIXEL = Buffer.from('R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7', 'base64');
@@ -44,7 +44,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   const router = new TenantRouter(options.fleet, catalog, metrics, options.holdTimeoutMs);
   const app = new Hono();
 
-  const fail = (status: 400 | 401 | 403 | 404 | 413 | 415 | 503, reason: string, message: string): never => {
+  const fail = (status: 400 | 401 | 403 | 404 | 409 | 413 | 415 | 503, reason: string, message: string): never => {
     metrics.reject(reason);
     throw new HTTPException(status, { message });
   };
@@ -105,8 +105,13 @@ export function createGateway(options: GatewayOptions): Gateway {
       return c.json(await handler(c.req.param('tenant')!, body));
     } catch (err) {
       if (err instanceof UnknownTenantError) return fail(404, 'unknown_tenant', err.message);
+      if (err instanceof StaleRouteChangeError) return fail(409, 'stale_admin', err.message);
       throw err;
     }
+  };
+  const epochOf = (body: Record<string, unknown>): number | undefined => {
+    if (body.epoch !== undefined && !Number.isSafeInteger(body.epoch)) fail(400, 'bad_admin', 'epoch: a whole number (the catalog epoch of the change), or left out');
+    return body.epoch as number | undefined;
   };
   app.get('/admin/tenants/:tenant', admin((t) => router.view(t)));
   app.post('/admin/tenants/:tenant/fence', admin((t) => router.fence(t)));
@@ -114,11 +119,11 @@ export function createGateway(options: GatewayOptions): Gateway {
   app.post('/admin/tenants/:tenant/mode', admin((t, body) => {
     if (body.writeMode !== undefined && body.writeMode !== 'read_write' && body.writeMode !== 'read_only') fail(400, 'bad_admin', 'writeMode: "read_write" or "read_only"');
     if (body.outbox !== undefined && typeof body.outbox !== 'boolean') fail(400, 'bad_admin', 'outbox: true or false');
-    return router.setMode(t, { writeMode: body.writeMode as never, outbox: body.outbox as boolean | undefined });
+    return router.setMode(t, { writeMode: body.writeMode as never, outbox: body.outbox as boolean | undefined }, epochOf(body));
   }));
   app.post('/admin/tenants/:tenant/primary', admin((t, body) => {
     if (body.side !== 'source' && body.side !== 'target') fail(400, 'bad_admin', 'side: "source" or "target"');
-    return router.setPrimary(t, body.side as 'source' | 'target', body.outbox !== false);
+    return router.setPrimary(t, body.side as 'source' | 'target', body.outbox !== false, epochOf(body));
   }));
 
   // One error handler, which never leaks internals to a client.

@@ -12,6 +12,10 @@ export class UnknownTenantError extends Error {
 export class HeldTooLongError extends Error {
   override name = 'HeldTooLongError';
 }
+/** An admin change that arrived after a later one (409): it is not applied. */
+export class StaleRouteChangeError extends Error {
+  override name = 'StaleRouteChangeError';
+}
 
 interface TenantState {
   tenant: Tenant;
@@ -157,20 +161,33 @@ export class TenantRouter {
     return { pauseMs, held };
   }
 
-  setMode(tenantId: string, change: { writeMode?: WriteMode; outbox?: boolean }): TenantView {
+  /**
+   * Changes the write mode and/or the outbox flag. With `epoch` (a worker that wrote the catalog
+   * itself), this node only reloads the route, and refuses a change the catalog has moved past.
+   */
+  setMode(tenantId: string, change: { writeMode?: WriteMode; outbox?: boolean }, epoch?: number): TenantView {
     const s = this.state(tenantId);
-    s.route = this.catalog.setMode(tenantId, change);
+    if (epoch === undefined) s.route = this.catalog.setMode(tenantId, change);
+    else this.reloadAt(s, epoch, (r) => (change.writeMode === undefined || r.writeMode === change.writeMode) && (change.outbox === undefined || r.outbox === change.outbox));
     return this.view(tenantId);
   }
 
   /** Flips the primary; the side that stops being primary gets no more writes from this node. */
-  setPrimary(tenantId: string, side: Side, outbox: boolean): TenantView {
+  setPrimary(tenantId: string, side: Side, outbox: boolean, epoch?: number): TenantView {
     const s = this.state(tenantId);
-    s.route = this.catalog.setPrimary(tenantId, side, outbox);
+    if (epoch === undefined) s.route = this.catalog.setPrimary(tenantId, side, outbox);
+    else this.reloadAt(s, epoch, (r) => r.primary === side);
     const other: Side = side === 'source' ? 'target' : 'source';
     s.writers[other]?.close();
     delete s.writers[other];
     return this.view(tenantId);
+  }
+
+  private reloadAt(s: TenantState, epoch: number, matches: (route: CatalogEntry) => boolean): void {
+    const route = this.catalog.ensure(s.tenant.id);
+    if (route.epoch > epoch || !matches(route))
+      throw new StaleRouteChangeError(`tenant ${s.tenant.id}: this change was made at catalog epoch ${epoch}, but the catalog is at ${route.epoch} (primary ${route.primary}, ${route.writeMode}); a later change has replaced it`);
+    this.reload(s);
   }
 
   close(): void {

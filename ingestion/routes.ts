@@ -2,22 +2,33 @@
 // configured, or straight in the catalog when nothing else writes tracking events.
 import type { Catalog, Side, WriteMode } from './catalog';
 import { GatewayAdmin } from './admin-client';
+import { SwitchSupersededError } from '../protocol/errors';
 
 export interface RouteControl {
   /** Holds new events; resolves when in-flight ones are written. */
   fence(tenantId: string): Promise<{ fencedAt: number }>;
   unfence(tenantId: string): Promise<{ pauseMs: number; held: number }>;
   setMode(tenantId: string, change: { writeMode?: WriteMode; outbox?: boolean }): Promise<void>;
+  /** Tells every node that the catalog (already flipped by the caller) names `side`; each confirms. */
   setPrimary(tenantId: string, side: Side, outbox: boolean): Promise<void>;
 }
 
-export function gatewayRoutes(gateways: string[], token: string): RouteControl {
+/**
+ * The activities write the shared catalog themselves, then have every node reload it and confirm,
+ * carrying the catalog's epoch: a node that receives a change late (a request delayed past a later
+ * flip) finds the catalog past that epoch and refuses it instead of writing an old route back.
+ */
+export function gatewayRoutes(gateways: string[], token: string, catalog: Catalog): RouteControl {
   const admin = new GatewayAdmin(gateways, token);
   return {
     fence: (t) => admin.fence(t),
     unfence: (t) => admin.unfence(t),
-    setMode: async (t, change) => void (await admin.setMode(t, change)),
-    setPrimary: async (t, side, outbox) => void (await admin.setPrimary(t, side, outbox)),
+    setMode: async (t, change) => void (await admin.setMode(t, change, catalog.setMode(t, change).epoch)),
+    setPrimary: async (t, side, outbox) => {
+      const entry = catalog.ensure(t);
+      if (entry.primary !== side) throw new SwitchSupersededError(`${t}: the catalog names the ${entry.primary}, not the ${side}; the flip is not sent to the gateways`);
+      await admin.setPrimary(t, side, outbox, entry.epoch);
+    },
   };
 }
 
@@ -34,6 +45,10 @@ export function catalogRoutes(catalog: Catalog): RouteControl {
       return { pauseMs: since === undefined ? 0 : Date.now() - since, held: 0 };
     },
     setMode: async (t, change) => void catalog.setMode(t, change),
-    setPrimary: async (t, side, outbox) => void catalog.setPrimary(t, side, outbox),
+    // The caller flipped the catalog; there is no node to tell. A stale caller must not flip it back.
+    setPrimary: async (t, side) => {
+      const entry = catalog.ensure(t);
+      if (entry.primary !== side) throw new SwitchSupersededError(`${t}: the catalog names the ${entry.primary}, not the ${side}`);
+    },
   };
 }

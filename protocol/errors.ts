@@ -40,6 +40,10 @@ export class ConnectionError extends defineError('ConnectionError', true) {}
 export class PermissionError extends defineError('PermissionError', false) {}
 export class PreflightError extends defineError('PreflightError', false) {}
 export class TargetExistsError extends defineError('TargetExistsError', false) {}
+/** The target takes writes (it is the tenant's primary): it is neither dropped nor restored over. */
+export class TargetInUseError extends defineError('TargetInUseError', false) {}
+/** The tenant is not where this step expects it (a workflow reset past a cut-over, say): it stops. */
+export class TenantMovedError extends defineError('TenantMovedError', false) {}
 export class IntegrityCheckError extends defineError('IntegrityCheckError', false) {}
 
 // Artifacts and blobs.
@@ -60,6 +64,8 @@ export class VerificationMismatchError extends defineError('VerificationMismatch
 export class GatewayAdminError extends defineError('GatewayAdminError', true) {}
 /** A gateway node refused an admin call (4xx: token refused, tenant not in its fleet): fix, then retry. */
 export class GatewayAdminRefusedError extends defineError('GatewayAdminRefusedError', false) {}
+/** A switch attempt found that a later one (or a call-off) took over: it changes nothing more. */
+export class SwitchSupersededError extends defineError('SwitchSupersededError', true) {}
 /** A write reached a side whose fence is raised or that is not primary: reload the route, retry. */
 export class FencedWriteError extends defineError('FencedWriteError', true) {}
 /** Two different changes claim one key in the other side: replication stops instead of dropping one. */

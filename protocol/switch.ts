@@ -17,7 +17,8 @@ import type { Engine } from '../engines/engine';
 import { compareTable } from '../engines/table-verifier';
 import type { Catalog, Side } from '../ingestion/catalog';
 import type { RouteControl } from '../ingestion/routes';
-import { DatabaseMissingError, PauseBudgetExceededError, VerificationMismatchError } from './errors';
+import { randomUUID } from 'node:crypto';
+import { DatabaseMissingError, PauseBudgetExceededError, SwitchSupersededError, VerificationMismatchError } from './errors';
 import { applyRange, resumePoint, streamName, type ReplicationStream } from './replicator';
 
 export interface SwitchContext {
@@ -54,12 +55,17 @@ const watermarkName = (migrationId: string, to: Side) => `${migrationId}:to-${to
 export async function switchPrimary(ctx: SwitchContext, to: Side, options: SwitchOptions): Promise<SwitchResult> {
   const { tenantId, migrationId, database, catalog, routes } = ctx;
   const from = other(to);
-  const gate = (side: Side, state: 'open' | 'fenced' | 'standby') => ctx.engines[side].setWriteGate(database, { state, migrationId });
-  const { fencedAt } = await routes.fence(tenantId);
+  // Every gate this attempt closes carries its token, and the flip is conditional on the epoch read
+  // now: a stale attempt (a zombie on a worker that lost its heartbeat) can neither reopen a side
+  // that a later attempt closed, nor flip a catalog that moved on.
+  const attempt: Attempt = { token: randomUUID(), epoch: catalog.ensure(tenantId).epoch };
+  // The budget is measured on this worker's clock, never against a gateway's.
+  const fencedAt = Date.now();
+  await routes.fence(tenantId);
 
   if (catalog.ensure(tenantId).primary === to) {
     // A retry after the flip, or a rollback of a tenant that never left its source.
-    await settleOn(ctx, to);
+    await settleOn(ctx, to, true, attempt.epoch);
     const released = await routes.unfence(tenantId);
     const reverseFrom = catalog.rememberWatermark(tenantId, watermarkName(migrationId, to), await ctx.engines[to].outboxHead(database));
     return { ...released, reverseFrom };
@@ -71,10 +77,11 @@ export async function switchPrimary(ctx: SwitchContext, to: Side, options: Switc
     if (options.budgetMs !== undefined && held > options.budgetMs)
       throw new PauseBudgetExceededError(`cut-over called off while ${step}: events held ${held} ms, over the pause budget of ${options.budgetMs} ms; the tenant stays on its ${from}, unharmed`);
   };
-  let flipping = false;
+  let flipped = false;
   let reverseFrom: number;
   try {
-    await gate(from, 'fenced');
+    if (!(await ctx.engines[from].setWriteGate(database, { state: 'fenced', migrationId, token: attempt.token }, { states: ['open', 'fenced', 'none'] })))
+      throw new SwitchSupersededError(`${tenantId}: the ${from} is no longer a side this switch can fence; a later step has taken over`);
     const stream: ReplicationStream = { database, from: ctx.engines[from], to: ctx.engines[to], origin: from, name: streamName(migrationId, from) };
     const fenceSeq = await stream.from.outboxHead(database);
     // Without an explicit start, drain from where the old primary began journaling for this switch.
@@ -87,39 +94,62 @@ export async function switchPrimary(ctx: SwitchContext, to: Side, options: Switc
     }
     // Recorded once, before the flip: a retry after the release must not move it past events written since.
     reverseFrom = catalog.rememberWatermark(tenantId, watermarkName(migrationId, to), await ctx.engines[to].outboxHead(database));
-    flipping = true;
-    await gate(to, 'open');
-    catalog.setPrimary(tenantId, to, true);
-    await routes.setPrimary(tenantId, to, true);
+    await openSide(ctx, to, attempt);
+    if (!catalog.flipPrimary(tenantId, to, true, attempt.epoch))
+      throw new SwitchSupersededError(`${tenantId}: the catalog moved on while this switch ran (a call-off or a later attempt); this attempt flips nothing`);
+    flipped = true;
   } catch (err) {
-    if (!flipping) await callOff(ctx, from, to);
+    // Before the flip the switch is called off; after it, a retry finishes it.
+    if (!flipped) await callOff(ctx, from, to, attempt);
     throw err;
   }
+  await routes.setPrimary(tenantId, to, true);
   const released = await routes.unfence(tenantId);
   return { ...released, reverseFrom };
 }
 
-/** Before the flip: the old primary takes writes again, the new side stays closed, events flow. */
-async function callOff(ctx: SwitchContext, from: Side, to: Side): Promise<void> {
+interface Attempt {
+  token: string;
+  epoch: number;
+}
+
+/** Opens `side`'s gate: a target only from standby (never once a switch back has closed it for good). */
+async function openSide(ctx: Pick<SwitchContext, 'engines' | 'database' | 'migrationId' | 'tenantId'>, side: Side, attempt: { token?: string }): Promise<void> {
+  const from: ('open' | 'fenced' | 'standby' | 'none')[] = side === 'target' ? ['standby', 'open'] : ['fenced', 'open', 'none'];
+  if (!(await ctx.engines[side].setWriteGate(ctx.database, { state: 'open', migrationId: ctx.migrationId, token: attempt.token ?? null }, { states: from })))
+    throw new SwitchSupersededError(`${ctx.tenantId}: the ${side} of migration ${ctx.migrationId} was closed for good (rolled back); it is not opened again`);
+}
+
+/**
+ * Before the flip: the old primary takes writes again, the new side goes back to standby, every
+ * fence lifts. Only this attempt's own fence is lifted; the epoch moves on first, so that no attempt
+ * begun earlier can flip afterwards.
+ */
+async function callOff(ctx: SwitchContext, from: Side, to: Side, attempt: Attempt): Promise<void> {
   const { database, migrationId, tenantId } = ctx;
-  // A later attempt may have opened `to` and flipped meanwhile; then `from` must stay closed.
-  const toGate = await ctx.engines[to].writeGate(database).catch(() => null);
-  if (toGate?.state !== 'open' && ctx.catalog.ensure(tenantId).primary === from) await ctx.engines[from].setWriteGate(database, { state: 'open', migrationId });
-  await ctx.routes.unfence(tenantId);
+  try {
+    if (ctx.catalog.ensure(tenantId).primary !== from) return; // flipped by another attempt: a retry settles it
+    ctx.catalog.bumpEpoch(tenantId);
+    if (to === 'target') await ctx.engines.target.setWriteGate(database, { state: 'standby', migrationId }, { states: ['open', 'standby'] });
+    await ctx.engines[from].setWriteGate(database, { state: 'open', migrationId }, { states: ['fenced'], token: attempt.token });
+  } finally {
+    await ctx.routes.unfence(tenantId);
+  }
 }
 
 /**
  * Makes `side` the one side that takes writes: its gate open, the other side's fenced (when it
  * exists), the catalog and every gateway node routing to it. Idempotent; used by a switch that finds
- * the flip already made, and by `reconcile`.
+ * the flip already made, and by `reconcile` (without an epoch: it acts on what it reads).
  */
-export async function settleOn(ctx: Pick<SwitchContext, 'tenantId' | 'migrationId' | 'database' | 'engines' | 'catalog' | 'routes'>, side: Side, journal = true): Promise<void> {
+export async function settleOn(ctx: Pick<SwitchContext, 'tenantId' | 'migrationId' | 'database' | 'engines' | 'catalog' | 'routes'>, side: Side, journal = true, expectEpoch?: number): Promise<void> {
   const { database, migrationId, tenantId } = ctx;
+  await openSide(ctx, side, {});
   await ctx.engines[other(side)].setWriteGate(database, { state: 'fenced', migrationId }).catch((err: unknown) => {
     if (!(err instanceof DatabaseMissingError)) throw err;
   });
-  await ctx.engines[side].setWriteGate(database, { state: 'open', migrationId });
-  ctx.catalog.setPrimary(tenantId, side, journal);
+  const flipped = expectEpoch === undefined ? ctx.catalog.setPrimary(tenantId, side, journal) : ctx.catalog.flipPrimary(tenantId, side, journal, expectEpoch);
+  if (!flipped) throw new SwitchSupersededError(`${tenantId}: the catalog moved on while settling on the ${side}`);
   await ctx.routes.setPrimary(tenantId, side, journal);
 }
 

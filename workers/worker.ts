@@ -31,7 +31,7 @@ export async function createAirliftWorker(options: AirliftWorkerOptions): Promis
   if (ingestion) {
     const token = env[ingestion.adminTokenEnv];
     if (!token) throw new FleetConfigError(`ingestion.adminTokenEnv: environment variable ${ingestion.adminTokenEnv} is not set on this worker; export the gateways' admin token in it`);
-    routes = gatewayRoutes(ingestion.gateways, token);
+    routes = gatewayRoutes(ingestion.gateways, token, catalog);
   }
   const worker = await Worker.create({
     connection: options.connection,

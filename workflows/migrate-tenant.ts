@@ -48,11 +48,11 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
 
       // Each undo is registered before its step, and the steps that change routing run to their end
       // even when a rollback arrives meanwhile: an undo never races the step it undoes.
-      compensations.add('stop journaling', () => undo.stopJournaling(tenantId));
+      compensations.add('stop journaling', () => undo.stopJournaling(tenantId), { unsafeAfterFailure: true });
       const journalFrom = await run.atomicPhase('journaling', () => short.startJournaling(tenantId, migrationId));
       run.status.journalFrom = journalFrom;
 
-      compensations.add('thaw writes', () => undo.setWriteMode(tenantId, 'read_write'));
+      compensations.add('thaw writes', () => undo.setWriteMode(tenantId, 'read_write'), { unsafeAfterFailure: true });
       await run.atomicPhase('freezing', () => short.setWriteMode(tenantId, 'read_only'));
 
       compensations.add('discard artifact', () => undo.discardArtifact(tenantId, migrationId));
@@ -63,7 +63,7 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
       const copy = await run.phase('copying', () => transfer.copyArtifact(tenantId, migrationId, artifact, policy));
       run.status.bytesDone = copy.bytes;
 
-      compensations.add('drop target', () => undo.dropTarget(tenantId, migrationId), { destructive: true });
+      compensations.add('drop target', () => undo.dropTarget(tenantId, migrationId), { unsafeAfterFailure: true });
       await run.phase('restoring', () => transfer.restoreTarget(tenantId, migrationId, copy.blobName, policy));
 
       const catchUp = () => run.background(() => replication.dualWrite(tenantId, migrationId, 'forward', journalFrom));
@@ -88,6 +88,8 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
       const switched = await run.phase('cutting_over', async () => {
         for (let attempt = 1; ; attempt++) {
           await forward.stop();
+          // A rollback that came while replication stopped is taken now, before anything is fenced.
+          if (run.scope.consideredCancelled) throw new wf.CancelledFailure('rollback requested');
           try {
             return await wf.CancellationScope.nonCancellable(() =>
               cutover.switchPrimary(tenantId, migrationId, 'target', {
@@ -302,23 +304,25 @@ class TenantRun {
 }
 
 /**
- * Undo steps, run newest first; one that fails is recorded and the rest still run, except the
- * destructive ones: once an undo has failed, nothing that could lose data (dropping the target,
- * which may hold events not yet drained back) is attempted.
+ * Undo steps, run newest first; one that fails is recorded and the rest still run, except those that
+ * are unsafe after a failure: once an undo has failed (the route back to the source, say), nothing
+ * that could lose data is attempted: the target, which may hold events not yet drained back, is not
+ * dropped, and writes are not thawed nor journaling stopped on a tenant that may still be served
+ * from its target. The tenant stays frozen and journaled for `airlift reconcile`.
  */
 class Compensations {
-  private readonly steps: { name: string; undo: () => Promise<unknown>; destructive: boolean }[] = [];
+  private readonly steps: { name: string; undo: () => Promise<unknown>; unsafeAfterFailure: boolean }[] = [];
 
-  add(name: string, undo: () => Promise<unknown>, options: { destructive?: boolean } = {}): void {
-    this.steps.unshift({ name, undo, destructive: options.destructive ?? false });
+  add(name: string, undo: () => Promise<unknown>, options: { unsafeAfterFailure?: boolean } = {}): void {
+    this.steps.unshift({ name, undo, unsafeAfterFailure: options.unsafeAfterFailure ?? false });
   }
 
   /** Runs every undo; returns whether all of them succeeded. */
   async runAll(status: TenantStatus): Promise<boolean> {
     let failed = false;
     for (const step of this.steps) {
-      if (failed && step.destructive) {
-        wf.log.error('skipping a destructive undo after an earlier undo failed', { step: step.name });
+      if (failed && step.unsafeAfterFailure) {
+        wf.log.error('skipping an undo that is unsafe after an earlier undo failed', { step: step.name });
         status.lastError = `${status.lastError ? `${status.lastError}; ` : ''}undo "${step.name}" skipped after an earlier undo failed`;
         continue;
       }

@@ -6,7 +6,7 @@ import * as errors from '../../protocol/errors';
 
 const ROOT = join(__dirname, '../..');
 /** Errors that never cross an activity boundary: HTTP answers of the gateway and CLI usage errors. */
-const LOCAL_ERRORS = new Set(['BadEventError', 'UnknownTenantError', 'HeldTooLongError', 'OperatorError']);
+const LOCAL_ERRORS = new Set(['BadEventError', 'UnknownTenantError', 'HeldTooLongError', 'StaleRouteChangeError', 'OperatorError']);
 
 function sources(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {

@@ -23,7 +23,7 @@ async function twoNodes() {
   const source = new SqliteEngine(sqliteDirectory(made.fleet.sources.onprem));
   const target = new SqliteEngine(sqliteDirectory(made.fleet.targets.cloud));
   const catalog = new Catalog(made.fleet.catalog.path);
-  const routes = gatewayRoutes([nodes.a.url, nodes.b.url], TOKEN);
+  const routes = gatewayRoutes([nodes.a.url, nodes.b.url], TOKEN, catalog);
   await source.ensureOutbox(tenant.database);
   await source.setWriteGate(tenant.database, { state: 'open', migrationId: 'm1' });
   await routes.setMode(tenant.id, { outbox: true });
@@ -55,7 +55,7 @@ test('a flip that fails on one node: that node, still routing to the source, is 
     const flipOnlyA: RouteControl = {
       ...t.routes,
       setPrimary: async (tenantId, side, outbox) => {
-        await gatewayRoutes([t.nodes.a.url], TOKEN).setPrimary(tenantId, side, outbox);
+        await gatewayRoutes([t.nodes.a.url], TOKEN, t.ctx.catalog).setPrimary(tenantId, side, outbox);
         throw new GatewayAdminError(`gateway ${t.nodes.b.url}: primary ${tenantId} failed: connection reset`);
       },
     };
@@ -101,6 +101,29 @@ test('a node restarted during a cut-over comes up unfenced, but its writes wait 
     await switching;
     expect((await answer).status).toBe(200);
     expect(t.where('via-restarted-node')).toEqual(['target']);
+  } finally {
+    await t.close();
+  }
+});
+
+test('a flip delivered to a node late, after a later flip back, is refused (409) and does not rewrite the catalog', async () => {
+  const t = await twoNodes();
+  try {
+    const before = t.ctx.catalog.ensure(t.tenant.id).epoch;
+    await switchPrimary(t.ctx, 'target', { fromSeq: 0, chunkRows: 100, verifyTrackingAfter: null });
+    const flippedAt = t.ctx.catalog.ensure(t.tenant.id).epoch;
+    await switchPrimary(t.ctx, 'source', { chunkRows: 100 });
+    expect(flippedAt).toBeGreaterThan(before);
+    // The request the first switch sent to node B, arriving only now.
+    const late = await fetch(`${t.nodes.b.url}/admin/tenants/${t.tenant.id}/primary`, {
+      method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ side: 'target', outbox: true, epoch: flippedAt }),
+    });
+    expect(late.status).toBe(409);
+    expect(((await late.json()) as { error: string }).error).toMatch(/a later change has replaced it/);
+    expect(t.ctx.catalog.ensure(t.tenant.id).primary).toBe('source');
+    expect((await t.post(t.nodes.b.url, 'after-late-flip')).status).toBe(200);
+    expect(t.where('after-late-flip')).toEqual(['source']);
   } finally {
     await t.close();
   }

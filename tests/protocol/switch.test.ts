@@ -5,7 +5,7 @@ import { catalogRoutes } from '../../ingestion/routes';
 import { SqliteEngine } from '../../engines/sqlite';
 import { sqliteDirectory } from '../../config/fleet';
 import { switchPrimary, type SwitchContext } from '../../protocol/switch';
-import { FencedWriteError } from '../../protocol/errors';
+import { FencedWriteError, TargetInUseError } from '../../protocol/errors';
 import { makeFleet } from '../helpers/stack';
 
 const event = (event_id: string) => ({ event_id, kind: 'view', ad_id: 1, occurred_at: '2026-11-27T00:00:00Z', user_agent: null, payload: null });
@@ -102,5 +102,62 @@ test('item 3: a second migration of the same tenant replicates from its own curs
     expect(onSource).toBe(50 + 20 + 5);
   } finally {
     first.close();
+  }
+});
+
+test('a stale switch attempt that wakes up after a later attempt and a rollback can neither reopen the target nor flip the catalog', async () => {
+  const t = await restoredTenant();
+  try {
+    let wake!: () => void;
+    const asleep = new Promise<void>((r) => (wake = r));
+    let reached!: () => void;
+    const atOpen = new Promise<void>((r) => (reached = r));
+    // Attempt 1 stalls (a worker whose event loop is blocked) right before it opens the target.
+    const target = t.target;
+    const stalled = Object.assign(Object.create(target), {
+      setWriteGate: async (database: string, gate: { state: 'open' | 'fenced' | 'standby'; migrationId: string | null; token?: string | null }, expect?: object) => {
+        if (gate.state === 'open') {
+          reached();
+          await asleep;
+        }
+        return target.setWriteGate(database, gate, expect as never);
+      },
+    });
+    const zombie = switchPrimary({ ...t.ctx, engines: { source: t.source, target: stalled } }, 'target', { fromSeq: 0, chunkRows: 100, verifyTrackingAfter: null });
+    await atOpen;
+    // Attempt 2 cuts over, the target takes events, and the operator rolls back.
+    await switchPrimary(t.ctx, 'target', { fromSeq: 0, chunkRows: 100, verifyTrackingAfter: null });
+    const w = t.target.openEventWriter(t.tenant.database);
+    w.write([event('in-window')], true);
+    w.close();
+    await switchPrimary(t.ctx, 'source', { chunkRows: 100 });
+    wake();
+    await expect(zombie).rejects.toThrow(/closed for good/);
+
+    expect(t.catalog.get(t.tenant.id)?.primary).toBe('source');
+    expect(await t.target.writeGate(t.tenant.database)).toMatchObject({ state: 'fenced' });
+    expect(await t.source.writeGate(t.tenant.database)).toMatchObject({ state: 'open' });
+    // And the target can be dropped: it takes no writes.
+    expect(await t.target.dropRestored(t.tenant.database, 'm1')).toBe(true);
+  } finally {
+    t.close();
+  }
+});
+
+test('a called-off switch reopens the source and puts the target back on standby; an open target is never dropped nor restored over', async () => {
+  const t = await restoredTenant();
+  try {
+    await expect(switchPrimary(t.ctx, 'target', { fromSeq: 0, chunkRows: 100, verifyTrackingAfter: null, budgetMs: -1 })).rejects.toThrow(/called off/);
+    expect(t.catalog.get(t.tenant.id)?.primary).toBe('source');
+    expect(await t.source.writeGate(t.tenant.database)).toMatchObject({ state: 'open' });
+    expect(await t.target.writeGate(t.tenant.database)).toMatchObject({ state: 'standby' });
+
+    await switchPrimary(t.ctx, 'target', { fromSeq: 0, chunkRows: 100, verifyTrackingAfter: null });
+    await expect(t.target.dropRestored(t.tenant.database, 'm1')).rejects.toThrow(TargetInUseError);
+    // A workflow reset to before the restore must not restore over the tenant's primary either.
+    const again = await t.source.snapshot(t.tenant.database, join(t.dir, 'work', 'again.sqlite'));
+    await expect(t.target.restore(t.tenant.database, again, 'm1')).rejects.toThrow(TargetInUseError);
+  } finally {
+    t.close();
   }
 });

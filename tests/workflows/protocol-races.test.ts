@@ -20,7 +20,7 @@ import {
   type MigrationPolicy,
   type TenantResult,
 } from '../../workflows/contract';
-import { makeFleet, useTestStack, workerEnv, type TestStack } from '../helpers/stack';
+import { makeFleet, useTestStack, waitFor, workerEnv, type TestStack } from '../helpers/stack';
 
 const currentStack = useTestStack();
 let stack: TestStack;
@@ -147,3 +147,42 @@ test.each([
     cleanup();
   }
 });
+
+test('item 7: the migration id is unique per run, even for two runs of a tenant in the same minute, and survives a workflow reset', async () => {
+  const { fleet, cleanup } = makeFleet({ tenants: 1, rows: 100, policy: { pauseBefore: ['snapshotting'] } });
+  const slow = slowOnce('none', 0);
+  try {
+    await runWith(fleet, slow, async (first) => {
+      const firstId = (await waitForPaused(first)).migrationId;
+      await first.signal(rollbackSignal, 'test: make room for a second run');
+      await first.result();
+      const second = await start(fleet, first.workflowId === tenantWorkflowId(fleet.tenants[0].id) ? (await first.describe()).taskQueue : '');
+      const secondId = (await waitForPaused(second)).migrationId;
+      expect(secondId).not.toBe(firstId);
+
+      // Reset the second run to its first workflow task: a new run id, the same migration.
+      const history = await second.fetchHistory();
+      const firstTask = history.events!.find((e) => e.workflowTaskCompletedEventAttributes)!;
+      const reset = await stack.env.client.workflowService.resetWorkflowExecution({
+        namespace: stack.env.namespace ?? 'default',
+        workflowExecution: { workflowId: second.workflowId, runId: (await second.describe()).runId },
+        workflowTaskFinishEventId: firstTask.eventId,
+        requestId: randomUUID(),
+        reason: 'test: reset keeps the migration id',
+      });
+      const afterReset = stack.env.client.workflow.getHandle(second.workflowId, reset.runId!);
+      expect((await waitForPaused(afterReset)).migrationId).toBe(secondId);
+      await afterReset.signal(rollbackSignal, 'test: done');
+      await afterReset.result();
+    });
+  } finally {
+    cleanup();
+  }
+});
+
+function waitForPaused(handle: { query: (q: typeof statusQuery) => Promise<import('../../workflows/contract').TenantStatus> }) {
+  return waitFor('the tenant held at its breakpoint', async () => {
+    const s = await handle.query(statusQuery);
+    return s.paused ? s : undefined;
+  });
+}

@@ -1,0 +1,66 @@
+// Worker deaths under long steps (items 16 and 7 of issue 7), with real worker processes killed by
+// SIGKILL on the real stack.
+import { randomUUID } from 'node:crypto';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { BlobServiceClient } from '@azure/storage-blob';
+import { sqliteDirectory, type LoadedFleet } from '../../config/fleet';
+import { Catalog } from '../../ingestion/catalog';
+import { migrationIdOf, rollbackUpdate, statusQuery, tenantWorkflowId, type MigrationPolicy, type TenantResult } from '../../workflows/contract';
+import { makeFleet, useTestStack, waitFor, workerEnv, type TestStack } from '../helpers/stack';
+
+const currentStack = useTestStack();
+let stack: TestStack;
+beforeEach(() => (stack = currentStack()));
+
+function spawnWorker(dir: string, fleet: LoadedFleet, queue: string): ChildProcess {
+  return spawn(process.execPath, [join(__dirname, '../../bin/airlift.js'), 'worker', '-f', join(dir, 'fleet.yaml'), '--task-queue', queue], {
+    env: { ...workerEnv(stack, fleet), TEMPORAL_ADDRESS: stack.env.address, TEMPORAL_NAMESPACE: stack.env.namespace ?? 'default' },
+    stdio: ['ignore', 'ignore', 'ignore'],
+  });
+}
+
+const kill = async (worker: ChildProcess) => {
+  if (worker.exitCode !== null) return;
+  worker.kill('SIGKILL');
+  await new Promise((r) => worker.once('exit', r));
+};
+
+test('item 16: a rollback sent while the worker running the copy is dead ends rolled_back with the operator\'s reason, nothing left behind', async () => {
+  // A copy slow enough to be caught half way: small blocks under a bandwidth cap.
+  const { dir, fleet, cleanup } = makeFleet({ tenants: 1, rows: 20000, policy: { blockSizeMiB: 0.0625, maxUploadMiBps: 0.3 } });
+  const tenant = fleet.tenants[0];
+  const queue = `death-${randomUUID()}`;
+  let worker = spawnWorker(dir, fleet, queue);
+  try {
+    const handle = await stack.env.client.workflow.start('migrateTenant', {
+      workflowId: tenantWorkflowId(tenant.id), taskQueue: queue,
+      args: [{ tenantId: tenant.id, migrationId: migrationIdOf(randomUUID()), policy: fleet.policy as MigrationPolicy }],
+    });
+    const migrationId = await waitFor('the copy under way', async () => {
+      const s = await handle.query(statusQuery);
+      return s.phase === 'copying' && s.bytesDone >= 0 ? s.migrationId : undefined;
+    });
+    await new Promise((r) => setTimeout(r, 1000));
+    await kill(worker);
+    expect(await handle.executeUpdate(rollbackUpdate, { args: ['test: customer escalation'] })).toMatch(/rollback of .* started from phase copying/);
+    worker = spawnWorker(dir, fleet, queue);
+    const result = (await handle.result()) as TenantResult;
+    expect(result.outcome).toBe('rolled_back');
+    expect(result.status.rollbackReason).toBe('test: customer escalation');
+    expect(result.status.lastError).toBeUndefined();
+
+    const catalog = new Catalog(fleet.catalog.path);
+    expect(catalog.get(tenant.id)).toMatchObject({ primary: 'source', writeMode: 'read_write', outbox: false });
+    catalog.close();
+    expect(existsSync(join(sqliteDirectory(fleet.targets.cloud), `${tenant.database}.db`))).toBe(false);
+    const container = BlobServiceClient.fromConnectionString(stack.azurite.connectionString).getContainerClient(fleet.storage.container);
+    const left: string[] = [];
+    for await (const b of container.listBlobsFlat({ prefix: `${tenant.id}/${migrationId}/`, includeUncommitedBlobs: true })) left.push(b.name);
+    expect(left).toEqual([]);
+  } finally {
+    await kill(worker);
+    cleanup();
+  }
+}, 180_000);
