@@ -6,11 +6,13 @@ import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { renderKey, sha256File } from './checksum';
-import { FleetConfigError } from '../protocol/errors';
+import { FleetConfigError, PermissionError, ReplicationConflictError } from '../protocol/errors';
 import {
   ConnectionError,
   DatabaseMissingError,
+  FencedWriteError,
   TargetExistsError,
+  TargetInUseError,
   type Artifact,
   type BlobArtifact,
   type ChunkDigest,
@@ -22,7 +24,9 @@ import {
   type Progress,
   type RowDigest,
   type TableInfo,
+  type TrackingEvent,
   type WriteGate,
+  type GateExpectation,
 } from './engine';
 import * as tsql from './mssql-sql';
 
@@ -41,6 +45,89 @@ export interface MssqlEndpoint {
   compression: boolean;
 }
 
+/**
+ * Server error numbers by what a retry can do about them. Numbers and texts: "Database engine events
+ * and errors" (learn.microsoft.com/sql/relational-databases/errors-events); transient ones: "Transient
+ * fault error codes" (Troubleshoot connectivity issues and other errors with Azure SQL Database) and
+ * SqlConfigurableRetryFactory's transient list in Microsoft.Data.SqlClient.
+ */
+const LOGIN_FAILED = new Set([18456, 18452, 18470, 18486, 18487, 18488]);
+const PERMISSION_DENIED = new Set([229, 230, 262, 297, 300, 916]);
+const DATABASE_MISSING = new Set([4060, 911]);
+const TRANSIENT = new Set([1205, 1204, 1222, 40613, 40501, 40197, 40540, 40143, 49918, 49919, 49920, 4221, 10928, 10929, 10053, 10054, 10060, 233, 64, tsql.OUTBOX_LOCK_ERROR]);
+/** Driver and socket codes of a connection that failed or dropped (tedious, mssql, Node, tarn). */
+const NETWORK_CODES = new Set(['ESOCKET', 'ETIMEOUT', 'ECONNRESET', 'ECONNREFUSED', 'ECONNCLOSED', 'ENOTOPEN', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ETIMEDOUT']);
+/** TLS failures that only a change of `encrypt` / `trustServerCertificate` in the fleet file fixes. */
+const TLS_CONFIG_CODES = new Set(['EENCRYPT', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_HAS_EXPIRED']);
+
+interface DriverError {
+  name?: string;
+  message?: string;
+  code?: string;
+  number?: number | string;
+  info?: { number?: number };
+  originalError?: DriverError;
+  cause?: DriverError;
+  precedingErrors?: DriverError[];
+  /** Set by this engine on a failed login: the numbers of the server's login error messages. */
+  loginErrorNumbers?: number[];
+}
+
+/** Every server error number and driver code an error carries, itself and what it wraps. */
+function facts(err: DriverError | undefined, seen = new Set<DriverError>()): { numbers: number[]; codes: string[] } {
+  const numbers: number[] = [];
+  const codes: string[] = [];
+  if (!err || typeof err !== 'object' || seen.has(err)) return { numbers, codes };
+  seen.add(err);
+  for (const n of [err.number, err.info?.number, ...(err.loginErrorNumbers ?? [])]) if (typeof n === 'number') numbers.push(n);
+  if (typeof err.code === 'string') codes.push(err.code);
+  if (err.name === 'TimeoutError') codes.push('ETIMEOUT'); // tarn: no pooled connection came in time
+  for (const inner of [err.originalError, err.cause, ...(err.precedingErrors ?? [])]) {
+    const more = facts(inner, seen);
+    numbers.push(...more.numbers);
+    codes.push(...more.codes);
+  }
+  return { numbers, codes };
+}
+
+/**
+ * Whether an apply failed because the replicated row's key holds another event: THROWn by the apply
+ * statement (CONFLICT_ERROR) or raised by a unique index (2627 constraint, 2601 index).
+ */
+export function isKeyConflict(err: unknown): boolean {
+  return facts(err as DriverError).numbers.some((n) => n === tsql.CONFLICT_ERROR || n === 2627 || n === 2601);
+}
+
+/**
+ * What a SQL Server driver error means for airlift, as one of its domain errors: a login or
+ * permission problem is PermissionError, a database that is not there DatabaseMissingError (neither
+ * retried); a network fault, a deadlock victim or an Azure SQL transient error ConnectionError
+ * (retried); a fenced tracking write FencedWriteError. Anything else is returned as it is. The message
+ * names where, the server's words and the fix; `secrets` (the password) are cut out of it.
+ */
+export function classifyMssqlError(err: unknown, where: string, secrets: (string | undefined)[] = []): Error {
+  const e = err as DriverError;
+  if (!e || typeof e !== 'object') return new Error(`${where}: ${String(err)}`);
+  const { numbers, codes } = facts(e);
+  const clean = (text: string) => secrets.reduce<string>((t, secret) => (secret ? t.split(secret).join('[redacted]') : t), text.replace(/\s+/g, ' ').trim());
+  const said = clean(e.message ?? '');
+  const has = (set: Set<number>) => numbers.some((n) => set.has(n));
+  const login = codes.includes('ELOGIN');
+  if (numbers.includes(tsql.FENCED_ERROR)) return new FencedWriteError(`${where}: ${said}`);
+  // A database that cannot be opened at login comes as 4060 followed by 18456: the first one decides.
+  if (has(DATABASE_MISSING) || (login && !numbers.length && /cannot open database/i.test(said)))
+    return new DatabaseMissingError(`${where}: ${said}; check the database name in the fleet file and that the login has a user in it`);
+  // Azure SQL may follow a transient login error with 18456 too: the transient one decides.
+  if (has(TRANSIENT)) return new ConnectionError(`${where}: ${said} (error ${numbers.find((n) => TRANSIENT.has(n))}); retried`);
+  if (has(LOGIN_FAILED) || (login && !numbers.length && /login failed/i.test(said)))
+    return new PermissionError(`${where}: ${said}; check user and the password in passwordEnv for this server in the fleet file`);
+  if (has(PERMISSION_DENIED)) return new PermissionError(`${where}: ${said}; grant the login the permission named (README: SQL Server and Azure SQL, Permissions)`);
+  if (codes.some((c) => TLS_CONFIG_CODES.has(c)))
+    return new FleetConfigError(`${where}: ${said}; set encrypt (and trustServerCertificate for a self-signed certificate) for this server in the fleet file`);
+  if (codes.some((c) => NETWORK_CODES.has(c)) || login) return new ConnectionError(`${where}: ${said}; retried`);
+  return err instanceof Error ? err : new Error(`${where}: ${said}`);
+}
+
 export class MssqlEngine implements Engine {
   readonly kind: string = 'mssql';
   readonly restoresFrom: 'file' | 'blob' = 'blob';
@@ -52,9 +139,22 @@ export class MssqlEngine implements Engine {
     readonly trackingTable = 'tracking_events',
   ) {}
 
+  /** `SQL Server host:port (database)`, how every error of this engine starts. */
+  protected where(database: string): string {
+    return `SQL Server ${this.endpoint.server}:${this.endpoint.port} (${database})`;
+  }
+
+  /** A driver error as one of airlift's domain errors, the password cut out of its message. */
+  protected classify(err: unknown, database: string): Error {
+    return classifyMssqlError(err, this.where(database), [this.endpoint.password]);
+  }
+
   protected pool(database = 'master'): Promise<sql.ConnectionPool> {
     let pool = this.pools.get(database);
     if (!pool) {
+      // tedious turns a failed login into ConnectionError('…', 'ELOGIN') and drops the server's error
+      // number; the login's error message event still carries it, so it is kept for classification.
+      const loginErrorNumbers: number[] = [];
       const config: sql.config = {
         server: this.endpoint.server,
         port: this.endpoint.port,
@@ -63,11 +163,22 @@ export class MssqlEngine implements Engine {
         database,
         requestTimeout: 0,
         options: { encrypt: this.endpoint.encrypt, trustServerCertificate: this.endpoint.trustServerCertificate },
+        beforeConnect: (connection) => {
+          const events = connection as unknown as NodeJS.EventEmitter;
+          const onError = (token: { number?: number }) => {
+            if (typeof token.number === 'number' && loginErrorNumbers.length < 8) loginErrorNumbers.push(token.number);
+          };
+          events.on('errorMessage', onError);
+          events.once('connect', () => events.removeListener('errorMessage', onError));
+        },
       };
-      pool = new sql.ConnectionPool(config).connect().catch((err: Error) => {
+      const created = new sql.ConnectionPool(config);
+      // A pool emits 'error' for a connection that fails later; the request that needed it gets the error too.
+      created.on('error', () => undefined);
+      pool = created.connect().catch((err: unknown) => {
         this.pools.delete(database);
-        // The driver's message names server and login, never the password.
-        throw new ConnectionError(`SQL Server ${this.endpoint.server}:${this.endpoint.port} (${database}): ${err.message}`);
+        if (err && typeof err === 'object' && loginErrorNumbers.length) (err as DriverError).loginErrorNumbers = loginErrorNumbers;
+        throw this.classify(err, database);
       });
       this.pools.set(database, pool);
     }
@@ -77,8 +188,19 @@ export class MssqlEngine implements Engine {
   protected async run<T = Record<string, unknown>>(database: string, statement: tsql.Statement, values: Record<string, unknown> = {}): Promise<T[]> {
     const request = (await this.pool(database)).request();
     for (const [name, value] of Object.entries({ ...statement.params, ...values })) request.input(name, value as never);
-    const result = await request.query(statement.sql);
-    return (result.recordset ?? []) as T[];
+    try {
+      const result = await request.query(statement.sql);
+      return (result.recordset ?? []) as T[];
+    } catch (err) {
+      throw this.classify(err, database);
+    }
+  }
+
+  /** Closes this engine's connections to one database (a rename or a drop needs it alone). */
+  private async closePool(database: string): Promise<void> {
+    const pool = this.pools.get(database);
+    this.pools.delete(database);
+    await pool?.then((p) => p.close()).catch(() => undefined);
   }
 
   /** Reports percent_complete of a running BACKUP or RESTORE every two seconds until `work` ends. */
@@ -121,33 +243,71 @@ export class MssqlEngine implements Engine {
     return { file, sizeBytes: size, sha256: await sha256File(file) };
   }
 
-  /** SQL Server target: credential for the container, then RESTORE … FROM URL with the files moved. */
+  /**
+   * SQL Server target: credential for the container, then RESTORE … FROM URL with the files moved,
+   * under `restoringName(migrationId)`: the database carries this migration's name from the moment
+   * RESTORE creates it, so a crash at any point leaves nothing that another migration could mistake
+   * for its own, and `dropRestored` finds it. Then the marker and the `standby` gate are written and
+   * the database gets its own name.
+   */
   async restore(database: string, artifact: Artifact | BlobArtifact, migrationId: string, onProgress?: Progress): Promise<void> {
     if (!('url' in artifact)) throw new Error('the SQL Server engine restores from a blob URL');
     const existing = await this.probe(database);
     if (existing.exists && existing.restoredBy !== migrationId)
-      throw new TargetExistsError(`target database ${database} already exists on ${this.endpoint.server}; airlift will not overwrite it`);
-    if (existing.exists) return;
-    await this.run('master', tsql.createCredentialStatement(artifact.containerUrl), { sas: await artifact.sas() });
-    const files = await this.run<{ LogicalName: string; Type: string }>('master', tsql.fileListStatement(), { url: artifact.url });
-    const [paths] = await this.run<{ data_path: string; log_path: string }>('master', tsql.defaultPathsQuery);
-    const statement = tsql.restoreFromUrlStatement(database, files.map((f) => ({ logicalName: f.LogicalName, type: f.Type })));
-    const values: Record<string, unknown> = { url: artifact.url };
-    files.forEach((f, i) => {
-      const folder = f.Type === 'L' ? paths.log_path : paths.data_path;
-      values[`physical${i}`] = `${folder}${database}_${i}${f.Type === 'L' ? '.ldf' : '.mdf'}`;
-    });
-    await this.withProgress(database, onProgress, this.run('master', statement, values));
-    await this.run(database, tsql.markCreatedStatement(database), { migration: migrationId });
+      throw new TargetExistsError(`target database ${database} already exists on ${this.endpoint.server}${existing.restoredBy ? ` (restored by migration ${existing.restoredBy})` : ''}; airlift will not overwrite it`);
+    if (existing.exists) {
+      // Restored by this migration already (a retry after the rename). If it has taken writes since, it is not ours to redo.
+      if ((await this.writeGate(database))?.state !== 'standby')
+        throw new TargetInUseError(`target database ${database} was restored by this migration and has taken writes since (its write gate is not standby); airlift will not restore over it`);
+      return;
+    }
+    const restoring = tsql.restoringName(migrationId);
+    const [half] = await this.run<{ id: number | null; state: string | null }>('master', tsql.databaseStateQuery(restoring));
+    if (half?.id && half.state !== 'ONLINE') await this.run('master', tsql.dropDatabaseStatement(restoring)); // an interrupted RESTORE: start again
+    if (!half?.id || half.state !== 'ONLINE') {
+      await this.run('master', tsql.createCredentialStatement(artifact.containerUrl), { sas: await artifact.sas() });
+      const files = await this.run<{ LogicalName: string; Type: string }>('master', tsql.fileListStatement(), { url: artifact.url });
+      const [paths] = await this.run<{ data_path: string; log_path: string }>('master', tsql.defaultPathsQuery);
+      const statement = tsql.restoreFromUrlStatement(restoring, files.map((f) => ({ logicalName: f.LogicalName, type: f.Type })));
+      const values: Record<string, unknown> = { url: artifact.url };
+      files.forEach((f, i) => {
+        const folder = f.Type === 'L' ? paths.log_path : paths.data_path;
+        values[`physical${i}`] = `${folder}${database}_${i}${f.Type === 'L' ? '.ldf' : '.mdf'}`;
+      });
+      await this.withProgress(restoring, onProgress, this.run('master', statement, values));
+    }
+    const [mark] = await this.run<{ migration: string }>('master', tsql.createdByQuery(restoring));
+    if (!mark) await this.run('master', tsql.markCreatedStatement(restoring), { migration: migrationId });
     // The backup carries the source's gate; a target takes no write until a switch opens it.
-    await this.setWriteGate(database, { state: 'standby', migrationId });
+    await this.setWriteGate(restoring, { state: 'standby', migrationId });
+    await this.closePool(restoring);
+    await this.run('master', tsql.renameDatabaseStatement(restoring, database));
   }
 
+  /**
+   * Drops what `migrationId` restored: the database if its marker names this migration, and the
+   * database still under this migration's restoring name (a restore interrupted before its rename).
+   */
   async dropRestored(database: string, migrationId: string): Promise<boolean> {
+    let dropped = false;
+    const restoring = tsql.restoringName(migrationId);
+    const [half] = await this.run<{ id: number | null }>('master', tsql.databaseStateQuery(restoring));
+    if (half?.id) {
+      await this.closePool(restoring);
+      await this.run('master', tsql.dropDatabaseStatement(restoring));
+      dropped = true;
+    }
     const found = await this.probe(database);
-    if (!found.exists || found.restoredBy !== migrationId) return false;
-    await this.run('master', tsql.dropDatabaseStatement(database));
-    return true;
+    if (found.exists && found.restoredBy === migrationId) {
+      // Fenced for good before it goes, so no switch attempt can open it meanwhile; a database that
+      // is open (the tenant's primary) is never dropped.
+      if (!(await this.setWriteGate(database, { state: 'fenced', migrationId, token: 'dropped' }, { states: ['standby', 'fenced', 'none'] })))
+        throw new TargetInUseError(`target database ${database} takes writes (its write gate is open): it is the tenant's primary and is not dropped; run \`airlift reconcile\` to see why`);
+      await this.closePool(database);
+      await this.run('master', tsql.dropDatabaseStatement(database));
+      dropped = true;
+    }
+    return dropped;
   }
 
   private async schemaOf(database: string, table: TableInfo): Promise<tsql.MssqlTable> {
@@ -231,28 +391,36 @@ export class MssqlEngine implements Engine {
 
   async applyOutbox(database: string, stream: string, entries: OutboxEntry[]): Promise<number> {
     if (!entries.length) return 0;
+    await this.ensureOutbox(database);
     const table = (await this.listTables(database)).find((t) => t.name === this.trackingTable);
-    if (!table) throw new DatabaseMissingError(`${database}: no ${this.trackingTable} table to apply events to`);
+    if (!table) throw new DatabaseMissingError(`${this.where(database)}: no ${this.trackingTable} table to apply events to; restore the tenant database first`);
     const schema = await this.schemaOf(database, table);
     const statement = tsql.applyEventStatement(schema);
     const pool = await this.pool(database);
     const transaction = new sql.Transaction(pool);
-    await transaction.begin();
     let applied = 0;
+    let entry: OutboxEntry | undefined;
     try {
-      for (const entry of entries) {
+      await transaction.begin();
+      for (entry of entries) {
         const request = new sql.Request(transaction);
-        table.columns.forEach((c, i) => request.input(`c${i}`, (entry.row[c] ?? null) as never));
+        for (const [i, c] of table.columns.entries()) request.input(`c${i}`, (entry.row[c] ?? null) as never);
         request.input('eventId', entry.eventId);
-        applied += (await request.query(statement.sql)).rowsAffected.reduce((a, n) => a + n, 0) > 0 ? 1 : 0;
+        const result = await request.query<{ applied: number }>(statement.sql);
+        applied += result.recordset?.[0]?.applied ?? 0;
       }
+      entry = undefined;
       const advance = new sql.Request(transaction);
       advance.input('stream', stream).input('cursor', entries[entries.length - 1].seq);
       await advance.query(tsql.advanceCursorStatement.sql);
       await transaction.commit();
     } catch (err) {
       await transaction.rollback().catch(() => undefined);
-      throw err;
+      if (entry && isKeyConflict(err))
+        throw new ReplicationConflictError(
+          `${this.where(database)}: event ${entry.eventId} (outbox seq ${entry.seq}, stream ${stream}) conflicts with a different row already in ${this.trackingTable} (${(err as Error).message}); replication stopped so that neither is lost — compare the two rows and resolve by hand`,
+        );
+      throw this.classify(err, database);
     }
     return applied;
   }
@@ -265,13 +433,20 @@ export class MssqlEngine implements Engine {
 
   async writeGate(database: string): Promise<WriteGate | null> {
     await this.ensureOutbox(database);
-    const [row] = await this.run<{ state: WriteGate['state']; migration_id: string | null }>(database, tsql.readGateQuery);
-    return row ? { state: row.state, migrationId: row.migration_id } : null;
+    const [row] = await this.run<{ state: WriteGate['state']; migration_id: string | null; token: string | null }>(database, tsql.readGateQuery);
+    return row ? { state: row.state, migrationId: row.migration_id, token: row.token } : null;
   }
 
-  async setWriteGate(database: string, gate: WriteGate): Promise<void> {
+  async setWriteGate(database: string, gate: WriteGate, expect?: GateExpectation): Promise<boolean> {
     await this.ensureOutbox(database);
-    await this.run(database, tsql.setGateStatement, { state: gate.state, migration: gate.migrationId });
+    const [row] = await this.run<{ applied: boolean | number }>(database, tsql.setGateStatement, {
+      state: gate.state,
+      migration: gate.migrationId,
+      token: gate.token ?? null,
+      expectStates: expect?.states ? `,${expect.states.join(',')},` : null,
+      expectToken: expect?.token ?? null,
+    });
+    return Boolean(row?.applied);
   }
 
   async trackingHead(database: string, table: TableInfo): Promise<KeyValue[] | null> {
@@ -280,8 +455,31 @@ export class MssqlEngine implements Engine {
     return row ? schema.key.map((k) => row[k] as KeyValue) : null;
   }
 
+  /**
+   * Writes tracking events the way the gateway (or an application writing its own) must: each in
+   * its own transaction with `writeEventStatement` (outbox lock, gate check, event, outbox row).
+   * Returns how many were new; throws FencedWriteError, having written none of the rest, when the
+   * gate is not open. The asynchronous counterpart of `openEventWriter`.
+   */
+  async writeEvents(database: string, events: TrackingEvent[], outbox: boolean): Promise<number> {
+    const table = (await this.listTables(database)).find((t) => t.name === this.trackingTable);
+    if (!table) throw new DatabaseMissingError(`${this.where(database)}: no ${this.trackingTable} table to write events to; check the tracking table in the fleet file`);
+    const schema = await this.schemaOf(database, table);
+    const statement = tsql.writeEventStatement(schema);
+    let fresh = 0;
+    for (const event of events) {
+      const values: Record<string, unknown> = { outbox: outbox ? 1 : 0 };
+      schema.columns.forEach((c, i) => {
+        if (!c.identity) values[tsql.eventParam(c.name, i)] = (event as unknown as Record<string, unknown>)[c.name] ?? null;
+      });
+      const [row] = await this.run<{ inserted: number }>(database, statement, values);
+      fresh += row?.inserted ?? 0;
+    }
+    return fresh;
+  }
+
   openEventWriter(): EventWriter {
-    throw new Error('the SQL Server event write path is asynchronous and not wired into the gateway yet; run ingestion against SQLite tenants');
+    throw new Error('the SQL Server event write path is asynchronous (MssqlEngine.writeEvents) and not wired into the gateway yet; run ingestion against SQLite tenants');
   }
 
   async close(): Promise<void> {
