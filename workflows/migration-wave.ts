@@ -46,7 +46,7 @@ export async function migrationWave(input: WaveInput): Promise<WaveStatus> {
     row.state = 'running';
     void runChild(input, row).finally(() => running--);
   }
-  if (status.aborted) wf.log.warn('wave aborted: no new tenants start; running ones continue on their own', { waveId: input.waveId });
+  if (status.aborted) wf.log.info('wave aborted: no new tenants start; running ones continue on their own', { waveId: input.waveId });
   // Also after an abort: the wave ends only when its running tenants have, so `airlift status <wave>`
   // keeps showing their progress and the wave's result gives each one's real outcome. Calling them
   // "abandoned" would hide tenants that are still cutting over or rolling back behind a closed wave.

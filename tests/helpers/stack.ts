@@ -1,7 +1,7 @@
 // The real services a test needs: the Temporal dev server (an existing binary, never a download)
 // and an in-memory Azurite, plus temporary tenant databases and a fleet that points at them.
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { DefaultLogger, Runtime, type LogEntry, type LogLevel, type RuntimeOptions } from '@temporalio/worker';
 import { readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { tmpdir } from 'node:os';
@@ -14,6 +14,28 @@ import { SEARCH_ATTRIBUTES } from '../../workflows/contract';
 
 let runtimeInstalled = false;
 
+/**
+ * Quiet by default: failures the tests provoke on purpose (an activity or workflow that fails, a
+ * cut-over called off) print one line each, without stack or metadata, and so does anything
+ * unexpected. AIRLIFT_TEST_VERBOSE=1 (or a level: DEBUG, INFO) gives the SDK's full output back.
+ */
+const VERBOSE = process.env.AIRLIFT_TEST_VERBOSE;
+
+function oneLine({ level, message, meta }: LogEntry): string {
+  const where = [meta?.activityType ?? meta?.workflowType, meta?.workflowId].filter(Boolean).join(' ');
+  // Duck-typed: a workflow's error comes from the workflow sandbox, another realm than `Error` here.
+  const e = meta?.error as { name?: string; message?: string } | string | undefined;
+  const error = typeof e === 'object' && e?.message !== undefined ? (e.name && e.name !== 'Error' ? `${e.name}: ${e.message}` : e.message) : e;
+  const line = `[${level}] ${message}${where ? ` (${where})` : ''}${error && !message.includes(String(error)) ? `: ${error}` : ''}`;
+  return line.split('\n')[0];
+}
+
+function testRuntimeOptions(): RuntimeOptions {
+  if (VERBOSE) return { logger: new DefaultLogger(/^(TRACE|DEBUG|INFO|WARN|ERROR)$/.test(VERBOSE) ? (VERBOSE as LogLevel) : 'WARN') };
+  // The SDK's native side (connection retries, workflow task failures) already logs one line each, on its own.
+  return { logger: new DefaultLogger('WARN', (entry) => void process.stderr.write(`${oneLine(entry)}\n`)) };
+}
+
 export interface TestStack {
   env: TestWorkflowEnvironment;
   azurite: AzuriteHandle;
@@ -22,14 +44,14 @@ export interface TestStack {
 
 export async function startTestStack(): Promise<TestStack> {
   if (!runtimeInstalled) {
-    Runtime.install({ logger: new DefaultLogger('WARN') });
+    Runtime.install(testRuntimeOptions());
     runtimeInstalled = true;
   }
   const path = process.env.TEMPORAL_CLI_PATH;
   if (!path) throw new Error('TEMPORAL_CLI_PATH is not set: tests/helpers/global-setup.ts sets it');
   const [env, azurite] = await Promise.all([
     TestWorkflowEnvironment.createLocal({
-      server: { executable: { type: 'existing-path', path }, ip: '127.0.0.1', searchAttributes: SEARCH_ATTRIBUTES, log: { format: 'pretty', level: 'error' } },
+      server: { executable: { type: 'existing-path', path }, ip: '127.0.0.1', searchAttributes: SEARCH_ATTRIBUTES, log: { format: 'pretty', level: 'error' }, extraArgs: VERBOSE ? [] : ['--output', 'none'] },
     }),
     startAzurite(),
   ]);
