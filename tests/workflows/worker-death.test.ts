@@ -44,8 +44,9 @@ test('item 16: a rollback sent while the worker running the copy is dead ends ro
     });
     await new Promise((r) => setTimeout(r, 1000));
     await kill(worker);
-    expect(await handle.executeUpdate(rollbackUpdate, { args: ['test: customer escalation'] })).toMatch(/rollback of .* started from phase copying/);
+    // Another worker takes the workflow tasks; the copy's attempt stays on the dead one until its heartbeat times out.
     worker = spawnWorker(dir, fleet, queue);
+    expect(await handle.executeUpdate(rollbackUpdate, { args: ['test: customer escalation'] })).toMatch(/rollback of .* started from phase copying/);
     const result = (await handle.result()) as TenantResult;
     expect(result.outcome).toBe('rolled_back');
     expect(result.status.rollbackReason).toBe('test: customer escalation');
