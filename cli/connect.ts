@@ -1,10 +1,13 @@
 // Connects the CLI to Temporal: the environment (TEMPORAL_ADDRESS, …) first, else the stack that
-// `airlift dev` left running in this folder, else localhost:7233.
+// `airlift dev` left running in this folder, else localhost:7233. Also lends that stack's Azurite to
+// a command that reads blobs when the fleet's storage variable is not set.
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { temporalSettingsFromEnv, type TemporalSettings } from '../config/temporal';
+import { azuriteConnectionString } from '../azure/azurite';
+import type { StorageConfig } from '../azure/blob-store';
 
 export const DEV_STATE_FILE = join('.airlift', 'dev.json');
 
@@ -13,6 +16,12 @@ export interface DevState {
   namespace: string;
   uiUrl?: string;
   pid: number;
+  /** Azurite's port (its account is the public development one). */
+  azuritePort?: number;
+  /** Where the stack keeps Temporal's history and the blobs. */
+  stateDir?: string;
+  /** The fleet file its worker runs for. */
+  fleet?: string;
 }
 
 export function readDevState(): DevState | undefined {
@@ -29,6 +38,14 @@ export function readDevState(): DevState | undefined {
 export function temporalSettings(): TemporalSettings {
   const dev = process.env.TEMPORAL_ADDRESS ? undefined : readDevState();
   return temporalSettingsFromEnv(process.env, dev?.address);
+}
+
+/** The environment with the dev stack's Azurite filled in for the fleet's storage variable, when that is unset. */
+export function storageEnv(storage: StorageConfig, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const name = storage.connectionStringEnv;
+  if (!name || env[name]) return env;
+  const dev = readDevState();
+  return dev?.azuritePort ? { ...env, [name]: azuriteConnectionString(dev.azuritePort) } : env;
 }
 
 export async function connectClient(): Promise<{ client: Client; settings: TemporalSettings; close: () => Promise<void> }> {

@@ -3,6 +3,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { FleetConfigError, findTenant, loadFleet } from '../config/fleet';
 import { checkPlan, planTenant, renderPlan } from './plan';
 import { TemporalConfigError } from '../config/temporal';
@@ -20,7 +21,9 @@ import {
   SAFE_NAME,
 } from '../workflows/contract';
 import { createAirliftWorker } from '../workers/worker';
-import { connectClient, connectWorker, DEV_STATE_FILE, type DevState } from './connect';
+import { connectClient, connectWorker, DEV_STATE_FILE, readDevState, storageEnv, temporalSettings, type DevState } from './connect';
+import { reconcileFleet, type TemporalAccess } from './reconcile';
+import { renderReport } from '../protocol/reconcile';
 import { runDemo } from './demo';
 import { observeTenant, observeWave, renderTenants } from './observe';
 import { startEmbeddedStack } from './stack';
@@ -41,10 +44,10 @@ const safeName = (what: string) => (value: string) => {
   return value;
 };
 
-async function withClient<T>(fn: (client: Client) => Promise<T>): Promise<T> {
-  const { client, close } = await connectClient();
+async function withClient<T>(fn: (client: Client, address: string) => Promise<T>): Promise<T> {
+  const { client, settings, close } = await connectClient();
   try {
-    return await fn(client);
+    return await fn(client, settings.address);
   } finally {
     await close();
   }
@@ -66,6 +69,7 @@ async function signalRunning(client: Client, workflowId: string, what: string, s
 const program = new Command()
   .name('airlift')
   .description('Migrate every tenant of a multi-tenant SaaS to Azure, one durable Temporal workflow per tenant.')
+  .option('--debug', 'print the stack trace of an unexpected error')
   .showHelpAfterError();
 
 program
@@ -94,14 +98,18 @@ program
 
 program
   .command('dev')
-  .description('start the embedded stack and keep it up (with a worker when -f is given) until Ctrl-C')
-  .option('-f, --fleet <file>', 'also run a worker for this fleet file')
+  .description('start the embedded stack and keep it up (with a worker when -f is given) until Ctrl-C; its state outlives it, so a restart resumes every wave')
+  .option('-f, --fleet <file>', 'also run a worker for this fleet file; the state is kept in .airlift/stack beside it')
   .action(async (o) => {
     const fleet = o.fleet ? loadFleet(o.fleet) : undefined;
-    const stack = await startEmbeddedStack({ ui: true, log: (l) => console.log(l) });
-    const state: DevState = { address: stack.address, namespace: stack.namespace, uiUrl: stack.uiUrl, pid: process.pid };
+    const stateDir = resolve(fleet ? dirname(fleet.file) : '.', '.airlift', 'stack');
+    const stack = await startEmbeddedStack({ ui: true, log: (l) => console.log(l), stateDir });
+    const state: DevState = { address: stack.address, namespace: stack.namespace, uiUrl: stack.uiUrl, pid: process.pid, azuritePort: stack.azurite.port, stateDir, fleet: fleet?.file };
     mkdirSync('.airlift', { recursive: true });
     writeFileSync(DEV_STATE_FILE, JSON.stringify(state, null, 2));
+    console.log(stack.resumed
+      ? `Resumed the stack kept in ${stateDir}, on the ports it had: every wave goes on where it was.`
+      : `State kept in ${stateDir} (Temporal's history, the blobs): a restart resumes every wave; delete it to start afresh.`);
     console.log(`Temporal: ${stack.address}   Web UI: ${stack.uiUrl}`);
     console.log(`Blob storage (Azurite): port ${stack.azurite.port}. For a worker in another shell:`);
     console.log(`  export TEMPORAL_ADDRESS=${stack.address}`);
@@ -176,8 +184,12 @@ program
   .option('--json', 'print JSON', false)
   .action(async (waveId: string | undefined, o) => {
     if (!waveId && !o.tenant) throw new OperatorError('give a wave id (airlift status WAVE) or --tenant ID');
-    await withClient(async (client) => {
+    await withClient(async (client, address) => {
+      const lost = `if the Temporal state was lost, run \`airlift reconcile -f ${readDevState()?.fleet ?? '<fleet file>'}\` to repair what no workflow owns`;
       if (o.tenant) {
+        await client.workflow.getHandle(tenantWorkflowId(o.tenant)).describe().catch((err) => {
+          throw err instanceof WorkflowNotFoundError ? new OperatorError(`no workflow for tenant ${o.tenant} on ${address}; check the tenant id, or ${lost}`) : err;
+        });
         const view = await observeTenant(client, o.tenant);
         if (o.json) return console.log(JSON.stringify(view, null, 2));
         console.log(renderTenants([view]));
@@ -185,11 +197,42 @@ program
           console.log(`  ${t.table}: ${t.rows} rows, ${t.chunks} chunks${t.mismatchedChunks ? `, ${t.mismatchedChunks} differing: ${t.differences.map((d) => `${d.key} ${d.kind}`).join('; ')}` : ', identical'}`);
         return;
       }
-      const { wave: w, tenants } = await observeWave(client, waveId!);
+      const { wave: w, tenants } = await observeWave(client, waveId!).catch((err) => {
+        throw err instanceof WorkflowNotFoundError ? new OperatorError(`no workflow for wave ${waveId} on ${address}; check the wave id, or ${lost}`) : err;
+      });
       if (o.json) return console.log(JSON.stringify({ wave: w, tenants }, null, 2));
       console.log(`wave ${w.waveId}${w.paused ? ' (paused)' : ''}${w.aborted ? ' (aborted)' : ''}, run ${w.runs}`);
       console.log(renderTenants(tenants));
     });
+  });
+
+program
+  .command('reconcile')
+  .description('find tenants that no running workflow owns any more (Temporal state lost, workflow terminated) and, with --apply, repair them: thaw writes, journaling off, fences lifted, leftover targets dropped')
+  .requiredOption('-f, --fleet <file>', 'fleet file (YAML or JSON)')
+  .option('--tenants <ids>', 'comma-separated tenant ids (default: every tenant in the file)')
+  .option('--apply', 'repair what was found (default: only report it)', false)
+  .option('--json', 'print JSON', false)
+  .action(async (o) => {
+    const fleet = loadFleet(o.fleet);
+    const tenants: string[] | undefined = o.tenants ? String(o.tenants).split(',').map((x: string) => x.trim()).filter(Boolean) : undefined;
+    for (const id of tenants ?? []) findTenant(fleet, id);
+    const address = temporalSettings().address;
+    const connected = await connectClient().catch((err: Error) => ({ error: err.message }));
+    const temporal: TemporalAccess = 'client' in connected ? { client: connected.client, address } : { error: connected.error, address };
+    try {
+      const result = await reconcileFleet(fleet, temporal, { apply: o.apply, env: storageEnv(fleet.storage), tenants });
+      if (o.json) console.log(JSON.stringify(result, null, 2));
+      else {
+        if (!result.temporal.reachable) console.log(`Which tenants a running migration owns is unknown: ${result.temporal.error}`);
+        for (const report of result.tenants) console.log(renderReport(report).join('\n'));
+        const n = result.needingRepair.length;
+        console.log(n === 0 ? 'nothing to repair' : o.apply ? `${n} tenant(s) still need a repair or a person: ${result.needingRepair.join(', ')}` : `${n} tenant(s) need a repair: ${result.needingRepair.join(', ')}; run again with --apply to repair them`);
+      }
+      process.exitCode = result.needingRepair.length ? 1 : 0;
+    } finally {
+      if ('close' in connected) await connected.close();
+    }
   });
 
 program
@@ -300,7 +343,9 @@ program
 const KNOWN_ERRORS = [FleetConfigError, TemporalConfigError, StorageConfigError, OperatorError, InvalidArgumentError];
 
 program.parseAsync(process.argv).catch((err: Error) => {
+  // One line for the operator; the stack trace of an unexpected error only with --debug.
   const known = KNOWN_ERRORS.some((k) => err instanceof k);
-  console.error(`airlift: ${redactSecrets(known ? err.message : (err.stack ?? err.message))}`);
+  const debug = process.argv.includes('--debug');
+  console.error(`airlift: ${redactSecrets(debug && !known ? (err.stack ?? err.message) : `${err.message}${known ? '' : ' (--debug shows where)'}`)}`);
   process.exitCode = 2;
 });
