@@ -1,7 +1,7 @@
 // The operator CLI. Every command that talks to Temporal uses the shared contract.
 import { Command, InvalidArgumentError } from 'commander';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { FleetConfigError, findTenant, loadFleet } from '../config/fleet';
@@ -11,10 +11,10 @@ import { StorageConfigError, redactSecrets } from '../azure/blob-store';
 import {
   pauseSignal,
   resumeSignal,
-  rollbackSignal,
+  rollbackUpdate,
   abortSignal,
   approveCutoverUpdate,
-  completeSignal,
+  completeUpdate,
   reasonOf,
   tenantWorkflowId,
   waveWorkflowId,
@@ -51,6 +51,20 @@ async function withClient<T>(fn: (client: Client, address: string) => Promise<T>
   } finally {
     await close();
   }
+}
+
+/** Sends an update to a running tenant workflow; a refusal by its validator becomes the operator's one-line error. */
+async function updateRunning(client: Client, tenant: string, send: (h: ReturnType<Client['workflow']['getHandle']>) => Promise<string>): Promise<string> {
+  let answer = '';
+  await signalRunning(client, tenantWorkflowId(tenant), `tenant ${tenant}`, async (h) => {
+    try {
+      answer = await send(h);
+    } catch (err) {
+      if (err instanceof WorkflowUpdateFailedError) throw new OperatorError(reasonOf(err));
+      throw err;
+    }
+  });
+  return answer;
 }
 
 /** Signals a running tenant (or wave) workflow, refusing clearly when there is none. */
@@ -301,8 +315,8 @@ program
   .description("end a tenant's rollback window now: the migration completes and the source stops being kept current")
   .argument('<tenant>', 'tenant id')
   .action(async (tenant: string) => {
-    await withClient((client) => signalRunning(client, tenantWorkflowId(tenant), `tenant ${tenant}`, (h) => h.signal(completeSignal)));
-    console.log(`tenant ${tenant}: completion requested (taken only in its rollback window)`);
+    const answer = await withClient((client) => updateRunning(client, tenant, (h) => h.executeUpdate(completeUpdate)));
+    console.log(answer);
   });
 
 program
@@ -311,10 +325,9 @@ program
   .argument('<tenant>', 'tenant id')
   .requiredOption('--reason <text>', 'why; recorded in the workflow and shown in status')
   .action(async (tenant: string, o) => {
-    await withClient((client) =>
-      signalRunning(client, tenantWorkflowId(tenant), `tenant ${tenant}`, (h) => h.signal(rollbackSignal, o.reason)),
-    );
-    console.log(`rollback of ${tenant} requested: ${o.reason}`);
+    // An update, not a signal: past the point of no return the refusal and its reason come back here.
+    const answer = await withClient((client) => updateRunning(client, tenant, (h) => h.executeUpdate(rollbackUpdate, { args: [o.reason] })));
+    console.log(`${answer}: ${o.reason}`);
   });
 
 for (const [name, signal, verb] of [['pause', pauseSignal, 'holds before its next phase'], ['resume', resumeSignal, 'continues']] as const) {
