@@ -334,11 +334,13 @@ export class SqliteEngine implements Engine {
     }
   }
 
+  /** Reads only: a database never migrated (no gate table) is left untouched and reads as open. */
   async writeGate(database: string): Promise<WriteGate | null> {
-    const db = this.openWritable(database);
+    const db = this.openReadOnly(database);
+    db.defaultSafeIntegers(false);
     try {
-      db.exec(OUTBOX_SCHEMA);
-      return readGate(db);
+      const exists = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'airlift_gate'").get();
+      return exists ? readGate(db) : null;
     } finally {
       db.close();
     }

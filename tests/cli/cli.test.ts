@@ -40,7 +40,7 @@ test('demo under live load, with one tenant rolled back after cut-over, loses no
 test('--help lists the operator commands', () => {
   const run = airlift(['--help']);
   expect(run.status).toBe(0);
-  for (const cmd of ['demo', 'dev', 'worker', 'ingest', 'wave', 'status', 'approve', 'complete', 'rollback', 'pause', 'resume']) expect(run.stdout).toContain(`  ${cmd}`);
+  for (const cmd of ['demo', 'dev', 'worker', 'ingest', 'wave', 'status', 'approve', 'complete', 'rollback', 'pause', 'resume', 'reconcile', 'plan']) expect(run.stdout).toContain(`  ${cmd}`);
 });
 
 test('bad arguments and bad fleet files are refused with the field and the fix', () => {
