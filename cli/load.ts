@@ -7,6 +7,8 @@ import { Agent, request } from 'node:http';
 
 export interface LoadOptions {
   gatewayUrl: string;
+  /** Several gateway nodes: batches (and their retries) go round-robin, as behind a load balancer. */
+  gatewayUrls?: string[];
   tenants: string[];
   eventsPerSecond: number;
   batchSize?: number;
@@ -28,6 +30,7 @@ export class LoadGenerator {
   private readonly agent = new Agent({ keepAlive: true, maxSockets: 64 });
   private timer?: NodeJS.Timeout;
   private inFlight = 0;
+  private sends = 0;
   private produced = 0;
   private started = 0;
   private readonly report: LoadReport = { acknowledged: 0, sent: 0, duplicatesSent: 0, retries: 0 };
@@ -64,7 +67,8 @@ export class LoadGenerator {
     this.inFlight++;
     this.report.sent += batch.ids.length;
     if (batch.resend) this.report.duplicatesSent += batch.ids.length;
-    const url = new URL(`/t/${encodeURIComponent(batch.tenant)}/events`, this.options.gatewayUrl);
+    const nodes = this.options.gatewayUrls?.length ? this.options.gatewayUrls : [this.options.gatewayUrl];
+    const url = new URL(`/t/${encodeURIComponent(batch.tenant)}/events`, nodes[this.sends++ % nodes.length]);
     const req = request(url, { method: 'POST', agent: this.agent, headers: { 'content-type': 'text/plain' } }, (res) => {
       res.resume();
       res.on('end', () => {

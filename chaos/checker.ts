@@ -1,0 +1,220 @@
+// The judge of the fault matrix. It shares no code with the path under test: it opens the SQLite
+// files itself, asks each gateway node over plain HTTP, and knows airlift only by its documented
+// shapes (the catalog's `tenants` table, the tenant's tracking table, the `airlift_gate` row).
+// Nothing here imports engines/, ingestion/, activities/, protocol/ or workflows/.
+import Database from 'better-sqlite3';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+
+export type Outcome = 'completed' | 'rolled_back' | 'failed';
+
+export interface TenantFiles {
+  tenantId: string;
+  sourceFile: string;
+  targetFile: string;
+  trackingTable: string;
+}
+
+export interface Observation {
+  files: TenantFiles;
+  catalogFile: string;
+  /** Each gateway node's own URL (not the proxy's). */
+  gateways: string[];
+  adminToken: string;
+  /** Every event id a gateway acknowledged for this tenant. */
+  acked: Set<string>;
+  /** Only ids with this prefix are the load's own (the tenant's history has others). */
+  eventPrefix: string;
+  sourceDigestBefore: string;
+  expected: Outcome;
+  /** How the workflow ended, or 'running' when it had not ended within the bound. */
+  ended: Outcome | 'running';
+  /** The workflow's own words when it did not complete (its failure, or a refused rollback). */
+  detail?: string;
+}
+
+export interface Broken {
+  invariant: string;
+  detail: string;
+}
+
+export interface Verdict {
+  ok: boolean;
+  broken: Broken[];
+  eventsAccepted: number;
+  eventsLost: number;
+  eventsDuplicated: number;
+  stranded: boolean;
+}
+
+/** Invariants whose breach leaves a tenant that nothing will repair by itself. */
+const STRANDING = new Set(['ended', 'catalog', 'fence', 'write mode', 'journaling', 'routes']);
+
+const quote = (name: string) => `"${name.replace(/"/g, '""')}"`;
+
+function open(file: string): Database.Database {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  db.pragma('busy_timeout = 5000');
+  return db;
+}
+
+/**
+ * A digest of the tenant's own tables (schema and every row, in key order), leaving out airlift's
+ * tables and the tracking table, which the load writes to on purpose.
+ */
+export function digestOwnTables(file: string, trackingTable: string): string {
+  const db = open(file);
+  try {
+    const hash = createHash('sha256');
+    const tables = db
+      .prepare("SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'airlift_%' AND name <> ? ORDER BY name")
+      .all(trackingTable) as { name: string; sql: string }[];
+    for (const t of tables) {
+      hash.update(`table ${t.name}\n${t.sql}\n`);
+      const columns = (db.prepare(`PRAGMA table_info(${quote(t.name)})`).all() as { name: string }[]).map((c) => quote(c.name));
+      const rows = db.prepare(`SELECT ${columns.join(', ')} FROM ${quote(t.name)} ORDER BY ${columns.join(', ')}`).raw().iterate() as Iterable<unknown[]>;
+      for (const row of rows) hash.update(JSON.stringify(row.map((v) => (Buffer.isBuffer(v) ? `x'${v.toString('hex')}'` : typeof v === 'bigint' ? v.toString() : v))) + '\n');
+    }
+    return hash.digest('hex');
+  } finally {
+    db.close();
+  }
+}
+
+function tableExists(db: Database.Database, name: string): boolean {
+  return db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?").get(name) !== undefined;
+}
+
+function catalogRow(file: string, tenantId: string): { primary: string; writeMode: string; outbox: number } | undefined {
+  if (!existsSync(file)) return undefined;
+  const db = open(file);
+  try {
+    const row = db.prepare('SELECT primary_side AS "primary", write_mode AS writeMode, outbox FROM tenants WHERE tenant_id = ?').get(tenantId) as
+      | { primary: string; writeMode: string; outbox: number }
+      | undefined;
+    return row;
+  } finally {
+    db.close();
+  }
+}
+
+function gateState(file: string): string | undefined {
+  if (!existsSync(file)) return undefined;
+  const db = open(file);
+  try {
+    if (!tableExists(db, 'airlift_gate')) return undefined;
+    return (db.prepare('SELECT state FROM airlift_gate').get() as { state: string } | undefined)?.state;
+  } finally {
+    db.close();
+  }
+}
+
+function countEvents(file: string, table: string, prefix: string): Map<string, number> {
+  const counts = new Map<string, number>();
+  if (!existsSync(file)) return counts;
+  const db = open(file);
+  try {
+    if (!tableExists(db, table)) return counts;
+    const rows = db.prepare(`SELECT event_id AS id, count(*) AS n FROM ${quote(table)} WHERE substr(event_id, 1, ?) = ? GROUP BY event_id`).iterate(prefix.length, prefix) as Iterable<{ id: string; n: number }>;
+    for (const r of rows) counts.set(r.id, r.n);
+    return counts;
+  } finally {
+    db.close();
+  }
+}
+
+interface NodeView {
+  primary?: string;
+  writeMode?: string;
+  outbox?: boolean;
+  fenced?: boolean;
+}
+
+async function nodeView(gateway: string, tenantId: string, token: string): Promise<NodeView | string> {
+  try {
+    const res = await fetch(`${gateway}/admin/tenants/${encodeURIComponent(tenantId)}`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(10_000) });
+    if (!res.ok) return `answered ${res.status}`;
+    return (await res.json()) as NodeView;
+  } catch (err) {
+    return `unreachable (${(err as Error).message})`;
+  }
+}
+
+export async function check(o: Observation): Promise<Verdict> {
+  const broken: Broken[] = [];
+  const fail = (invariant: string, detail: string) => broken.push({ invariant, detail });
+  const { tenantId } = o.files;
+  const catalog = catalogRow(o.catalogFile, tenantId);
+
+  // The workflow ended within the bound, the way the fault allows.
+  if (o.ended === 'running') fail('ended', 'the workflow had not ended within the bound');
+  else if (o.ended !== o.expected) fail('outcome', `ended ${o.ended}, expected ${o.expected}${o.detail ? `: ${o.detail}` : ''}`);
+
+  // Where the tenant must live now: the target only if it completed. A workflow still running is
+  // judged where the catalog says it lives.
+  const side = o.ended === 'completed' ? 'target' : o.ended === 'running' ? (catalog?.primary ?? 'source') : 'source';
+  const primaryFile = side === 'target' ? o.files.targetFile : o.files.sourceFile;
+
+  // Every acknowledged event on the final primary, exactly once.
+  const counts = countEvents(primaryFile, o.files.trackingTable, o.eventPrefix);
+  let lost = 0;
+  let duplicated = 0;
+  const lostIds: string[] = [];
+  for (const id of o.acked) {
+    const n = counts.get(id) ?? 0;
+    if (n === 0) {
+      lost++;
+      if (lostIds.length < 3) lostIds.push(id);
+    } else if (n > 1) duplicated++;
+  }
+  if (lost) {
+    const elsewhere = side === 'target' ? o.files.sourceFile : o.files.targetFile;
+    const other = countEvents(elsewhere, o.files.trackingTable, o.eventPrefix);
+    const onOther = [...o.acked].filter((id) => !counts.has(id) && other.has(id)).length;
+    fail('events', `${lost} of ${o.acked.size} acknowledged events missing on the ${side} (e.g. ${lostIds.join(', ')}); ${onOther} of them are on the ${side === 'target' ? 'source' : 'target'}`);
+  }
+  if (duplicated) fail('events', `${duplicated} acknowledged events stored more than once on the ${side}`);
+
+  // The target exists if and only if the tenant completed.
+  const targetExists = existsSync(o.files.targetFile);
+  if (o.ended === 'completed' && !targetExists) fail('target', 'completed, but the target database is gone');
+  if ((o.ended === 'rolled_back' || o.ended === 'failed') && targetExists) fail('target', `${o.ended}, but the target database is still there`);
+
+  // The catalog's primary, write mode and journaling.
+  if (!catalog) {
+    if (o.ended === 'completed') fail('catalog', 'the catalog has no row for the tenant');
+  } else {
+    if (o.ended !== 'running' && catalog.primary !== side) fail('catalog', `catalog primary is ${catalog.primary}, but the tenant ${o.ended} (its data is on the ${side})`);
+    if (catalog.writeMode !== 'read_write') fail('write mode', `catalog write mode is ${catalog.writeMode}`);
+    if (catalog.outbox) fail('journaling', 'the catalog still has journaling (outbox) on');
+  }
+
+  // Every gateway node: no fence, and routing to the side the tenant lives on.
+  for (const gateway of o.gateways) {
+    const view = await nodeView(gateway, tenantId, o.adminToken);
+    if (typeof view === 'string') {
+      fail('fence', `gateway ${gateway} ${view}; cannot confirm the fence is lifted`);
+      continue;
+    }
+    if (view.fenced !== false) fail('fence', `gateway ${gateway} still has the tenant fenced`);
+    if (view.primary !== undefined && view.primary !== side) fail('routes', `gateway ${gateway} routes to the ${view.primary}, the tenant lives on the ${side}`);
+    if (view.writeMode !== undefined && view.writeMode !== 'read_write') fail('write mode', `gateway ${gateway} has write mode ${view.writeMode}`);
+  }
+  const gate = gateState(primaryFile);
+  if (gate !== undefined && gate !== 'open') fail('fence', `the ${side} database's airlift_gate is '${gate}', so writes to the primary are refused`);
+
+  // The source's own tables are untouched (airlift never changes a source beyond its own tables).
+  if (existsSync(o.files.sourceFile)) {
+    const after = digestOwnTables(o.files.sourceFile, o.files.trackingTable);
+    if (after !== o.sourceDigestBefore) fail('source', "the source's own tables changed (digest differs)");
+  } else fail('source', 'the source database is gone');
+
+  return {
+    ok: broken.length === 0,
+    broken,
+    eventsAccepted: o.acked.size,
+    eventsLost: lost,
+    eventsDuplicated: duplicated,
+    stranded: broken.some((b) => STRANDING.has(b.invariant)),
+  };
+}

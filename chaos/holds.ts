@@ -1,0 +1,106 @@
+// Holding a phase's step open: an activity inbound interceptor that, for a chosen tenant, stops the
+// first activity it runs in a chosen phase until the harness releases it. State lives in files, so a
+// worker killed and started again does not hold the same tenant twice, and the harness can watch.
+import type { ActivityInterceptorsFactory } from '@temporalio/worker';
+import type { Client } from '@temporalio/client';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export interface HoldRule {
+  tenantId: string;
+  /** The workflow's phase (its `status` query) when the activity starts. */
+  phase: string;
+  /** Hold before the real step runs (its effect lands late) or after it (its effect is done, unreported). */
+  at: 'before' | 'after';
+}
+
+export interface HoldPlan {
+  dir: string;
+  rules: HoldRule[];
+  /** Longest hold when nobody releases it, so a lost harness never hangs a worker. */
+  maxHoldMs: number;
+}
+
+export const HOLD_PLAN_ENV = 'AIRLIFT_CHAOS_HOLDS';
+
+/** Open-ended activities beside the phases: never the step a phase is held on. */
+const BACKGROUND_ACTIVITIES = new Set(['dualWrite']);
+
+export const holdFiles = (dir: string, tenantId: string) => ({
+  claim: join(dir, `${tenantId}.claim`),
+  held: join(dir, `${tenantId}.held`),
+  release: join(dir, `${tenantId}.release`),
+});
+
+export interface HeldStep {
+  activity: string;
+  attempt: number;
+  at: 'before' | 'after';
+}
+
+/** What the harness reads: the step being held, or undefined while none is. */
+export function heldStep(dir: string, tenantId: string): HeldStep | undefined {
+  const file = holdFiles(dir, tenantId).held;
+  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as HeldStep) : undefined;
+}
+
+export function releaseHold(dir: string, tenantId: string): void {
+  writeFileSync(holdFiles(dir, tenantId).release, '');
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), ms)))]).finally(() => clearTimeout(timer));
+}
+
+export function holdInterceptor(plan: HoldPlan, client: Client): ActivityInterceptorsFactory {
+  return (ctx) => ({
+    inbound: {
+      async execute(input, next) {
+        const info = ctx.info;
+        const workflowId = info.workflowExecution?.workflowId;
+        const rule = plan.rules.find((r) => workflowId === `airlift-tenant-${r.tenantId}`);
+        if (!rule || BACKGROUND_ACTIVITIES.has(info.activityType)) return next(input);
+        const files = holdFiles(plan.dir, rule.tenantId);
+        if (existsSync(files.claim)) return next(input);
+        const status = await withTimeout(
+          client.workflow.getHandle(workflowId!).query<{ phase: string }>('status').catch(() => undefined),
+          5000,
+        );
+        if (status?.phase !== rule.phase) return next(input);
+        try {
+          writeFileSync(files.claim, info.activityType, { flag: 'wx' });
+        } catch {
+          return next(input); // another activity of this tenant claimed the hold first
+        }
+
+        // Heartbeats go on while held (for steps that have a heartbeat timeout), repeating the step's
+        // own last checkpoint so a retry resumes exactly where the real step left it.
+        let lastDetails: unknown = info.heartbeatDetails;
+        const realHeartbeat = ctx.heartbeat;
+        (ctx as { heartbeat: (d?: unknown) => void }).heartbeat = (details?: unknown) => {
+          lastDetails = details;
+          realHeartbeat(details);
+        };
+        const hold = async () => {
+          writeFileSync(files.held, JSON.stringify({ activity: info.activityType, attempt: info.attempt, at: rule.at } satisfies HeldStep));
+          const until = Date.now() + plan.maxHoldMs;
+          let beat = 0;
+          while (!existsSync(files.release) && Date.now() < until) {
+            await sleep(100);
+            if (info.heartbeatTimeoutMs && ++beat % 10 === 0) realHeartbeat(lastDetails);
+          }
+        };
+        if (rule.at === 'before') {
+          await hold();
+          return next(input);
+        }
+        const result = await next(input);
+        await hold();
+        return result;
+      },
+    },
+  });
+}
