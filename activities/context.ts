@@ -73,6 +73,22 @@ export async function withHeartbeat<T>(work: (beat: (details: unknown) => void) 
   }
 }
 
+/**
+ * Runs a step that keeps no checkpoint with a bare heartbeat every second, so a worker that dies
+ * under it is noticed within the preset's heartbeat timeout (seconds), not its start-to-close
+ * timeout (minutes) while it holds a fence.
+ */
+export async function keptAlive<T>(work: () => Promise<T>): Promise<T> {
+  const context = Context.current();
+  const timer = setInterval(() => context.heartbeat(), 1000);
+  try {
+    context.heartbeat();
+    return await work();
+  } finally {
+    clearInterval(timer);
+  }
+}
+
 export function checkpoint<T>(): T | undefined {
   return Context.current().info.heartbeatDetails as T | undefined;
 }

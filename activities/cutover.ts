@@ -2,7 +2,7 @@
 // compensations that undo what this migration created. The switch itself is protocol/switch.ts.
 import { rm } from 'node:fs/promises';
 import { Context } from '@temporalio/activity';
-import { type ActivityDeps, tenantSides } from './context';
+import { type ActivityDeps, keptAlive, tenantSides } from './context';
 import type { Side, WriteMode } from '../ingestion/catalog';
 import { managedInstance } from './managed-instance';
 import { switchPrimary, type SwitchOptions, type SwitchResult } from '../protocol/switch';
@@ -27,28 +27,26 @@ export function cutoverActivities(deps: ActivityDeps) {
      * changes, so it returns only when every write begun without the outbox has finished; returns
      * the watermark w0. Safe to repeat.
      */
-    async startJournaling(tenantId: string, migrationId: string): Promise<number> {
-      const { tenant, source } = tenantSides(deps, tenantId, migrationId);
-      assertOnSource(deps, tenantId, 'journaling');
-      await source.ensureOutbox(tenant.database);
-      await source.setWriteGate(tenant.database, { state: 'open', migrationId });
-      await deps.routes.fence(tenantId);
-      try {
-        await deps.routes.setMode(tenantId, { outbox: true });
-      } finally {
-        await deps.routes.unfence(tenantId);
-      }
-      return source.outboxHead(tenant.database);
-    },
+    startJournaling: (tenantId: string, migrationId: string): Promise<number> =>
+      keptAlive(async () => {
+        const { tenant, source } = tenantSides(deps, tenantId, migrationId);
+        assertOnSource(deps, tenantId, 'journaling');
+        await source.ensureOutbox(tenant.database);
+        if (!(await source.setWriteGate(tenant.database, { state: 'open', migrationId }, { states: ['none', 'open'] })))
+          throw new TenantMovedError(`${tenantId}: journaling refused: the source database's write gate is closed (a switch or another migration holds it); nothing was changed`);
+        await deps.routes.fence(tenantId);
+        try {
+          await deps.routes.setMode(tenantId, { outbox: true });
+        } finally {
+          await deps.routes.unfence(tenantId);
+        }
+        return source.outboxHead(tenant.database);
+      }),
 
-    async stopJournaling(tenantId: string): Promise<void> {
-      await deps.routes.setMode(tenantId, { outbox: false });
-    },
+    stopJournaling: (tenantId: string): Promise<void> => keptAlive(() => deps.routes.setMode(tenantId, { outbox: false })),
 
     /** The application's non-tracking writes: paused (read_only) or allowed (read_write). */
-    async setWriteMode(tenantId: string, writeMode: WriteMode): Promise<void> {
-      await deps.routes.setMode(tenantId, { writeMode });
-    },
+    setWriteMode: (tenantId: string, writeMode: WriteMode): Promise<void> => keptAlive(() => deps.routes.setMode(tenantId, { writeMode })),
 
     /** The fenced switch of protocol/switch.ts, heartbeating through the drain. */
     async switchPrimary(tenantId: string, migrationId: string, to: Side, options: SwitchOptions): Promise<SwitchResult> {
@@ -68,28 +66,29 @@ export function cutoverActivities(deps: ActivityDeps) {
     },
 
     /** Drops the target database only if this migration created it. */
-    async dropTarget(tenantId: string, migrationId: string): Promise<boolean> {
-      const { tenant, target } = tenantSides(deps, tenantId, migrationId);
-      const endpoint = deps.fleet.targets[tenant.target];
-      if (endpoint.engine === 'azure-sql-mi') return managedInstance(endpoint).dropIfCreatedBy(tenant.database, migrationId);
-      return target.dropRestored(tenant.database, migrationId);
-    },
+    dropTarget: (tenantId: string, migrationId: string): Promise<boolean> =>
+      keptAlive(async () => {
+        const { tenant, target } = tenantSides(deps, tenantId, migrationId);
+        const endpoint = deps.fleet.targets[tenant.target];
+        if (endpoint.engine === 'azure-sql-mi') return managedInstance(endpoint).dropIfCreatedBy(tenant.database, migrationId);
+        return target.dropRestored(tenant.database, migrationId);
+      }),
 
     /** Deletes this migration's blobs and local files; the source is never touched. */
-    async discardArtifact(tenantId: string, migrationId: string): Promise<number> {
-      const { workDir } = tenantSides(deps, tenantId, migrationId);
-      let deleted = 0;
-      for await (const blob of deps.container.listBlobsFlat({ prefix: `${tenantId}/${migrationId}/`, includeUncommitedBlobs: true })) {
-        await deps.container.deleteBlob(blob.name, { deleteSnapshots: 'include' }).catch(() => undefined);
-        deleted++;
-      }
-      await rm(workDir, { recursive: true, force: true });
-      return deleted;
-    },
+    discardArtifact: (tenantId: string, migrationId: string): Promise<number> =>
+      keptAlive(async () => {
+        const { workDir } = tenantSides(deps, tenantId, migrationId);
+        let deleted = 0;
+        for await (const blob of deps.container.listBlobsFlat({ prefix: `${tenantId}/${migrationId}/`, includeUncommitedBlobs: true })) {
+          await deps.container.deleteBlob(blob.name, { deleteSnapshots: 'include' }).catch(() => undefined);
+          deleted++;
+        }
+        await rm(workDir, { recursive: true, force: true });
+        return deleted;
+      }),
 
     /** After completion the local snapshot is no longer needed; the blob stays per retention. */
-    async cleanWorkDirectory(tenantId: string, migrationId: string): Promise<void> {
-      await rm(tenantSides(deps, tenantId, migrationId).workDir, { recursive: true, force: true });
-    },
+    cleanWorkDirectory: (tenantId: string, migrationId: string): Promise<void> =>
+      keptAlive(() => rm(tenantSides(deps, tenantId, migrationId).workDir, { recursive: true, force: true })),
   };
 }

@@ -2,7 +2,7 @@
 // heartbeat after every batch carries cursor and lag, so a killed worker resumes where it was and a
 // large backlog never outlives the heartbeat timeout.
 import { Context } from '@temporalio/activity';
-import { type ActivityDeps, cancellation, sleepUnlessCancelled, tenantSides } from './context';
+import { type ActivityDeps, cancellation, keptAlive, sleepUnlessCancelled, tenantSides } from './context';
 import { originOf, replicate, resumePoint, streamName, type Direction, type ReplicationStream } from '../protocol/replicator';
 
 export type { Direction } from '../protocol/replicator';
@@ -39,11 +39,12 @@ export function dualWriteActivities(deps: ActivityDeps) {
     },
 
     /** How far the other side is behind this direction's source of events. */
-    async replicationLag(tenantId: string, migrationId: string, direction: Direction, fromSeq: number): Promise<{ head: number; cursor: number; lag: number }> {
-      const stream = replicationStream(deps, tenantId, migrationId, direction);
-      const head = await stream.from.outboxHead(stream.database);
-      const cursor = await resumePoint(stream, fromSeq);
-      return { head, cursor, lag: Math.max(0, head - cursor) };
-    },
+    replicationLag: (tenantId: string, migrationId: string, direction: Direction, fromSeq: number): Promise<{ head: number; cursor: number; lag: number }> =>
+      keptAlive(async () => {
+        const stream = replicationStream(deps, tenantId, migrationId, direction);
+        const head = await stream.from.outboxHead(stream.database);
+        const cursor = await resumePoint(stream, fromSeq);
+        return { head, cursor, lag: Math.max(0, head - cursor) };
+      }),
   };
 }

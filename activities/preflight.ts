@@ -1,37 +1,42 @@
 // Phase 1: everything the migration will touch is reachable and in the expected state.
 import { PreflightError } from '../protocol/errors';
-import { type ActivityDeps, tenantSides } from './context';
+import { type ActivityDeps, keptAlive, tenantSides } from './context';
 import { redactSecrets } from '../azure/blob-store';
 
 export { PreflightError };
 
 export function preflightActivities(deps: ActivityDeps) {
   return {
-    async preflight(tenantId: string, migrationId: string): Promise<void> {
-      const { tenant, source, target } = tenantSides(deps, tenantId, migrationId);
-      const problems: string[] = [];
-      const src = await source.probe(tenant.database).catch((err: Error) => {
-        problems.push(`source ${tenant.source}: ${err.message}`);
-        return undefined;
-      });
-      if (src && !src.exists) problems.push(`source ${tenant.source}: database ${tenant.database} does not exist`);
-      const tgt = await target.probe(tenant.database).catch((err: Error) => {
-        problems.push(`target ${tenant.target}: ${err.message}`);
-        return undefined;
-      });
-      if (tgt?.exists && tgt.restoredBy !== migrationId)
-        problems.push(`target ${tenant.target}: database ${tenant.database} already exists there${tgt.restoredBy ? ` (restored by migration ${tgt.restoredBy})` : ''}; the tenant is already on target or the name is taken`);
-      const route = deps.catalog.ensure(tenantId);
-      if (route.primary !== 'source') problems.push(`catalog: tenant ${tenantId} is already served from its ${route.primary}; nothing to migrate`);
-      try {
-        await deps.container.createIfNotExists();
-        const probe = deps.container.getBlockBlobClient(`.airlift-preflight/${tenantId}-${migrationId}`);
-        await probe.upload('ok', 2);
-        await probe.delete();
-      } catch (err) {
-        problems.push(`storage container ${deps.container.containerName}: not writable (${redactSecrets((err as Error).message.split('\n')[0])})`);
-      }
-      if (problems.length) throw new PreflightError(`preflight failed for ${tenantId}: ${problems.join('; ')}`);
-    },
+    preflight: (tenantId: string, migrationId: string): Promise<void> => keptAlive(() => preflight(tenantId, migrationId)),
   };
+
+  async function preflight(tenantId: string, migrationId: string): Promise<void> {
+    const { tenant, source, target } = tenantSides(deps, tenantId, migrationId);
+    const problems: string[] = [];
+    const src = await source.probe(tenant.database).catch((err: Error) => {
+      problems.push(`source ${tenant.source}: ${err.message}`);
+      return undefined;
+    });
+    if (src && !src.exists) problems.push(`source ${tenant.source}: database ${tenant.database} does not exist`);
+    const gate = src?.exists ? await source.writeGate(tenant.database).catch(() => null) : null;
+    if (gate && gate.state !== 'open')
+      problems.push(`source ${tenant.source}: database ${tenant.database} does not take writes (write gate ${gate.state}, set by migration ${gate.migrationId ?? 'unknown'}); run \`airlift reconcile\` to see why`);
+    const tgt = await target.probe(tenant.database).catch((err: Error) => {
+      problems.push(`target ${tenant.target}: ${err.message}`);
+      return undefined;
+    });
+    if (tgt?.exists && tgt.restoredBy !== migrationId)
+      problems.push(`target ${tenant.target}: database ${tenant.database} already exists there${tgt.restoredBy ? ` (restored by migration ${tgt.restoredBy})` : ''}; the tenant is already on target or the name is taken`);
+    const route = deps.catalog.ensure(tenantId);
+    if (route.primary !== 'source') problems.push(`catalog: tenant ${tenantId} is already served from its ${route.primary}; nothing to migrate`);
+    try {
+      await deps.container.createIfNotExists();
+      const probe = deps.container.getBlockBlobClient(`.airlift-preflight/${tenantId}-${migrationId}`);
+      await probe.upload('ok', 2);
+      await probe.delete();
+    } catch (err) {
+      problems.push(`storage container ${deps.container.containerName}: not writable (${redactSecrets((err as Error).message.split('\n')[0])})`);
+    }
+    if (problems.length) throw new PreflightError(`preflight failed for ${tenantId}: ${problems.join('; ')}`);
+  }
 }

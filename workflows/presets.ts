@@ -12,6 +12,7 @@ export function activityPresets(policy: MigrationPolicy) {
     /** Quick checks and mode changes: a gateway node that restarts is waited for, within minutes. */
     short: proxyActivities<AirliftActivities>({
       startToCloseTimeout: '2 minutes',
+      heartbeatTimeout: '15 seconds',
       scheduleToCloseTimeout: '10 minutes',
       retry: { initialInterval: '500 milliseconds', maximumInterval: '10 seconds', nonRetryableErrorTypes },
     }),
@@ -43,12 +44,14 @@ export function activityPresets(policy: MigrationPolicy) {
     /** Compensations: retried hard, since they put a tenant back where it was. */
     undo: proxyActivities<AirliftActivities>({
       startToCloseTimeout: '5 minutes',
+      heartbeatTimeout: '15 seconds',
       scheduleToCloseTimeout: '1 hour',
       retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
     }),
     /** Past the point of no return: every step retries until it is done, and nothing is undone. */
     final: proxyActivities<AirliftActivities>({
       startToCloseTimeout: '5 minutes',
+      heartbeatTimeout: '15 seconds',
       retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
     }),
   };
