@@ -2,6 +2,7 @@
 // server, Azurite, SQLite files). Each window is held open by slowing one real activity call with a
 // worker interceptor; the outcome is read from the catalog and the databases, not from the workflow.
 import { randomUUID } from 'node:crypto';
+import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
@@ -109,7 +110,7 @@ test('item 1: a rollback during cutting_over waits for the switch, then routes b
 test('item 2: past the rollback window a rollback is refused with the reason, and the tenant completes on its target', async () => {
   const { fleet, cleanup } = makeFleet({ tenants: 1, rows: 300, policy: { rollbackWindowSeconds: 1 } });
   // The thaw after the window, held open.
-  const slow = slowOnce('setWriteMode', 3000, (args) => args[1] === 'read_write');
+  const slow = slowOnce('setWriteMode', 8000, (args) => args[1] === 'read_write');
   try {
     await runWith(fleet, slow, async (handle) => {
       await slow.started;
@@ -117,6 +118,14 @@ test('item 2: past the rollback window a rollback is refused with the reason, an
       const refused = await handle.executeUpdate(rollbackUpdate, { args: ['test: too late'] }).catch((e: unknown) => e);
       expect(refused).toBeInstanceOf(WorkflowUpdateFailedError);
       expect((refused as WorkflowUpdateFailedError).cause?.message).toMatch(/rollback refused: .* past the point of no return/);
+      // The operator's command says the same, on one line, with no stack trace.
+      const cli = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        execFile(process.execPath, [join(__dirname, '../../bin/airlift.js'), 'rollback', fleet.tenants[0].id, '--reason', 'too late'],
+          { env: { ...process.env, TEMPORAL_ADDRESS: stack.env.address, TEMPORAL_NAMESPACE: stack.env.namespace ?? 'default' } },
+          (err, _stdout, stderr) => resolve({ code: err ? (err as { code?: number }).code ?? 1 : 0, stderr }));
+      });
+      expect(cli.code).not.toBe(0);
+      expect(cli.stderr.trim().split('\n')).toEqual([expect.stringMatching(/rollback refused: .* past the point of no return/)]);
       await handle.signal(rollbackSignal, 'test: too late, from the UI');
       const result = (await handle.result()) as TenantResult;
       expect(result.outcome).toBe('completed');
