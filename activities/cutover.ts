@@ -79,10 +79,12 @@ export function cutoverActivities(deps: ActivityDeps) {
       keptAlive(async () => {
         const { workDir } = tenantSides(deps, tenantId, migrationId);
         let deleted = 0;
-        for await (const blob of deps.container.listBlobsFlat({ prefix: `${tenantId}/${migrationId}/`, includeUncommitedBlobs: true })) {
-          await deps.container.deleteBlob(blob.name, { deleteSnapshots: 'include' }).catch(() => undefined);
-          deleted++;
-        }
+        // A container that is not there holds nothing of this migration.
+        if (await deps.container.exists())
+          for await (const blob of deps.container.listBlobsFlat({ prefix: `${tenantId}/${migrationId}/`, includeUncommitedBlobs: true })) {
+            await deps.container.deleteBlob(blob.name, { deleteSnapshots: 'include' }).catch(() => undefined);
+            deleted++;
+          }
         await rm(workDir, { recursive: true, force: true });
         return deleted;
       }),

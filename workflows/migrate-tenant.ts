@@ -26,7 +26,7 @@ import { activityPresets } from './presets';
 export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
   const { tenantId, migrationId, policy } = input;
   const run = new TenantRun(input);
-  const { short, transfer, replication, cutover, undo, final } = activityPresets(policy);
+  const { short, transfer, replication, cutover, undo, cleanup, final } = activityPresets(policy);
   const compensations = new Compensations();
 
   wf.setHandler(statusQuery, () => run.status);
@@ -55,7 +55,7 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
       compensations.add('thaw writes', () => undo.setWriteMode(tenantId, 'read_write'), { unsafeAfterFailure: true });
       await run.atomicPhase('freezing', () => short.setWriteMode(tenantId, 'read_only'));
 
-      compensations.add('discard artifact', () => undo.discardArtifact(tenantId, migrationId));
+      compensations.add('discard artifact', () => cleanup.discardArtifact(tenantId, migrationId), { bestEffort: true });
       const artifact = await run.phase('snapshotting', () => transfer.snapshotSource(tenantId, migrationId));
       run.status.bytesTotal = artifact.sizeBytes;
       run.status.artifactSha256 = artifact.sha256;
@@ -210,7 +210,9 @@ class TenantRun {
     const done = scope.run(activity).then(
       () => undefined,
       (err) => {
-        if (wf.isCancellation(err)) return;
+        // Once asked to stop, however it ends is a stop: a dual-write whose worker died reports a
+        // heartbeat timeout instead of its cancellation, and that must not fail the migration.
+        if (wf.isCancellation(err) || stopped) return;
         this.backgroundFailure = err;
         this.scope.cancel();
       },
@@ -311,10 +313,11 @@ class TenantRun {
  * from its target. The tenant stays frozen and journaled for `airlift reconcile`.
  */
 class Compensations {
-  private readonly steps: { name: string; undo: () => Promise<unknown>; unsafeAfterFailure: boolean }[] = [];
+  private readonly steps: { name: string; undo: () => Promise<unknown>; unsafeAfterFailure: boolean; bestEffort: boolean }[] = [];
 
-  add(name: string, undo: () => Promise<unknown>, options: { unsafeAfterFailure?: boolean } = {}): void {
-    this.steps.unshift({ name, undo, unsafeAfterFailure: options.unsafeAfterFailure ?? false });
+  /** `bestEffort`: a clean-up whose failure leaves nothing unsafe (blobs, local files); it is noted and the rest runs as if it had succeeded. */
+  add(name: string, undo: () => Promise<unknown>, options: { unsafeAfterFailure?: boolean; bestEffort?: boolean } = {}): void {
+    this.steps.unshift({ name, undo, unsafeAfterFailure: options.unsafeAfterFailure ?? false, bestEffort: options.bestEffort ?? false });
   }
 
   /** Runs every undo; returns whether all of them succeeded. */
@@ -329,7 +332,7 @@ class Compensations {
       try {
         await step.undo();
       } catch (err) {
-        failed = true;
+        if (!step.bestEffort) failed = true;
         wf.log.error('compensation failed; continuing with the rest', { step: step.name, error: reasonOf(err) });
         status.lastError = `${status.lastError ? `${status.lastError}; ` : ''}undo "${step.name}" failed: ${reasonOf(err)}`;
       }

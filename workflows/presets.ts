@@ -48,6 +48,12 @@ export function activityPresets(policy: MigrationPolicy) {
       scheduleToCloseTimeout: '1 hour',
       retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
     }),
+    /** Clean-ups whose failure leaves nothing unsafe (blobs, local files): a few tries, then noted. */
+    cleanup: proxyActivities<AirliftActivities>({
+      startToCloseTimeout: '5 minutes',
+      heartbeatTimeout: '15 seconds',
+      retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 5 },
+    }),
     /** Past the point of no return: every step retries until it is done, and nothing is undone. */
     final: proxyActivities<AirliftActivities>({
       startToCloseTimeout: '5 minutes',

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { sqliteDirectory, type LoadedFleet } from '../../config/fleet';
 import { Catalog } from '../../ingestion/catalog';
-import { migrationIdOf, rollbackUpdate, statusQuery, tenantWorkflowId, type MigrationPolicy, type TenantResult } from '../../workflows/contract';
+import { approveCutoverUpdate, migrationIdOf, rollbackUpdate, statusQuery, tenantWorkflowId, type MigrationPolicy, type TenantResult } from '../../workflows/contract';
 import { makeFleet, useTestStack, waitFor, workerEnv, type TestStack } from '../helpers/stack';
 
 const currentStack = useTestStack();
@@ -60,6 +60,32 @@ test('item 16: a rollback sent while the worker running the copy is dead ends ro
     const left: string[] = [];
     for await (const b of container.listBlobsFlat({ prefix: `${tenant.id}/${migrationId}/`, includeUncommitedBlobs: true })) left.push(b.name);
     expect(left).toEqual([]);
+  } finally {
+    await kill(worker);
+    cleanup();
+  }
+}, 180_000);
+
+test('a dual-write stopped while its worker is dead (a heartbeat timeout, not a cancellation) does not fail the migration', async () => {
+  const { dir, fleet, cleanup } = makeFleet({ tenants: 1, rows: 500, policy: { cutover: 'manual' } });
+  const tenant = fleet.tenants[0];
+  const queue = `death-${randomUUID()}`;
+  let worker = spawnWorker(dir, fleet, queue);
+  try {
+    const handle = await stack.env.client.workflow.start('migrateTenant', {
+      workflowId: tenantWorkflowId(tenant.id), taskQueue: queue,
+      args: [{ tenantId: tenant.id, migrationId: migrationIdOf(randomUUID()), policy: fleet.policy as MigrationPolicy }],
+    });
+    await waitFor('awaiting cut-over', async () => ((await handle.query(statusQuery)).phase === 'awaiting_cutover' ? true : undefined));
+    await kill(worker);
+    worker = spawnWorker(dir, fleet, queue);
+    // Approved at once: stopping the forward dual-write meets its attempt on the dead worker.
+    expect(await handle.executeUpdate(approveCutoverUpdate)).toBe(`cut-over of ${tenant.id} approved`);
+    const result = (await handle.result()) as TenantResult;
+    expect(result.outcome).toBe('completed');
+    const catalog = new Catalog(fleet.catalog.path);
+    expect(catalog.get(tenant.id)).toMatchObject({ primary: 'target', writeMode: 'read_write', outbox: false });
+    catalog.close();
   } finally {
     await kill(worker);
     cleanup();
