@@ -1,21 +1,10 @@
 // The fault matrix: every phase of a tenant's migration against every fault, and how the harness
 // holds a tenant inside a phase long enough for the fault to land there.
+import { PHASES, type Phase } from '../workflows/contract';
 
-export const CASE_PHASES = [
-  'preflight',
-  'journaling',
-  'freezing',
-  'snapshotting',
-  'copying',
-  'restoring',
-  'catching_up',
-  'verifying',
-  'awaiting_cutover',
-  'cutting_over',
-  'rollback_window',
-  'finalizing',
-] as const;
-export type CasePhase = (typeof CASE_PHASES)[number];
+/** Every phase a tenant can be caught in: the contract's phases but the end state. */
+export const CASE_PHASES = PHASES.filter((p): p is Exclude<Phase, 'completed'> => p !== 'completed');
+export type CasePhase = Exclude<Phase, 'completed'>;
 
 export const FAULTS = ['rollback', 'worker-kill', 'gateway-kill', 'gateway-admin-fail', 'temporal-restart', 'stack-kill'] as const;
 export type Fault = (typeof FAULTS)[number];
