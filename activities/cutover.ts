@@ -6,7 +6,7 @@ import { type ActivityDeps, keptAlive, tenantSides } from './context';
 import type { Side, WriteMode } from '../ingestion/catalog';
 import { managedInstance } from './managed-instance';
 import { switchPrimary, type SwitchOptions, type SwitchResult } from '../protocol/switch';
-import { TenantMovedError } from '../protocol/errors';
+import { TargetInUseError, TenantMovedError } from '../protocol/errors';
 
 export type { SwitchOptions, SwitchResult } from '../protocol/switch';
 
@@ -69,6 +69,8 @@ export function cutoverActivities(deps: ActivityDeps) {
     dropTarget: (tenantId: string, migrationId: string): Promise<boolean> =>
       keptAlive(async () => {
         const { tenant, target } = tenantSides(deps, tenantId, migrationId);
+        if (deps.catalog.ensure(tenantId).primary === 'target')
+          throw new TargetInUseError(`${tenantId}: the catalog names the target as the tenant's primary; it is not dropped`);
         const endpoint = deps.fleet.targets[tenant.target];
         if (endpoint.engine === 'azure-sql-mi') return managedInstance(endpoint).dropIfCreatedBy(tenant.database, migrationId);
         return target.dropRestored(tenant.database, migrationId);

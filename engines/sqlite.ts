@@ -1,7 +1,7 @@
 // The SQLite engine, the embedded default: one `<database>.db` file per tenant in a folder.
 import Database from 'better-sqlite3';
-import { createHash } from 'node:crypto';
-import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { copyFile, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { dirname, join } from 'node:path';
@@ -116,14 +116,22 @@ export class SqliteEngine implements Engine {
     // Claim the name before the file appears, so a crash in between can still be cleaned up.
     const marker: Marker = { migrationId, createdAt: new Date().toISOString() };
     await writeFile(file + MARKER_SUFFIX, JSON.stringify(marker));
-    const partial = `${file}.partial`;
+    // One partial file per attempt: an attempt still running on a worker that lost its heartbeat
+    // never writes into the file a newer attempt is checking.
+    const partial = `${file}.partial-${randomBytes(4).toString('hex')}`;
     await copyFile(artifact.file, partial);
     onProgress?.(0.6);
+    // On a thread: a multi-gigabyte check must not stop this process's heartbeats.
+    const problems = await integrityProblemsInThread(partial).catch(async (err: unknown) => {
+      await rm(partial, { force: true });
+      throw err;
+    });
+    if (problems.length) {
+      await rm(partial, { force: true });
+      throw new IntegrityCheckError(`integrity_check of restored ${database} failed: ${problems.slice(0, 5).join('; ')}`);
+    }
     const db = new Database(partial, { fileMustExist: true });
     try {
-      const rows = db.pragma('integrity_check') as { integrity_check: string }[];
-      const problems = rows.map((r) => r.integrity_check).filter((r) => r !== 'ok');
-      if (problems.length) throw new IntegrityCheckError(`integrity_check of restored ${database} failed: ${problems.slice(0, 5).join('; ')}`);
       // The snapshot carries the source's gate; a target takes no write until a switch opens it.
       db.exec(OUTBOX_SCHEMA);
       setGate(db, { state: 'standby', migrationId });
@@ -149,7 +157,8 @@ export class SqliteEngine implements Engine {
     // that is open (the tenant's primary) is never dropped.
     if (existsSync(file) && !(await this.setWriteGate(database, { state: 'fenced', migrationId, token: 'dropped' }, { states: ['standby', 'fenced', 'none'] })))
       throw new TargetInUseError(`target database ${database} takes writes (its write gate is open): it is the tenant's primary and is not dropped; run \`airlift reconcile\` to see why`);
-    for (const f of [file, `${file}-wal`, `${file}-shm`, `${file}.partial`]) await rm(f, { force: true });
+    const partials = (await readdir(this.directory).catch(() => [] as string[])).filter((f) => f.startsWith(`${database}.db.partial`)).map((f) => join(this.directory, f));
+    for (const f of [file, `${file}-wal`, `${file}-shm`, ...partials]) await rm(f, { force: true });
     await rm(file + MARKER_SUFFIX, { force: true });
     return true;
   }
@@ -411,6 +420,25 @@ export class SqliteEngine implements Engine {
  * ingestion it is run as one step: one read transaction, consistent. One step blocks its thread for
  * the whole copy, so it runs on a worker thread and the activity keeps heartbeating meanwhile.
  */
+/** `PRAGMA integrity_check` on a worker thread; the lines that are not `ok`. */
+function integrityProblemsInThread(file: string): Promise<string[]> {
+  const code = `
+    const { workerData, parentPort } = require('node:worker_threads');
+    const Database = require(workerData.driver);
+    const db = new Database(workerData.file, { readonly: true, fileMustExist: true });
+    try {
+      parentPort.postMessage(db.pragma('integrity_check').map((r) => r.integrity_check).filter((r) => r !== 'ok'));
+    } finally {
+      db.close();
+    }`;
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(code, { eval: true, workerData: { driver: require.resolve('better-sqlite3'), file } });
+    worker.once('message', (problems: string[]) => resolve(problems));
+    worker.once('error', reject);
+    worker.once('exit', (code) => (code === 0 ? undefined : reject(new Error(`integrity check thread exited with code ${code}`))));
+  });
+}
+
 function backupInThread(source: string, dest: string): Promise<void> {
   const code = `
     const { workerData, parentPort } = require('node:worker_threads');

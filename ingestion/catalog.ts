@@ -69,19 +69,23 @@ export class Catalog {
    * later attempt, flips nothing and gets undefined.
    */
   flipPrimary(tenantId: string, primary: Side, outbox: boolean, expectEpoch: number): CatalogEntry | undefined {
-    const now = this.ensure(tenantId);
-    if (now.primary === primary) return this.setPrimary(tenantId, primary, outbox);
+    this.ensure(tenantId);
     const changed = this.db
       .prepare('UPDATE tenants SET primary_side = ?, outbox = ?, epoch = epoch + 1, updated_at = ? WHERE tenant_id = ? AND epoch = ?')
       .run(primary, outbox ? 1 : 0, new Date().toISOString(), tenantId, expectEpoch).changes;
     return changed ? this.get(tenantId) : undefined;
   }
 
-  /** Moves the epoch on, so that any switch attempt begun before now can no longer flip. */
-  bumpEpoch(tenantId: string): CatalogEntry {
+  /**
+   * Moves the epoch on (only while `primary` is `whilePrimary`, when given), so that any switch
+   * attempt begun before now can no longer flip; returns the new entry, or undefined if not moved.
+   */
+  bumpEpoch(tenantId: string, whilePrimary?: Side): CatalogEntry | undefined {
     this.ensure(tenantId);
-    this.db.prepare('UPDATE tenants SET epoch = epoch + 1, updated_at = ? WHERE tenant_id = ?').run(new Date().toISOString(), tenantId);
-    return this.get(tenantId)!;
+    const changed = this.db
+      .prepare('UPDATE tenants SET epoch = epoch + 1, updated_at = ? WHERE tenant_id = ? AND (? IS NULL OR primary_side = ?)')
+      .run(new Date().toISOString(), tenantId, whilePrimary ?? null, whilePrimary ?? null).changes;
+    return changed ? this.get(tenantId) : undefined;
   }
 
   /** Changes the write mode and/or the outbox flag; the epoch moves only when something changed. */

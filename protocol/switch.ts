@@ -55,17 +55,17 @@ const watermarkName = (migrationId: string, to: Side) => `${migrationId}:to-${to
 export async function switchPrimary(ctx: SwitchContext, to: Side, options: SwitchOptions): Promise<SwitchResult> {
   const { tenantId, migrationId, database, catalog, routes } = ctx;
   const from = other(to);
-  // Every gate this attempt closes carries its token, and the flip is conditional on the epoch read
-  // now: a stale attempt (a zombie on a worker that lost its heartbeat) can neither reopen a side
-  // that a later attempt closed, nor flip a catalog that moved on.
-  const attempt: Attempt = { token: randomUUID(), epoch: catalog.ensure(tenantId).epoch };
+  // Each attempt moves the catalog's epoch on as it begins and flips only if it is still its own;
+  // every gate it closes carries its token. So a stale attempt (a zombie on a worker that lost its
+  // heartbeat) can neither flip after a later attempt began, nor reopen a side another one closed.
+  const attempt: Attempt = { token: randomUUID(), epoch: catalog.bumpEpoch(tenantId)!.epoch };
   // The budget is measured on this worker's clock, never against a gateway's.
   const fencedAt = Date.now();
   await routes.fence(tenantId);
 
   if (catalog.ensure(tenantId).primary === to) {
     // A retry after the flip, or a rollback of a tenant that never left its source.
-    await settleOn(ctx, to, true, attempt.epoch);
+    await settleOn(ctx, to, attempt);
     const released = await routes.unfence(tenantId);
     const reverseFrom = catalog.rememberWatermark(tenantId, watermarkName(migrationId, to), await ctx.engines[to].outboxHead(database));
     return { ...released, reverseFrom };
@@ -82,6 +82,7 @@ export async function switchPrimary(ctx: SwitchContext, to: Side, options: Switc
   try {
     if (!(await ctx.engines[from].setWriteGate(database, { state: 'fenced', migrationId, token: attempt.token }, { states: ['open', 'fenced', 'none'] })))
       throw new SwitchSupersededError(`${tenantId}: the ${from} is no longer a side this switch can fence; a later step has taken over`);
+    assertCurrent(ctx, attempt);
     const stream: ReplicationStream = { database, from: ctx.engines[from], to: ctx.engines[to], origin: from, name: streamName(migrationId, from) };
     const fenceSeq = await stream.from.outboxHead(database);
     // Without an explicit start, drain from where the old primary began journaling for this switch.
@@ -113,6 +114,11 @@ interface Attempt {
   epoch: number;
 }
 
+function assertCurrent(ctx: Pick<SwitchContext, 'catalog' | 'tenantId'>, attempt: Attempt): void {
+  if (ctx.catalog.ensure(ctx.tenantId).epoch !== attempt.epoch)
+    throw new SwitchSupersededError(`${ctx.tenantId}: a later switch attempt has begun; this one changes nothing more`);
+}
+
 /** Opens `side`'s gate: a target only from standby (never once a switch back has closed it for good). */
 async function openSide(ctx: Pick<SwitchContext, 'engines' | 'database' | 'migrationId' | 'tenantId'>, side: Side, attempt: { token?: string }): Promise<void> {
   const from: ('open' | 'fenced' | 'standby' | 'none')[] = side === 'target' ? ['standby', 'open'] : ['fenced', 'open', 'none'];
@@ -122,16 +128,16 @@ async function openSide(ctx: Pick<SwitchContext, 'engines' | 'database' | 'migra
 
 /**
  * Before the flip: the old primary takes writes again, the new side goes back to standby, every
- * fence lifts. Only this attempt's own fence is lifted; the epoch moves on first, so that no attempt
- * begun earlier can flip afterwards.
+ * fence lifts. Only this attempt's own gates are touched (by token), and only while the catalog
+ * still names the old primary; the epoch moves on first, so no attempt begun earlier can flip.
  */
 async function callOff(ctx: SwitchContext, from: Side, to: Side, attempt: Attempt): Promise<void> {
   const { database, migrationId, tenantId } = ctx;
   try {
-    if (ctx.catalog.ensure(tenantId).primary !== from) return; // flipped by another attempt: a retry settles it
-    ctx.catalog.bumpEpoch(tenantId);
-    if (to === 'target') await ctx.engines.target.setWriteGate(database, { state: 'standby', migrationId }, { states: ['open', 'standby'] });
+    if (!ctx.catalog.bumpEpoch(tenantId, from)) return; // flipped by another attempt: a retry settles it
     await ctx.engines[from].setWriteGate(database, { state: 'open', migrationId }, { states: ['fenced'], token: attempt.token });
+    if (to === 'target')
+      await ctx.engines.target.setWriteGate(database, { state: 'standby', migrationId }, { states: ['open'], token: attempt.token }).catch(() => false);
   } finally {
     await ctx.routes.unfence(tenantId);
   }
@@ -139,18 +145,22 @@ async function callOff(ctx: SwitchContext, from: Side, to: Side, attempt: Attemp
 
 /**
  * Makes `side` the one side that takes writes: its gate open, the other side's fenced (when it
- * exists), the catalog and every gateway node routing to it. Idempotent; used by a switch that finds
- * the flip already made, and by `reconcile` (without an epoch: it acts on what it reads).
+ * exists), the catalog and every gateway node routing to it. Idempotent; used by a switch that
+ * finds the flip already made. If a later attempt took over meanwhile, its own fence is undone.
  */
-export async function settleOn(ctx: Pick<SwitchContext, 'tenantId' | 'migrationId' | 'database' | 'engines' | 'catalog' | 'routes'>, side: Side, journal = true, expectEpoch?: number): Promise<void> {
+async function settleOn(ctx: SwitchContext, side: Side, attempt: Attempt): Promise<void> {
   const { database, migrationId, tenantId } = ctx;
-  await openSide(ctx, side, {});
-  await ctx.engines[other(side)].setWriteGate(database, { state: 'fenced', migrationId }).catch((err: unknown) => {
+  const otherSide = other(side);
+  await openSide(ctx, side, attempt);
+  assertCurrent(ctx, attempt);
+  await ctx.engines[otherSide].setWriteGate(database, { state: 'fenced', migrationId, token: attempt.token }).catch((err: unknown) => {
     if (!(err instanceof DatabaseMissingError)) throw err;
   });
-  const flipped = expectEpoch === undefined ? ctx.catalog.setPrimary(tenantId, side, journal) : ctx.catalog.flipPrimary(tenantId, side, journal, expectEpoch);
-  if (!flipped) throw new SwitchSupersededError(`${tenantId}: the catalog moved on while settling on the ${side}`);
-  await ctx.routes.setPrimary(tenantId, side, journal);
+  if (!ctx.catalog.flipPrimary(tenantId, side, true, attempt.epoch)) {
+    await ctx.engines[otherSide].setWriteGate(database, { state: 'open', migrationId }, { states: ['fenced'], token: attempt.token }).catch(() => false);
+    throw new SwitchSupersededError(`${tenantId}: the catalog moved on while settling on the ${side}`);
+  }
+  await ctx.routes.setPrimary(tenantId, side, true);
 }
 
 /** The tracking rows added since verification must be identical on both sides after the drain. */

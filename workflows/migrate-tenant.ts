@@ -84,7 +84,7 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
       if (policy.cutover === 'manual') await run.phase('awaiting_cutover', () => wf.condition(() => run.approved));
 
       // A tenant still on its source makes this a no-op; one that flipped is drained back first.
-      compensations.add('route tenant back to source', () => undo.switchPrimary(tenantId, migrationId, 'source', { chunkRows: policy.verifyChunkRows }));
+      compensations.add('route tenant back to source', () => undo.switchPrimary(tenantId, migrationId, 'source', { chunkRows: policy.verifyChunkRows }), { routing: true });
       const switched = await run.phase('cutting_over', async () => {
         for (let attempt = 1; ; attempt++) {
           await forward.stop();
@@ -307,34 +307,41 @@ class TenantRun {
 
 /**
  * Undo steps, run newest first; one that fails is recorded and the rest still run, except those that
- * are unsafe after a failure: once an undo has failed (the route back to the source, say), nothing
- * that could lose data is attempted: the target, which may hold events not yet drained back, is not
- * dropped, and writes are not thawed nor journaling stopped on a tenant that may still be served
- * from its target. The tenant stays frozen and journaled for `airlift reconcile`.
+ * are unsafe once the route back to the source has failed: the tenant may then still be served from
+ * its target, so the target (which may hold events not yet drained back) is not dropped, and writes
+ * are not thawed nor journaling stopped; the tenant stays frozen and journaled for `airlift
+ * reconcile`. A failed drop of a target the tenant never used does not hold back the thaw.
  */
 class Compensations {
-  private readonly steps: { name: string; undo: () => Promise<unknown>; unsafeAfterFailure: boolean; bestEffort: boolean }[] = [];
+  private readonly steps: { name: string; undo: () => Promise<unknown>; unsafeAfterFailure: boolean; bestEffort: boolean; routing: boolean }[] = [];
 
-  /** `bestEffort`: a clean-up whose failure leaves nothing unsafe (blobs, local files); it is noted and the rest runs as if it had succeeded. */
-  add(name: string, undo: () => Promise<unknown>, options: { unsafeAfterFailure?: boolean; bestEffort?: boolean } = {}): void {
-    this.steps.unshift({ name, undo, unsafeAfterFailure: options.unsafeAfterFailure ?? false, bestEffort: options.bestEffort ?? false });
+  /**
+   * `routing`: the undo that puts the tenant back on its source; its failure makes the
+   * `unsafeAfterFailure` ones unsafe. `bestEffort`: a clean-up whose failure leaves nothing unsafe
+   * (blobs, local files); it is noted and does not fail the rollback.
+   */
+  add(name: string, undo: () => Promise<unknown>, options: { unsafeAfterFailure?: boolean; bestEffort?: boolean; routing?: boolean } = {}): void {
+    this.steps.unshift({ name, undo, unsafeAfterFailure: options.unsafeAfterFailure ?? false, bestEffort: options.bestEffort ?? false, routing: options.routing ?? false });
   }
 
   /** Runs every undo; returns whether all of them succeeded. */
   async runAll(status: TenantStatus): Promise<boolean> {
     let failed = false;
+    let routingFailed = false;
+    const note = (text: string) => (status.lastError = `${status.lastError ? `${status.lastError}; ` : ''}${text}`);
     for (const step of this.steps) {
-      if (failed && step.unsafeAfterFailure) {
-        wf.log.error('skipping an undo that is unsafe after an earlier undo failed', { step: step.name });
-        status.lastError = `${status.lastError ? `${status.lastError}; ` : ''}undo "${step.name}" skipped after an earlier undo failed`;
+      if (routingFailed && step.unsafeAfterFailure) {
+        wf.log.error('skipping an undo that is unsafe while the tenant may still be on its target', { step: step.name });
+        note(`undo "${step.name}" skipped: the route back to the source failed`);
         continue;
       }
       try {
         await step.undo();
       } catch (err) {
         if (!step.bestEffort) failed = true;
+        if (step.routing) routingFailed = true;
         wf.log.error('compensation failed; continuing with the rest', { step: step.name, error: reasonOf(err) });
-        status.lastError = `${status.lastError ? `${status.lastError}; ` : ''}undo "${step.name}" failed: ${reasonOf(err)}`;
+        note(`undo "${step.name}" failed: ${reasonOf(err)}`);
       }
     }
     return !failed;

@@ -161,3 +161,36 @@ test('a called-off switch reopens the source and puts the target back on standby
     t.close();
   }
 });
+
+test('a stale attempt that opened the target and stalls before its flip cannot flip after the rollback routed the tenant back (the epoch moved)', async () => {
+  const t = await restoredTenant();
+  try {
+    let wake!: () => void;
+    const asleep = new Promise<void>((r) => (wake = r));
+    let reached!: () => void;
+    const atFlip = new Promise<void>((r) => (reached = r));
+    const target = t.target;
+    // Stalls right after it opened the target: the next thing it would do is flip the catalog.
+    const stalled = Object.assign(Object.create(target), {
+      setWriteGate: async (database: string, gate: { state: 'open' | 'fenced' | 'standby'; migrationId: string | null }, expect?: object) => {
+        const applied = await target.setWriteGate(database, gate, expect as never);
+        if (gate.state === 'open') {
+          reached();
+          await asleep;
+        }
+        return applied;
+      },
+    });
+    const zombie = switchPrimary({ ...t.ctx, engines: { source: t.source, target: stalled } }, 'target', { fromSeq: 0, chunkRows: 100, verifyTrackingAfter: null });
+    await atFlip;
+    // The workflow gave up on it and rolled back: the tenant never left its source, so the route back only settles.
+    await switchPrimary(t.ctx, 'source', { chunkRows: 100 });
+    expect(await t.target.dropRestored(t.tenant.database, 'm1')).toBe(true);
+    wake();
+    await expect(zombie).rejects.toThrow(/moved on|later switch attempt/);
+    expect(t.catalog.get(t.tenant.id)?.primary).toBe('source');
+    expect(await t.source.writeGate(t.tenant.database)).toMatchObject({ state: 'open' });
+  } finally {
+    t.close();
+  }
+});
