@@ -61,7 +61,7 @@ export async function runMatrix(options: MatrixOptions): Promise<{ results: Case
         dir: roundDir,
         bundle,
         temporalCli,
-        eventsPerSecond: options.eventsPerSecond ?? (options.quick ? 200 : 400),
+        eventsPerSecond: options.eventsPerSecond ?? (options.quick ? 200 : 1200),
         trackingRows: options.trackingRows ?? 3000,
         boundMs: options.boundMs ?? 360_000,
         log,
