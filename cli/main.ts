@@ -209,6 +209,8 @@ program
         console.log(renderTenants([view]));
         for (const t of view.status?.tables ?? [])
           console.log(`  ${t.table}: ${t.rows} rows, ${t.chunks} chunks${t.mismatchedChunks ? `, ${t.mismatchedChunks} differing: ${t.differences.map((d) => `${d.key} ${d.kind}`).join('; ')}` : ', identical'}`);
+        for (const [i, a] of (view.status?.cutoverAttempts ?? []).entries()) console.log(`  cut-over attempt ${i + 1} called off at ${a.at}: ${a.error}`);
+        if (view.status?.rollbackRefused) console.log(`  ${view.status.rollbackRefused}`);
         return;
       }
       const { wave: w, tenants } = await observeWave(client, waveId!).catch((err) => {
