@@ -3,7 +3,7 @@
 // the harness kills only what it started, by pid.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 
 export const REPO = join(__dirname, '..');
@@ -68,6 +68,23 @@ export function startProcess(name: string, command: string, args: string[], opti
       await exited;
     },
   };
+}
+
+/**
+ * A free port below the kernel's ephemeral range (32768 and up on Linux), for a process the matrix
+ * kills and restarts on the same port: no `listen(0)` elsewhere on the machine (another test running
+ * beside this one) can be handed it while the process is down.
+ */
+export async function restartablePort(): Promise<number> {
+  for (;;) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { freePort, startAzurite, type AzuriteHandle } from '../azure/azurite';
+import { startAzurite, type AzuriteHandle } from '../azure/azurite';
 import { createTenantDatabase } from '../cli/demo-data';
 import { LoadGenerator } from '../cli/load';
 import { parseFleet } from '../config/fleet';
@@ -25,7 +25,7 @@ import { startAdminProxy, type AdminProxy, type HeldCall } from './admin-proxy';
 import { check, digestOwnTables, type Outcome, type Verdict } from './checker';
 import { heldStep, HOLD_PLAN_ENV, releaseHold, type HoldPlan } from './holds';
 import { expectedOutcome, holdAt, phaseHold, type CaseSpec, type Fault } from './matrix';
-import { httpOk, REPO, sleep, startProcess, TemporalServer, until, type Proc } from './processes';
+import { httpOk, REPO, restartablePort, sleep, startProcess, TemporalServer, until, type Proc } from './processes';
 import { DevStack } from './dev-stack';
 
 export interface RoundOptions {
@@ -108,7 +108,7 @@ export async function runRound(options: RoundOptions): Promise<CaseResult[]> {
     return { ...c, tenantId, database, digest: digestOwnTables(file, TRACKING_TABLE), notes: [], harness: [] };
   });
 
-  const [temporalPort, portA, portB] = [await freePort(), await freePort(), await freePort()];
+  const [temporalPort, portA, portB] = [await restartablePort(), await restartablePort(), await restartablePort()];
   const proxies: AdminProxy[] = [await startAdminProxy(portA), await startAdminProxy(portB)];
   const fleetFile = join(dir, 'fleet.yaml');
   const fleetDoc = {
