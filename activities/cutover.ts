@@ -3,7 +3,7 @@
 import { rm } from 'node:fs/promises';
 import { Context } from '@temporalio/activity';
 import { type ActivityDeps, keptAlive, tenantSides } from './context';
-import type { Side, WriteMode } from '../ingestion/catalog';
+import type { ModeOrder, Side, WriteMode } from '../ingestion/catalog';
 import { managedInstance } from './managed-instance';
 import { switchPrimary, type SwitchOptions, type SwitchResult } from '../protocol/switch';
 import { TargetInUseError, TenantMovedError } from '../protocol/errors';
@@ -27,7 +27,7 @@ export function cutoverActivities(deps: ActivityDeps) {
      * changes, so it returns only when every write begun without the outbox has finished; returns
      * the watermark w0. Safe to repeat.
      */
-    startJournaling: (tenantId: string, migrationId: string): Promise<number> =>
+    startJournaling: (tenantId: string, migrationId: string, step: number): Promise<number> =>
       keptAlive(async () => {
         const { tenant, source } = tenantSides(deps, tenantId, migrationId);
         assertOnSource(deps, tenantId, 'journaling');
@@ -36,17 +36,21 @@ export function cutoverActivities(deps: ActivityDeps) {
           throw new TenantMovedError(`${tenantId}: journaling refused: the source database's write gate is closed (a switch or another migration holds it); nothing was changed`);
         await deps.routes.fence(tenantId);
         try {
-          await deps.routes.setMode(tenantId, { outbox: true });
+          await deps.routes.setMode(tenantId, { outbox: true }, { migrationId, step });
         } finally {
           await deps.routes.unfence(tenantId);
         }
         return source.outboxHead(tenant.database);
       }),
 
-    stopJournaling: (tenantId: string): Promise<void> => keptAlive(() => deps.routes.setMode(tenantId, { outbox: false })),
+    /**
+     * `order` is the migration's step number: a change is refused when a later step changed the
+     * mode already (an earlier attempt that woke up late must not undo the rollback's thaw).
+     */
+    stopJournaling: (tenantId: string, order: ModeOrder): Promise<void> => keptAlive(() => deps.routes.setMode(tenantId, { outbox: false }, order)),
 
     /** The application's non-tracking writes: paused (read_only) or allowed (read_write). */
-    setWriteMode: (tenantId: string, writeMode: WriteMode): Promise<void> => keptAlive(() => deps.routes.setMode(tenantId, { writeMode })),
+    setWriteMode: (tenantId: string, writeMode: WriteMode, order: ModeOrder): Promise<void> => keptAlive(() => deps.routes.setMode(tenantId, { writeMode }, order)),
 
     /** The fenced switch of protocol/switch.ts, heartbeating through the drain. */
     async switchPrimary(tenantId: string, migrationId: string, to: Side, options: SwitchOptions): Promise<SwitchResult> {

@@ -17,6 +17,12 @@ export interface CatalogEntry {
   updatedAt: string;
 }
 
+/** The migration and its step number that asks for a mode change (steps only grow within a migration). */
+export interface ModeOrder {
+  migrationId: string;
+  step: number;
+}
+
 export class Catalog {
   private readonly db: Database.Database;
 
@@ -32,6 +38,10 @@ export class Catalog {
       epoch INTEGER NOT NULL,
       updated_at TEXT NOT NULL,
       outbox INTEGER NOT NULL DEFAULT 0)`);
+    // Which migration step changed the mode last, so a step's stale attempt cannot undo a later one.
+    const columns = (this.db.prepare('SELECT name FROM pragma_table_info(?)').all('tenants') as { name: string }[]).map((c) => c.name);
+    if (!columns.includes('mode_owner')) this.db.exec('ALTER TABLE tenants ADD COLUMN mode_owner TEXT');
+    if (!columns.includes('mode_step')) this.db.exec('ALTER TABLE tenants ADD COLUMN mode_step INTEGER NOT NULL DEFAULT 0');
     this.db.exec(`CREATE TABLE IF NOT EXISTS watermarks (
       tenant_id TEXT NOT NULL, name TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (tenant_id, name))`);
   }
@@ -88,15 +98,27 @@ export class Catalog {
     return changed ? this.get(tenantId) : undefined;
   }
 
-  /** Changes the write mode and/or the outbox flag; the epoch moves only when something changed. */
-  setMode(tenantId: string, change: { writeMode?: WriteMode; outbox?: boolean }): CatalogEntry {
-    const now = this.ensure(tenantId);
-    const writeMode = change.writeMode ?? now.writeMode;
-    const outbox = change.outbox ?? now.outbox;
-    this.db
-      .prepare('UPDATE tenants SET write_mode = ?, outbox = ?, epoch = epoch + 1, updated_at = ? WHERE tenant_id = ? AND (write_mode <> ? OR outbox <> ?)')
-      .run(writeMode, outbox ? 1 : 0, new Date().toISOString(), tenantId, writeMode, outbox ? 1 : 0);
-    return this.get(tenantId)!;
+  /**
+   * Changes the write mode and/or the outbox flag; the epoch moves only when something changed.
+   * With `order` (a migration's step number), the change is made only if no later step of the same
+   * migration has changed the mode already, and undefined is returned otherwise: an attempt of an
+   * earlier step that was left running on a worker which lost its heartbeat cannot, when it wakes,
+   * freeze a tenant again after the rollback thawed it. Without `order` (reconcile, the admin API),
+   * the change is made and the order forgotten.
+   */
+  setMode(tenantId: string, change: { writeMode?: WriteMode; outbox?: boolean }, order?: ModeOrder): CatalogEntry | undefined {
+    return this.db.transaction(() => {
+      const now = this.ensure(tenantId);
+      const last = this.db.prepare('SELECT mode_owner, mode_step FROM tenants WHERE tenant_id = ?').get(tenantId) as { mode_owner: string | null; mode_step: number };
+      if (order && last.mode_owner === order.migrationId && last.mode_step > order.step) return undefined;
+      const writeMode = change.writeMode ?? now.writeMode;
+      const outbox = change.outbox ?? now.outbox;
+      this.db
+        .prepare('UPDATE tenants SET write_mode = ?, outbox = ?, epoch = epoch + 1, updated_at = ? WHERE tenant_id = ? AND (write_mode <> ? OR outbox <> ?)')
+        .run(writeMode, outbox ? 1 : 0, new Date().toISOString(), tenantId, writeMode, outbox ? 1 : 0);
+      this.db.prepare('UPDATE tenants SET mode_owner = ?, mode_step = ? WHERE tenant_id = ?').run(order?.migrationId ?? null, order?.step ?? 0, tenantId);
+      return this.get(tenantId)!;
+    }).immediate();
   }
 
   /** Records `seq` under `name` the first time; afterwards returns what was recorded first. */

@@ -167,7 +167,7 @@ export class TenantRouter {
    */
   setMode(tenantId: string, change: { writeMode?: WriteMode; outbox?: boolean }, epoch?: number): TenantView {
     const s = this.state(tenantId);
-    if (epoch === undefined) s.route = this.catalog.setMode(tenantId, change);
+    if (epoch === undefined) s.route = this.catalog.setMode(tenantId, change)!;
     else this.reloadAt(s, epoch, (r) => (change.writeMode === undefined || r.writeMode === change.writeMode) && (change.outbox === undefined || r.outbox === change.outbox));
     return this.view(tenantId);
   }

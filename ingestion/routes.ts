@@ -1,14 +1,15 @@
 // How activities move a tenant's route: through the gateways' admin API when live ingestion is
 // configured, or straight in the catalog when nothing else writes tracking events.
-import type { Catalog, Side, WriteMode } from './catalog';
+import type { Catalog, CatalogEntry, ModeOrder, Side, WriteMode } from './catalog';
 import { GatewayAdmin } from './admin-client';
-import { SwitchSupersededError } from '../protocol/errors';
+import { StaleModeChangeError, SwitchSupersededError } from '../protocol/errors';
 
 export interface RouteControl {
   /** Holds new events; resolves when in-flight ones are written. */
   fence(tenantId: string): Promise<{ fencedAt: number }>;
   unfence(tenantId: string): Promise<{ pauseMs: number; held: number }>;
-  setMode(tenantId: string, change: { writeMode?: WriteMode; outbox?: boolean }): Promise<void>;
+  /** With `order`, refused (StaleModeChangeError) when a later step of the same migration changed the mode already. */
+  setMode(tenantId: string, change: { writeMode?: WriteMode; outbox?: boolean }, order?: ModeOrder): Promise<void>;
   /** Tells every node that the catalog (already flipped by the caller) names `side`; each confirms. */
   setPrimary(tenantId: string, side: Side, outbox: boolean): Promise<void>;
 }
@@ -23,7 +24,7 @@ export function gatewayRoutes(gateways: string[], token: string, catalog: Catalo
   return {
     fence: (t) => admin.fence(t),
     unfence: (t) => admin.unfence(t),
-    setMode: async (t, change) => void (await admin.setMode(t, change, catalog.setMode(t, change).epoch)),
+    setMode: async (t, change, order) => void (await admin.setMode(t, change, orderedMode(catalog, t, change, order).epoch)),
     setPrimary: async (t, side, outbox) => {
       const entry = catalog.ensure(t);
       if (entry.primary !== side) throw new SwitchSupersededError(`${t}: the catalog names the ${entry.primary}, not the ${side}; the flip is not sent to the gateways`);
@@ -44,11 +45,17 @@ export function catalogRoutes(catalog: Catalog): RouteControl {
       fencedAt.delete(t);
       return { pauseMs: since === undefined ? 0 : Date.now() - since, held: 0 };
     },
-    setMode: async (t, change) => void catalog.setMode(t, change),
+    setMode: async (t, change, order) => void orderedMode(catalog, t, change, order),
     // The caller flipped the catalog; there is no node to tell. A stale caller must not flip it back.
     setPrimary: async (t, side) => {
       const entry = catalog.ensure(t);
       if (entry.primary !== side) throw new SwitchSupersededError(`${t}: the catalog names the ${entry.primary}, not the ${side}`);
     },
   };
+}
+
+function orderedMode(catalog: Catalog, tenantId: string, change: { writeMode?: WriteMode; outbox?: boolean }, order?: ModeOrder): CatalogEntry {
+  const entry = catalog.setMode(tenantId, change, order);
+  if (!entry) throw new StaleModeChangeError(`${tenantId}: step ${order!.step} of migration ${order!.migrationId} asked for ${JSON.stringify(change)} after a later step had changed the mode; not applied`);
+  return entry;
 }

@@ -66,6 +66,8 @@ export class GatewayAdminError extends defineError('GatewayAdminError', true) {}
 export class GatewayAdminRefusedError extends defineError('GatewayAdminRefusedError', false) {}
 /** A switch attempt found that a later one (or a call-off) took over: it changes nothing more. */
 export class SwitchSupersededError extends defineError('SwitchSupersededError', true) {}
+/** A mode change from an earlier migration step arrived after a later one: it is not applied. */
+export class StaleModeChangeError extends defineError('StaleModeChangeError', false) {}
 /** A write reached a side whose fence is raised or that is not primary: reload the route, retry. */
 export class FencedWriteError extends defineError('FencedWriteError', true) {}
 /** Two different changes claim one key in the other side: replication stops instead of dropping one. */

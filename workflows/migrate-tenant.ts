@@ -48,12 +48,12 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
 
       // Each undo is registered before its step, and the steps that change routing run to their end
       // even when a rollback arrives meanwhile: an undo never races the step it undoes.
-      compensations.add('stop journaling', () => undo.stopJournaling(tenantId), { unsafeAfterFailure: true });
-      const journalFrom = await run.atomicPhase('journaling', () => short.startJournaling(tenantId, migrationId));
+      compensations.add('stop journaling', () => undo.stopJournaling(tenantId, run.nextStep()), { unsafeAfterFailure: true });
+      const journalFrom = await run.atomicPhase('journaling', () => short.startJournaling(tenantId, migrationId, run.nextStep().step));
       run.status.journalFrom = journalFrom;
 
-      compensations.add('thaw writes', () => undo.setWriteMode(tenantId, 'read_write'), { unsafeAfterFailure: true });
-      await run.atomicPhase('freezing', () => short.setWriteMode(tenantId, 'read_only'));
+      compensations.add('thaw writes', () => undo.setWriteMode(tenantId, 'read_write', run.nextStep()), { unsafeAfterFailure: true });
+      await run.atomicPhase('freezing', () => short.setWriteMode(tenantId, 'read_only', run.nextStep()));
 
       compensations.add('discard artifact', () => cleanup.discardArtifact(tenantId, migrationId), { bestEffort: true });
       const artifact = await run.phase('snapshotting', () => transfer.snapshotSource(tenantId, migrationId));
@@ -139,8 +139,8 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
   // nothing is compensated; a rollback is refused with the reason.
   await wf.CancellationScope.nonCancellable(async () => {
     await run.stopBackground();
-    await final.setWriteMode(tenantId, 'read_write');
-    await final.stopJournaling(tenantId);
+    await final.setWriteMode(tenantId, 'read_write', run.nextStep());
+    await final.stopJournaling(tenantId, run.nextStep());
     await final.cleanWorkDirectory(tenantId, migrationId);
   });
   run.end('completed');
@@ -160,6 +160,7 @@ class TenantRun {
   private readonly breakpoints: Set<Phase>;
   private readonly backgrounds: (() => Promise<void>)[] = [];
   private phaseStartedAt = Date.now();
+  private steps = 0;
 
   constructor(input: TenantInput) {
     this.breakpoints = new Set(input.policy.pauseBefore);
@@ -167,6 +168,14 @@ class TenantRun {
       tenantId: input.tenantId, migrationId: input.migrationId, phase: 'preflight', paused: false,
       bytesTotal: 0, bytesDone: 0, tables: [], phaseMs: {},
     };
+  }
+
+  /**
+   * The next step number of this migration, for changes of the tenant's mode: they are applied in
+   * step order, so an attempt that wakes up late cannot undo a later step. Deterministic (replayed).
+   */
+  nextStep(): { migrationId: string; step: number } {
+    return { migrationId: this.status.migrationId, step: ++this.steps };
   }
 
   /** Waits out a pause, enters the phase, runs its step. */

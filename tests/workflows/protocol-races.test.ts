@@ -30,6 +30,7 @@ beforeEach(() => (stack = currentStack()));
 /** Slows the first call of one activity (optionally only when its arguments match) before it runs. */
 function slowOnce(activity: string, ms: number, when: (args: unknown[]) => boolean = () => true) {
   let done = false;
+  let woke = false;
   let entered!: () => void;
   const started = new Promise<void>((r) => (entered = r));
   const interceptor = (ctx: Context): { inbound: ActivityInboundCallsInterceptor } => ({
@@ -39,12 +40,17 @@ function slowOnce(activity: string, ms: number, when: (args: unknown[]) => boole
           done = true;
           entered();
           await new Promise((r) => setTimeout(r, ms));
+          try {
+            return await next(input);
+          } finally {
+            woke = true;
+          }
         }
         return next(input);
       },
     },
   });
-  return { interceptor, started };
+  return { interceptor, started, finished: () => woke };
 }
 
 async function runWith(fleet: LoadedFleet, slow: ReturnType<typeof slowOnce>, body: (handle: Awaited<ReturnType<typeof start>>) => Promise<void>) {
@@ -195,3 +201,22 @@ function waitForPaused(handle: { query: (q: typeof statusQuery) => Promise<impor
     return s.paused ? s : undefined;
   });
 }
+
+test('an attempt of the freeze left running on a stalled worker wakes after the rollback thawed the tenant, and changes nothing', async () => {
+  const { fleet, cleanup } = makeFleet({ tenants: 1, rows: 200 });
+  // The first attempt stalls 22 s before it runs: past the 15 s heartbeat timeout, so Temporal runs a
+  // second attempt meanwhile, and the rollback's thaw comes before the first one wakes.
+  const slow = slowOnce('setWriteMode', 22000, (args) => args[1] === 'read_only');
+  try {
+    await runWith(fleet, slow, async (handle) => {
+      await slow.started;
+      expect(await handle.executeUpdate(rollbackUpdate, { args: ['test: rollback while the freeze is stuck'] })).toMatch(/rollback of .* started/);
+      expect(((await handle.result()) as TenantResult).outcome).toBe('rolled_back');
+      expect(state(fleet).route).toMatchObject({ writeMode: 'read_write', outbox: false });
+      await waitFor('the stalled attempt to wake and try', async () => (slow.finished() ? true : undefined), 40_000);
+    });
+    expect(state(fleet).route).toMatchObject({ primary: 'source', writeMode: 'read_write', outbox: false });
+  } finally {
+    cleanup();
+  }
+}, 90_000);
