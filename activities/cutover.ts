@@ -27,7 +27,7 @@ export function cutoverActivities(deps: ActivityDeps) {
      * changes, so it returns only when every write begun without the outbox has finished; returns
      * the watermark w0. Safe to repeat.
      */
-    startJournaling: (tenantId: string, migrationId: string, step: number): Promise<number> =>
+    startJournaling: (tenantId: string, migrationId: string, order: ModeOrder): Promise<number> =>
       keptAlive(async () => {
         const { tenant, source } = tenantSides(deps, tenantId, migrationId);
         assertOnSource(deps, tenantId, 'journaling');
@@ -36,7 +36,7 @@ export function cutoverActivities(deps: ActivityDeps) {
           throw new TenantMovedError(`${tenantId}: journaling refused: the source database's write gate is closed (a switch or another migration holds it); nothing was changed`);
         await deps.routes.fence(tenantId);
         try {
-          await deps.routes.setMode(tenantId, { outbox: true }, { migrationId, step });
+          await deps.routes.setMode(tenantId, { outbox: true }, order);
         } finally {
           await deps.routes.unfence(tenantId);
         }

@@ -17,9 +17,12 @@ export interface CatalogEntry {
   updatedAt: string;
 }
 
-/** The migration and its step number that asks for a mode change (steps only grow within a migration). */
+/**
+ * Who asks for a mode change: one run of a migration workflow (`<migrationId>:<runId>`, so a
+ * workflow reset, a new run, starts its own order) and its step number, which only grows in a run.
+ */
 export interface ModeOrder {
-  migrationId: string;
+  owner: string;
   step: number;
 }
 
@@ -100,8 +103,8 @@ export class Catalog {
 
   /**
    * Changes the write mode and/or the outbox flag; the epoch moves only when something changed.
-   * With `order` (a migration's step number), the change is made only if no later step of the same
-   * migration has changed the mode already, and undefined is returned otherwise: an attempt of an
+   * With `order` (a workflow run's step number), the change is made only if no later step of the
+   * same run has changed the mode already, and undefined is returned otherwise: an attempt of an
    * earlier step that was left running on a worker which lost its heartbeat cannot, when it wakes,
    * freeze a tenant again after the rollback thawed it. Without `order` (reconcile, the admin API),
    * the change is made and the order forgotten.
@@ -110,13 +113,13 @@ export class Catalog {
     return this.db.transaction(() => {
       const now = this.ensure(tenantId);
       const last = this.db.prepare('SELECT mode_owner, mode_step FROM tenants WHERE tenant_id = ?').get(tenantId) as { mode_owner: string | null; mode_step: number };
-      if (order && last.mode_owner === order.migrationId && last.mode_step > order.step) return undefined;
+      if (order && last.mode_owner === order.owner && last.mode_step > order.step) return undefined;
       const writeMode = change.writeMode ?? now.writeMode;
       const outbox = change.outbox ?? now.outbox;
       this.db
         .prepare('UPDATE tenants SET write_mode = ?, outbox = ?, epoch = epoch + 1, updated_at = ? WHERE tenant_id = ? AND (write_mode <> ? OR outbox <> ?)')
         .run(writeMode, outbox ? 1 : 0, new Date().toISOString(), tenantId, writeMode, outbox ? 1 : 0);
-      this.db.prepare('UPDATE tenants SET mode_owner = ?, mode_step = ? WHERE tenant_id = ?').run(order?.migrationId ?? null, order?.step ?? 0, tenantId);
+      this.db.prepare('UPDATE tenants SET mode_owner = ?, mode_step = ? WHERE tenant_id = ?').run(order?.owner ?? null, order?.step ?? 0, tenantId);
       return this.get(tenantId)!;
     }).immediate();
   }

@@ -56,6 +56,6 @@ export function catalogRoutes(catalog: Catalog): RouteControl {
 
 function orderedMode(catalog: Catalog, tenantId: string, change: { writeMode?: WriteMode; outbox?: boolean }, order?: ModeOrder): CatalogEntry {
   const entry = catalog.setMode(tenantId, change, order);
-  if (!entry) throw new StaleModeChangeError(`${tenantId}: step ${order!.step} of migration ${order!.migrationId} asked for ${JSON.stringify(change)} after a later step had changed the mode; not applied`);
+  if (!entry) throw new StaleModeChangeError(`${tenantId}: step ${order!.step} of workflow run ${order!.owner} asked for ${JSON.stringify(change)} after a later step had changed the mode; not applied`);
   return entry;
 }

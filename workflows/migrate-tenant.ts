@@ -49,7 +49,7 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
       // Each undo is registered before its step, and the steps that change routing run to their end
       // even when a rollback arrives meanwhile: an undo never races the step it undoes.
       compensations.add('stop journaling', () => undo.stopJournaling(tenantId, run.nextStep()), { unsafeAfterFailure: true });
-      const journalFrom = await run.atomicPhase('journaling', () => short.startJournaling(tenantId, migrationId, run.nextStep().step));
+      const journalFrom = await run.atomicPhase('journaling', () => short.startJournaling(tenantId, migrationId, run.nextStep()));
       run.status.journalFrom = journalFrom;
 
       compensations.add('thaw writes', () => undo.setWriteMode(tenantId, 'read_write', run.nextStep()), { unsafeAfterFailure: true });
@@ -171,11 +171,12 @@ class TenantRun {
   }
 
   /**
-   * The next step number of this migration, for changes of the tenant's mode: they are applied in
-   * step order, so an attempt that wakes up late cannot undo a later step. Deterministic (replayed).
+   * The next step number of this run, for changes of the tenant's mode: they are applied in step
+   * order, so an attempt that wakes up late cannot undo a later step. Deterministic (replayed); a
+   * workflow reset is a new run with an order of its own.
    */
-  nextStep(): { migrationId: string; step: number } {
-    return { migrationId: this.status.migrationId, step: ++this.steps };
+  nextStep(): { owner: string; step: number } {
+    return { owner: `${this.status.migrationId}:${wf.workflowInfo().runId}`, step: ++this.steps };
   }
 
   /** Waits out a pause, enters the phase, runs its step. */
