@@ -28,6 +28,24 @@ describe('the fault matrix, quick subset', () => {
 
 describe('the checker', () => {
   let dir: string;
+
+  /** The checker's verdict on tenant t1, expected rolled back, with this catalog row and these acknowledged ids. */
+  async function judgeRolledBack(sourceFile: string, before: string, catalogRow: string, acked: string[]) {
+    const catalog = new Database(join(dir, 'catalog.db'));
+    catalog.exec(`CREATE TABLE tenants (tenant_id TEXT PRIMARY KEY, primary_side TEXT, write_mode TEXT, outbox INTEGER); INSERT INTO tenants VALUES ${catalogRow};`);
+    catalog.close();
+    return check({
+      files: { tenantId: 't1', sourceFile, targetFile: join(dir, 'cloud', 'tenant_1.db'), trackingTable: 'tracking_events' },
+      catalogFile: join(dir, 'catalog.db'),
+      gateways: [],
+      adminToken: 'unused-without-gateways',
+      acked: new Set(acked),
+      eventPrefix: 'load-t1-',
+      sourceDigestBefore: before,
+      expected: 'rolled_back',
+      ended: 'rolled_back',
+    });
+  }
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'airlift-checker-'));
   });
@@ -42,21 +60,7 @@ describe('the checker', () => {
     source.prepare("UPDATE campaigns SET name = 'changed by a migration' WHERE id = 1").run();
     source.exec("CREATE TABLE airlift_gate (id INTEGER PRIMARY KEY, state TEXT NOT NULL); INSERT INTO airlift_gate VALUES (1, 'fenced');");
     source.close();
-    const catalog = new Database(join(dir, 'catalog.db'));
-    catalog.exec("CREATE TABLE tenants (tenant_id TEXT PRIMARY KEY, primary_side TEXT, write_mode TEXT, outbox INTEGER); INSERT INTO tenants VALUES ('t1', 'target', 'read_only', 1);");
-    catalog.close();
-
-    const verdict = await check({
-      files: { tenantId: 't1', sourceFile, targetFile: join(dir, 'cloud', 'tenant_1.db'), trackingTable: 'tracking_events' },
-      catalogFile: join(dir, 'catalog.db'),
-      gateways: [],
-      adminToken: 'unused-without-gateways',
-      acked: new Set(Array.from({ length: 10 }, (_, i) => `load-t1-${i}`)),
-      eventPrefix: 'load-t1-',
-      sourceDigestBefore: before,
-      expected: 'rolled_back',
-      ended: 'rolled_back',
-    });
+    const verdict = await judgeRolledBack(sourceFile, before, "('t1', 'target', 'read_only', 1)", Array.from({ length: 10 }, (_, i) => `load-t1-${i}`));
 
     expect(verdict.ok).toBe(false);
     expect(verdict.broken.map((b) => b.invariant).sort()).toEqual(['catalog', 'events', 'fence', 'journaling', 'source', 'write mode']);
@@ -70,21 +74,7 @@ describe('the checker', () => {
     const source = new Database(sourceFile);
     source.prepare("INSERT INTO tracking_events (event_id, kind, occurred_at) VALUES ('load-t1-0', 'view', '2026-01-01T00:00:00Z')").run();
     source.close();
-    const catalog = new Database(join(dir, 'catalog.db'));
-    catalog.exec("CREATE TABLE tenants (tenant_id TEXT PRIMARY KEY, primary_side TEXT, write_mode TEXT, outbox INTEGER); INSERT INTO tenants VALUES ('t1', 'source', 'read_write', 0);");
-    catalog.close();
-
-    const verdict = await check({
-      files: { tenantId: 't1', sourceFile, targetFile: join(dir, 'cloud', 'tenant_1.db'), trackingTable: 'tracking_events' },
-      catalogFile: join(dir, 'catalog.db'),
-      gateways: [],
-      adminToken: 'unused-without-gateways',
-      acked: new Set(['load-t1-0']),
-      eventPrefix: 'load-t1-',
-      sourceDigestBefore: before,
-      expected: 'rolled_back',
-      ended: 'rolled_back',
-    });
+    const verdict = await judgeRolledBack(sourceFile, before, "('t1', 'source', 'read_write', 0)", ['load-t1-0']);
     expect(verdict.broken).toEqual([]);
   });
 });

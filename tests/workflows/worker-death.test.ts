@@ -21,6 +21,13 @@ function spawnWorker(dir: string, fleet: LoadedFleet, queue: string): ChildProce
   });
 }
 
+const startTenant = (fleet: LoadedFleet, taskQueue: string) =>
+  stack.env.client.workflow.start('migrateTenant', {
+    workflowId: tenantWorkflowId(fleet.tenants[0].id),
+    taskQueue,
+    args: [{ tenantId: fleet.tenants[0].id, migrationId: migrationIdOf(randomUUID()), policy: fleet.policy as MigrationPolicy }],
+  });
+
 const kill = async (worker: ChildProcess) => {
   if (worker.exitCode !== null) return;
   worker.kill('SIGKILL');
@@ -34,10 +41,7 @@ test('item 16: a rollback sent while the worker running the copy is dead ends ro
   const queue = `death-${randomUUID()}`;
   let worker = spawnWorker(dir, fleet, queue);
   try {
-    const handle = await stack.env.client.workflow.start('migrateTenant', {
-      workflowId: tenantWorkflowId(tenant.id), taskQueue: queue,
-      args: [{ tenantId: tenant.id, migrationId: migrationIdOf(randomUUID()), policy: fleet.policy as MigrationPolicy }],
-    });
+    const handle = await startTenant(fleet, queue);
     const migrationId = await waitFor('the copy under way', async () => {
       const s = await handle.query(statusQuery);
       return s.phase === 'copying' && s.bytesDone >= 0 ? s.migrationId : undefined;
@@ -72,10 +76,7 @@ test('a dual-write stopped while its worker is dead (a heartbeat timeout, not a 
   const queue = `death-${randomUUID()}`;
   let worker = spawnWorker(dir, fleet, queue);
   try {
-    const handle = await stack.env.client.workflow.start('migrateTenant', {
-      workflowId: tenantWorkflowId(tenant.id), taskQueue: queue,
-      args: [{ tenantId: tenant.id, migrationId: migrationIdOf(randomUUID()), policy: fleet.policy as MigrationPolicy }],
-    });
+    const handle = await startTenant(fleet, queue);
     await waitFor('awaiting cut-over', async () => ((await handle.query(statusQuery)).phase === 'awaiting_cutover' ? true : undefined));
     await kill(worker);
     worker = spawnWorker(dir, fleet, queue);
