@@ -4,7 +4,7 @@ import { rm } from 'node:fs/promises';
 import { Context } from '@temporalio/activity';
 import { type ActivityDeps, keptAlive, tenantSides } from './context';
 import type { ModeOrder, Side, WriteMode } from '../ingestion/catalog';
-import { managedInstance } from './managed-instance';
+import { dropOwnedTarget } from './managed-instance';
 import { switchPrimary, type SwitchOptions, type SwitchResult } from '../protocol/switch';
 import { TargetInUseError, TenantMovedError } from '../protocol/errors';
 
@@ -75,9 +75,7 @@ export function cutoverActivities(deps: ActivityDeps) {
         const { tenant, target } = tenantSides(deps, tenantId, migrationId);
         if (deps.catalog.ensure(tenantId).primary === 'target')
           throw new TargetInUseError(`${tenantId}: the catalog names the target as the tenant's primary; it is not dropped`);
-        const endpoint = deps.fleet.targets[tenant.target];
-        if (endpoint.engine === 'azure-sql-mi') return managedInstance(endpoint).dropIfCreatedBy(tenant.database, migrationId);
-        return target.dropRestored(tenant.database, migrationId);
+        return dropOwnedTarget(deps.fleet.targets[tenant.target], target, tenant.database, migrationId);
       }),
 
     /** Deletes this migration's blobs and local files; the source is never touched. */

@@ -9,7 +9,7 @@ import { Catalog } from '../ingestion/catalog';
 import { catalogRoutes, gatewayRoutes, type RouteControl } from '../ingestion/routes';
 import { GatewayAdmin } from '../ingestion/admin-client';
 import { connectContainer } from '../azure/blob-store';
-import { managedInstance } from '../activities/managed-instance';
+import { dropOwnedTarget } from '../activities/managed-instance';
 import { statusQuery, tenantWorkflowId, type TenantInput } from '../workflows/contract';
 import { inspectTenant, needsAttention, repairTenant, type Ownership, type ReconcileAdapters, type ReconcileTenant, type TenantReport } from '../protocol/reconcile';
 import { OperatorError } from './waves';
@@ -142,9 +142,7 @@ export async function reconcileFleet(fleet: LoadedFleet, temporal: TemporalAcces
         database: t.database,
         source: engineFor('sources', t.source),
         target: engineFor('targets', t.target),
-        // As the dropTarget activity does: a Managed Instance database is dropped through ARM, by its tag.
-        dropTarget: (migrationId) =>
-          endpoint.engine === 'azure-sql-mi' ? managedInstance(endpoint).dropIfCreatedBy(t.database, migrationId) : engineFor('targets', t.target).dropRestored(t.database, migrationId),
+        dropTarget: (migrationId) => dropOwnedTarget(endpoint, engineFor('targets', t.target), t.database, migrationId),
       };
       const report = await inspectTenant(adapters, tenant, owners.get(t.id));
       if (options.apply && report.repairs.length && !report.problems.length) {
