@@ -121,14 +121,12 @@ export class TenantRouter {
       }
       if (Date.now() - started >= this.holdTimeoutMs) throw new HeldTooLongError(`tenant ${tenantId} is being cut over; retry shortly`);
       await new Promise((r) => setTimeout(r, 20));
-      this.reload(s);
+      this.useRoute(s, this.catalog.ensure(tenantId));
     }
   }
 
-  /** Reads the route again from the shared catalog; a writer to a side no longer primary is closed. */
-  private reload(s: TenantState): void {
-    const route = this.catalog.get(s.tenant.id);
-    if (!route) return;
+  /** Routes by `route` from now on; a writer to a side that is no longer primary is closed. */
+  private useRoute(s: TenantState, route: CatalogEntry): void {
     s.route = route;
     const other: Side = route.primary === 'source' ? 'target' : 'source';
     s.writers[other]?.close();
@@ -167,27 +165,24 @@ export class TenantRouter {
    */
   setMode(tenantId: string, change: { writeMode?: WriteMode; outbox?: boolean }, epoch?: number): TenantView {
     const s = this.state(tenantId);
-    if (epoch === undefined) s.route = this.catalog.setMode(tenantId, change)!;
-    else this.reloadAt(s, epoch, (r) => (change.writeMode === undefined || r.writeMode === change.writeMode) && (change.outbox === undefined || r.outbox === change.outbox));
+    const asked = (r: CatalogEntry) => (change.writeMode === undefined || r.writeMode === change.writeMode) && (change.outbox === undefined || r.outbox === change.outbox);
+    this.useRoute(s, epoch === undefined ? this.catalog.setMode(tenantId, change)! : this.reloadAt(s, epoch, asked));
     return this.view(tenantId);
   }
 
   /** Flips the primary; the side that stops being primary gets no more writes from this node. */
   setPrimary(tenantId: string, side: Side, outbox: boolean, epoch?: number): TenantView {
     const s = this.state(tenantId);
-    if (epoch === undefined) s.route = this.catalog.setPrimary(tenantId, side, outbox);
-    else this.reloadAt(s, epoch, (r) => r.primary === side);
-    const other: Side = side === 'source' ? 'target' : 'source';
-    s.writers[other]?.close();
-    delete s.writers[other];
+    this.useRoute(s, epoch === undefined ? this.catalog.setPrimary(tenantId, side, outbox) : this.reloadAt(s, epoch, (r) => r.primary === side));
     return this.view(tenantId);
   }
 
-  private reloadAt(s: TenantState, epoch: number, matches: (route: CatalogEntry) => boolean): void {
+  /** The catalog's route, if it is still the one a change made at `epoch` asked for. */
+  private reloadAt(s: TenantState, epoch: number, matches: (route: CatalogEntry) => boolean): CatalogEntry {
     const route = this.catalog.ensure(s.tenant.id);
     if (route.epoch > epoch || !matches(route))
       throw new StaleRouteChangeError(`tenant ${s.tenant.id}: this change was made at catalog epoch ${epoch}, but the catalog is at ${route.epoch} (primary ${route.primary}, ${route.writeMode}); a later change has replaced it`);
-    this.reload(s);
+    return route;
   }
 
   close(): void {
