@@ -3,7 +3,7 @@
 // large backlog never outlives the heartbeat timeout.
 import { Context } from '@temporalio/activity';
 import { type ActivityDeps, cancellation, keptAlive, sleepUnlessCancelled, tenantSides } from './context';
-import { originOf, replicate, resumePoint, streamName, type Direction, type ReplicationStream } from '../protocol/replicator';
+import { originOf, replicate, resumePoint, streamName, type Direction, type ReplicationProgress, type ReplicationStream } from '../protocol/replicator';
 
 export type { Direction } from '../protocol/replicator';
 
@@ -30,8 +30,7 @@ export function dualWriteActivities(deps: ActivityDeps) {
     async dualWrite(tenantId: string, migrationId: string, direction: Direction, fromSeq: number): Promise<DualWriteCheckpoint> {
       const stream = replicationStream(deps, tenantId, migrationId, direction);
       const context = Context.current();
-      const resumedFrom = await resumePoint(stream, fromSeq);
-      const checkpoint = (p: { cursor: number; lag: number; applied: number }): DualWriteCheckpoint => ({ ...p, resumedFrom, attempt: context.info.attempt });
+      const checkpoint = ({ cursor, lag, applied, resumedFrom }: ReplicationProgress): DualWriteCheckpoint => ({ cursor, lag, applied, resumedFrom, attempt: context.info.attempt });
       const signal = cancellation();
       const done = await replicate(stream, fromSeq, signal, (p) => context.heartbeat(checkpoint(p)), sleepUnlessCancelled);
       signal.throwIfAborted();

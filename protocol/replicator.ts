@@ -53,6 +53,8 @@ export async function resumePoint(stream: ReplicationStream, fromSeq: number): P
 }
 
 export interface ReplicationProgress {
+  /** The cursor this run started from: after a crash, where it picked up. */
+  resumedFrom: number;
   cursor: number;
   head: number;
   lag: number;
@@ -70,7 +72,8 @@ export async function replicate(
   report: (progress: ReplicationProgress) => void,
   idle: (ms: number) => Promise<void>,
 ): Promise<ReplicationProgress> {
-  const state: ReplicationProgress = { cursor: await resumePoint(stream, fromSeq), head: 0, lag: 0, applied: 0 };
+  const start = await resumePoint(stream, fromSeq);
+  const state: ReplicationProgress = { resumedFrom: start, cursor: start, head: 0, lag: 0, applied: 0 };
   while (!signal.aborted) {
     state.head = await stream.from.outboxHead(stream.database);
     const before = state.applied;

@@ -22,6 +22,7 @@ import {
   type TenantStatus,
 } from './contract';
 import { activityPresets } from './presets';
+import { PauseBudgetExceededError, VerificationMismatchError } from '../protocol/errors';
 
 export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
   const { tenantId, migrationId, policy } = input;
@@ -89,7 +90,7 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
         for (let attempt = 1; ; attempt++) {
           await forward.stop();
           // A rollback that came while replication stopped is taken now, before anything is fenced.
-          if (run.scope.consideredCancelled) throw new wf.CancelledFailure('rollback requested');
+          run.takeRollbackIfRequested();
           try {
             return await wf.CancellationScope.nonCancellable(() =>
               cutover.switchPrimary(tenantId, migrationId, 'target', {
@@ -102,9 +103,9 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
           } catch (err) {
             // Called off (a gateway node away, over the pause budget): the tenant is still on its
             // source, unharmed. Keep catching up and try again after a while, a bounded number of times.
-            if (hasCause(err, 'PauseBudgetExceededError')) run.status.cutoverAborted = reasonOf(err);
+            if (hasCause(err, PauseBudgetExceededError)) run.status.cutoverAborted = reasonOf(err);
             (run.status.cutoverAttempts ??= []).push({ at: new Date().toISOString(), error: reasonOf(err) });
-            if (hasCause(err, 'VerificationMismatchError') || attempt >= policy.cutoverAttempts) throw err;
+            if (hasCause(err, VerificationMismatchError) || attempt >= policy.cutoverAttempts) throw err;
             wf.log.warn('cut-over called off; trying again after a while', { attempt, error: reasonOf(err) });
             forward = catchUp();
             await wf.sleep(policy.cutoverRetrySeconds * 1000);
@@ -196,8 +197,13 @@ class TenantRun {
    */
   async atomicPhase<T>(name: Phase, step: () => Promise<T>): Promise<T> {
     const result = await this.phase(name, () => wf.CancellationScope.nonCancellable(step));
-    if (this.scope.consideredCancelled) throw new wf.CancelledFailure('rollback requested');
+    this.takeRollbackIfRequested();
     return result;
+  }
+
+  /** A rollback that arrived while a step could not be interrupted is taken here. */
+  takeRollbackIfRequested(): void {
+    if (this.scope.consideredCancelled) throw new wf.CancelledFailure('rollback requested');
   }
 
   enter(phase: TenantPhase): void {
@@ -281,7 +287,7 @@ class TenantRun {
 
   /** From here the target is the primary for good; set in the same step as the window's end. */
   passPointOfNoReturn(): void {
-    if (this.scope.consideredCancelled) throw new wf.CancelledFailure('rollback requested');
+    this.takeRollbackIfRequested();
     this.enter('finalizing');
   }
 
@@ -358,9 +364,9 @@ class Compensations {
   }
 }
 
-/** Whether an application error of this type is anywhere in the failure's cause chain. */
-function hasCause(err: unknown, type: string): boolean {
-  for (let e = err as { type?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) if (e.type === type) return true;
+/** Whether an application error of this class (by its failure type) is anywhere in the failure's cause chain. */
+function hasCause(err: unknown, errorClass: { type: string }): boolean {
+  for (let e = err as { type?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) if (e.type === errorClass.type) return true;
   return false;
 }
 

@@ -36,6 +36,7 @@ test('a backlog of 5,000 events is applied with a report after every batch, then
       if (p.lag === 0) again.abort();
     }, async () => undefined).catch(() => undefined);
     expect(resumed[0].applied).toBe(500); // nothing applied twice: it started at the cursor 2,000
+    expect(resumed[0].resumedFrom).toBe(2000);
     expect(resumed.at(-1)).toMatchObject({ cursor: 5000, lag: 0, applied: 3000 });
   } finally {
     cleanup();
