@@ -11,6 +11,7 @@ import { gatewayRoutes, type RouteControl } from '../../ingestion/routes';
 import { switchPrimary } from '../../protocol/switch';
 import { GatewayAdminError } from '../../protocol/errors';
 import { makeFleet } from '../helpers/stack';
+import { stallGateOpen } from '../helpers/stall';
 
 const TOKEN = 'test-admin-token-for-two-nodes';
 
@@ -72,24 +73,11 @@ test('a flip that fails on one node: that node, still routing to the source, is 
 test('a node restarted during a cut-over comes up unfenced, but its writes wait for the flip and land on the target', async () => {
   const t = await twoNodes();
   try {
-    let releaseFlip!: () => void;
-    const flipHeld = new Promise<void>((r) => (releaseFlip = r));
-    let fenced!: () => void;
-    const inWindow = new Promise<void>((r) => (fenced = r));
     // The window between the drain and the flip, held open: the source is drained and gated, the
     // catalog still names it.
-    const target = t.ctx.engines.target;
-    const slowTarget = Object.assign(Object.create(target), {
-      setWriteGate: async (database: string, gate: { state: 'open' | 'fenced' | 'standby'; migrationId: string | null }) => {
-        if (gate.state === 'open') {
-          fenced();
-          await flipHeld;
-        }
-        return target.setWriteGate(database, gate);
-      },
-    });
-    const switching = switchPrimary({ ...t.ctx, engines: { source: t.ctx.engines.source, target: slowTarget } }, 'target', { fromSeq: 0, chunkRows: 100, verifyTrackingAfter: null });
-    await inWindow;
+    const flip = stallGateOpen(t.ctx.engines.target, 'before');
+    const switching = switchPrimary({ ...t.ctx, engines: { source: t.ctx.engines.source, target: flip.engine } }, 'target', { fromSeq: 0, chunkRows: 100, verifyTrackingAfter: null });
+    await flip.reached;
     await t.nodes.b.stop();
     t.nodes.b = await t.serve(t.portB); // restarted: no fence in its memory
     const view = (await (await fetch(`${t.nodes.b.url}/admin/tenants/${t.tenant.id}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { fenced: boolean };
@@ -97,7 +85,7 @@ test('a node restarted during a cut-over comes up unfenced, but its writes wait 
     const answer = t.post(t.nodes.b.url, 'via-restarted-node');
     await new Promise((r) => setTimeout(r, 500));
     expect(t.where('via-restarted-node')).toEqual([]); // held: not written to the drained source
-    releaseFlip();
+    flip.wake();
     await switching;
     expect((await answer).status).toBe(200);
     expect(t.where('via-restarted-node')).toEqual(['target']);

@@ -7,6 +7,7 @@ import { sqliteDirectory } from '../../config/fleet';
 import { switchPrimary, type SwitchContext } from '../../protocol/switch';
 import { FencedWriteError, TargetInUseError } from '../../protocol/errors';
 import { makeFleet } from '../helpers/stack';
+import { stallGateOpen } from '../helpers/stall';
 
 const event = (event_id: string) => ({ event_id, kind: 'view', ad_id: 1, occurred_at: '2026-11-27T00:00:00Z', user_agent: null, payload: null });
 
@@ -108,30 +109,17 @@ test('item 3: a second migration of the same tenant replicates from its own curs
 test('a stale switch attempt that wakes up after a later attempt and a rollback can neither reopen the target nor flip the catalog', async () => {
   const t = await restoredTenant();
   try {
-    let wake!: () => void;
-    const asleep = new Promise<void>((r) => (wake = r));
-    let reached!: () => void;
-    const atOpen = new Promise<void>((r) => (reached = r));
     // Attempt 1 stalls (a worker whose event loop is blocked) right before it opens the target.
-    const target = t.target;
-    const stalled = Object.assign(Object.create(target), {
-      setWriteGate: async (database: string, gate: { state: 'open' | 'fenced' | 'standby'; migrationId: string | null; token?: string | null }, expect?: object) => {
-        if (gate.state === 'open') {
-          reached();
-          await asleep;
-        }
-        return target.setWriteGate(database, gate, expect as never);
-      },
-    });
-    const zombie = switchPrimary({ ...t.ctx, engines: { source: t.source, target: stalled } }, 'target', { fromSeq: 0, chunkRows: 100, verifyTrackingAfter: null });
-    await atOpen;
+    const stalled = stallGateOpen(t.target, 'before');
+    const zombie = switchPrimary({ ...t.ctx, engines: { source: t.source, target: stalled.engine } }, 'target', { fromSeq: 0, chunkRows: 100, verifyTrackingAfter: null });
+    await stalled.reached;
     // Attempt 2 cuts over, the target takes events, and the operator rolls back.
     await switchPrimary(t.ctx, 'target', { fromSeq: 0, chunkRows: 100, verifyTrackingAfter: null });
     const w = t.target.openEventWriter(t.tenant.database);
     w.write([event('in-window')], true);
     w.close();
     await switchPrimary(t.ctx, 'source', { chunkRows: 100 });
-    wake();
+    stalled.wake();
     await expect(zombie).rejects.toThrow(/closed for good/);
 
     expect(t.catalog.get(t.tenant.id)?.primary).toBe('source');
@@ -165,28 +153,14 @@ test('a called-off switch reopens the source and puts the target back on standby
 test('a stale attempt that opened the target and stalls before its flip cannot flip after the rollback routed the tenant back (the epoch moved)', async () => {
   const t = await restoredTenant();
   try {
-    let wake!: () => void;
-    const asleep = new Promise<void>((r) => (wake = r));
-    let reached!: () => void;
-    const atFlip = new Promise<void>((r) => (reached = r));
-    const target = t.target;
     // Stalls right after it opened the target: the next thing it would do is flip the catalog.
-    const stalled = Object.assign(Object.create(target), {
-      setWriteGate: async (database: string, gate: { state: 'open' | 'fenced' | 'standby'; migrationId: string | null }, expect?: object) => {
-        const applied = await target.setWriteGate(database, gate, expect as never);
-        if (gate.state === 'open') {
-          reached();
-          await asleep;
-        }
-        return applied;
-      },
-    });
-    const zombie = switchPrimary({ ...t.ctx, engines: { source: t.source, target: stalled } }, 'target', { fromSeq: 0, chunkRows: 100, verifyTrackingAfter: null });
-    await atFlip;
+    const stalled = stallGateOpen(t.target, 'after');
+    const zombie = switchPrimary({ ...t.ctx, engines: { source: t.source, target: stalled.engine } }, 'target', { fromSeq: 0, chunkRows: 100, verifyTrackingAfter: null });
+    await stalled.reached;
     // The workflow gave up on it and rolled back: the tenant never left its source, so the route back only settles.
     await switchPrimary(t.ctx, 'source', { chunkRows: 100 });
     expect(await t.target.dropRestored(t.tenant.database, 'm1')).toBe(true);
-    wake();
+    stalled.wake();
     await expect(zombie).rejects.toThrow(/moved on|later switch attempt/);
     expect(t.catalog.get(t.tenant.id)?.primary).toBe('source');
     expect(await t.source.writeGate(t.tenant.database)).toMatchObject({ state: 'open' });
