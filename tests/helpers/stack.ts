@@ -1,5 +1,6 @@
 // The real services a test needs: the Temporal dev server (an existing binary, never a download)
 // and an in-memory Azurite, plus temporary tenant databases and a fleet that points at them.
+import Database from 'better-sqlite3';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, type LogEntry, type LogLevel, type RuntimeOptions } from '@temporalio/worker';
 import { readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -139,4 +140,14 @@ export async function startWorker(stack: TestStack, fleet: LoadedFleet, taskQueu
 /** The environment a worker needs: the storage connection string and the gateway admin token. */
 export function workerEnv(stack: TestStack, fleet: LoadedFleet): NodeJS.ProcessEnv {
   return { ...process.env, [fleet.storage.connectionStringEnv!]: stack.azurite.connectionString, [TEST_ADMIN_TOKEN_ENV]: TEST_ADMIN_TOKEN, [TEST_DB_PASSWORD_ENV]: TEST_DB_PASSWORD };
+}
+
+/** Rows in one table of a tenant database file, read straight from the file. */
+export function countRows(file: string, table: 'tracking_events' | 'airlift_outbox'): number {
+  const db = new Database(file, { readonly: true });
+  try {
+    return (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
 }

@@ -1,5 +1,4 @@
 // The admin client against real gateway nodes: a fence is all-or-nothing, and every failing node is named.
-import Database from 'better-sqlite3';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -7,7 +6,7 @@ import { sqliteDirectory } from '../../config/fleet';
 import { GatewayAdmin, GatewayAdminError, GatewayAdminRefusedError } from '../../ingestion/admin-client';
 import { createGateway, listenGateway } from '../../ingestion/gateway';
 import { isRetryable } from '../../protocol/errors';
-import { makeFleet } from '../helpers/stack';
+import { countRows, makeFleet } from '../helpers/stack';
 
 const TOKEN = 'test-admin-token-0123456789';
 let cleanup: () => void;
@@ -52,14 +51,7 @@ afterAll(async () => {
   cleanup?.();
 });
 
-function rows(): number {
-  const db = new Database(sourceFile, { readonly: true });
-  try {
-    return (db.prepare('SELECT count(*) AS n FROM tracking_events').get() as { n: number }).n;
-  } finally {
-    db.close();
-  }
-}
+const rows = () => countRows(sourceFile, 'tracking_events');
 
 async function liveView(): Promise<{ fenced: boolean }> {
   const res = await fetch(`${live.url}/admin/tenants/${tenantId}`, { headers: { authorization: `Bearer ${TOKEN}` } });

@@ -3,7 +3,7 @@ import { sqliteDirectory } from '../../config/fleet';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { createGateway, listenGateway } from '../../ingestion/gateway';
-import { makeFleet } from '../helpers/stack';
+import { countRows, makeFleet } from '../helpers/stack';
 
 const TOKEN = 'test-admin-token-0123456789';
 let url: string;
@@ -26,22 +26,8 @@ afterAll(async () => {
   cleanup?.();
 });
 
-function rows(): number {
-  const db = new Database(sourceFile, { readonly: true });
-  try {
-    return (db.prepare('SELECT count(*) AS n FROM tracking_events').get() as { n: number }).n;
-  } finally {
-    db.close();
-  }
-}
-function outboxRows(): number {
-  const db = new Database(sourceFile, { readonly: true });
-  try {
-    return (db.prepare('SELECT count(*) AS n FROM airlift_outbox').get() as { n: number }).n;
-  } finally {
-    db.close();
-  }
-}
+const rows = () => countRows(sourceFile, 'tracking_events');
+const outboxRows = () => countRows(sourceFile, 'airlift_outbox');
 
 const post = (body: string, type = 'application/json', tenant = tenantId) =>
   fetch(`${url}/t/${tenant}/events`, { method: 'POST', headers: { 'content-type': type }, body });
