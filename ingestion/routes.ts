@@ -5,8 +5,8 @@ import { GatewayAdmin } from './admin-client';
 import { StaleModeChangeError, SwitchSupersededError } from '../protocol/errors';
 
 export interface RouteControl {
-  /** Holds new events; resolves when in-flight ones are written. */
-  fence(tenantId: string): Promise<{ fencedAt: number }>;
+  /** Holds new events; resolves when in-flight ones are written. (A switch times its pause budget on its own clock.) */
+  fence(tenantId: string): Promise<void>;
   unfence(tenantId: string): Promise<{ pauseMs: number; held: number }>;
   /** With `order`, refused (StaleModeChangeError) when a later step of the same migration changed the mode already. */
   setMode(tenantId: string, change: { writeMode?: WriteMode; outbox?: boolean }, order?: ModeOrder): Promise<void>;
@@ -22,7 +22,7 @@ export interface RouteControl {
 export function gatewayRoutes(gateways: string[], token: string, catalog: Catalog): RouteControl {
   const admin = new GatewayAdmin(gateways, token);
   return {
-    fence: (t) => admin.fence(t),
+    fence: async (t) => void (await admin.fence(t)),
     unfence: (t) => admin.unfence(t),
     setMode: async (t, change, order) => void (await admin.setMode(t, change, orderedMode(catalog, t, change, order).epoch)),
     setPrimary: async (t, side, outbox) => {
@@ -38,7 +38,6 @@ export function catalogRoutes(catalog: Catalog): RouteControl {
   return {
     fence: async (t) => {
       if (!fencedAt.has(t)) fencedAt.set(t, Date.now());
-      return { fencedAt: fencedAt.get(t)! };
     },
     unfence: async (t) => {
       const since = fencedAt.get(t);
