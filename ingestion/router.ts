@@ -121,7 +121,9 @@ export class TenantRouter {
       }
       if (Date.now() - started >= this.holdTimeoutMs) throw new HeldTooLongError(`tenant ${tenantId} is being cut over; retry shortly`);
       await new Promise((r) => setTimeout(r, 20));
-      this.useRoute(s, this.catalog.ensure(tenantId));
+      // A plain read: a held write must never take the shared catalog's write lock from a switch.
+      const route = this.catalog.get(tenantId);
+      if (route) this.useRoute(s, route);
     }
   }
 
