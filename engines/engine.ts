@@ -10,8 +10,27 @@ export interface TableInfo {
   columns: string[];
   /** Columns that order and identify rows. */
   key: string[];
-  /** `rowid`: the table has no primary key and rows are identified by the engine's row id. */
-  keyKind: 'primary-key' | 'rowid';
+  /**
+   * `rowid`: the table has no primary key and rows are identified by the engine's row id.
+   * `unique-index`: no primary key; an unfiltered unique index identifies the rows.
+   * `all-columns`: neither; rows are ordered by every orderable column and told apart by their hash.
+   */
+  keyKind: 'primary-key' | 'unique-index' | 'all-columns' | 'rowid';
+}
+
+/**
+ * How an engine's server computes row digests. Two sides of a comparison must digest alike: they
+ * use the lower `level` of the two when both are of one `family` (`agreedDigestFormat`).
+ */
+export interface DigestFormat {
+  family: string;
+  level: number;
+}
+
+/** The format both engines can compute, or undefined when they do not share one (each digests its own way). */
+export function agreedDigestFormat(a: DigestFormat | undefined, b: DigestFormat | undefined): DigestFormat | undefined {
+  if (!a || !b || a.family !== b.family) return undefined;
+  return { family: a.family, level: Math.min(a.level, b.level) };
 }
 
 /** Rows with key in (lower, upper]; a null bound is open. */
@@ -83,13 +102,16 @@ export interface Engine {
    * Key-ordered chunks of about `chunkRows` rows covering `within` (default: the whole table); the
    * first and last chunks reach to its bounds, so rows only the other side has are caught too.
    */
-  chunkDigests(database: string, table: TableInfo, chunkRows: number, within?: KeyRange): Promise<ChunkDigest[]>;
+  chunkDigests(database: string, table: TableInfo, chunkRows: number, within?: KeyRange, format?: DigestFormat): Promise<ChunkDigest[]>;
 
   /** The digest of the rows in one range, computed exactly as `chunkDigests` does. */
-  rangeDigest(database: string, table: TableInfo, range: KeyRange): Promise<{ rows: number; digest: string }>;
+  rangeDigest(database: string, table: TableInfo, range: KeyRange, format?: DigestFormat): Promise<{ rows: number; digest: string }>;
 
   /** One digest per row in the range, to name the rows that differ. */
-  rowDigests(database: string, table: TableInfo, range: KeyRange): Promise<RowDigest[]>;
+  rowDigests(database: string, table: TableInfo, range: KeyRange, format?: DigestFormat): Promise<RowDigest[]>;
+
+  /** The digest format this engine's server computes for `database` (optional: engines with one format omit it). */
+  digestFormat?(database: string): Promise<DigestFormat>;
 
   /** Creates the outbox (the dual-write journal) and the applied-cursor table if missing. */
   ensureOutbox(database: string): Promise<void>;

@@ -6,20 +6,32 @@ import { checkDatabaseName, quoteBracketed as b } from './identifiers';
 export interface Statement {
   sql: string;
   params: Record<string, string | number | null>;
+  /** The declared T-SQL type of parameters whose type matters (key ranges): sent exactly so. */
+  types?: Record<string, string>;
   secretParams?: string[];
 }
 
 export interface MssqlColumn {
   name: string;
+  /** The base system type: an alias type (CREATE TYPE price FROM money) is resolved to `money`. */
   type: string;
+  /** sys.columns.max_length: bytes, -1 for varchar(max), nvarchar(max), varbinary(max) and xml. */
+  maxLength?: number;
+  precision?: number;
+  scale?: number;
+  nullable?: boolean;
   identity?: boolean;
+  /** A CLR type (geography, geometry, hierarchyid, or a user's assembly type). */
+  assembly?: boolean;
 }
 
 export interface MssqlTable {
   schema: string;
   name: string;
   columns: MssqlColumn[];
+  /** The primary key, else the first unfiltered unique index; empty when the table has neither. */
   key: string[];
+  keyKind?: 'primary-key' | 'unique-index';
 }
 
 const qualified = (t: { schema: string; name: string }) => `${b(t.schema)}.${b(t.name)}`;
@@ -65,58 +77,31 @@ export function databaseStateQuery(database: string): Statement {
   };
 }
 
-/** Tables, columns and primary keys of the database from the catalog views (run in that database). */
+/**
+ * Tables, columns and keys of the database from the catalog views (run in that database). Each
+ * column's type is its base system type: an alias type's own row in sys.types carries the base in
+ * system_type_id, so TYPE_NAME(system_type_id) names it (CLR types keep their own name). The key is
+ * the primary key, else the first unique index without a filter (a filtered one misses rows).
+ */
 export const listTablesQuery: Statement = {
   sql: [
-    'SELECT s.name AS schema_name, t.name AS table_name, c.name AS column_name, ty.name AS type_name, c.column_id, c.is_identity,',
-    '       ic.key_ordinal',
+    'SELECT s.name AS schema_name, t.name AS table_name, c.name AS column_name, c.column_id,',
+    '       CASE WHEN ty.is_user_defined = 1 AND ty.is_assembly_type = 0 THEN TYPE_NAME(ty.system_type_id) ELSE ty.name END AS type_name,',
+    '       c.max_length, c.precision, c.scale, c.is_nullable, c.is_identity, ty.is_assembly_type,',
+    '       ic.key_ordinal, ki.is_primary_key AS key_is_primary',
     'FROM sys.tables AS t',
     'JOIN sys.schemas AS s ON s.schema_id = t.schema_id',
     'JOIN sys.columns AS c ON c.object_id = t.object_id',
     'JOIN sys.types AS ty ON ty.user_type_id = c.user_type_id',
-    'LEFT JOIN sys.indexes AS i ON i.object_id = t.object_id AND i.is_primary_key = 1',
-    'LEFT JOIN sys.index_columns AS ic ON ic.object_id = i.object_id AND ic.index_id = i.index_id AND ic.column_id = c.column_id',
+    'OUTER APPLY (SELECT TOP (1) i.index_id, i.is_primary_key FROM sys.indexes AS i',
+    '             WHERE i.object_id = t.object_id AND (i.is_primary_key = 1 OR (i.is_unique = 1 AND i.has_filter = 0 AND i.type IN (1, 2)))',
+    '             ORDER BY i.is_primary_key DESC, i.index_id) AS ki',
+    'LEFT JOIN sys.index_columns AS ic ON ic.object_id = t.object_id AND ic.index_id = ki.index_id AND ic.column_id = c.column_id AND ic.key_ordinal > 0',
     "WHERE t.is_ms_shipped = 0 AND t.name NOT LIKE N'airlift[_]%'",
     'ORDER BY s.name, t.name, c.column_id;',
   ].join('\n'),
   params: {},
 };
-
-/** One column rendered as text that differs whenever the value or its kind differs. */
-function encodedColumn(c: MssqlColumn): string {
-  const col = b(c.name);
-  const type = c.type.toLowerCase();
-  const text =
-    ['binary', 'varbinary', 'image', 'timestamp', 'rowversion'].includes(type) ? `CONVERT(nvarchar(max), CAST(${col} AS varbinary(max)), 1)`
-      : ['float', 'real'].includes(type) ? `CONVERT(nvarchar(max), ${col}, 3)`
-        : ['datetime', 'datetime2', 'smalldatetime', 'date', 'time', 'datetimeoffset'].includes(type) ? `CONVERT(nvarchar(max), ${col}, 126)`
-          : ['xml', 'sql_variant', 'hierarchyid', 'geography', 'geometry'].includes(type) ? `CAST(CAST(${col} AS nvarchar(max)) AS nvarchar(max))`
-            : `CAST(${col} AS nvarchar(max))`;
-  return `CASE WHEN ${col} IS NULL THEN N'N' ELSE N'v' + ${text} END`;
-}
-
-/**
- * Rows of a key range, key-ordered, each with a SHA2-256 of its columns computed by the server. The
- * lexicographic range on a composite key is spelled out, since T-SQL has no row-value comparison.
- */
-export function rowHashQuery(table: MssqlTable, range: { lower: boolean; upper: boolean }): Statement {
-  const keys = table.key.map(b);
-  const after = (prefix: string, op: '>' | '<=') =>
-    table.key
-      .map((_, i) => {
-        const equal = table.key.slice(0, i).map((k, j) => `${b(k)} = @${prefix}${j}`);
-        const last = i === table.key.length - 1 ? op : op === '>' ? '>' : '<';
-        return `(${[...equal, `${b(table.key[i])} ${last} @${prefix}${i}`].join(' AND ')})`;
-      })
-      .join(' OR ');
-  const where = [range.lower ? `(${after('lo', '>')})` : '', range.upper ? `(${after('hi', '<=')})` : ''].filter(Boolean);
-  // CONCAT wants two arguments at least on older servers; the leading N'' keeps one-column tables valid.
-  const hash = `HASHBYTES('SHA2_256', CONCAT(N'', ${table.columns.map(encodedColumn).join(', NCHAR(31), ')}))`;
-  return {
-    sql: `SELECT ${keys.join(', ')}, ${hash} AS row_hash FROM ${qualified(table)}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY ${keys.join(', ')};`,
-    params: {},
-  };
-}
 
 /** The highest key of a table (the tracking table's head). */
 export function headKeyQuery(table: MssqlTable): Statement {
@@ -379,6 +364,6 @@ export function dropDatabaseStatement(database: string): Statement {
 /** A statement as a person reads it in `plan`: the text, then each parameter, secrets redacted. */
 export function renderStatement(s: Statement, values: Record<string, string | number | null> = {}): string {
   const all = { ...s.params, ...values };
-  const lines = Object.entries(all).map(([k, v]) => `--   @${k} = ${s.secretParams?.includes(k) ? '[redacted]' : v === null ? '(set at run time)' : JSON.stringify(v)}`);
+  const lines = Object.entries(all).map(([k, v]) => `--   @${k}${s.types?.[k] ? ` ${s.types[k]}` : ''} = ${s.secretParams?.includes(k) ? '[redacted]' : v === null ? '(set at run time)' : JSON.stringify(v)}`);
   return lines.length ? `${s.sql}\n${lines.join('\n')}` : s.sql;
 }

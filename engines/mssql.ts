@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { renderKey, sha256File } from './checksum';
-import { FleetConfigError, PermissionError, ReplicationConflictError } from '../protocol/errors';
+import { FleetConfigError, PermissionError, ReplicationConflictError, VerificationUnsupportedError } from '../protocol/errors';
 import {
   ConnectionError,
   DatabaseMissingError,
@@ -24,11 +24,51 @@ import {
   type Progress,
   type RowDigest,
   type TableInfo,
+  type DigestFormat,
   type TrackingEvent,
   type WriteGate,
   type GateExpectation,
 } from './engine';
 import * as tsql from './mssql-sql';
+import * as rowHash from './mssql-row-hash';
+
+/** Rows per page of row hashes: verification holds one page, never a whole table. */
+export const ROW_HASH_PAGE_ROWS = 2000;
+
+/** The mssql type a T-SQL declaration names (`varchar(20)`, `decimal(18, 4)`, `datetime2(7)`, …). */
+export function sqlTypeOf(declaration: string): sql.ISqlType {
+  const m = /^([a-z0-9]+)(?:\((max|\d+)(?:,\s*(\d+))?\))?$/.exec(declaration);
+  if (!m) throw new Error(`cannot declare a parameter of type ${declaration}`);
+  const [, name, first, second] = m;
+  const length = first === 'max' ? sql.MAX : Number(first);
+  const types: Record<string, () => sql.ISqlType> = {
+    varchar: () => sql.VarChar(length), nvarchar: () => sql.NVarChar(length), char: () => sql.Char(length), nchar: () => sql.NChar(length),
+    varbinary: () => sql.VarBinary(length), binary: () => (sql.Binary as unknown as (length: number) => sql.ISqlType)(length), // typed without a length, declared with one
+    decimal: () => sql.Decimal(Number(first), Number(second)), numeric: () => sql.Numeric(Number(first), Number(second)),
+    datetime2: () => sql.DateTime2(Number(first)), time: () => sql.Time(Number(first)), datetimeoffset: () => sql.DateTimeOffset(Number(first)),
+    int: () => sql.Int(), bigint: () => sql.BigInt(), smallint: () => sql.SmallInt(), tinyint: () => sql.TinyInt(), bit: () => sql.Bit(),
+    float: () => sql.Float(), real: () => sql.Real(), uniqueidentifier: () => sql.UniqueIdentifier(), date: () => sql.Date(),
+    datetime: () => sql.DateTime(), smalldatetime: () => sql.SmallDateTime(), money: () => sql.Money(), smallmoney: () => sql.SmallMoney(),
+  };
+  const make = types[name];
+  if (!make) throw new Error(`cannot declare a parameter of type ${declaration}`);
+  return make();
+}
+
+/**
+ * Binds a statement's parameters: those with a declared type (`statement.types`) are sent as exactly
+ * that type, never one guessed from the JavaScript value (a string would go as nvarchar and turn a
+ * varchar key comparison into an nvarchar one: "Data type precedence" converts the column up, which
+ * scans the index and, under a SQL_* collation, sorts differently from the column's ORDER BY).
+ */
+export function bindParameters(request: sql.Request, statement: tsql.Statement, values: Record<string, unknown> = {}): sql.Request {
+  for (const [name, value] of Object.entries({ ...statement.params, ...values })) {
+    const declared = statement.types?.[name];
+    if (declared) request.input(name, sqlTypeOf(declared), value as never);
+    else request.input(name, value as never);
+  }
+  return request;
+}
 
 export interface MssqlEndpoint {
   server: string;
@@ -186,8 +226,7 @@ export class MssqlEngine implements Engine {
   }
 
   protected async run<T = Record<string, unknown>>(database: string, statement: tsql.Statement, values: Record<string, unknown> = {}): Promise<T[]> {
-    const request = (await this.pool(database)).request();
-    for (const [name, value] of Object.entries({ ...statement.params, ...values })) request.input(name, value as never);
+    const request = bindParameters((await this.pool(database)).request(), statement, values);
     try {
       const result = await request.query(statement.sql);
       return (result.recordset ?? []) as T[];
@@ -318,60 +357,123 @@ export class MssqlEngine implements Engine {
   }
 
   async listTables(database: string): Promise<TableInfo[]> {
-    const rows = await this.run<{ schema_name: string; table_name: string; column_name: string; type_name: string; is_identity: boolean; key_ordinal: number | null }>(database, tsql.listTablesQuery);
+    interface Row {
+      schema_name: string; table_name: string; column_name: string; type_name: string; max_length: number; precision: number; scale: number;
+      is_nullable: boolean; is_identity: boolean; is_assembly_type: boolean; key_ordinal: number | null; key_is_primary: boolean | null;
+    }
+    const rows = await this.run<Row>(database, tsql.listTablesQuery);
     const tables = new Map<string, tsql.MssqlTable & { ordinals: Map<string, number> }>();
     for (const r of rows) {
       const id = r.schema_name === 'dbo' ? r.table_name : `${r.schema_name}.${r.table_name}`;
       const t = tables.get(id) ?? { schema: r.schema_name, name: r.table_name, columns: [] as tsql.MssqlColumn[], key: [] as string[], ordinals: new Map<string, number>() };
-      t.columns.push({ name: r.column_name, type: r.type_name, identity: r.is_identity });
-      if (r.key_ordinal) t.ordinals.set(r.column_name, r.key_ordinal);
+      t.columns.push({
+        name: r.column_name, type: r.type_name, maxLength: r.max_length, precision: r.precision, scale: r.scale,
+        nullable: Boolean(r.is_nullable), identity: Boolean(r.is_identity), assembly: Boolean(r.is_assembly_type),
+      });
+      if (r.key_ordinal) {
+        t.ordinals.set(r.column_name, r.key_ordinal);
+        t.keyKind = r.key_is_primary ? 'primary-key' : 'unique-index';
+      }
       tables.set(id, t);
     }
     return [...tables].map(([id, t]) => {
-      // No primary key: every column orders and identifies the rows (duplicates compare as a group).
-      t.key = t.ordinals.size ? [...t.ordinals].sort((a, b) => a[1] - b[1]).map(([c]) => c) : t.columns.map((c) => c.name);
-      this.tableSchemas.set(`${database}.${id}`, t);
-      return { name: id, columns: t.columns.map((c) => c.name), key: t.key, keyKind: 'primary-key' as const };
+      t.key = [...t.ordinals].sort((a, b) => a[1] - b[1]).map(([c]) => c);
+      const table: tsql.MssqlTable = { schema: t.schema, name: t.name, columns: t.columns, key: t.key, keyKind: t.keyKind };
+      this.tableSchemas.set(`${database}.${id}`, table);
+      const key = rowHash.verificationKey(table);
+      return { name: id, columns: t.columns.map((c) => c.name), key: key.columns, keyKind: key.kind };
     });
   }
 
-  private async rowHashes(database: string, table: TableInfo, range: KeyRange): Promise<{ key: KeyValue[]; hash: Buffer }[]> {
-    const schema = await this.schemaOf(database, table);
-    const statement = tsql.rowHashQuery(schema, { lower: Boolean(range.lower), upper: Boolean(range.upper) });
-    const values: Record<string, unknown> = {};
-    range.lower?.forEach((v, i) => (values[`lo${i}`] = v));
-    range.upper?.forEach((v, i) => (values[`hi${i}`] = v));
-    const rows = await this.run<Record<string, unknown>>(database, statement, values);
-    return rows.map((r) => ({ key: schema.key.map((k) => r[k] as KeyValue), hash: r.row_hash as Buffer }));
+  /** The server's version level (10 = 2008 … 16 = 2022; Azure SQL the newest), read once. */
+  private level?: Promise<number>;
+
+  async digestFormat(): Promise<DigestFormat> {
+    this.level ??= this.run<{ product_version: string | null; engine_edition: number | null }>('master', rowHash.serverLevelQuery)
+      .then(([row]) => rowHash.serverLevel(row))
+      .catch((err: unknown) => {
+        this.level = undefined;
+        throw err;
+      });
+    return { family: 'mssql', level: await this.level };
   }
 
-  async chunkDigests(database: string, table: TableInfo, chunkRows: number, within: KeyRange = { lower: null, upper: null }): Promise<ChunkDigest[]> {
-    const rows = await this.rowHashes(database, table, within);
+  /**
+   * Row hashes of a key range, one page (`ROW_HASH_PAGE_ROWS`) at a time: each page starts after the
+   * last key of the one before. Memory holds one page whatever the table's size.
+   */
+  private async *hashedRows(database: string, table: TableInfo, range: KeyRange, format?: DigestFormat): AsyncGenerator<{ key: KeyValue[]; hash: Buffer; copies: number }> {
+    const schema = await this.schemaOf(database, table);
+    const dialect = rowHash.hashDialect(format?.family === 'mssql' ? format.level : (await this.digestFormat()).level);
+    const key = rowHash.verificationKey(schema);
+    let lower = range.lower;
+    for (;;) {
+      const statement = rowHash.rowHashQuery(schema, { lower: Boolean(lower), upper: Boolean(range.upper) }, dialect);
+      const values: Record<string, unknown> = { page: ROW_HASH_PAGE_ROWS };
+      if (lower) Object.assign(values, rowHash.keyParams(schema, dialect, 'lo', lower));
+      if (range.upper) Object.assign(values, rowHash.keyParams(schema, dialect, 'hi', range.upper));
+      const rows = await this.run<Record<string, unknown>>(database, statement, values).catch((err: unknown) => {
+        throw this.tooLong(err, database, schema);
+      });
+      for (const r of rows) {
+        const k = key.columns.map((name, i) => (name === rowHash.ROW_HASH_KEY ? (r.row_hash as Buffer) : (r[`k${i}`] as KeyValue)));
+        yield { key: k, hash: r.row_hash as Buffer, copies: Number(r.copies) };
+        lower = k;
+      }
+      if (rows.length < ROW_HASH_PAGE_ROWS) return;
+    }
+  }
+
+  /** A value too long to hash in pieces before SQL Server 2016, named with its table and column. */
+  private tooLong(err: unknown, database: string, table: tsql.MssqlTable): unknown {
+    const message = (err as Error)?.message ?? '';
+    const m = new RegExp(`${rowHash.TOO_LONG_MARK}: column #(\\d+) holds (\\d+) bytes, more than (\\d+)`).exec(message);
+    if (!m) return err;
+    const column = table.columns.filter((c) => !rowHash.excludedFromHash(c))[Number(m[1])]?.name;
+    return new VerificationUnsupportedError(
+      `${this.where(database)}: ${table.schema}.${table.name}.${column} holds a value of ${m[2]} bytes; before SQL Server 2016 HASHBYTES takes 8000 bytes, so airlift hashes in pieces up to ${m[3]} bytes. Upgrade the older server of the pair to 2016 or later, or leave this table out of verification`,
+    );
+  }
+
+  async chunkDigests(database: string, table: TableInfo, chunkRows: number, within: KeyRange = { lower: null, upper: null }, format?: DigestFormat): Promise<ChunkDigest[]> {
     const chunks: ChunkDigest[] = [];
-    const sameKey = (a: KeyValue[], b: KeyValue[]) => a.every((v, i) => (Buffer.isBuffer(v) && Buffer.isBuffer(b[i]) ? v.equals(b[i] as Buffer) : v === b[i]));
-    let start = 0;
-    do {
-      let end = Math.min(rows.length, start + chunkRows);
-      // Rows with equal keys (a table without a primary key) stay in one chunk, as a range query sees them.
-      while (end < rows.length && sameKey(rows[end].key, rows[end - 1].key)) end++;
-      const hash = createHash('sha256');
-      for (const r of rows.slice(start, end)) hash.update(r.hash);
-      const last = end >= rows.length;
-      chunks.push({ lower: start === 0 ? within.lower : rows[start - 1].key, upper: last ? within.upper : rows[end - 1].key, rows: end - start, digest: hash.digest('hex') });
-      start = end;
-    } while (start < rows.length);
+    let current = { lower: within.lower, last: null as KeyValue[] | null, rows: 0, hash: createHash('sha256') };
+    let full: typeof current | null = null;
+    const close = (c: typeof current, upper: KeyValue[] | null) => chunks.push({ lower: c.lower, upper, rows: c.rows, digest: c.hash.digest('hex') });
+    for await (const row of this.hashedRows(database, table, within, format)) {
+      // A full chunk is closed at its own last key once another row follows; the last one reaches to `within.upper`.
+      if (full) {
+        close(full, full.last);
+        full = null;
+      }
+      for (let i = 0; i < row.copies; i++) current.hash.update(row.hash);
+      current.rows += row.copies;
+      current.last = row.key;
+      if (current.rows >= chunkRows) {
+        full = current;
+        current = { lower: row.key, last: null, rows: 0, hash: createHash('sha256') };
+      }
+    }
+    if (full) close(full, within.upper);
+    else close(current, within.upper);
     return chunks;
   }
 
-  async rangeDigest(database: string, table: TableInfo, range: KeyRange): Promise<{ rows: number; digest: string }> {
-    const rows = await this.rowHashes(database, table, range);
+  async rangeDigest(database: string, table: TableInfo, range: KeyRange, format?: DigestFormat): Promise<{ rows: number; digest: string }> {
     const hash = createHash('sha256');
-    for (const r of rows) hash.update(r.hash);
-    return { rows: rows.length, digest: hash.digest('hex') };
+    let rows = 0;
+    for await (const row of this.hashedRows(database, table, range, format)) {
+      for (let i = 0; i < row.copies; i++) hash.update(row.hash);
+      rows += row.copies;
+    }
+    return { rows, digest: hash.digest('hex') };
   }
 
-  async rowDigests(database: string, table: TableInfo, range: KeyRange): Promise<RowDigest[]> {
-    return (await this.rowHashes(database, table, range)).map((r) => ({ key: renderKey(table.key, r.key), digest: r.hash.toString('hex') }));
+  async rowDigests(database: string, table: TableInfo, range: KeyRange, format?: DigestFormat): Promise<RowDigest[]> {
+    const out: RowDigest[] = [];
+    for await (const row of this.hashedRows(database, table, range, format))
+      out.push({ key: renderKey(table.key, row.key), digest: `${row.hash.toString('hex')}${row.copies > 1 ? ` x${row.copies}` : ''}` });
+    return out;
   }
 
   async ensureOutbox(database: string): Promise<void> {

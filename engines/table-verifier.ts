@@ -1,6 +1,6 @@
 // Compares one table on two engines: key-ordered chunk digests on the source, the same key ranges
 // digested on the target, and any chunk that differs narrowed down to the keys that differ.
-import type { Engine, KeyRange, TableInfo } from './engine';
+import { agreedDigestFormat, type Engine, type KeyRange, type TableInfo } from './engine';
 
 export interface Difference {
   key: string;
@@ -25,17 +25,19 @@ export interface Side {
 
 /** Compares `table`, or only the rows `within` a key range (for a table that keeps growing). */
 export async function compareTable(source: Side, target: Side, table: TableInfo, chunkRows: number, within?: KeyRange): Promise<TableComparison> {
-  const chunks = await source.engine.chunkDigests(source.database, table, chunkRows, within);
+  // Both sides hash with the expression the older server can run (SQL Server: HASHBYTES by version).
+  const format = agreedDigestFormat(await source.engine.digestFormat?.(source.database), await target.engine.digestFormat?.(target.database));
+  const chunks = await source.engine.chunkDigests(source.database, table, chunkRows, within, format);
   const result: TableComparison = { table: table.name, rows: 0, chunks: chunks.length, mismatchedChunks: 0, differences: [] };
   for (const chunk of chunks) {
     result.rows += chunk.rows;
-    const theirs = await target.engine.rangeDigest(target.database, table, chunk);
+    const theirs = await target.engine.rangeDigest(target.database, table, chunk, format);
     if (theirs.digest === chunk.digest && theirs.rows === chunk.rows) continue;
     result.mismatchedChunks++;
     if (result.differences.length >= MAX_DIFFERENCES_PER_TABLE) continue;
     const [mine, other] = await Promise.all([
-      source.engine.rowDigests(source.database, table, chunk),
-      target.engine.rowDigests(target.database, table, chunk),
+      source.engine.rowDigests(source.database, table, chunk, format),
+      target.engine.rowDigests(target.database, table, chunk, format),
     ]);
     const onTarget = new Map(other.map((r) => [r.key, r.digest]));
     for (const row of mine) {

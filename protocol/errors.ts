@@ -60,6 +60,8 @@ export class ManagedInstanceRestoreError extends defineError('ManagedInstanceRes
 /** Events would be held longer than the budget: the cut-over is called off and tried again later. */
 export class PauseBudgetExceededError extends defineError('PauseBudgetExceededError', false) {}
 export class VerificationMismatchError extends defineError('VerificationMismatchError', false) {}
+/** A table the older server of a pair cannot hash (a value too long for HASHBYTES before 2016). */
+export class VerificationUnsupportedError extends defineError('VerificationUnsupportedError', false) {}
 /** A gateway node did not answer or refused an admin call: it may be restarting. */
 export class GatewayAdminError extends defineError('GatewayAdminError', true) {}
 /** A gateway node refused an admin call (4xx: token refused, tenant not in its fleet): fix, then retry. */

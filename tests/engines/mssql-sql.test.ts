@@ -2,6 +2,9 @@
 // parameters, and each statement is pinned by a snapshot that a reviewer reads.
 import * as tsql from '../../engines/mssql-sql';
 import { quoteBracketed } from '../../engines/identifiers';
+import * as rowHash from '../../engines/mssql-row-hash';
+
+const MODERN = rowHash.hashDialect(16);
 
 const hostile: tsql.MssqlTable = {
   schema: 'sales]; DROP TABLE x --',
@@ -27,7 +30,7 @@ test('identifiers from a database catalog are bracket-quoted with ] doubled, nev
   expect(quoteBracketed('a]b')).toBe('[a]]b]');
   expect(quoteBracketed("x'; DROP DATABASE y --")).toBe("[x'; DROP DATABASE y --]");
   expect(quoteBracketed('Café_名前')).toBe('[Café_名前]');
-  const { sql } = tsql.rowHashQuery(hostile, { lower: true, upper: true });
+  const { sql } = rowHash.rowHashQuery(hostile, { lower: true, upper: true }, MODERN);
   expect(sql).toContain("FROM [sales]]; DROP TABLE x --].[x'; DROP DATABASE y --]");
   expect(sql).toContain('[a]]b]');
   // Outside brackets nothing of the hostile names survives.
@@ -42,9 +45,9 @@ test('BACKUP is COPY_ONLY with CHECKSUM to parameterised stripe files', () => {
 });
 
 test('the key range of a composite key is spelled out lexicographically', () => {
-  const { sql } = tsql.rowHashQuery({ ...hostile, schema: 'dbo', name: 't' }, { lower: true, upper: true });
-  expect(sql).toContain('WHERE (([id] > @lo0) OR ([id] = @lo0 AND [a]]b] > @lo1)) AND (([id] < @hi0) OR ([id] = @hi0 AND [a]]b] <= @hi1))');
-  expect(tsql.rowHashQuery({ ...hostile, schema: 'dbo', name: 't' }, { lower: false, upper: false }).sql).not.toContain('WHERE');
+  const { sql } = rowHash.rowHashQuery({ ...hostile, schema: 'dbo', name: 't' }, { lower: true, upper: true }, MODERN);
+  expect(sql).toContain('WHERE ((src.[id] > @lo0) OR (src.[id] = @lo0 AND src.[a]]b] > @lo1))\n  AND ((src.[id] < @hi0) OR (src.[id] = @hi0 AND src.[a]]b] <= @hi1))');
+  expect(rowHash.rowHashQuery({ ...hostile, schema: 'dbo', name: 't' }, { lower: false, upper: false }, MODERN).sql).not.toContain('WHERE');
 });
 
 test('the credential statement carries the SAS only as a parameter, and plan redacts it', () => {
@@ -202,7 +205,7 @@ test.each([
   ['backup progress', tsql.progressQuery('acme_db')],
   ['database exists', tsql.databaseExistsQuery('acme_db')],
   ['list tables', tsql.listTablesQuery],
-  ['row hashes of a range', tsql.rowHashQuery(hostile, { lower: true, upper: false })],
+  ['row hashes of a range', rowHash.rowHashQuery(hostile, { lower: true, upper: false }, MODERN)],
   ['tracking head', tsql.headKeyQuery({ schema: 'dbo', name: 'tracking_events', columns: [{ name: 'seq', type: 'bigint' }], key: ['seq'] })],
   ['outbox schema', tsql.outboxSchema],
   ['read outbox', tsql.readOutboxQuery],
