@@ -5,7 +5,7 @@ import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@
 import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { FleetConfigError, findTenant, loadFleet } from '../config/fleet';
-import { checkPlan, planTenant, renderPlan } from './plan';
+import { planCommand } from './plan';
 import { TemporalConfigError } from '../config/temporal';
 import { StorageConfigError, redactSecrets } from '../azure/blob-store';
 import {
@@ -257,21 +257,13 @@ program
   .requiredOption('-f, --fleet <file>', 'fleet file (YAML or JSON)')
   .option('--tenants <ids>', 'comma-separated tenant ids (default: every tenant in the file)')
   .option('--json', 'print JSON', false)
-  .option('--check', 'also test connectivity and permissions, and report what is missing', false)
+  .option('--check', 'also test connectivity and permissions, and list each SQL Server tenant\'s prerequisites as ready, warning or blocking with the fix', false)
   .action(async (o) => {
     const fleet = loadFleet(o.fleet);
     const ids: string[] = o.tenants ? String(o.tenants).split(',').map((x: string) => x.trim()).filter(Boolean) : fleet.tenants.map((t) => t.id);
-    const plans = ids.map((id) => planTenant(fleet, findTenant(fleet, id)));
-    const checks = o.check ? await checkPlan(fleet, ids) : undefined;
-    if (o.json) console.log(JSON.stringify({ fleet: fleet.file, tenants: plans, ...(checks ? { checks } : {}) }, null, 2));
-    else {
-      console.log(renderPlan(plans));
-      if (checks) {
-        console.log('== checks');
-        for (const c of checks) console.log(`${c.ok ? 'ok     ' : 'MISSING'}  ${c.what}: ${c.detail}`);
-      }
-    }
-    if (checks?.some((c) => !c.ok)) process.exitCode = 1;
+    const { output, exitCode } = await planCommand(fleet, ids, { check: Boolean(o.check), json: Boolean(o.json) });
+    console.log(output);
+    process.exitCode = exitCode;
   });
 
 program

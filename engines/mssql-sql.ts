@@ -83,25 +83,54 @@ export function databaseStateQuery(database: string): Statement {
  * system_type_id, so TYPE_NAME(system_type_id) names it (CLR types keep their own name). The key is
  * the primary key, else the first unique index without a filter (a filtered one misses rows).
  */
-export const listTablesQuery: Statement = {
+export function listTablesQuery(database?: string): Statement {
+  // In the database's own connection the catalog views are unqualified; from master, three-part.
+  const db = database ? `${b(checkDatabaseName(database))}.` : '';
+  return {
   sql: [
     'SELECT s.name AS schema_name, t.name AS table_name, c.name AS column_name, c.column_id,',
     '       CASE WHEN ty.is_user_defined = 1 AND ty.is_assembly_type = 0 THEN TYPE_NAME(ty.system_type_id) ELSE ty.name END AS type_name,',
     '       c.max_length, c.precision, c.scale, c.is_nullable, c.is_identity, ty.is_assembly_type,',
     '       ic.key_ordinal, ki.is_primary_key AS key_is_primary',
-    'FROM sys.tables AS t',
-    'JOIN sys.schemas AS s ON s.schema_id = t.schema_id',
-    'JOIN sys.columns AS c ON c.object_id = t.object_id',
-    'JOIN sys.types AS ty ON ty.user_type_id = c.user_type_id',
-    'OUTER APPLY (SELECT TOP (1) i.index_id, i.is_primary_key FROM sys.indexes AS i',
+    `FROM ${db}sys.tables AS t`,
+    `JOIN ${db}sys.schemas AS s ON s.schema_id = t.schema_id`,
+    `JOIN ${db}sys.columns AS c ON c.object_id = t.object_id`,
+    `JOIN ${db}sys.types AS ty ON ty.user_type_id = c.user_type_id`,
+    `OUTER APPLY (SELECT TOP (1) i.index_id, i.is_primary_key FROM ${db}sys.indexes AS i`,
     '             WHERE i.object_id = t.object_id AND (i.is_primary_key = 1 OR (i.is_unique = 1 AND i.has_filter = 0 AND i.type IN (1, 2)))',
     '             ORDER BY i.is_primary_key DESC, i.index_id) AS ki',
-    'LEFT JOIN sys.index_columns AS ic ON ic.object_id = t.object_id AND ic.index_id = ki.index_id AND ic.column_id = c.column_id AND ic.key_ordinal > 0',
+    `LEFT JOIN ${db}sys.index_columns AS ic ON ic.object_id = t.object_id AND ic.index_id = ki.index_id AND ic.column_id = c.column_id AND ic.key_ordinal > 0`,
     "WHERE t.is_ms_shipped = 0 AND t.name NOT LIKE N'airlift[_]%'",
     'ORDER BY s.name, t.name, c.column_id;',
   ].join('\n'),
   params: {},
-};
+  };
+}
+
+/** A row of `listTablesQuery`. */
+export interface CatalogColumnRow {
+  schema_name: string; table_name: string; column_name: string; type_name: string; max_length: number; precision: number; scale: number;
+  is_nullable: boolean; is_identity: boolean; is_assembly_type: boolean; key_ordinal: number | null; key_is_primary: boolean | null;
+}
+
+/** Tables as the catalog describes them, keyed `table` for dbo and `schema.table` otherwise. */
+export function tablesFromCatalog(rows: CatalogColumnRow[]): Map<string, MssqlTable> {
+  const tables = new Map<string, MssqlTable & { ordinals: Map<string, number> }>();
+  for (const r of rows) {
+    const id = r.schema_name === 'dbo' ? r.table_name : `${r.schema_name}.${r.table_name}`;
+    const t = tables.get(id) ?? { schema: r.schema_name, name: r.table_name, columns: [] as MssqlColumn[], key: [] as string[], ordinals: new Map<string, number>() };
+    t.columns.push({
+      name: r.column_name, type: r.type_name, maxLength: r.max_length, precision: r.precision, scale: r.scale,
+      nullable: Boolean(r.is_nullable), identity: Boolean(r.is_identity), assembly: Boolean(r.is_assembly_type),
+    });
+    if (r.key_ordinal) {
+      t.ordinals.set(r.column_name, r.key_ordinal);
+      t.keyKind = r.key_is_primary ? 'primary-key' : 'unique-index';
+    }
+    tables.set(id, t);
+  }
+  return new Map([...tables].map(([id, t]) => [id, { schema: t.schema, name: t.name, columns: t.columns, key: [...t.ordinals].sort((x, y) => x[1] - y[1]).map(([c]) => c), keyKind: t.keyKind }]));
+}
 
 /** The highest key of a table (the tracking table's head). */
 export function headKeyQuery(table: MssqlTable): Statement {

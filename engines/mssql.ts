@@ -357,31 +357,11 @@ export class MssqlEngine implements Engine {
   }
 
   async listTables(database: string): Promise<TableInfo[]> {
-    interface Row {
-      schema_name: string; table_name: string; column_name: string; type_name: string; max_length: number; precision: number; scale: number;
-      is_nullable: boolean; is_identity: boolean; is_assembly_type: boolean; key_ordinal: number | null; key_is_primary: boolean | null;
-    }
-    const rows = await this.run<Row>(database, tsql.listTablesQuery);
-    const tables = new Map<string, tsql.MssqlTable & { ordinals: Map<string, number> }>();
-    for (const r of rows) {
-      const id = r.schema_name === 'dbo' ? r.table_name : `${r.schema_name}.${r.table_name}`;
-      const t = tables.get(id) ?? { schema: r.schema_name, name: r.table_name, columns: [] as tsql.MssqlColumn[], key: [] as string[], ordinals: new Map<string, number>() };
-      t.columns.push({
-        name: r.column_name, type: r.type_name, maxLength: r.max_length, precision: r.precision, scale: r.scale,
-        nullable: Boolean(r.is_nullable), identity: Boolean(r.is_identity), assembly: Boolean(r.is_assembly_type),
-      });
-      if (r.key_ordinal) {
-        t.ordinals.set(r.column_name, r.key_ordinal);
-        t.keyKind = r.key_is_primary ? 'primary-key' : 'unique-index';
-      }
-      tables.set(id, t);
-    }
-    return [...tables].map(([id, t]) => {
-      t.key = [...t.ordinals].sort((a, b) => a[1] - b[1]).map(([c]) => c);
-      const table: tsql.MssqlTable = { schema: t.schema, name: t.name, columns: t.columns, key: t.key, keyKind: t.keyKind };
+    const tables = tsql.tablesFromCatalog(await this.run<tsql.CatalogColumnRow>(database, tsql.listTablesQuery()));
+    return [...tables].map(([id, table]) => {
       this.tableSchemas.set(`${database}.${id}`, table);
       const key = rowHash.verificationKey(table);
-      return { name: id, columns: t.columns.map((c) => c.name), key: key.columns, keyKind: key.kind };
+      return { name: id, columns: table.columns.map((c) => c.name), key: key.columns, keyKind: key.kind };
     });
   }
 

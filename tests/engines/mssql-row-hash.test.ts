@@ -152,7 +152,7 @@ describe('each value is hashed by bytes that keep it exact (issue 8 items 7 and 
     // sys.types: an alias type's system_type_id is its base type; TYPE_NAME(system_type_id) names it.
     // CAST and CONVERT: "Alias data types can't be used" as a target, so the base type is what counts.
     const { listTablesQuery } = jest.requireActual('../../engines/mssql-sql') as typeof import('../../engines/mssql-sql');
-    expect(listTablesQuery.sql).toContain('CASE WHEN ty.is_user_defined = 1 AND ty.is_assembly_type = 0 THEN TYPE_NAME(ty.system_type_id) ELSE ty.name END AS type_name');
+    expect(listTablesQuery().sql).toContain('CASE WHEN ty.is_user_defined = 1 AND ty.is_assembly_type = 0 THEN TYPE_NAME(ty.system_type_id) ELSE ty.name END AS type_name');
     // So a `price` alias of money arrives as money and keeps four decimals.
     expect(encoded(col('v', 'money'))).toContain(', 2)');
   });
