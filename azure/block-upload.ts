@@ -7,7 +7,10 @@ import { open, stat } from 'node:fs/promises';
 import { sha256File } from '../engines/checksum';
 
 export interface TransferOptions {
+  /** The block size asked for; an upload raises it when the artifact would need more than `maxBlocks` blocks. */
   blockSizeBytes: number;
+  /** At most this many blocks per blob (default MAX_BLOCKS; tests lower it). */
+  maxBlocks?: number;
   concurrency: number;
   signal?: AbortSignal;
   /** Caps the bandwidth used, so a copy in business hours does not saturate the uplink. */
@@ -23,8 +26,30 @@ export interface UploadResult {
   blocksSent: number;
   blocksReused: number;
   sha256: string;
+  /** The block size used: the one asked for, or larger so the blob fits in `maxBlocks` blocks. */
+  blockSizeBytes: number;
   /** The blob was already committed with this sha256: nothing was sent. */
   alreadyCommitted: boolean;
+}
+
+/**
+ * Put Block List: a block blob has at most 50,000 committed blocks, each at most 4000 MiB
+ * (REST API 2019-12-12 and later; "Understanding block blobs, append blobs, and page blobs").
+ * 50,000 blocks of 4 MiB cap an artifact at 195 GiB, and the limit bites only at the final commit.
+ */
+export const MAX_BLOCKS = 50_000;
+export const MAX_BLOCK_BYTES = 4000 * 1024 * 1024;
+
+/**
+ * The block size for an artifact of `size` bytes: the one asked for, or the smallest multiple of it
+ * that fits the artifact in `maxBlocks` blocks. It depends only on the size, so a resumed upload
+ * cuts the same blocks (and block ids) as the attempt before it.
+ */
+export function blockSizeFor(size: number, requested: number, maxBlocks = MAX_BLOCKS): number {
+  const blockSize = requested * Math.max(1, Math.ceil(size / (requested * maxBlocks)));
+  if (blockSize > MAX_BLOCK_BYTES)
+    throw new RangeError(`an artifact of ${size} bytes needs blocks of ${blockSize} bytes to fit ${maxBlocks} blocks, more than the ${MAX_BLOCK_BYTES} bytes a block may hold`);
+  return blockSize;
 }
 
 export const blockId = (sha256: string, index: number): string =>
@@ -70,8 +95,9 @@ export async function uploadResumable(
   const { size } = await stat(file);
   const sha256 = options.sha256 ?? (await sha256File(file));
   const blob = container.getBlockBlobClient(blobName);
-  const blocks = Math.max(1, Math.ceil(size / options.blockSizeBytes));
-  const base = { blobName, bytes: size, blocks, sha256 };
+  const blockSize = blockSizeFor(size, options.blockSizeBytes, options.maxBlocks);
+  const blocks = Math.max(1, Math.ceil(size / blockSize));
+  const base = { blobName, bytes: size, blocks, sha256, blockSizeBytes: blockSize };
 
   const existing = await blob.getProperties().catch((err: { statusCode?: number }) => {
     if (err.statusCode === 404) return undefined;
@@ -91,7 +117,7 @@ export async function uploadResumable(
   }
 
   const ids = Array.from({ length: blocks }, (_, i) => blockId(sha256, i));
-  const lengthOf = (i: number) => Math.max(0, Math.min(options.blockSizeBytes, size - i * options.blockSizeBytes));
+  const lengthOf = (i: number) => Math.max(0, Math.min(blockSize, size - i * blockSize));
   let blocksSent = 0;
   let blocksReused = 0;
   let bytesDone = 0;
@@ -106,7 +132,7 @@ export async function uploadResumable(
       } else {
         await throttle(length);
         const buffer = Buffer.allocUnsafe(length);
-        const { bytesRead } = await handle.read(buffer, 0, length, i * options.blockSizeBytes);
+        const { bytesRead } = await handle.read(buffer, 0, length, i * blockSize);
         if (bytesRead !== length) throw new Error(`${file} changed while uploading: block ${i} read ${bytesRead} of ${length} bytes`);
         await blob.stageBlock(ids[i], buffer, length, {
           transactionalContentMD5: createHash('md5').update(buffer).digest(),

@@ -77,7 +77,7 @@ function snapshotStep(tenant: Tenant, source: Endpoint): PlanStep {
     detail: [
       tsql.renderStatement(tsql.compressionSupportedQuery),
       tsql.renderStatement(tsql.backupStatement(tenant.database, [file], { compression: source.compression })),
-      tsql.renderStatement(tsql.progressQuery(tenant.database)),
+      tsql.renderStatement(tsql.progressQuery(tenant.database, 'BACKUP')),
     ],
   };
 }

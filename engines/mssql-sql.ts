@@ -48,17 +48,40 @@ export function backupStatement(database: string, files: string[], options: { co
   return { sql: `BACKUP DATABASE ${b(checkDatabaseName(database))} TO ${disks.join(', ')} WITH ${withs.join(', ')};`, params };
 }
 
-/** Whether this edition can compress backups (Express cannot). */
+/**
+ * Whether this server can write a compressed backup ("Backup compression (SQL Server)"): not on
+ * Express or Web (SERVERPROPERTY('EngineEdition') says 2, Standard, for Web too, so the Edition
+ * text decides), and on SQL Server 2008 (10.0) only in Enterprise (EngineEdition 3, which Developer
+ * and Evaluation share); Standard gained it in 2008 R2 (10.50).
+ */
 export const compressionSupportedQuery: Statement = {
-  sql: "SELECT CAST(CASE WHEN SERVERPROPERTY('EngineEdition') IN (2, 3, 5, 8) THEN 1 ELSE 0 END AS bit) AS supported;",
+  sql: [
+    "DECLARE @edition nvarchar(128) = CAST(SERVERPROPERTY('Edition') AS nvarchar(128)), @version nvarchar(128) = CAST(SERVERPROPERTY('ProductVersion') AS nvarchar(128));",
+    'SELECT CAST(CASE',
+    "  WHEN @edition LIKE N'Express%' OR @edition LIKE N'Web%' THEN 0",
+    "  WHEN SERVERPROPERTY('EngineEdition') = 3 THEN 1",
+    "  WHEN SERVERPROPERTY('EngineEdition') = 2 AND @version NOT LIKE N'10.0.%' THEN 1",
+    '  ELSE 0 END AS bit) AS supported;',
+  ].join('\n'),
   params: {},
 };
 
-/** Progress of a running BACKUP or RESTORE of one database, for the heartbeat. */
-export function progressQuery(database: string): Statement {
+/**
+ * Progress of our BACKUP or RESTORE of one database, for the heartbeat. A RESTORE request runs in
+ * the session's database (master), so its database_id does not name the database being restored:
+ * the request is found by its own statement text, which starts with exactly what `backupStatement`
+ * or `restoreFromUrlStatement` send (`@statement`), never any other restore on the instance.
+ */
+export function progressQuery(database: string, command: 'BACKUP' | 'RESTORE'): Statement {
   return {
-    sql: "SELECT TOP (1) r.percent_complete FROM sys.dm_exec_requests AS r WHERE r.command IN (N'BACKUP DATABASE', N'RESTORE DATABASE') AND (DB_NAME(r.database_id) = @database OR r.command = N'RESTORE DATABASE') ORDER BY r.start_time;",
-    params: { database: checkDatabaseName(database) },
+    sql: [
+      'SELECT TOP (1) r.percent_complete',
+      'FROM sys.dm_exec_requests AS r CROSS APPLY sys.dm_exec_sql_text(r.sql_handle) AS t',
+      'WHERE r.command = @command AND CHARINDEX(@statement, t.text) > 0',
+      'ORDER BY r.start_time;',
+    ].join('\n'),
+    params: { command: `${command} DATABASE`, statement: `${command} DATABASE ${b(checkDatabaseName(database))} ` },
+    types: { command: 'nvarchar(32)', statement: 'nvarchar(200)' },
   };
 }
 

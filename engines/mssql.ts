@@ -243,12 +243,12 @@ export class MssqlEngine implements Engine {
   }
 
   /** Reports percent_complete of a running BACKUP or RESTORE every two seconds until `work` ends. */
-  private async withProgress<T>(database: string, onProgress: Progress | undefined, work: Promise<T>): Promise<T> {
+  private async withProgress<T>(command: 'BACKUP' | 'RESTORE', database: string, onProgress: Progress | undefined, work: Promise<T>): Promise<T> {
     let finished = false;
     const poll = (async () => {
       while (!finished) {
         await new Promise((r) => setTimeout(r, 2000));
-        const [row] = await this.run<{ percent_complete: number }>('master', tsql.progressQuery(database)).catch(() => []);
+        const [row] = await this.run<{ percent_complete: number }>('master', tsql.progressQuery(database, command)).catch(() => []);
         if (row && !finished) onProgress?.(row.percent_complete / 100);
       }
     })();
@@ -274,7 +274,7 @@ export class MssqlEngine implements Engine {
     const name = destFile.split(/[\\/]/).pop()!;
     const serverPath = `${backupDirectory.replace(/[\\/]+$/, '')}${backupDirectory.includes('\\') ? '\\' : '/'}${name}`;
     const [{ supported }] = await this.run<{ supported: boolean }>('master', tsql.compressionSupportedQuery);
-    await this.withProgress(database, onProgress, this.run('master', tsql.backupStatement(database, [serverPath], { compression: this.endpoint.compression && supported })));
+    await this.withProgress('BACKUP', database, onProgress, this.run('master', tsql.backupStatement(database, [serverPath], { compression: this.endpoint.compression && supported })));
     const file = join(backupShare, name);
     const { size } = await stat(file).catch(() => {
       throw new FleetConfigError(`the backup was written to ${serverPath} but this worker cannot read it at ${file}; mount the backup folder at backupShare`);
@@ -313,7 +313,7 @@ export class MssqlEngine implements Engine {
         const folder = f.Type === 'L' ? paths.log_path : paths.data_path;
         values[`physical${i}`] = `${folder}${database}_${i}${f.Type === 'L' ? '.ldf' : '.mdf'}`;
       });
-      await this.withProgress(restoring, onProgress, this.run('master', statement, values));
+      await this.withProgress('RESTORE', restoring, onProgress, this.run('master', statement, values));
     }
     const [mark] = await this.run<{ migration: string }>('master', tsql.createdByQuery(restoring));
     if (!mark) await this.run('master', tsql.markCreatedStatement(restoring), { migration: migrationId });

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startAzurite, type AzuriteHandle } from '../../azure/azurite';
-import { uploadResumable } from '../../azure/block-upload';
+import { blockSizeFor, MAX_BLOCKS, uploadResumable } from '../../azure/block-upload';
 import { BlobChecksumError, downloadVerified } from '../../azure/block-download';
 import { startCountingProxy, type CountingProxy } from '../helpers/counting-proxy';
 
@@ -57,6 +57,36 @@ test('upload then download round-trips the bytes, with sha256 in metadata and de
   const again = await uploadResumable(container, 't1/m1/roundtrip.bin', file, { blockSizeBytes: BLOCK, concurrency: 3 });
   expect(again.alreadyCommitted).toBe(true);
   expect(count('PUT block')).toBe(0);
+});
+
+describe('the block size grows so an artifact of any realistic size fits in 50,000 blocks (issue 8 item 12)', () => {
+  // Put Block List: at most 50,000 committed blocks per blob, each at most 4000 MiB; with 4 MiB
+  // blocks an artifact over 195 GiB would be refused only at the final commit.
+  const MiB = 1024 * 1024;
+  const GiB = 1024 * MiB;
+
+  test('4 MiB blocks stay 4 MiB up to 195 GiB; above, the smallest multiple that fits', () => {
+    expect(blockSizeFor(195 * GiB, 4 * MiB)).toBe(4 * MiB);
+    expect(Math.ceil((195 * GiB) / (4 * MiB))).toBeLessThanOrEqual(MAX_BLOCKS);
+    expect(blockSizeFor(300 * GiB, 4 * MiB)).toBe(8 * MiB);
+    const tib = blockSizeFor(4 * 1024 * GiB, 4 * MiB);
+    expect(Math.ceil((4 * 1024 * GiB) / tib)).toBeLessThanOrEqual(MAX_BLOCKS);
+    expect(tib % (4 * MiB)).toBe(0);
+    // Past 50,000 blocks of 4000 MiB nothing fits: said up front, not at the commit.
+    expect(() => blockSizeFor(200 * 1024 * GiB, 4 * MiB)).toThrow(/more than the 4194304000 bytes a block may hold/);
+  });
+
+  test('an upload over the block limit is committed in fewer, larger blocks, and reads back whole', async () => {
+    // The limit lowered to 8 blocks: 17 blocks' worth of data goes as 6 blocks of 3 x 256 KiB.
+    const { file, sha256 } = artifact('scaled.bin', 16 * BLOCK + 999);
+    const up = await uploadResumable(container, 't5/m1/scaled.bin', file, { blockSizeBytes: BLOCK, concurrency: 3, maxBlocks: 8 });
+    expect(up).toMatchObject({ blocks: 6, blockSizeBytes: 3 * BLOCK, sha256 });
+    const list = await container.getBlockBlobClient('t5/m1/scaled.bin').getBlockList('committed');
+    expect(list.committedBlocks?.length).toBe(6);
+    expect(list.committedBlocks?.every((b) => b.size <= 3 * BLOCK)).toBe(true);
+    const down = await downloadVerified(container, 't5/m1/scaled.bin', join(dir, 'back', 'scaled.bin'), { blockSizeBytes: BLOCK, concurrency: 2 });
+    expect(down.sha256).toBe(sha256);
+  });
 });
 
 test('an upload killed half way resumes without sending the staged blocks again', async () => {

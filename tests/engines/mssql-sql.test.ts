@@ -50,6 +50,33 @@ test('the key range of a composite key is spelled out lexicographically', () => 
   expect(rowHash.rowHashQuery({ ...hostile, schema: 'dbo', name: 't' }, { lower: false, upper: false }, MODERN).sql).not.toContain('WHERE');
 });
 
+describe('BACKUP and RESTORE details (issue 8 item 12)', () => {
+  test('progress is read from our own request only: found by the statement text it starts with, not any restore on the instance', () => {
+    // sys.dm_exec_requests: database_id is the request's current database (master for RESTORE), so
+    // "any RESTORE DATABASE" would report another tenant's restore as ours.
+    const restoring = tsql.restoringName('3f2a9c0d1e4b5a67');
+    const restore = tsql.progressQuery(restoring, 'RESTORE');
+    expect(restore.sql).not.toMatch(/OR r\.command|DB_NAME\(r\.database_id\)/);
+    expect(restore.sql).toContain('CROSS APPLY sys.dm_exec_sql_text(r.sql_handle) AS t');
+    expect(tsql.restoreFromUrlStatement(restoring, []).sql.startsWith(String(restore.params.statement))).toBe(true);
+    const backup = tsql.progressQuery('acme_db', 'BACKUP');
+    expect(tsql.backupStatement('acme_db', ['D:\\b\\x.bak'], { compression: false }).sql.startsWith(String(backup.params.statement))).toBe(true);
+    // Another database whose name starts the same is not matched: the bracket closes the name.
+    expect(backup.params.statement).toBe('BACKUP DATABASE [acme_db] ');
+    expect(backup.types).toEqual({ command: 'nvarchar(32)', statement: 'nvarchar(200)' });
+  });
+
+  test('no COMPRESSION on Express or Web, nor on SQL Server 2008 outside Enterprise', () => {
+    // Backup compression (SQL Server): not available in Express and Web; SQL Server 2008 supports it
+    // in Enterprise only, 2008 R2 and later in Standard too. SERVERPROPERTY EngineEdition is 2 for
+    // Standard, Web and Business Intelligence alike, so the Edition text must decide.
+    const { sql } = tsql.compressionSupportedQuery;
+    expect(sql).toContain("WHEN @edition LIKE N'Express%' OR @edition LIKE N'Web%' THEN 0");
+    expect(sql).toContain("WHEN SERVERPROPERTY('EngineEdition') = 2 AND @version NOT LIKE N'10.0.%' THEN 1");
+    expect(sql.indexOf('Web%')).toBeLessThan(sql.indexOf("= 3 THEN 1"));
+  });
+});
+
 test('the credential statement carries the SAS only as a parameter, and plan redacts it', () => {
   const s = tsql.createCredentialStatement('https://acct.blob.core.windows.net/airlift');
   expect(s.secretParams).toEqual(['sas']);
@@ -202,7 +229,9 @@ describe('a restored database is owned by its migration from the moment it exist
 
 test.each([
   ['backup', tsql.backupStatement('acme_db', ['D:\\airlift\\acme_db-m1.bak'], { compression: true })],
-  ['backup progress', tsql.progressQuery('acme_db')],
+  ['backup progress', tsql.progressQuery('acme_db', 'BACKUP')],
+  ['restore progress', tsql.progressQuery(tsql.restoringName('3f2a9c0d1e4b5a67'), 'RESTORE')],
+  ['compression supported', tsql.compressionSupportedQuery],
   ['database exists', tsql.databaseExistsQuery('acme_db')],
   ['list tables', tsql.listTablesQuery()],
   ['list tables of a database, from master', tsql.listTablesQuery('acme_db')],
