@@ -40,6 +40,7 @@ const SCHEMA = `
 `;
 
 if (!MSSQL_URL) {
+  console.warn('live SQL Server verification skipped: set AIRLIFT_MSSQL_URL=mssql://user:password@host:port');
   describe.skip('SQL Server verification, live — skipped: AIRLIFT_MSSQL_URL is not set (mssql://user:password@host:port)', () => {
     test('varchar, datetime2 and decimal keys, float, money, sql_variant, a table without a primary key and rows over 8000 bytes', () => undefined);
   });
