@@ -5,7 +5,8 @@ import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@
 import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { FleetConfigError, findTenant, loadFleet } from '../config/fleet';
-import { checkPlan, planTenant, renderPlan } from './plan';
+import { checkPlan, containerUrl, planTenant, renderPlan } from './plan';
+import { containerAccessPlan } from './restore-plan';
 import { TemporalConfigError } from '../config/temporal';
 import { StorageConfigError, redactSecrets } from '../azure/blob-store';
 import {
@@ -263,7 +264,9 @@ program
     const ids: string[] = o.tenants ? String(o.tenants).split(',').map((x: string) => x.trim()).filter(Boolean) : fleet.tenants.map((t) => t.id);
     const plans = ids.map((id) => planTenant(fleet, findTenant(fleet, id)));
     const checks = o.check ? await checkPlan(fleet, ids) : undefined;
-    if (o.json) console.log(JSON.stringify({ fleet: fleet.file, tenants: plans, ...(checks ? { checks } : {}) }, null, 2));
+    // One credential choice per container, shared by every restore into it.
+    const restoreAccess = containerAccessPlan(fleet, containerUrl(fleet, process.env));
+    if (o.json) console.log(JSON.stringify({ fleet: fleet.file, restoreAccess, tenants: plans, ...(checks ? { checks } : {}) }, null, 2));
     else {
       console.log(renderPlan(plans));
       if (checks) {
