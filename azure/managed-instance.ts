@@ -100,7 +100,9 @@ export class ManagedInstanceRestore implements RestoreTarget {
     if (err instanceof ManagedInstanceRestoreError || err instanceof TargetExistsError || err instanceof ConnectionError) return err;
     const e = err as { statusCode?: number; code?: string; message?: string };
     const said = redactSecrets(String(e.message ?? err)).split('\n')[0];
-    const transient = e.statusCode === undefined || e.statusCode === 429 || e.statusCode >= 500 || e.code === 'TooManyConcurrentRestores';
+    const network = ['REQUEST_SEND_ERROR', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN'].includes(e.code ?? '');
+    const status = e.statusCode ?? 0;
+    const transient = network || status === 408 || status === 429 || status >= 500 || e.code === 'TooManyConcurrentRestores';
     return transient ? new ConnectionError(`${this.where}: ${doing}: ${said}; retried`) : new ManagedInstanceRestoreError(`${this.where}: ${doing}: ${said}`);
   }
 
@@ -169,6 +171,8 @@ export class ManagedInstanceRestore implements RestoreTarget {
       else await this.start(database, artifact, migrationId, onProgress, signal);
       await this.untilRestored(database, artifact.lastBackupName, onProgress, signal);
     } catch (err) {
+      // Cancelled (a rollback): the cancellation itself goes back, so Temporal sees a cancelled attempt.
+      if (signal?.aborted) throw err;
       throw this.classify(err, `restore of ${database}`);
     }
   }
