@@ -10,7 +10,7 @@ import { findTenant, type Endpoint, type LoadedFleet, type Tenant } from '../con
 import * as tsql from '../engines/mssql-sql';
 import { redactSecrets } from '../azure/blob-store';
 import { managedInstanceRestorers } from '../azure/managed-instance';
-import { createEngine, createRestoreTarget, type PlannedArtifact, type PlanStep } from '../engines';
+import { createEngine, createRestoreTarget, type PlannedArtifact, type PlanStep, type RestoreTarget, type SnapshotSource } from '../engines';
 import { artifactBlobName, artifactFolder } from '../azure/artifact-folder';
 import { containerAccessPlan, tenantRestorePlan, type TenantRestorePlan } from './restore-plan';
 
@@ -58,9 +58,8 @@ export function containerUrl(fleet: LoadedFleet, env: NodeJS.ProcessEnv): string
 export function planTenant(fleet: LoadedFleet, tenant: Tenant, env: NodeJS.ProcessEnv = process.env): TenantPlan {
   const source = fleet.sources[tenant.source];
   // The steps come from the same objects that run them: the source engine, the target's restorer.
-  const snapshotter = createEngine(source, env);
-  const targetEngine = createEngine(fleet.targets[tenant.target], env);
-  const restorer = createRestoreTarget(fleet.targets[tenant.target], targetEngine, managedInstance);
+  const snapshotter: SnapshotSource = createEngine(source, env);
+  const restorer: RestoreTarget = createRestoreTarget(fleet.targets[tenant.target], createEngine(fleet.targets[tenant.target], env), managedInstance);
   const container = containerUrl(fleet, env);
   const file = snapshotter.artifactName(tenant.database, MIGRATION);
   const blobName = artifactBlobName(tenant.id, MIGRATION, file);

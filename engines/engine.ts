@@ -110,9 +110,18 @@ export interface RestoreTarget {
   planRestore(database: string, artifact: PlannedArtifact): PlanStep;
 }
 
-/** What snapshotting needs of a source: its database, and a consistent copy of it. */
-export interface SnapshotSource {
-  /** Whether the tenant's database exists, its size when known, and which migration restored it. */
+/**
+ * A database engine: what a new engine (PostgreSQL, say) implements, and passes
+ * tests/engines/contract.test.ts. Steps ask for the roles below, not for all of it.
+ */
+export interface Engine extends RestoreTarget {
+  /** `sqlite`, `mssql`, … as written in the fleet file. */
+  readonly kind: string;
+
+  /** The append-only table that tracking ingestion writes and the dual-write replicates. */
+  readonly trackingTable: string;
+
+  /** Whether the tenant's database exists, and its size when known. */
   probe(database: string): Promise<{ exists: boolean; sizeBytes?: number; restoredBy?: string }>;
 
   /** The artifact's file name: a SQLite copy, a SQL Server `.bak` named after the migration. */
@@ -126,10 +135,7 @@ export interface SnapshotSource {
 
   /** A transactionally consistent copy of the live database in `destFile`, safe while writes continue. */
   snapshot(database: string, destFile: string, onProgress?: Progress): Promise<Artifact>;
-}
 
-/** What verification needs of either side: tables, and digests computed the same way on both. */
-export interface DigestReader {
   listTables(database: string): Promise<TableInfo[]>;
 
   /**
@@ -143,18 +149,6 @@ export interface DigestReader {
 
   /** One digest per row in the range, to name the rows that differ. */
   rowDigests(database: string, table: TableInfo, range: KeyRange): Promise<RowDigest[]>;
-
-  /** Highest key of the tracking table, to bound a comparison of a table that keeps growing. */
-  trackingHead(database: string, table: TableInfo): Promise<KeyValue[] | null>;
-}
-
-/**
- * What replication and the fenced switch need of either side: the outbox (the change log), the
- * applied cursor, and the write gate. Grouped as they are; a new engine implements them together.
- */
-export interface OutboxReplica {
-  /** The append-only table that tracking ingestion writes and the dual-write replicates. */
-  readonly trackingTable: string;
 
   /** Creates the outbox (the dual-write journal) and the applied-cursor table if missing. */
   ensureOutbox(database: string): Promise<void>;
@@ -190,27 +184,29 @@ export interface OutboxReplica {
    * stale switch attempt (a zombie on a worker that lost its heartbeat) from reopening a side.
    */
   setWriteGate(database: string, gate: WriteGate, expect?: GateExpectation): Promise<boolean>;
-}
 
-/** What the ingestion gateway needs of a tenant's primary. */
-export interface EventWriterFactory {
+  /** Highest key of the tracking table, to bound a comparison of a table that keeps growing. */
+  trackingHead(database: string, table: TableInfo): Promise<KeyValue[] | null>;
+
   /** The tracking write path for the ingestion gateway. */
   openEventWriter(database: string): EventWriter;
-}
-
-/**
- * A database engine: every role at once. A new engine (PostgreSQL, say) implements this and passes
- * tests/engines/contract.test.ts; each step asks only for the role it uses.
- */
-export interface Engine extends SnapshotSource, RestoreTarget, DigestReader, OutboxReplica, EventWriterFactory {
-  /** `sqlite`, `mssql`, … as written in the fleet file. */
-  readonly kind: string;
-
-  /** Whether the tenant's database exists, and its size when known. */
-  probe(database: string): Promise<{ exists: boolean; sizeBytes?: number; restoredBy?: string }>;
 
   close(): Promise<void>;
 }
+
+// The roles each step asks for, cut from the one Engine: a step takes only what it uses.
+
+/** What snapshotting needs of a source. */
+export type SnapshotSource = Pick<Engine, 'probe' | 'artifactName' | 'snapshot' | 'planSnapshot' | 'describe'>;
+
+/** What verification needs of either side: tables, and digests computed the same way on both. */
+export type DigestReader = Pick<Engine, 'listTables' | 'chunkDigests' | 'rangeDigest' | 'rowDigests' | 'trackingHead'>;
+
+/** What replication and the fenced switch need of either side: the outbox, the applied cursor, the write gate. */
+export type OutboxReplica = Pick<Engine, 'trackingTable' | 'ensureOutbox' | 'outboxHead' | 'readOutbox' | 'applyOutbox' | 'appliedCursor' | 'writeGate' | 'setWriteGate'>;
+
+/** What the ingestion gateway needs of a tenant's primary. */
+export type EventWriterFactory = Pick<Engine, 'openEventWriter'>;
 
 /**
  * `open`: the side takes writes (the primary). `fenced`: a switch is draining it or it was demoted;
