@@ -141,7 +141,10 @@ export class ManagedInstanceRestore implements RestoreTarget {
     return n;
   }
 
-  /** What would stop a restore of `sizeBytes` into this instance: its storage, LRS's restore limit. */
+  /**
+   * What would stop a restore of `sizeBytes` into this instance: its storage. LRS's limit of 100
+   * restores per instance does not stop one: the restore waits for a free one.
+   */
   async prerequisites(database: string, sizeBytes?: number): Promise<string[]> {
     const problems: string[] = [];
     try {
@@ -149,9 +152,6 @@ export class ManagedInstanceRestore implements RestoreTarget {
       const storageBytes = (instance.storageSizeInGB ?? 0) * 1024 ** 3;
       if (sizeBytes !== undefined && storageBytes > 0 && sizeBytes > storageBytes)
         problems.push(`${this.where}: database ${database} (${gib(sizeBytes)}) is larger than the instance's storage (${gib(storageBytes)}); scale the instance's storage up first`);
-      const restoring = await this.restoringCount();
-      if (restoring >= LRS_MAX_CONCURRENT_RESTORES)
-        problems.push(`${this.where}: ${restoring} restores already running, the Log Replay Service's limit per instance; this tenant's restore waits for a free one`);
     } catch (err) {
       problems.push(this.classify(err, 'reading the instance').message);
     }
@@ -206,7 +206,7 @@ export class ManagedInstanceRestore implements RestoreTarget {
       const p = await this.progress(database);
       onProgress(p.percent / 100, { ...p });
       if (p.filesUnrestorable > 0 || p.status === 'Failed')
-        throw new ManagedInstanceRestoreError(`${this.where} cannot restore ${database}: ${p.status}${p.blockReason ? ` (${p.blockReason})` : ''}; unrestorable files: ${p.unrestorableFiles.join(', ') || 'none listed'}`);
+        throw new ManagedInstanceRestoreError(redactSecrets(`${this.where} cannot restore ${database}: ${p.status}${p.blockReason ? ` (${p.blockReason})` : ''}; unrestorable files: ${p.unrestorableFiles.join(', ') || 'none listed'}`));
       if (db.status === 'Online') return;
       const lastRestored = p.lastRestoredFileName === lastBackupName && p.filesQueued === 0 && p.filesRestoring === 0;
       if (!this.mi.autoCompleteRestore && lastRestored) {

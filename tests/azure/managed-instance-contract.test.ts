@@ -189,7 +189,8 @@ test('limit: at 100 restores on the instance ("up to 100 simultaneous restore pr
   expect(emulator.list().filter((d) => d.status === 'Restoring')).toEqual([]);
   for (let i = 0; i < 100; i++) emulator.seed(`busy_${i}`, { status: 'Restoring', tags: { 'airlift-migration': 'other' } });
   try {
-    expect(await restorer().prerequisites('wait_db')).toEqual([expect.stringContaining('100 restores already running')]);
+    // Not a reason to fail preflight: the restore waits for a free one.
+    expect(await restorer().prerequisites('wait_db')).toEqual([]);
     const seen: Record<string, unknown>[] = [];
     const waiting = restorer().restore('wait_db', await artifact('wait', 'm1', ['1.bak']), 'm1', (_f, d) => seen.push(d ?? {}));
     await new Promise((r) => setTimeout(r, 400));
@@ -230,4 +231,23 @@ test('a database of the same name that this migration did not create is refused,
   const err = await restorer().restore('taken_db', await artifact('taken', 'm1', ['1.bak']), 'm1').catch((e: unknown) => e);
   expect((err as Error).message).toBe('Managed Instance mi-prod: database taken_db already exists (restored by migration someone-else); airlift will not restore over it');
   expect(emulator.countsFor('taken_db').creates).toBe(0);
+});
+
+test('limit: "A single LRS job can run for a maximum of 30 days, after which it will be automatically canceled": the restore then fails saying so', async () => {
+  let now = Date.now();
+  const aging = await ManagedInstanceEmulator.start({ subscriptionId: SUB, resourceGroup: 'rg-airlift', managedInstance: 'mi-prod', azuriteConnectionString: azurite.connectionString, fileRestoreMs: 60_000, clock: () => now });
+  try {
+    const mi: ManagedInstanceRef = { subscriptionId: SUB, resourceGroup: 'rg-airlift', managedInstance: 'mi-prod', collation: 'SQL_Latin1_General_CP1_CI_AS', autoCompleteRestore: false, resourceManagerUrl: aging.url, restorePollSeconds: 0.05 };
+    const r = ManagedInstanceRestore.connect(mi, aging.credential(), { tlsOptions: { ca: aging.ca } } as never);
+    const err = await r
+      .restore('old_db', await artifact('old', 'm1', ['1.bak']), 'm1', (_f, d) => {
+        if (d?.status === 'Restoring') now += 31 * 24 * 3600_000;
+      })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ManagedInstanceRestoreError);
+    expect((err as Error).message).toBe('Managed Instance mi-prod: database old_db is gone while restoring (the LRS job was stopped, or ran past its 30 days)');
+    expect(aging.list()).toEqual([]);
+  } finally {
+    await aging.close();
+  }
 });
