@@ -21,7 +21,7 @@ import { makeFleet, TEST_DB_PASSWORD_ENV, useTestStack, waitFor, workerEnv, type
 const currentStack = useTestStack();
 let stack: TestStack;
 let emulator: ManagedInstanceEmulator;
-const SUB = '00000000-1111-2222-3333-444444444444';
+const SUB = '6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f';
 
 beforeAll(async () => {
   stack = currentStack();
@@ -116,7 +116,9 @@ test('Managed Instance: restore with progress, a worker killed mid-restore resum
     expect(emulator.list().find((d) => d.name === tenant.database)).toMatchObject({ status: 'Online', tags: { 'airlift-migration': migrationId } });
     // No SAS in the workflow's history: the activity fetched it from the worker's wiring.
     // Payloads are bytes: decode every one so the search sees what is really stored.
-    const history = JSON.stringify(await handle.fetchHistory(), (_k, v) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : v));
+    const history = JSON.stringify(await handle.fetchHistory(), (k, v) =>
+      v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : k === 'data' && typeof v === 'string' ? Buffer.from(v, 'base64').toString('utf8') : v,
+    );
     const sas = (put.body as { properties: { storageContainerSasToken: string } }).properties.storageContainerSasToken;
     expect(sas).toMatch(/sig=/);
     expect(history).toContain(migrationId); // the decoding works: what should be there is found
