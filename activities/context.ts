@@ -4,7 +4,9 @@ import { Context } from '@temporalio/activity';
 import type { ContainerClient } from '@azure/storage-blob';
 import { join } from 'node:path';
 import { findTenant, type LoadedFleet, type Tenant } from '../config/fleet';
-import { createEngine, type Engine } from '../engines';
+import { createEngine, createRestoreTarget, type Engine, type RestoreTarget } from '../engines';
+import type { ContainerReadAccess } from '../azure/sas';
+import type { ManagedInstanceRef } from '../azure/managed-instance';
 import type { Catalog } from '../ingestion/catalog';
 import type { RouteControl } from '../ingestion/routes';
 
@@ -16,6 +18,10 @@ export interface ActivityDeps {
   routes: RouteControl;
   /** Where passwords are read from (the worker's environment). */
   env?: NodeJS.ProcessEnv;
+  /** The container's one read access for restores (its SAS made once and shared). */
+  restoreAccess: ContainerReadAccess;
+  /** The Managed Instance restorer of a target, signed in by the wiring. */
+  managedInstance: (endpoint: ManagedInstanceRef) => RestoreTarget;
 }
 
 /** One engine per endpoint per worker, so SQL Server connection pools are shared and reused. */
@@ -34,16 +40,20 @@ export interface TenantSides {
   tenant: Tenant;
   source: Engine;
   target: Engine;
+  /** How the target is restored: a file, RESTORE FROM URL, or a Managed Instance through ARM. */
+  restorer: RestoreTarget;
   /** Where this migration's local files (snapshot, download) live. */
   workDir: string;
 }
 
 export function tenantSides(deps: ActivityDeps, tenantId: string, migrationId: string): TenantSides {
   const tenant = findTenant(deps.fleet, tenantId);
+  const target = engineFor(deps, 'targets', tenant.target);
   return {
     tenant,
     source: engineFor(deps, 'sources', tenant.source),
-    target: engineFor(deps, 'targets', tenant.target),
+    target,
+    restorer: createRestoreTarget(deps.fleet.targets[tenant.target], target, deps.managedInstance),
     workDir: join(deps.fleet.workDirectory, tenantId, migrationId),
   };
 }

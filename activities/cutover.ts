@@ -4,7 +4,7 @@ import { rm } from 'node:fs/promises';
 import { Context } from '@temporalio/activity';
 import { type ActivityDeps, keptAlive, tenantSides } from './context';
 import type { ModeOrder, Side, WriteMode } from '../ingestion/catalog';
-import { dropOwnedTarget } from './managed-instance';
+import { artifactFolder } from '../azure/artifact-folder';
 import { switchPrimary, type SwitchOptions, type SwitchResult } from '../protocol/switch';
 import { TargetInUseError, TenantMovedError } from '../protocol/errors';
 
@@ -72,10 +72,10 @@ export function cutoverActivities(deps: ActivityDeps) {
     /** Drops the target database only if this migration created it. */
     dropTarget: (tenantId: string, migrationId: string): Promise<boolean> =>
       keptAlive(async () => {
-        const { tenant, target } = tenantSides(deps, tenantId, migrationId);
+        const { tenant, restorer } = tenantSides(deps, tenantId, migrationId);
         if (deps.catalog.ensure(tenantId).primary === 'target')
           throw new TargetInUseError(`${tenantId}: the catalog names the target as the tenant's primary; it is not dropped`);
-        return dropOwnedTarget(deps.fleet.targets[tenant.target], target, tenant.database, migrationId);
+        return restorer.dropRestored(tenant.database, migrationId);
       }),
 
     /** Deletes this migration's blobs and local files; the source is never touched. */
@@ -85,7 +85,7 @@ export function cutoverActivities(deps: ActivityDeps) {
         let deleted = 0;
         // A container that is not there holds nothing of this migration.
         if (await deps.container.exists())
-          for await (const blob of deps.container.listBlobsFlat({ prefix: `${tenantId}/${migrationId}/`, includeUncommitedBlobs: true })) {
+          for await (const blob of deps.container.listBlobsFlat({ prefix: `${artifactFolder(tenantId, migrationId)}/`, includeUncommitedBlobs: true })) {
             await deps.container.deleteBlob(blob.name, { deleteSnapshots: 'include' }).catch(() => undefined);
             deleted++;
           }

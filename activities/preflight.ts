@@ -11,7 +11,7 @@ export function preflightActivities(deps: ActivityDeps) {
   };
 
   async function preflight(tenantId: string, migrationId: string): Promise<void> {
-    const { tenant, source, target } = tenantSides(deps, tenantId, migrationId);
+    const { tenant, source, restorer } = tenantSides(deps, tenantId, migrationId);
     const problems: string[] = [];
     const src = await source.probe(tenant.database).catch((err: Error) => {
       problems.push(`source ${tenant.source}: ${err.message}`);
@@ -21,12 +21,14 @@ export function preflightActivities(deps: ActivityDeps) {
     const gate = src?.exists ? await source.writeGate(tenant.database).catch(() => null) : null;
     if (gate && gate.state !== 'open')
       problems.push(`source ${tenant.source}: database ${tenant.database} does not take writes (write gate ${gate.state}, set by migration ${gate.migrationId ?? 'unknown'}); run \`airlift reconcile\` to see why`);
-    const tgt = await target.probe(tenant.database).catch((err: Error) => {
+    const tgt = await restorer.probe(tenant.database).catch((err: Error) => {
       problems.push(`target ${tenant.target}: ${err.message}`);
       return undefined;
     });
     if (tgt?.exists && tgt.restoredBy !== migrationId)
       problems.push(`target ${tenant.target}: database ${tenant.database} already exists there${tgt.restoredBy ? ` (restored by migration ${tgt.restoredBy})` : ''}; the tenant is already on target or the name is taken`);
+    // The target's own prerequisites: a Managed Instance's storage against the database's size, its restore limit.
+    for (const problem of (await restorer.prerequisites?.(tenant.database, src?.sizeBytes)) ?? []) problems.push(`target ${tenant.target}: ${problem}`);
     const route = deps.catalog.ensure(tenantId);
     if (route.primary !== 'source') problems.push(`catalog: tenant ${tenantId} is already served from its ${route.primary}; nothing to migrate`);
     try {

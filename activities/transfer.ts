@@ -5,8 +5,6 @@ import type { Artifact } from '../engines';
 import { artifactBlobName } from '../azure/blob-store';
 import { uploadResumable } from '../azure/block-upload';
 import { downloadVerified } from '../azure/block-download';
-import { containerReadSas } from '../azure/sas';
-import { managedInstance } from './managed-instance';
 import { type ActivityDeps, cancellation, tenantSides, withHeartbeat } from './context';
 import { assertOnSource } from './cutover';
 
@@ -29,7 +27,7 @@ export interface TransferTuning {
   blockSizeMiB: number;
   uploadConcurrency: number;
   maxUploadMiBps?: number;
-  /** A SAS handed to a restoring server lives this long and no longer. */
+  /** The restore timeout: the container's SAS is valid at least this long when a restore starts. */
   activityTimeoutMinutes: number;
 }
 
@@ -43,8 +41,7 @@ export function transferActivities(deps: ActivityDeps) {
   return {
     async snapshotSource(tenantId: string, migrationId: string): Promise<Artifact> {
       const { tenant, source, workDir } = tenantSides(deps, tenantId, migrationId);
-      const file = source.kind === 'sqlite' ? `${tenant.database}.sqlite` : `${tenant.database}-${migrationId}.bak`;
-      return withHeartbeat((heartbeat) => source.snapshot(tenant.database, join(workDir, file), (fraction) => heartbeat({ fraction })));
+      return withHeartbeat((heartbeat) => source.snapshot(tenant.database, join(workDir, source.artifactName(tenant.database, migrationId)), (fraction) => heartbeat({ fraction })));
     },
 
     async copyArtifact(tenantId: string, migrationId: string, artifact: Artifact, tuning: TransferTuning): Promise<CopyResult> {
@@ -66,35 +63,38 @@ export function transferActivities(deps: ActivityDeps) {
     },
   };
 
-  /** Restores the artifact on the target: through ARM, from a blob URL, or from a downloaded file. */
+  /** Restores the artifact on the target: the target reads the blob itself (ARM, RESTORE FROM URL), or from a downloaded file. */
   async function restore(tenantId: string, migrationId: string, blobName: string, tuning: TransferTuning, heartbeat: (details: unknown) => void): Promise<void> {
-    const { tenant, target, workDir } = tenantSides(deps, tenantId, migrationId);
-    const endpoint = deps.fleet.targets[tenant.target];
-    const blob = deps.container.getBlobClient(blobName);
-    const sas = () => containerReadSas(deps.container, tuning.activityTimeoutMinutes);
-    if (endpoint.engine === 'azure-sql-mi') {
-      // The Managed Instance reads the container itself; the restore runs through ARM.
-      await managedInstance(endpoint).restore(
-        tenant.database,
-        { containerUri: deps.container.url, lastBackupName: blobName.split('/').pop()!, migrationId, sas },
-        (p) => heartbeat({ fraction: p.percent / 100, filesRestored: p.filesRestored }),
-        cancellation(),
-      );
-      return;
-    }
-    if (target.restoresFrom === 'blob') {
+    const { tenant, restorer, workDir } = tenantSides(deps, tenantId, migrationId);
+    const signal = cancellation();
+    if (restorer.restoresFrom === 'blob') {
+      const blob = deps.container.getBlobClient(blobName);
       const props = await blob.getProperties();
-      await target.restore(
+      const folder = blobName.slice(0, blobName.lastIndexOf('/'));
+      // The container's one SAS (or the instance's identity), from the worker's wiring; never in the workflow.
+      const sas = () => deps.restoreAccess.sas(tuning.activityTimeoutMinutes);
+      await restorer.restore(
         tenant.database,
-        { url: blob.url, containerUrl: deps.container.url, blobName, sizeBytes: props.contentLength ?? 0, sha256: props.metadata?.sha256 ?? '', sas },
+        {
+          url: blob.url,
+          containerUrl: deps.container.url,
+          folderUrl: `${deps.container.url}/${folder}`,
+          blobName,
+          lastBackupName: blobName.slice(folder.length + 1),
+          sizeBytes: props.contentLength ?? 0,
+          sha256: props.metadata?.sha256 ?? '',
+          sas: async () => (await sas()).token,
+          access: async () => (deps.fleet.storage.restoreAccess === 'managed-identity' ? { kind: 'managed-identity' } : { kind: 'sas', ...(await sas()) }),
+        },
         migrationId,
-        (fraction) => heartbeat({ fraction }),
+        (fraction, detail) => heartbeat({ fraction, ...detail }),
+        signal,
       );
       return;
     }
     const downloaded = await downloadVerified(deps.container, blobName, join(workDir, 'download', blobName.split('/').pop()!), transferOptions(tuning, heartbeat));
-    cancellation().throwIfAborted();
-    await target.restore(tenant.database, { file: downloaded.file, sizeBytes: downloaded.bytes, sha256: downloaded.sha256 }, migrationId, (fraction) =>
+    signal.throwIfAborted();
+    await restorer.restore(tenant.database, { file: downloaded.file, sizeBytes: downloaded.bytes, sha256: downloaded.sha256 }, migrationId, (fraction) =>
       heartbeat({ bytesDone: downloaded.bytes, bytesTotal: downloaded.bytes, fraction }),
     );
     await rm(downloaded.file, { force: true });

@@ -37,4 +37,4 @@ export function connectContainer(config: StorageConfig, env: NodeJS.ProcessEnv =
   throw new StorageConfigError('storage: give connectionStringEnv or accountUrl');
 }
 
-export const artifactBlobName = (tenantId: string, migrationId: string, file: string): string => `${tenantId}/${migrationId}/${file}`;
+export { artifactBlobName } from './artifact-folder';

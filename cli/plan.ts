@@ -12,20 +12,20 @@ import * as rowHash from '../engines/mssql-row-hash';
 import * as inventory from '../engines/mssql-inventory';
 import { bindParameters, ROW_HASH_PAGE_ROWS } from '../engines/mssql';
 import { redactSecrets } from '../azure/blob-store';
-import { MANAGED_DATABASES_API_VERSION, managedDatabaseCreateBody, managedDatabasePath } from '../azure/managed-instance';
+import { managedInstanceRestorers } from '../azure/managed-instance';
+import { createEngine, createRestoreTarget, type PlannedArtifact, type PlanStep, type RestoreTarget, type SnapshotSource } from '../engines';
+import { artifactBlobName, artifactFolder } from '../azure/artifact-folder';
+import { containerAccessPlan, tenantRestorePlan, type TenantRestorePlan } from './restore-plan';
 
-export interface PlanStep {
-  phase: string;
-  action: string;
-  /** T-SQL, HTTP or ARM requests, exactly as they will be sent (secrets redacted). */
-  detail: string[];
-}
+export type { PlanStep };
 
 export interface TenantPlan {
   tenant: string;
   database: string;
   source: string;
   target: string;
+  /** The folder, how the restore reads it and until when, the write freeze, the restore limit per instance. */
+  restore: TenantRestorePlan;
   steps: PlanStep[];
 }
 
@@ -38,9 +38,12 @@ const DEMO_TRACKING_TABLE: tsql.MssqlTable = {
     { name: 'occurred_at', type: 'nvarchar' }, { name: 'user_agent', type: 'nvarchar' }, { name: 'payload', type: 'nvarchar' },
   ],
 };
-/** A valid stand-in for the restoring name, replaced by its `<migration-id>` form in the text shown. */
-const RESTORING = tsql.restoringName('planMigrationId');
-const REDACTED_SAS = '[redacted: read+list SAS for this container, valid for the restore timeout]';
+/** `plan` builds the same restorers the worker does, signed in with nothing: it sends no request. */
+const managedInstance = managedInstanceRestorers({
+  getToken: async () => {
+    throw new Error('airlift plan sends nothing to Azure');
+  },
+});
 
 /** The container URL without any credential: from the account URL, or the connection string's endpoint. */
 export function containerUrl(fleet: LoadedFleet, env: NodeJS.ProcessEnv): string {
@@ -55,85 +58,36 @@ export function containerUrl(fleet: LoadedFleet, env: NodeJS.ProcessEnv): string
   }
 }
 
-function describeEndpoint(e: Endpoint): string {
-  if (e.engine === 'sqlite') return `SQLite files in ${e.directory}`;
-  if (e.engine === 'mssql') return `SQL Server ${e.server}:${e.port}`;
-  return `Azure SQL Managed Instance ${e.managedInstance} (resource group ${e.resourceGroup})`;
-}
-
-function artifactName(tenant: Tenant, source: Endpoint): string {
-  return source.engine === 'sqlite' ? `${tenant.database}.sqlite` : `${tenant.database}-${MIGRATION}.bak`;
-}
-
-function snapshotStep(tenant: Tenant, source: Endpoint): PlanStep {
-  if (source.engine === 'sqlite')
-    return { phase: 'snapshotting', action: `online backup of ${source.directory}/${tenant.database}.db in one read transaction; size and sha256 recorded`, detail: [] };
-  if (source.engine !== 'mssql') throw new Error('a Managed Instance cannot be a source');
-  const sep = source.backupDirectory!.includes('\\') ? '\\' : '/';
-  const file = `${source.backupDirectory!.replace(/[\\/]+$/, '')}${sep}${artifactName(tenant, source)}`;
-  return {
-    phase: 'snapshotting',
-    action: `BACKUP on ${source.server}, read back by the worker from ${source.backupShare}; progress from sys.dm_exec_requests`,
-    detail: [
-      tsql.renderStatement(tsql.compressionSupportedQuery),
-      tsql.renderStatement(tsql.backupStatement(tenant.database, [file], { compression: source.compression })),
-      tsql.renderStatement(tsql.progressQuery(tenant.database, 'BACKUP')),
-    ],
-  };
-}
-
-function restoreStep(fleet: LoadedFleet, tenant: Tenant, target: Endpoint, container: string, blobName: string): PlanStep {
-  if (target.engine === 'sqlite')
-    return { phase: 'restoring', action: `download ${blobName}, check sha256, PRAGMA integrity_check, create ${target.directory}/${tenant.database}.db`, detail: [] };
-  const timeout = fleet.policy.activityTimeoutMinutes;
-  if (target.engine === 'mssql')
-    return {
-      phase: 'restoring',
-      action: `RESTORE FROM URL on ${target.server}; credential holds a SAS valid ${timeout} min; progress from sys.dm_exec_requests`,
-      detail: [
-        tsql.renderStatement(tsql.createCredentialStatement(container)),
-        tsql.renderStatement(tsql.fileListStatement(), { url: `${container}/${blobName}` }),
-        // Restored under a name that records the migration, marked and left standby, then renamed.
-        ...[
-          tsql.renderStatement(tsql.restoreFromUrlStatement(RESTORING, [{ logicalName: '<from FILELISTONLY>', type: 'D' }]), { url: `${container}/${blobName}` }),
-          tsql.renderStatement(tsql.markCreatedStatement(RESTORING), { migration: MIGRATION }),
-          `USE [${RESTORING}];\n${tsql.renderStatement(tsql.outboxSchema)}\n${tsql.renderStatement(tsql.setGateStatement, { state: 'standby', migration: MIGRATION })}`,
-          tsql.renderStatement(tsql.renameDatabaseStatement(RESTORING, tenant.database)),
-        ].map((text) => text.split(RESTORING).join(`${tsql.RESTORING_PREFIX}${MIGRATION}`)),
-      ],
-    };
-  const path = managedDatabasePath(target, tenant.database);
-  const body = managedDatabaseCreateBody(target, '<location of the instance>', container, blobName.split('/').pop()!, MIGRATION, target.storageAccess === 'sas' ? REDACTED_SAS : undefined);
-  const { location, tags, ...properties } = body;
-  return {
-    phase: 'restoring',
-    action: `Managed Instance restore through ARM (createMode RestoreExternalBackup), ${target.autoCompleteRestore ? 'auto-completed' : 'completed by airlift'}`,
-    detail: [
-      `GET ${path.replace(/\/databases\/.*$/, '')}  (the instance's location)`,
-      `PUT ${path}?api-version=${MANAGED_DATABASES_API_VERSION}\n${JSON.stringify({ location, tags, properties }, null, 2)}`,
-      `GET ${path}/restoreDetails/Default?api-version=${MANAGED_DATABASES_API_VERSION}  (every 15 s: percent, files restored, unrestorable files, block reason)`,
-      ...(target.autoCompleteRestore ? [] : [`POST ${path}/completeRestore?api-version=${MANAGED_DATABASES_API_VERSION}\n${JSON.stringify({ lastBackupName: body.lastBackupName })}`]),
-    ],
-  };
-}
-
 export function planTenant(fleet: LoadedFleet, tenant: Tenant, env: NodeJS.ProcessEnv = process.env): TenantPlan {
   const source = fleet.sources[tenant.source];
-  const target = fleet.targets[tenant.target];
+  // The steps come from the same objects that run them: the source engine, the target's restorer.
+  const snapshotter: SnapshotSource = createEngine(source, env);
+  const restorer: RestoreTarget = createRestoreTarget(fleet.targets[tenant.target], createEngine(fleet.targets[tenant.target], env), managedInstance);
   const container = containerUrl(fleet, env);
-  const blobName = `${tenant.id}/${MIGRATION}/${artifactName(tenant, source)}`;
+  const file = snapshotter.artifactName(tenant.database, MIGRATION);
+  const blobName = artifactBlobName(tenant.id, MIGRATION, file);
+  const planned: PlannedArtifact = {
+    url: `${container}/${blobName}`,
+    containerUrl: container,
+    folderUrl: `${container}/${artifactFolder(tenant.id, MIGRATION)}`,
+    blobName,
+    lastBackupName: file,
+    migrationId: MIGRATION,
+    restoreAccess: fleet.storage.restoreAccess,
+    restoreMinutes: fleet.policy.activityTimeoutMinutes,
+  };
   const gateways = fleet.ingestion?.gateways ?? [];
   const admin = (what: string, body?: object) =>
     gateways.length ? gateways.map((g) => `POST ${g}/admin/tenants/${tenant.id}/${what}${body ? ` ${JSON.stringify(body)}` : ''}  (bearer token from $${fleet.ingestion!.adminTokenEnv})`) : [`catalog ${fleet.catalog.path}: ${what}${body ? ` ${JSON.stringify(body)}` : ''}`];
   // A SQL Server tenant's application writes its own events: this is the statement it must send.
   const outbox = source.engine === 'sqlite' ? [] : [tsql.renderStatement(tsql.outboxSchema), `-- every tracking write from now on (application or gateway), one event per call:\n${tsql.renderStatement(tsql.writeEventStatement(DEMO_TRACKING_TABLE))}`];
   const steps: PlanStep[] = [
-    { phase: 'preflight', action: `source ${describeEndpoint(source)} has ${tenant.database}; target ${describeEndpoint(target)} has no ${tenant.database}; container ${container} writable; catalog says primary=source`, detail: [] },
+    { phase: 'preflight', action: `source ${snapshotter.describe()} has ${tenant.database}; target ${restorer.describe()} has no ${tenant.database} (or one this migration restored); its prerequisites; container ${container} writable; catalog says primary=source`, detail: [] },
     { phase: 'journaling', action: 'outbox on, fenced so every write begun without it has finished; watermark w0 = outbox head', detail: [...outbox, ...admin('fence'), ...admin('mode', { outbox: true }), ...admin('unfence')] },
     { phase: 'freezing', action: "the application's non-tracking writes paused; reads go on", detail: admin('mode', { writeMode: 'read_only' }) },
-    snapshotStep(tenant, source),
+    snapshotter.planSnapshot(tenant.database, MIGRATION),
     { phase: 'copying', action: `block upload to ${container}/${blobName}: ${fleet.policy.blockSizeMiB} MiB blocks, ${fleet.policy.uploadConcurrency} in flight, MD5 per block, sha256 in metadata${fleet.policy.maxUploadMiBps ? `, at most ${fleet.policy.maxUploadMiBps} MiB/s` : ''}`, detail: [] },
-    restoreStep(fleet, tenant, target, container, blobName),
+    restorer.planRestore(tenant.database, planned),
     { phase: 'catching_up', action: `dual-write: source outbox from w0 applied to the target, until fewer than ${fleet.policy.catchUpLagEvents} events behind`, detail: source.engine === 'mssql' ? [tsql.renderStatement(tsql.readOutboxQuery), tsql.renderStatement(tsql.advanceCursorStatement)] : [] },
     { phase: 'verifying', action: `every table compared in key-ordered chunks of ${fleet.policy.verifyChunkRows} rows, read in pages of ${ROW_HASH_PAGE_ROWS}; differing rows named`, detail: source.engine === 'mssql' ? [tsql.renderStatement(tsql.listTablesQuery()), tsql.renderStatement(rowHash.serverLevelQuery), 'per table: the row-hash statement for the older server of the pair; `airlift plan --check --json` prints each table\'s (readiness[].rowHashes)'] : [] },
     ...(fleet.policy.cutover === 'manual' ? [{ phase: 'awaiting_cutover', action: 'waits for `airlift approve`', detail: [] }] : []),
@@ -141,13 +95,19 @@ export function planTenant(fleet: LoadedFleet, tenant: Tenant, env: NodeJS.Proce
     { phase: 'rollback_window', action: `reverse dual-write keeps the source current for ${fleet.policy.rollbackWindowSeconds} s, or until \`airlift complete\``, detail: [] },
     { phase: 'completed', action: 'writes thawed on the target, outbox off; the source is left intact (airlift never drops a source database)', detail: [...admin('mode', { writeMode: 'read_write' }), ...admin('mode', { outbox: false })] },
   ];
-  return { tenant: tenant.id, database: tenant.database, source: tenant.source, target: tenant.target, steps };
+  const restore = tenantRestorePlan(fleet, tenant, container, file, containerAccessPlan(fleet, container));
+  return { tenant: tenant.id, database: tenant.database, source: tenant.source, target: tenant.target, restore, steps };
 }
 
 export function renderPlan(plans: TenantPlan[]): string {
   const out: string[] = [];
   for (const p of plans) {
     out.push(`== tenant ${p.tenant} (database ${p.database}: ${p.source} -> ${p.target})`);
+    const r = p.restore;
+    out.push(`    folder: ${r.folderUri}/  (last backup ${r.lastBackupName})`);
+    out.push(`    restore reads it with: ${r.authentication.kind}${r.authentication.validUntil ? `, valid until ${r.authentication.validUntil}` : ''}: ${r.authentication.detail}`);
+    out.push(`    write freeze: from ${r.writeFreeze.from} until ${r.writeFreeze.until}: ${r.writeFreeze.estimate}`);
+    out.push(`    restores at once on ${r.concurrency.target}: ${r.concurrency.note}`);
     p.steps.forEach((s, i) => {
       out.push(`${String(i + 1).padStart(2)}. ${s.phase}: ${s.action}`);
       for (const d of s.detail) out.push(d.split('\n').map((l) => `      ${l}`).join('\n'));
@@ -364,7 +324,9 @@ export async function planCommand(fleet: LoadedFleet, ids: string[], o: { check:
   const plans = ids.map((id) => planTenant(fleet, findTenant(fleet, id), env));
   const checked = o.check ? await checkPlan(fleet, ids, env, deps) : undefined;
   const failed = Boolean(checked?.checks.some((c) => !c.ok) || checked?.readiness.some((r) => r.findings.some((f) => f.verdict === 'blocking')));
-  if (o.json) return { output: JSON.stringify({ fleet: fleet.file, tenants: plans, ...(checked ?? {}) }, null, 2), exitCode: failed ? 1 : 0 };
+  // One credential choice per container, shared by every restore into it.
+  const restoreAccess = containerAccessPlan(fleet, containerUrl(fleet, env));
+  if (o.json) return { output: JSON.stringify({ fleet: fleet.file, restoreAccess, tenants: plans, ...(checked ?? {}) }, null, 2), exitCode: failed ? 1 : 0 };
   const text = [renderPlan(plans)];
   if (checked) {
     text.push('== checks', ...checked.checks.map((c) => `${c.ok ? 'ok     ' : 'MISSING'}  ${c.what}: ${c.detail}`), '');

@@ -4,12 +4,13 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { LoadedFleet } from '../config/fleet';
-import { createEngine, type Engine } from '../engines';
+import { createEngine, createRestoreTarget, type Engine } from '../engines';
 import { Catalog } from '../ingestion/catalog';
 import { catalogRoutes, gatewayRoutes, type RouteControl } from '../ingestion/routes';
 import { GatewayAdmin } from '../ingestion/admin-client';
 import { connectContainer } from '../azure/blob-store';
-import { dropOwnedTarget } from '../activities/managed-instance';
+import { DefaultAzureCredential } from '@azure/identity';
+import { managedInstanceRestorers } from '../azure/managed-instance';
 import { statusQuery, tenantWorkflowId, type TenantInput } from '../workflows/contract';
 import { inspectTenant, needsAttention, repairTenant, type Ownership, type ReconcileAdapters, type ReconcileTenant, type TenantReport } from '../protocol/reconcile';
 import { OperatorError } from './waves';
@@ -105,6 +106,7 @@ export async function reconcileFleet(fleet: LoadedFleet, temporal: TemporalAcces
     if (!engines.has(key)) engines.set(key, createEngine(fleet[kind][name], env));
     return engines.get(key)!;
   };
+  const managedInstance = managedInstanceRestorers(new DefaultAzureCredential());
   try {
     const { routes, views } = routesFor(fleet, catalog, env);
     let container: ReturnType<typeof connectContainer> | undefined;
@@ -142,7 +144,7 @@ export async function reconcileFleet(fleet: LoadedFleet, temporal: TemporalAcces
         database: t.database,
         source: engineFor('sources', t.source),
         target: engineFor('targets', t.target),
-        dropTarget: (migrationId) => dropOwnedTarget(endpoint, engineFor('targets', t.target), t.database, migrationId),
+        dropTarget: (migrationId) => createRestoreTarget(endpoint, engineFor('targets', t.target), managedInstance).dropRestored(t.database, migrationId),
       };
       const report = await inspectTenant(adapters, tenant, owners.get(t.id));
       if (options.apply && report.repairs.length && !report.problems.length) {

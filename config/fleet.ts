@@ -54,9 +54,11 @@ const managedInstanceEndpoint = z.strictObject({
   resourceGroup: z.string().min(1).max(90),
   managedInstance: z.string().regex(/^[a-z0-9][a-z0-9-]{0,61}[a-z0-9]$/, { error: 'must be the Managed Instance name (lowercase letters, digits, hyphens)' }),
   collation: z.string().regex(/^[A-Za-z0-9_]+$/).default('SQL_Latin1_General_CP1_CI_AS'),
-  /** How the Managed Instance reads the container: a short-lived SAS, or its own managed identity. */
-  storageAccess: z.enum(['sas', 'managed-identity']).default('sas'),
   autoCompleteRestore: z.boolean().default(true),
+  /** Azure Resource Manager for a sovereign cloud (e.g. https://management.usgovcloudapi.net); Azure public by default. */
+  resourceManagerUrl: z.url({ error: 'must be the https URL of Azure Resource Manager, such as https://management.azure.com' }).optional(),
+  /** How often the restore's progress (restoreDetails) is read. */
+  restorePollSeconds: z.number().min(0.1).max(600).default(15),
 });
 
 const endpoint = z.discriminatedUnion('engine', [sqliteEndpoint, mssqlEndpoint, managedInstanceEndpoint], {
@@ -70,6 +72,12 @@ const storage = z
     }),
     connectionStringEnv: envName.optional(),
     accountUrl: z.url({ error: 'must be an https URL such as https://myaccount.blob.core.windows.net' }).optional(),
+    /**
+     * How a restoring server reads the container, one choice for every restore into it (LRS takes a SAS
+     * or the instance's managed identity on one storage account, never both): `managed-identity`, or
+     * one read+list `sas` for the whole container, made once and shared by parallel restores.
+     */
+    restoreAccess: z.enum(['managed-identity', 'sas']).default('managed-identity'),
   })
   .refine((s) => (s.connectionStringEnv ? 1 : 0) + (s.accountUrl ? 1 : 0) === 1, {
     error: 'give exactly one of connectionStringEnv (an env var holding a connection string) or accountUrl (signs in with DefaultAzureCredential)',
@@ -128,8 +136,16 @@ export const fleetSchema = z
       if (e.engine === 'mssql' && (!e.backupDirectory || !e.backupShare))
         ctx.addIssue({ code: 'custom', path: ['sources', name], message: 'a SQL Server source needs backupDirectory (the folder the server writes backups to) and backupShare (the same folder as the worker reads it)' });
     }
+    // Log Replay Service: "The backup URI path should not have the container name or the folder name as
+    // keywords backup or backups" (Overview of Log Replay Service, Limitations). The folder is named after the tenant id.
+    const reserved = /backup/i;
+    const lrsTargets = new Set(Object.entries(fleet.targets).filter(([, e]) => e.engine === 'azure-sql-mi').map(([n]) => n));
+    if (lrsTargets.size && reserved.test(fleet.storage.container))
+      ctx.addIssue({ code: 'custom', path: ['storage', 'container'], message: `"${fleet.storage.container}" contains "backup", which the Managed Instance Log Replay Service refuses in a container name; choose another container name` });
     const seen = new Map<string, number>();
     fleet.tenants.forEach((t, i) => {
+      if (lrsTargets.has(t.target) && reserved.test(t.id))
+        ctx.addIssue({ code: 'custom', path: ['tenants', i, 'id'], message: `"${t.id}" contains "backup", which the Managed Instance Log Replay Service refuses in a folder name (each tenant's backups go to a folder named after its id); give this tenant another id (its database name can stay)` });
       if (!(t.source in fleet.sources))
         ctx.addIssue({ code: 'custom', path: ['tenants', i, 'source'], message: `"${t.source}" is not defined under sources (defined: ${Object.keys(fleet.sources).join(', ') || 'none'})` });
       if (!(t.target in fleet.targets))

@@ -56,20 +56,84 @@ export interface Artifact {
   sha256: string;
 }
 
-/** An artifact in blob storage, for engines that restore straight from a URL. */
+/** An artifact in blob storage, for targets that restore straight from a URL. */
 export interface BlobArtifact {
   url: string;
   containerUrl: string;
+  /** The artifact's own flat folder (`<container URL>/<tenant>.<migration>`), which LRS is started with. */
+  folderUrl: string;
   blobName: string;
+  /** The file name of the last backup in the folder (LRS `lastBackupName`). */
+  lastBackupName: string;
   sizeBytes: number;
   sha256: string;
-  /** A read+list SAS for the container, made when asked and never stored or logged. */
+  /** The container's one read+list SAS, handed out by the worker's wiring; never stored or logged. */
   sas(): Promise<string>;
+  /** The container's one credential choice for restores: the instance's managed identity, or that SAS. */
+  access(): Promise<{ kind: 'managed-identity' } | { kind: 'sas'; token: string; expiresOn: Date }>;
 }
 
-export type Progress = (fraction: number) => void;
+/** One step of `airlift plan`: what runs, and the exact statements or requests (secrets redacted). */
+export interface PlanStep {
+  phase: string;
+  action: string;
+  detail: string[];
+}
 
-export interface Engine {
+/** The artifact a planned restore will read, with placeholders for what only the run knows. */
+export interface PlannedArtifact {
+  url: string;
+  containerUrl: string;
+  folderUrl: string;
+  blobName: string;
+  lastBackupName: string;
+  migrationId: string;
+  /** The container's one credential choice for restoring servers. */
+  restoreAccess: 'managed-identity' | 'sas';
+  /** The restore timeout, which the SAS outlives. */
+  restoreMinutes: number;
+}
+
+/** Progress as a fraction, with what the target reports beside it (files restored, status, …). */
+export type Progress = (fraction: number, detail?: Record<string, unknown>) => void;
+
+/**
+ * What the restoring step needs of a target, one restorer per target kind: a restored file (SQLite),
+ * RESTORE FROM URL (SQL Server), a Managed Instance through ARM (azure/managed-instance.ts).
+ */
+export interface RestoreTarget {
+  /** `file`: restore wants the artifact downloaded first; `blob`: it reads the blob itself. */
+  readonly restoresFrom: 'file' | 'blob';
+
+  /** Whether the database exists there, and which migration restored it. */
+  probe(database: string): Promise<{ exists: boolean; sizeBytes?: number; restoredBy?: string }>;
+
+  /**
+   * Creates `database` from an artifact after checking its sha256 and integrity, and marks it as made
+   * by `migrationId`. Ownership is recorded before anything is created, so a crash half way leaves
+   * a database this migration may still drop. The restored database's write gate is `standby`.
+   * Refuses to overwrite a database that another migration (or nobody) made. A retry resumes.
+   */
+  restore(database: string, artifact: Artifact | BlobArtifact, migrationId: string, onProgress?: Progress, signal?: AbortSignal): Promise<void>;
+
+  /** Drops `database` only if `migrationId` created it; returns whether anything was dropped. */
+  dropRestored(database: string, migrationId: string): Promise<boolean>;
+
+  /** What would stop a restore of this size here (limits, storage), as sentences; none when ready. */
+  prerequisites?(database: string, sizeBytes?: number): Promise<string[]>;
+
+  /** The target, for a person (`SQL Server host:port`, `Azure SQL Managed Instance …`). */
+  describe(): string;
+
+  /** The restoring step as `airlift plan` prints it, from this same restorer. */
+  planRestore(database: string, artifact: PlannedArtifact): PlanStep;
+}
+
+/**
+ * A database engine: what a new engine (PostgreSQL, say) implements, and passes
+ * tests/engines/contract.test.ts. Steps ask for the roles below, not for all of it.
+ */
+export interface Engine extends RestoreTarget {
   /** `sqlite`, `mssql`, … as written in the fleet file. */
   readonly kind: string;
 
@@ -79,22 +143,17 @@ export interface Engine {
   /** Whether the tenant's database exists, and its size when known. */
   probe(database: string): Promise<{ exists: boolean; sizeBytes?: number; restoredBy?: string }>;
 
+  /** The artifact's file name: a SQLite copy, a SQL Server `.bak` named after the migration. */
+  artifactName(database: string, migrationId: string): string;
+
+  /** The snapshotting step as `airlift plan` prints it. */
+  planSnapshot(database: string, migrationId: string): PlanStep;
+
+  /** Where the database lives, for a person (`SQLite files in …`, `SQL Server host:port`). */
+  describe(): string;
+
   /** A transactionally consistent copy of the live database in `destFile`, safe while writes continue. */
   snapshot(database: string, destFile: string, onProgress?: Progress): Promise<Artifact>;
-
-  /** `file`: restore wants the artifact downloaded first; `blob`: it reads the blob itself. */
-  readonly restoresFrom: 'file' | 'blob';
-
-  /**
-   * Creates `database` from an artifact after checking its sha256 and integrity, and marks it as made
-   * by `migrationId`. Ownership is recorded before anything is created, so a crash half way leaves
-   * a database this migration may still drop. The restored database's write gate is `standby`.
-   * Refuses to overwrite a database that another migration (or nobody) made.
-   */
-  restore(database: string, artifact: Artifact | BlobArtifact, migrationId: string, onProgress?: Progress): Promise<void>;
-
-  /** Drops `database` only if `migrationId` created it; returns whether anything was dropped. */
-  dropRestored(database: string, migrationId: string): Promise<boolean>;
 
   listTables(database: string): Promise<TableInfo[]>;
 
@@ -156,6 +215,20 @@ export interface Engine {
 
   close(): Promise<void>;
 }
+
+// The roles each step asks for, cut from the one Engine: a step takes only what it uses.
+
+/** What snapshotting needs of a source. */
+export type SnapshotSource = Pick<Engine, 'probe' | 'artifactName' | 'snapshot' | 'planSnapshot' | 'describe'>;
+
+/** What verification needs of either side: tables, and digests computed the same way on both. */
+export type DigestReader = Pick<Engine, 'listTables' | 'chunkDigests' | 'rangeDigest' | 'rowDigests' | 'trackingHead'>;
+
+/** What replication and the fenced switch need of either side: the outbox, the applied cursor, the write gate. */
+export type OutboxReplica = Pick<Engine, 'trackingTable' | 'ensureOutbox' | 'outboxHead' | 'readOutbox' | 'applyOutbox' | 'appliedCursor' | 'writeGate' | 'setWriteGate'>;
+
+/** What the ingestion gateway needs of a tenant's primary. */
+export type EventWriterFactory = Pick<Engine, 'openEventWriter'>;
 
 /**
  * `open`: the side takes writes (the primary). `fenced`: a switch is draining it or it was demoted;

@@ -17,6 +17,8 @@ import {
   type BlobArtifact,
   type ChunkDigest,
   type Engine,
+  type PlanStep,
+  type PlannedArtifact,
   type EventWriter,
   type KeyRange,
   type KeyValue,
@@ -267,12 +269,58 @@ export class MssqlEngine implements Engine {
     return { exists: true, sizeBytes: Number(row.size_bytes ?? 0), restoredBy: mark?.migration };
   }
 
+  artifactName(database: string, migrationId: string): string {
+    return `${database}-${migrationId}.bak`;
+  }
+
+  describe(): string {
+    return `SQL Server ${this.endpoint.server}:${this.endpoint.port}`;
+  }
+
+  /** Where BACKUP writes, as the server sees it. */
+  private serverBackupPath(file: string): string {
+    const directory = this.endpoint.backupDirectory!;
+    return `${directory.replace(/[\\/]+$/, '')}${directory.includes('\\') ? '\\' : '/'}${file}`;
+  }
+
+  planSnapshot(database: string, migrationId: string): PlanStep {
+    return {
+      phase: 'snapshotting',
+      action: `BACKUP on ${this.endpoint.server}, read back by the worker from ${this.endpoint.backupShare}; progress from sys.dm_exec_requests`,
+      detail: [
+        tsql.renderStatement(tsql.compressionSupportedQuery),
+        tsql.renderStatement(tsql.backupStatement(database, [this.serverBackupPath(this.artifactName(database, migrationId))], { compression: this.endpoint.compression })),
+        tsql.renderStatement(tsql.progressQuery(database, 'BACKUP')),
+      ],
+    };
+  }
+
+  planRestore(database: string, artifact: PlannedArtifact): PlanStep {
+    // Shown with a valid stand-in for the restoring name, then written in its `<migration-id>` form.
+    const restoring = tsql.restoringName('planMigrationId');
+    return {
+      phase: 'restoring',
+      action: `RESTORE FROM URL on ${this.endpoint.server}; the credential holds the container's one read+list SAS (valid at least ${artifact.restoreMinutes} min); progress from sys.dm_exec_requests`,
+      detail: [
+        tsql.renderStatement(tsql.createCredentialStatement(artifact.containerUrl)),
+        tsql.renderStatement(tsql.fileListStatement(), { url: artifact.url }),
+        // Restored under a name that records the migration, marked and left standby, then renamed.
+        ...[
+          tsql.renderStatement(tsql.restoreFromUrlStatement(restoring, [{ logicalName: '<from FILELISTONLY>', type: 'D' }]), { url: artifact.url }),
+          tsql.renderStatement(tsql.markCreatedStatement(restoring), { migration: artifact.migrationId }),
+          `USE [${restoring}];\n${tsql.renderStatement(tsql.outboxSchema)}\n${tsql.renderStatement(tsql.setGateStatement, { state: 'standby', migration: artifact.migrationId })}`,
+          tsql.renderStatement(tsql.renameDatabaseStatement(restoring, database)),
+        ].map((text) => text.split(restoring).join(`${tsql.RESTORING_PREFIX}${artifact.migrationId}`)),
+      ],
+    };
+  }
+
   async snapshot(database: string, destFile: string, onProgress?: Progress): Promise<Artifact> {
     const { backupDirectory, backupShare } = this.endpoint;
     if (!backupDirectory || !backupShare)
       throw new FleetConfigError('backupDirectory and backupShare must be set on a SQL Server source: the folder the server writes and the same folder as the worker reads it');
     const name = destFile.split(/[\\/]/).pop()!;
-    const serverPath = `${backupDirectory.replace(/[\\/]+$/, '')}${backupDirectory.includes('\\') ? '\\' : '/'}${name}`;
+    const serverPath = this.serverBackupPath(name);
     const [{ supported }] = await this.run<{ supported: boolean }>('master', tsql.compressionSupportedQuery);
     await this.withProgress('BACKUP', database, onProgress, this.run('master', tsql.backupStatement(database, [serverPath], { compression: this.endpoint.compression && supported })));
     const file = join(backupShare, name);

@@ -17,6 +17,8 @@ import {
   type BlobArtifact,
   type ChunkDigest,
   type Engine,
+  type PlanStep,
+  type PlannedArtifact,
   type EventWriter,
   type WriteGate,
   type GateExpectation,
@@ -80,6 +82,22 @@ export class SqliteEngine implements Engine {
       db.close();
     }
     return { exists: true, sizeBytes: (await stat(file)).size, restoredBy: marker?.migrationId };
+  }
+
+  artifactName(database: string): string {
+    return `${database}.sqlite`;
+  }
+
+  describe(): string {
+    return `SQLite files in ${this.directory}`;
+  }
+
+  planSnapshot(database: string): PlanStep {
+    return { phase: 'snapshotting', action: `online backup of ${this.fileOf(database)} in one read transaction; size and sha256 recorded`, detail: [] };
+  }
+
+  planRestore(database: string, artifact: PlannedArtifact): PlanStep {
+    return { phase: 'restoring', action: `download ${artifact.blobName}, check sha256, PRAGMA integrity_check, create ${this.fileOf(database)}`, detail: [] };
   }
 
   async snapshot(database: string, destFile: string, onProgress?: Progress): Promise<Artifact> {

@@ -8,6 +8,7 @@
 // only when the tenant is on its source and the target's marker names a migration no workflow runs.
 // It never drops a source, and never a target the tenant is served from.
 import type { Engine, WriteGate } from '../engines/engine';
+import { migrationOfBlob, tenantFolderPrefix } from '../azure/artifact-folder';
 import type { Side, WriteMode } from '../ingestion/catalog';
 import type { RouteControl } from '../ingestion/routes';
 
@@ -124,8 +125,8 @@ async function readBlobs(adapters: ReconcileAdapters, tenantId: string): Promise
   if (!adapters.listBlobs) return undefined;
   const groups = new Map<string, BlobGroup>();
   try {
-    for await (const blob of adapters.listBlobs(`${tenantId}/`)) {
-      const migrationId = blob.name.split('/')[1] ?? '';
+    for await (const blob of adapters.listBlobs(tenantFolderPrefix(tenantId))) {
+      const migrationId = migrationOfBlob(tenantId, blob.name);
       const group = groups.get(migrationId) ?? { migrationId, blobs: 0, bytes: 0 };
       group.blobs++;
       group.bytes += blob.size;

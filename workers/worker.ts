@@ -4,6 +4,10 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import { FleetConfigError, type LoadedFleet } from '../config/fleet';
 import { catalogRoutes, gatewayRoutes } from '../ingestion/routes';
 import { connectContainer } from '../azure/blob-store';
+import { ContainerReadAccess } from '../azure/sas';
+import { managedInstanceRestorers } from '../azure/managed-instance';
+import { DefaultAzureCredential } from '@azure/identity';
+import type { TokenCredential } from '@azure/core-auth';
 import { Catalog } from '../ingestion/catalog';
 import { createActivities } from '../activities';
 import { TASK_QUEUE } from '../workflows/contract';
@@ -18,6 +22,8 @@ export interface AirliftWorkerOptions {
   env?: NodeJS.ProcessEnv;
   /** Worker interceptors; the fault matrix slows chosen activities with one to hold a race window open. */
   interceptors?: WorkerOptions['interceptors'];
+  /** How this worker signs in to Azure Resource Manager; DefaultAzureCredential by default. */
+  azureCredential?: TokenCredential;
 }
 
 export const workflowsPath = require.resolve('../workflows');
@@ -38,7 +44,15 @@ export async function createAirliftWorker(options: AirliftWorkerOptions): Promis
     namespace: options.namespace,
     taskQueue: options.taskQueue ?? TASK_QUEUE,
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath }),
-    activities: createActivities({ fleet: options.fleet, container, catalog, routes, env }),
+    activities: createActivities({
+      fleet: options.fleet,
+      container,
+      catalog,
+      routes,
+      env,
+      restoreAccess: new ContainerReadAccess(container),
+      managedInstance: managedInstanceRestorers(options.azureCredential ?? new DefaultAzureCredential()),
+    }),
     // Progress and cancellation ride on heartbeats: send them often enough for a live view.
     maxHeartbeatThrottleInterval: '1 second',
     interceptors: options.interceptors,

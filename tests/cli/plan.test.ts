@@ -1,6 +1,6 @@
 // `airlift plan` as an operator runs it: the steps and exact statements, and never a secret.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -29,10 +29,57 @@ test('plan for SQL Server to Managed Instance: BACKUP … COPY_ONLY and RestoreE
     expect(section).toContain(`BACKUP DATABASE [${db}] TO DISK = @disk0 WITH COPY_ONLY, CHECKSUM`);
     expect(section).toContain('"createMode": "RestoreExternalBackup"');
     expect(section).toContain(`PUT /subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-airlift/providers/Microsoft.Sql/managedInstances/mi-airlift-prod/databases/${db}?api-version=2022-05-01-preview`);
-    expect(section).toContain(`${tenant}/<migration-id>/${db}-<migration-id>.bak`);
-    expect(section).toContain('"storageContainerSasToken": "[redacted');
+    // One flat folder per database, and LRS started with its full URI (Overview of Log Replay Service, Limitations).
+    expect(section).toContain(`"storageContainerUri": "https://airliftartifacts.blob.core.windows.net/airlift-artifacts/${tenant}.<migration-id>"`);
+    expect(section).toContain(`"lastBackupName": "${db}-<migration-id>.bak"`);
+    expect(section).toContain('"storageContainerIdentity": "ManagedIdentity"');
+    expect(section).not.toContain('storageContainerSasToken');
   }
   expectNoSecret(run.stdout + run.stderr);
+});
+
+test('plan --json for Managed Instance: each tenant its own flat folder URI, one credential choice shared by every restore into the container, the LRS limit per instance', () => {
+  const run = plan(['-f', join(root, 'examples/fleet.mssql-to-mi.yaml'), '--json']);
+  expect(run.status).toBe(0);
+  const doc = JSON.parse(run.stdout) as {
+    restoreAccess: { kind: string; sharedBy: string[] };
+    tenants: { tenant: string; restore: { folderUri: string; authentication: { kind: string }; writeFreeze: { estimate: string }; concurrency: { perInstanceLimit: number; note: string } } }[];
+  };
+  const folders = doc.tenants.map((t) => t.restore.folderUri);
+  expect(folders).toEqual(['acme', 'globex', 'initech'].map((id) => `https://airliftartifacts.blob.core.windows.net/airlift-artifacts/${id}.<migration-id>`));
+  // Flat: the container, then one folder; no "backup" in either.
+  for (const f of folders) expect(new URL(f).pathname.split('/').filter(Boolean)).toHaveLength(2);
+  for (const f of folders) expect(f).not.toMatch(/backup/i);
+  expect(doc.restoreAccess).toMatchObject({ kind: 'managed-identity', sharedBy: ['acme', 'globex', 'initech'] });
+  expect(new Set(doc.tenants.map((t) => JSON.stringify(t.restore.authentication))).size).toBe(1);
+  for (const t of doc.tenants) {
+    expect(t.restore.concurrency.perInstanceLimit).toBe(100);
+    expect(t.restore.writeFreeze.estimate).toContain('the rollback window (86400 s)');
+  }
+  expectNoSecret(run.stdout + run.stderr);
+});
+
+test('plan with restoreAccess: sas: one read+list SAS for the container, its expiry shown, the token itself never', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'airlift-plan-'));
+  try {
+    const file = join(dir, 'fleet.yaml');
+    const text = readFileSync(join(root, 'examples/fleet.mssql-to-mi.yaml'), 'utf8').replace('restoreAccess: managed-identity', 'restoreAccess: sas').replace('backupShare: /mnt/sql01-backups', `backupShare: ${dir}`);
+    writeFileSync(file, text);
+    const run = plan(['-f', file, '--json']);
+    expect(run.status).toBe(0);
+    const doc = JSON.parse(run.stdout) as { restoreAccess: { kind: string; validUntil: string; detail: string }; tenants: { restore: { authentication: { kind: string; validUntil: string } }; steps: { phase: string; detail: string[] }[] }[] };
+    expect(doc.restoreAccess.kind).toBe('sas');
+    expect(doc.restoreAccess.detail).toContain('Read and List only');
+    // At least the restore timeout (360 min) from now, at most twice that.
+    const left = Date.parse(doc.restoreAccess.validUntil) - Date.now();
+    expect(left).toBeGreaterThanOrEqual(360 * 60_000 - 60_000);
+    expect(left).toBeLessThanOrEqual(2 * 360 * 60_000);
+    for (const t of doc.tenants) expect(t.restore.authentication).toMatchObject({ kind: 'sas', validUntil: doc.restoreAccess.validUntil });
+    expect(doc.tenants[0].steps.find((s) => s.phase === 'restoring')!.detail.join('\n')).toContain('"storageContainerSasToken": "[redacted');
+    expectNoSecret(run.stdout + run.stderr);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('plan for SQL Server to SQL Server on a VM: the credential holds the SAS as a redacted parameter, then RESTORE … FROM URL', () => {
@@ -46,7 +93,7 @@ test('plan for SQL Server to SQL Server on a VM: the credential holds the SAS as
   // Restored under a name that records the migration, renamed once marked (issue 8 item 4).
   expect(restore).toContain('RESTORE DATABASE [airlift_restoring_<migration-id>] FROM URL = @url WITH MOVE @logical0 TO @physical0, CHECKSUM, STATS = 5;');
   expect(restore).toContain('ALTER DATABASE [airlift_restoring_<migration-id>] MODIFY NAME = [acme];');
-  expect(restore).toContain('@url = "https://airliftartifacts.blob.core.windows.net/airlift-artifacts/acme/<migration-id>/acme-<migration-id>.bak"');
+  expect(restore).toContain('@url = "https://airliftartifacts.blob.core.windows.net/airlift-artifacts/acme.<migration-id>/acme-<migration-id>.bak"');
   expect(doc.tenants[0].steps.map((s) => s.phase)).toEqual([
     'preflight', 'journaling', 'freezing', 'snapshotting', 'copying', 'restoring', 'catching_up', 'verifying', 'cutting_over', 'rollback_window', 'completed',
   ]);

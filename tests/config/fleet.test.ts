@@ -20,6 +20,18 @@ tenants:
   - { id: globex, database: globex, source: onprem, target: cloud }
 `;
 
+/** The same tenants restored into a Managed Instance through the Log Replay Service. */
+const MI = GOOD.replace(
+  '  cloud: { engine: sqlite, directory: ./cloud }',
+  '  mi:\n    engine: azure-sql-mi\n    subscriptionId: 00000000-0000-0000-0000-000000000000\n    resourceGroup: rg\n    managedInstance: mi-prod\n    server: mi-prod.example\n    autoCompleteRestore: false',
+).replace(/target: cloud/g, 'target: mi');
+
+test('a Managed Instance fleet loads: the instance reads the container with its managed identity unless told otherwise', () => {
+  const fleet = loadFleet(write('mi.yaml', MI));
+  expect(fleet.storage.restoreAccess).toBe('managed-identity');
+  expect(fleet.targets.mi).toMatchObject({ engine: 'azure-sql-mi', restorePollSeconds: 15, autoCompleteRestore: false });
+});
+
 function write(name: string, text: string): string {
   const file = join(dir, name);
   writeFileSync(file, text);
@@ -84,6 +96,15 @@ const BAD: [string, string, string][] = [
   ['unknown phase to pause before', `${GOOD}policy:\n  pauseBefore: [verify]\n`,
     'policy.pauseBefore[0]: Invalid option: expected one of "preflight"|'],
   ['YAML that does not parse', 'sources: [unclosed\n', 'is not valid YAML'],
+  // "The backup URI path should not have the container name or the folder name as keywords backup or backups" (Overview of Log Replay Service, Limitations).
+  ['a container named backups for a Managed Instance', MI.replace('container: artifacts', 'container: sql-backups'),
+    'storage.container: "sql-backups" contains "backup", which the Managed Instance Log Replay Service refuses in a container name; choose another container name'],
+  ['a tenant id with backup for a Managed Instance (its folder is named after it)', MI.replace('id: globex', 'id: backup-co'),
+    'tenants[1].id: "backup-co" contains "backup", which the Managed Instance Log Replay Service refuses in a folder name'],
+  ['the credential choice set per target instead of per container', MI.replace('    autoCompleteRestore: false', '    autoCompleteRestore: false\n    storageAccess: sas'),
+    'targets.mi: unknown key "storageAccess"; remove it or check its spelling'],
+  ['a restore credential that is neither choice', MI.replace('  connectionStringEnv: AIRLIFT_STORAGE', '  connectionStringEnv: AIRLIFT_STORAGE\n  restoreAccess: password'),
+    'storage.restoreAccess: Invalid option: expected one of "managed-identity"|"sas"'],
 ];
 
 test.each(BAD)('%s gives a clear error', (name, text, expected) => {

@@ -269,6 +269,15 @@ const miMissing = Object.entries(MI).filter(([, v]) => !v).map(([k]) => `AIRLIFT
       const instance = await client.managedInstances.get(MI.resourceGroup!, MI.managedInstance!);
       expect(instance.name).toBe(MI.managedInstance);
     });
+
+    test('the restorer reads what preflight needs, changing nothing: the instance\'s storage and running restores, a database that is not there', async () => {
+      const { ManagedInstanceRestore } = await import('../../azure/managed-instance');
+      const { DefaultAzureCredential } = await import('@azure/identity');
+      const restorer = ManagedInstanceRestore.connect({ ...MI, subscriptionId: MI.subscriptionId!, resourceGroup: MI.resourceGroup!, managedInstance: MI.managedInstance!, collation: 'SQL_Latin1_General_CP1_CI_AS', autoCompleteRestore: true }, new DefaultAzureCredential());
+      expect(await restorer.probe('airlift_contract_never_there')).toEqual({ exists: false });
+      expect(await restorer.restoringCount()).toBeGreaterThanOrEqual(0);
+      expect(await restorer.prerequisites('airlift_contract_never_there', 1024)).toEqual([]);
+    });
   },
 );
 

@@ -91,6 +91,10 @@ export interface TestFleetOptions {
   gatewayUrl?: string;
   /** More source endpoints, e.g. a SQL Server with a passwordEnv, that no tenant uses. */
   extraSources?: Record<string, unknown>;
+  /** The tenants' target endpoint instead of a SQLite folder (a Managed Instance on the emulator, say). */
+  target?: Record<string, unknown>;
+  /** More keys of the storage section (restoreAccess). */
+  storage?: Record<string, unknown>;
 }
 
 export const TEST_ADMIN_TOKEN_ENV = 'AIRLIFT_TEST_ADMIN_TOKEN';
@@ -105,8 +109,8 @@ export function makeFleet(options: TestFleetOptions): { dir: string; fleet: Load
   tenants.forEach((t, i) => createTenantDatabase(join(dir, 'source'), t.database, options.rows ?? 500, i + 1));
   const doc = {
     sources: { onprem: { engine: 'sqlite', directory: './source' }, ...options.extraSources },
-    targets: { cloud: { engine: 'sqlite', directory: './cloud' } },
-    storage: { container: 'airlift-test', connectionStringEnv: options.storageEnv ?? 'AIRLIFT_TEST_STORAGE' },
+    targets: { cloud: options.target ?? { engine: 'sqlite', directory: './cloud' } },
+    storage: { container: 'airlift-test', connectionStringEnv: options.storageEnv ?? 'AIRLIFT_TEST_STORAGE', ...options.storage },
     ...(options.gatewayUrl ? { ingestion: { gateways: [options.gatewayUrl], adminTokenEnv: TEST_ADMIN_TOKEN_ENV } } : {}),
     tenants,
     policy: { verifyChunkRows: 100, blockSizeMiB: 0.0625, rollbackWindowSeconds: 0, ...options.policy },

@@ -142,7 +142,7 @@ test('a rollback signal during copying leaves the tenant on source with no parti
     expect(primaryOf(fleet, tenant.id)).toBe('source');
     const container = BlobServiceClient.fromConnectionString(stack.azurite.connectionString).getContainerClient(fleet.storage.container);
     const left: string[] = [];
-    for await (const b of container.listBlobsFlat({ prefix: `${tenant.id}/`, includeUncommitedBlobs: true })) left.push(b.name);
+    for await (const b of container.listBlobsFlat({ prefix: `${tenant.id}.`, includeUncommitedBlobs: true })) left.push(b.name);
     expect(left).toEqual([]);
     expect(dump(sourceFile)).toEqual(before);
   } finally {

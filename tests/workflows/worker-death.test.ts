@@ -62,7 +62,7 @@ test('item 16: a rollback sent while the worker running the copy is dead ends ro
     expect(existsSync(join(sqliteDirectory(fleet.targets.cloud), `${tenant.database}.db`))).toBe(false);
     const container = BlobServiceClient.fromConnectionString(stack.azurite.connectionString).getContainerClient(fleet.storage.container);
     const left: string[] = [];
-    for await (const b of container.listBlobsFlat({ prefix: `${tenant.id}/${migrationId}/`, includeUncommitedBlobs: true })) left.push(b.name);
+    for await (const b of container.listBlobsFlat({ prefix: `${tenant.id}.${migrationId}/`, includeUncommitedBlobs: true })) left.push(b.name);
     expect(left).toEqual([]);
   } finally {
     await kill(worker);
