@@ -330,6 +330,9 @@ export async function serveWarRoom(
 ): Promise<{ url: string; warRoom: WarRoom; readOnlyBecause?: string; stop: () => Promise<void> }> {
   const { token, variable } = warRoomToken(options.fleet, options.env);
   const warRoom = temporalWarRoom(client, { fleet: options.fleet, adminToken: token, temporalUiUrl: options.temporalUiUrl, namespace: options.namespace, intervalMs: options.intervalMs });
-  const served = await listenGateway(warRoom, options.port ?? 0, options.host ?? '127.0.0.1');
+  const served = await listenGateway(warRoom, options.port ?? 0, options.host ?? '127.0.0.1').catch((err: NodeJS.ErrnoException) => {
+    warRoom.close();
+    throw err.code === 'EADDRINUSE' ? new OperatorError(`--port ${options.port}: the port is taken on ${options.host ?? '127.0.0.1'}; choose another with --port`) : err;
+  });
   return { url: served.url, warRoom, readOnlyBecause: token ? undefined : `no admin token in $${variable}`, stop: served.stop };
 }

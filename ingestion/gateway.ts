@@ -144,8 +144,9 @@ export function createGateway(options: GatewayOptions): Gateway {
 
 /** Serves a gateway (or another airlift Hono app, such as the war room) on `port` (0: a free one); returns its base URL. */
 export async function listenGateway(gateway: Pick<Gateway, 'app' | 'close'>, port = 0, host = '127.0.0.1'): Promise<{ url: string; server: ServerType; stop: () => Promise<void> }> {
-  const server = await new Promise<ServerType>((resolve) => {
+  const server = await new Promise<ServerType>((resolve, reject) => {
     const s = serve({ fetch: gateway.app.fetch, port, hostname: host }, () => resolve(s));
+    s.once('error', reject);
   });
   const { port: bound } = server.address() as AddressInfo;
   return {
