@@ -49,12 +49,19 @@ async function command(page: Page, tenantId: string, control: string, confirmati
 }
 
 describe('on real workflows', () => {
-  const currentStack = useTestStack();
   let stack: TestStack;
   let fleetOf: ReturnType<typeof makeFleet>;
   let worker: { stop: () => Promise<void> };
   let served: Awaited<ReturnType<typeof serveWarRoom>>;
   let ids: string[];
+  // Registered before the stack's own hooks, so the worker stops before the stack does.
+  afterAll(async () => {
+    served?.warRoom.close();
+    await served?.stop();
+    await worker?.stop();
+    fleetOf?.cleanup();
+  });
+  const currentStack = useTestStack();
 
   beforeAll(async () => {
     stack = currentStack();
@@ -66,12 +73,6 @@ describe('on real workflows', () => {
     served = await serveWarRoom(stack.env.client, {
       fleet: fleetOf.fleet, temporalUiUrl: 'http://127.0.0.1:8233', namespace: stack.env.namespace ?? 'default', intervalMs: 200, env: { AIRLIFT_ADMIN_TOKEN: TOKEN },
     });
-  });
-  afterAll(async () => {
-    served?.warRoom.close();
-    await served?.stop();
-    await worker?.stop();
-    fleetOf?.cleanup();
   });
 
   test('the page lists the tenants of a running wave, its progress moves, and a name made of markup is shown as text', async () => {
@@ -131,7 +132,8 @@ describe('on real workflows', () => {
     expect(refused).toEqual({ status: 401, body: { error: 'read-only: log in with the admin token to use the controls' } });
     await page.fill('#token', 'not-the-admin-token-at-all');
     await page.click('#login button[type=submit]');
-    await expect(page.locator('#toast').textContent()).resolves.toBe('log in: token refused');
+    await page.locator('#toast', { hasText: 'log in: token refused' }).waitFor();
+    await expect(page.locator('#session').textContent()).resolves.toBe('read-only');
 
     // Logged in, but the request comes from another site's page: refused by its Origin.
     const admin = await logIn(await browser.newContext(), served.url);
