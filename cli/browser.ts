@@ -23,13 +23,14 @@ export async function launchChromium(): Promise<Browser> {
 export async function screenshotWarRoom(url: string, file: string, tenants: number): Promise<void> {
   const browser = await launchChromium();
   try {
-    const page = await browser.newPage({ viewport: { width: 1600, height: 900 } });
+    const page = await browser.newPage({ viewport: { width: 1920, height: 1080 } });
     await page.goto(url);
     const ended = page.locator('#rows .row[data-state="completed"], #rows .row[data-state="rolled_back"], #rows .row[data-state="failed"]');
     for (const until = Date.now() + 30000; (await ended.count()) < tenants; await page.waitForTimeout(200))
       if (Date.now() > until) throw new OperatorError(`the war room did not show ${tenants} ended tenants within 30 s; no screenshot taken`);
     await page.locator('#rows .row .name').first().click();
     await page.waitForSelector('#timeline .seg');
+    await page.mouse.move(0, 0);
     await page.screenshot({ path: file, fullPage: true });
   } finally {
     await browser.close();

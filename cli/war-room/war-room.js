@@ -247,12 +247,19 @@
     setText($('detail-title'), t.name || t.tenantId);
     setText($('detail-sub'), `${t.name ? `${t.tenantId} · ` : ''}${t.waveId ? `wave ${t.waveId} · ` : ''}${phaseText(t)}`);
     const timeline = $('timeline');
+    // One line per phase, its bar placed where it ran in the tenant's whole time.
     const total = t.timeline.reduce((n, s) => n + s.ms, 0) || 1;
+    let offset = 0;
     timeline.replaceChildren(...t.timeline.map((s) => {
-      const seg = el('span', s.current ? 'seg current' : 'seg', `${words(s.phase)} ${duration(s.ms)}`);
-      seg.style.flexGrow = String(Math.max(s.ms / total, 0.04));
+      const seg = el('div', s.current ? 'seg current' : 'seg');
       seg.dataset.phase = s.phase;
-      seg.title = `${words(s.phase)}: ${duration(s.ms)}${s.current ? ' so far' : ''}`;
+      const track = el('span', 'track');
+      const bar = el('span', 'span');
+      bar.style.marginLeft = `${(100 * offset) / total}%`;
+      bar.style.width = `${Math.max((100 * s.ms) / total, 0.5)}%`;
+      offset += s.ms;
+      track.append(bar);
+      seg.append(el('span', 'what', words(s.phase)), track, el('span', 'took', `${duration(s.ms) || '0s'}${s.current ? ' so far' : ''}`));
       return seg;
     }));
     const facts = $('detail-facts');
@@ -373,7 +380,7 @@
     const axes = [{ stroke: '#9aa4b2', grid: { stroke: '#2a3140' } }, { stroke: '#9aa4b2', grid: { stroke: '#2a3140' } }];
     eventsChart = new uPlot({
       width: chartWidth('chart-events'), height: 160, axes, legend: { show: false },
-      series: [{}, { label: 'events/s', stroke: '#4fb3ff', width: 2, fill: 'rgba(79,179,255,0.15)', spanGaps: true }],
+      series: [{}, { label: 'events/s', stroke: '#4fb3ff', width: 2, fill: 'rgba(79,179,255,0.15)', spanGaps: true, points: { show: false } }],
     }, [state.series.t, state.series.eventsPerSecond], $('chart-events'));
     pausesChart = new uPlot({
       width: chartWidth('chart-pauses'), height: 160, axes, legend: { show: false },

@@ -30,7 +30,7 @@ test('demo --screenshot saves a PNG of the war room once it shows every tenant e
   const png = readFileSync(file);
   expect(png.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
   // IHDR: the page's full width.
-  expect(png.readUInt32BE(16)).toBe(1600);
+  expect(png.readUInt32BE(16)).toBe(1920);
 });
 
 describe('airlift ui', () => {
