@@ -452,6 +452,7 @@
     }
     setText($('updated'), `updated ${new Date(data.at).toLocaleTimeString()}`);
     document.body.dataset.updates = String(Number(document.body.dataset.updates || 0) + 1);
+    document.body.dataset.updateRows = String(data.tenants.length);
     // For `npm run bench -- war-room`: the time to apply one update, and how many rows it carried.
     performance.measure('war-room:update', { start: started, detail: data.tenants.length });
   }

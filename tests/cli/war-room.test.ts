@@ -207,9 +207,8 @@ describe('a thousand tenants (synthetic feed)', () => {
           }
         });
         const updates = () => Number(document.body.dataset.updates ?? 0);
-        // The update on its way may still carry every row; the ones after it carry only the ten.
-        const first = updates();
-        while (updates() < first + 2) await new Promise((r) => setTimeout(r, 20));
+        // Updates already on their way still carry every row; from the first that carries ten on, all do.
+        while (document.body.dataset.updateRows !== '10') await new Promise((r) => setTimeout(r, 20));
         observer.observe(document.getElementById('rows')!, { subtree: true, childList: true, characterData: true, attributes: true });
         const start = updates();
         while (updates() < start + 3) await new Promise((r) => setTimeout(r, 20));
