@@ -3,10 +3,12 @@
 import { renderTable } from '../cli/observe';
 import { benchUpload } from './upload';
 import { benchIngest } from './ingest';
+import { benchWarRoom } from './war-room';
 
 const BENCHES: Record<string, () => Promise<Record<string, unknown>[]>> = {
   upload: () => benchUpload(),
   ingest: () => benchIngest(),
+  'war-room': () => benchWarRoom(),
 };
 
 async function main(): Promise<void> {

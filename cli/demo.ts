@@ -17,6 +17,8 @@ import { Catalog } from '../ingestion/catalog';
 import { rollbackSignal, tenantWorkflowId } from '../workflows/contract';
 import { countLost, LoadGenerator, tenantDatabaseFile } from './load';
 import { TenantApp, type AppReport } from './tenant-app';
+import { serveWarRoom } from './war-room';
+import { screenshotWarRoom } from './browser';
 
 export interface DemoOptions {
   tenants: number;
@@ -28,6 +30,8 @@ export interface DemoOptions {
   load?: number;
   /** A tenant to roll back once it is in its rollback window (after cut-over). */
   rollback?: string;
+  /** Save a PNG of the war-room page here at the end. */
+  screenshot?: string;
 }
 
 export interface DemoSummary extends WaveSummary {
@@ -69,17 +73,24 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     throw new OperatorError(`--rollback: "${options.rollback}" is not a demo tenant; use tenant-1 … tenant-${options.tenants}`);
   say(`airlift demo: ${options.tenants} tenants, ${options.rows} tracking events each${options.load ? `, live load ${options.load} events/s` : ''}, in ${dir}`);
   const stack = await startEmbeddedStack({ ui: true, log: say });
-  say(`Temporal dev server at ${stack.address}; Web UI: ${stack.uiUrl} (search: AirliftWave="demo")`);
   const stops: (() => Promise<void>)[] = [];
   try {
     const gatewayPort = await freePort();
     const fleetFile = writeDemoFleet(dir, options.tenants, options.rows, options.concurrency, `http://127.0.0.1:${gatewayPort}`, options.rollback ? 4 : 1);
     process.env[DEMO_STORAGE_ENV] = stack.azurite.connectionString;
-    process.env[DEMO_ADMIN_TOKEN_ENV] = randomBytes(24).toString('hex');
+    // Set it beforehand to use the war room's controls; it is never printed.
+    process.env[DEMO_ADMIN_TOKEN_ENV] ||= randomBytes(24).toString('hex');
     const fleet = loadFleet(fleetFile);
     const gateway = await listenGateway(createGateway({ fleet, adminToken: process.env[DEMO_ADMIN_TOKEN_ENV]! }), gatewayPort);
     stops.unshift(gateway.stop);
     say(`tracking gateway: ${gateway.url}/t/<tenant>/events, ${gateway.url}/metrics`);
+    const warRoom = await serveWarRoom(stack.temporal.client, { fleet, temporalUiUrl: stack.uiUrl, namespace: stack.namespace, intervalMs: 500 });
+    stops.unshift(async () => {
+      warRoom.warRoom.close();
+      await warRoom.stop();
+    });
+    say(`Temporal dev server at ${stack.address}; Web UI: ${stack.uiUrl} (search: AirliftWave="demo"); war room: ${warRoom.url}`);
+    say(`  the war room's controls take the admin token in $${DEMO_ADMIN_TOKEN_ENV}: set it before the demo to use them`);
 
     const { worker, close } = await createAirliftWorker({ connection: stack.temporal.nativeConnection, namespace: stack.namespace, fleet });
     const running = worker.run();
@@ -108,6 +119,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
         say(`rollback of ${target.tenantId} requested during its rollback window`);
       }
     });
+    if (options.screenshot) {
+      await warRoom.warRoom.refresh();
+      await screenshotWarRoom(warRoom.url, options.screenshot, tenants.length);
+      say(`war room screenshot: ${options.screenshot}`);
+    }
     const loadReport = await load?.stop();
     const appReport = app.stop();
     const summary: DemoSummary = { ...summarize(tenants, (Date.now() - started) / 1000), eventsAccepted: 0, eventsLost: 0, app: appReport };

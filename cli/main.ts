@@ -30,6 +30,7 @@ import { startEmbeddedStack } from './stack';
 import { createGateway, listenGateway } from '../ingestion/gateway';
 import { ensureTemporalCli } from './temporal-cli';
 import { OperatorError, startWave, summarize, watchWave } from './waves';
+import { serveWarRoom } from './war-room';
 
 Runtime.install({ logger: new DefaultLogger((process.env.AIRLIFT_LOG_LEVEL as 'WARN' | undefined) ?? 'WARN') });
 
@@ -96,6 +97,7 @@ program
   .option('--keep', 'keep the working folder (databases, fleet file) afterwards', false)
   .option('--load <eventsPerSecond>', 'drive live tracking through the gateway for the whole wave', positiveInt('--load'))
   .option('--rollback <tenant>', 'roll this tenant back after its cut-over, in its rollback window')
+  .option('--screenshot <file>', 'save a PNG of the war-room page at the end (needs Chromium: apt-get install chromium)')
   .action(async (o) => {
     const summary = await runDemo(o);
     process.exitCode = summary.failed || summary.mismatches ? 1 : 0;
@@ -124,7 +126,8 @@ program
     console.log(stack.resumed
       ? `Resumed the stack kept in ${stateDir}, on the ports it had: every wave goes on where it was.`
       : `State kept in ${stateDir} (Temporal's history, the blobs): a restart resumes every wave; delete it to start afresh.`);
-    console.log(`Temporal: ${stack.address}   Web UI: ${stack.uiUrl}`);
+    const warRoom = await serveWarRoom(stack.temporal.client, { fleet, temporalUiUrl: stack.uiUrl, namespace: stack.namespace });
+    console.log(`Temporal: ${stack.address}   Web UI: ${stack.uiUrl}   War room: ${warRoom.url}${warRoom.readOnlyBecause ? ` (read-only: ${warRoom.readOnlyBecause})` : ''}`);
     console.log(`Blob storage (Azurite): port ${stack.azurite.port}. For a worker in another shell:`);
     console.log(`  export TEMPORAL_ADDRESS=${stack.address}`);
     console.log(`  export AIRLIFT_STORAGE_CONNECTION_STRING='${stack.azurite.connectionString}'`);
@@ -141,8 +144,28 @@ program
     if (worker) await worker.worker.run();
     else await new Promise<void>((resolve) => process.once('SIGINT', resolve).once('SIGTERM', resolve));
     worker?.close();
+    await warRoom.stop();
     rmSync(DEV_STATE_FILE, { force: true });
     await stack.close();
+  });
+
+program
+  .command('ui')
+  .description('serve the war-room page: every tenant of the fleet live, with the operator\'s controls behind the admin token')
+  .requiredOption('-f, --fleet <file>', 'fleet file (YAML or JSON)')
+  .option('--port <n>', 'port to listen on', positiveInt('--port'), 8090)
+  .option('--host <ip>', 'address to listen on', '127.0.0.1')
+  .option('--temporal-ui <url>', 'the Temporal Web UI, for a link to each workflow (default: the one `airlift dev` runs here)')
+  .action(async (o) => {
+    const fleet = loadFleet(o.fleet);
+    await withClient(async (client) => {
+      const dev = readDevState();
+      const served = await serveWarRoom(client, { fleet, port: o.port, host: o.host, temporalUiUrl: o.temporalUi ?? dev?.uiUrl, namespace: temporalSettings().namespace });
+      console.log(`war room: ${served.url}${served.readOnlyBecause ? ` (read-only: ${served.readOnlyBecause})` : ''}; Ctrl-C stops it`);
+      await new Promise<void>((resolve) => process.once('SIGINT', resolve).once('SIGTERM', resolve));
+      served.warRoom.close();
+      await served.stop();
+    });
   });
 
 program

@@ -108,6 +108,8 @@ const policy = z.strictObject({
 
 const tenant = z.strictObject({
   id: name('tenant id'),
+  /** How people call the tenant (free text, shown on the war-room page); the id stays the key. */
+  name: z.string({ error: 'must be text (the display name)' }).min(1).max(200).optional(),
   database: name('SQL identifier'),
   source: name('source name'),
   target: name('target name'),

@@ -29,12 +29,17 @@ export interface Gateway {
   close(): void;
 }
 
+/** Compares a secret someone gave with the real one in constant time. */
+export function secretMatches(given: string, secret: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(secret);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
 function tokenMatches(header: string | undefined, token: string): 'ok' | 'missing' | 'wrong' {
   const given = /^Bearer (.+)$/.exec(header ?? '')?.[1];
   if (!given) return 'missing';
-  const a = Buffer.from(given);
-  const b = Buffer.from(token);
-  return a.length === b.length && timingSafeEqual(a, b) ? 'ok' : 'wrong';
+  return secretMatches(given, token) ? 'ok' : 'wrong';
 }
 
 export function createGateway(options: GatewayOptions): Gateway {
@@ -137,10 +142,11 @@ export function createGateway(options: GatewayOptions): Gateway {
   return { app, router, metrics, close: () => { router.close(); catalog.close(); } };
 }
 
-/** Serves a gateway on `port` (0: a free one); returns its base URL. */
-export async function listenGateway(gateway: Gateway, port = 0, host = '127.0.0.1'): Promise<{ url: string; server: ServerType; stop: () => Promise<void> }> {
-  const server = await new Promise<ServerType>((resolve) => {
+/** Serves a gateway (or another airlift Hono app, such as the war room) on `port` (0: a free one); returns its base URL. */
+export async function listenGateway(gateway: Pick<Gateway, 'app' | 'close'>, port = 0, host = '127.0.0.1'): Promise<{ url: string; server: ServerType; stop: () => Promise<void> }> {
+  const server = await new Promise<ServerType>((resolve, reject) => {
     const s = serve({ fetch: gateway.app.fetch, port, hostname: host }, () => resolve(s));
+    s.once('error', reject);
   });
   const { port: bound } = server.address() as AddressInfo;
   return {

@@ -1,0 +1,38 @@
+// Headless Chromium (Debian's package, never a downloaded browser) driven by playwright-core: the
+// demo's screenshot of the war room, and the browser tests.
+import { chromium, type Browser } from 'playwright-core';
+import { existsSync } from 'node:fs';
+import { OperatorError } from './waves';
+
+export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'];
+
+export function chromiumPath(env: NodeJS.ProcessEnv = process.env): string {
+  return env.AIRLIFT_CHROMIUM ?? '/usr/bin/chromium';
+}
+
+export async function launchChromium(): Promise<Browser> {
+  const executablePath = chromiumPath();
+  if (!existsSync(executablePath)) throw new OperatorError(`Chromium not found at ${executablePath}; install it (apt-get install chromium) or set AIRLIFT_CHROMIUM to its path`);
+  return chromium.launch({ executablePath, args: CHROMIUM_ARGS, headless: true });
+}
+
+/**
+ * Saves a PNG of the war room once it shows `tenants` tenants, all ended, with the first one's
+ * detail (timeline, tables verified) open.
+ */
+export async function screenshotWarRoom(url: string, file: string, tenants: number): Promise<void> {
+  const browser = await launchChromium();
+  try {
+    const page = await browser.newPage({ viewport: { width: 1920, height: 1080 } });
+    await page.goto(url);
+    const ended = page.locator('#rows .row[data-state="completed"], #rows .row[data-state="rolled_back"], #rows .row[data-state="failed"]');
+    for (const until = Date.now() + 30000; (await ended.count()) < tenants; await page.waitForTimeout(200))
+      if (Date.now() > until) throw new OperatorError(`the war room did not show ${tenants} ended tenants within 30 s; no screenshot taken`);
+    await page.locator('#rows .row .name').first().click();
+    await page.waitForSelector('#timeline .seg');
+    await page.mouse.move(0, 0);
+    await page.screenshot({ path: file, fullPage: true });
+  } finally {
+    await browser.close();
+  }
+}
