@@ -133,6 +133,8 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
     // A rollback wins over whatever its cancellation caused (a step that timed out on a dead worker).
     const failure = run.backgroundFailure ?? (rollbackRequested ? undefined : err);
     if (failure) run.status.lastError = reasonOf(failure);
+    // Preflight changes nothing: a tenant it turns away stays wherever it is (its source, or a target it was moved to before).
+    const changedNothing = run.status.phase === 'preflight';
     run.enter('rolling_back');
     const undone = await wf.CancellationScope.nonCancellable(async () => {
       await run.stopBackground();
@@ -141,7 +143,7 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
     run.end(failure || !undone ? 'failed' : 'rolled_back');
     await run.handlersFinished();
     if (failure || !undone)
-      throw wf.ApplicationFailure.nonRetryable(`${tenantId}: ${run.status.lastError}; ${undone ? 'the tenant stays on its source' : 'see the failed undo steps'}`, 'MigrationFailed');
+      throw wf.ApplicationFailure.nonRetryable(`${tenantId}: ${run.status.lastError}; ${changedNothing ? 'nothing was changed' : undone ? 'the tenant stays on its source' : 'see the failed undo steps'}`, 'MigrationFailed');
     return { tenantId, outcome: run.outcome!, status: run.status };
   }
 
