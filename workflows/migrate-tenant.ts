@@ -382,7 +382,7 @@ class TenantRun {
     const { phase, tenantId, writeMode } = this.status;
     const frozen = writeMode === 'read_only' ? '; its writes stay frozen while it is held' : '';
     return phase === 'awaiting_cutover'
-      ? `tenant ${tenantId} paused: an approval now waits for \`airlift resume ${tenantId}\`${frozen}`
+      ? `tenant ${tenantId} paused: approved or not, it holds before cutting_over until \`airlift resume ${tenantId}\`${frozen}`
       : `tenant ${tenantId} will hold before its next phase; the ${phase} step runs on until it ends${frozen}`;
   }
 
