@@ -3,6 +3,7 @@
 // who is frozen and for how long, and the Temporal UI tells a rolled-back tenant from a migrated one.
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { workflowMetadataQuery } from '@temporalio/workflow';
 import { freePort } from '../../azure/azurite';
 import { Catalog } from '../../ingestion/catalog';
@@ -226,6 +227,18 @@ test('Temporal UI: a cancelled tenant is rolled back (not failed), the details s
     expect(described.typedSearchAttributes.get(outcomeSearchAttribute)).toBe('rolled_back');
     expect(writeModeInCatalog(fleet.catalog.path, cancelled)).toBe('read_write');
     expect((await handles[0].query(workflowMetadataQuery)).currentDetails).toContain('rolled back: served from its source');
+    // The history reads as the runbook: each activity scheduled with its summary, in order.
+    const summaries = ((await handles[0].fetchHistory()).events ?? [])
+      .filter((e) => e.activityTaskScheduledEventAttributes)
+      .map((e) => (e.userMetadata?.summary ? defaultPayloadConverter.fromPayload<string>(e.userMetadata.summary as never) : e.activityTaskScheduledEventAttributes!.activityType?.name));
+    expect(summaries).toEqual([
+      'preflight: source, target, catalog and container checked',
+      'journaling: change capture on, fenced',
+      "freeze the tenant's application writes",
+      "rollback: delete this migration's blobs",
+      "thaw the tenant's application writes",
+      'change capture off',
+    ]);
 
     // What the Temporal UI sends for a signal typed as {"reason": …} or left empty.
     await handles[1].signal(rollbackSignal, { reason: 'typed as an object in the UI' });
