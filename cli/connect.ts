@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { temporalSettingsFromEnv, type TemporalSettings } from '../config/temporal';
 import { azuriteConnectionString } from '../azure/azurite';
+import { ConnectionError } from '../protocol/errors';
 import type { StorageConfig } from '../azure/blob-store';
 
 export const DEV_STATE_FILE = join('.airlift', 'dev.json');
@@ -51,7 +52,7 @@ export function storageEnv(storage: StorageConfig, env: NodeJS.ProcessEnv = proc
 export async function connectClient(): Promise<{ client: Client; settings: TemporalSettings; close: () => Promise<void> }> {
   const settings = temporalSettings();
   const connection = await Connection.connect({ address: settings.address, tls: settings.tls, apiKey: settings.apiKey, connectTimeout: '10s' }).catch((err: Error) => {
-    throw new Error(`cannot reach Temporal at ${settings.address}: ${err.message}. Start one with \`airlift dev\` or set TEMPORAL_ADDRESS`);
+    throw new ConnectionError(`cannot reach Temporal at ${settings.address} (${err.message.split('\n')[0]}); start the stack with \`airlift dev\`, or point TEMPORAL_ADDRESS at a running cluster`);
   });
   return { client: new Client({ connection, namespace: settings.namespace }), settings, close: () => connection.close() };
 }

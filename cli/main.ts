@@ -1,35 +1,35 @@
 // The operator CLI. Every command that talks to Temporal uses the shared contract.
 import { Command, InvalidArgumentError } from 'commander';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
-import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { FleetConfigError, findTenant, loadFleet } from '../config/fleet';
+import { findTenant, loadFleet } from '../config/fleet';
 import { planCommand } from './plan';
-import { TemporalConfigError } from '../config/temporal';
-import { StorageConfigError, redactSecrets } from '../azure/blob-store';
+import { redactSecrets } from '../azure/blob-store';
 import {
-  pauseSignal,
-  resumeSignal,
+  pauseUpdate,
+  resumeUpdate,
   rollbackUpdate,
   abortSignal,
   approveCutoverUpdate,
   completeUpdate,
-  reasonOf,
   tenantWorkflowId,
   waveWorkflowId,
   SAFE_NAME,
 } from '../workflows/contract';
+import { isDomainError } from '../protocol/errors';
 import { createAirliftWorker } from '../workers/worker';
 import { connectClient, connectWorker, DEV_STATE_FILE, readDevState, storageEnv, temporalSettings, type DevState } from './connect';
 import { reconcileFleet, type TemporalAccess } from './reconcile';
 import { renderReport } from '../protocol/reconcile';
 import { runDemo } from './demo';
-import { observeTenant, observeWave, renderTenants } from './observe';
+import { formatDuration, noteOf, observeTenant, observeWave, phaseCounts, phaseText, renderTenants } from './observe';
+import { runningTenant, runningWave, sendUpdate, whereIsTenant } from './steer';
 import { startEmbeddedStack } from './stack';
 import { createGateway, listenGateway } from '../ingestion/gateway';
 import { ensureTemporalCli } from './temporal-cli';
-import { OperatorError, startWave, summarize, watchWave } from './waves';
+import { OperatorError, previousWave, startWave, summarize, watchWave } from './waves';
 import { serveWarRoom } from './war-room';
 
 Runtime.install({ logger: new DefaultLogger((process.env.AIRLIFT_LOG_LEVEL as 'WARN' | undefined) ?? 'WARN') });
@@ -54,32 +54,6 @@ async function withClient<T>(fn: (client: Client, address: string) => Promise<T>
   }
 }
 
-/** Sends an update to a running tenant workflow; a refusal by its validator becomes the operator's one-line error. */
-async function updateRunning(client: Client, tenant: string, send: (h: ReturnType<Client['workflow']['getHandle']>) => Promise<string>): Promise<string> {
-  let answer = '';
-  await signalRunning(client, tenantWorkflowId(tenant), `tenant ${tenant}`, async (h) => {
-    try {
-      answer = await send(h);
-    } catch (err) {
-      if (err instanceof WorkflowUpdateFailedError) throw new OperatorError(reasonOf(err));
-      throw err;
-    }
-  });
-  return answer;
-}
-
-/** Signals a running tenant (or wave) workflow, refusing clearly when there is none. */
-async function signalRunning(client: Client, workflowId: string, what: string, send: (h: ReturnType<Client['workflow']['getHandle']>) => Promise<void>): Promise<void> {
-  const handle = client.workflow.getHandle(workflowId);
-  try {
-    const d = await handle.describe();
-    if (d.status.name !== 'RUNNING') throw new OperatorError(`${what} has already ended (${d.status.name.toLowerCase()}); nothing to do`);
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError) throw new OperatorError(`${what} has no migration workflow (${workflowId}); check the id with \`airlift status\``);
-    throw err;
-  }
-  await send(handle);
-}
 
 const program = new Command()
   .name('airlift')
@@ -192,20 +166,33 @@ wave
   .requiredOption('-f, --fleet <file>', 'fleet file (YAML or JSON)')
   .option('--tenants <ids>', 'comma-separated tenant ids (default: every tenant in the file)')
   .option('--concurrency <n>', 'tenants migrating at once (default: policy.concurrency)', positiveInt('--concurrency'))
-  .option('--wave <id>', 'wave id (default: a timestamp)', safeName('--wave'))
+  .option('--wave <id>', 'wave id (default: a timestamp); a wave id runs once', safeName('--wave'))
+  .option('--rerun', 'start a wave id that already ran again; the tenants it rolled back are skipped unless named with --tenants', false)
   .option('--watch', 'stay and show progress until the wave ends', false)
   .action(async (o) => {
     const fleet = loadFleet(o.fleet);
     const known = new Set(fleet.tenants.map((t) => t.id));
-    const tenants: string[] = o.tenants ? String(o.tenants).split(',').map((s: string) => s.trim()).filter(Boolean) : [...known];
-    const unknown = tenants.filter((t) => !known.has(t));
+    const named: string[] | undefined = o.tenants ? String(o.tenants).split(',').map((s: string) => s.trim()).filter(Boolean) : undefined;
+    const unknown = (named ?? []).filter((t) => !known.has(t));
     if (unknown.length) throw new OperatorError(`--tenants: ${unknown.join(', ')} not in ${fleet.file}; known tenants: ${[...known].join(', ')}`);
     const waveId = o.wave ?? `w${new Date().toISOString().replace(/\D/g, '').slice(0, 14)}`;
     const policy = { ...fleet.policy, concurrency: o.concurrency ?? fleet.policy.concurrency };
     await withClient(async (client) => {
+      let tenants = named ?? [...known];
+      const previous = await previousWave(client, waveId);
+      if (previous && !o.rerun)
+        throw new OperatorError(`wave ${waveId} already ran (${previous.summary}); a wave id runs once: choose another --wave id, or start it again with --rerun (the tenants it rolled back are then skipped unless named with --tenants)`);
+      if (previous) {
+        const skipped = previous.rolledBack.filter((r) => !named?.includes(r.tenantId));
+        const again = previous.rolledBack.filter((r) => named?.includes(r.tenantId));
+        tenants = tenants.filter((t) => !skipped.some((r) => r.tenantId === t));
+        for (const r of skipped) console.log(`skipped ${r.tenantId}: rolled back in the earlier run of ${waveId}${r.reason ? ` (${r.reason})` : ''}; name it with --tenants to migrate it again`);
+        for (const r of again) console.log(`migrating ${r.tenantId} again although the earlier run of ${waveId} rolled it back${r.reason ? ` (${r.reason})` : ''}, since --tenants names it`);
+        if (!tenants.length) throw new OperatorError(`wave ${waveId} --rerun: no tenant left to start; name the rolled-back ones with --tenants to migrate them again`);
+      }
       const started = Date.now();
-      await startWave(client, waveId, tenants, policy);
-      console.log(`wave ${waveId} started: ${tenants.length} tenants, concurrency ${policy.concurrency} (workflow ${waveWorkflowId(waveId)})`);
+      await startWave(client, waveId, tenants, policy, undefined, previous ? previous.rerun + 1 : undefined);
+      console.log(`wave ${waveId} ${previous ? `started again (rerun ${previous.rerun + 1})` : 'started'}: ${tenants.length} tenants, concurrency ${policy.concurrency} (workflow ${waveWorkflowId(waveId)})`);
       if (!o.watch) return console.log(`watch it with: airlift status ${waveId}`);
       const { tenants: views } = await watchWave(client, waveId, process.stdout);
       const s = summarize(views, (Date.now() - started) / 1000);
@@ -224,23 +211,31 @@ program
     await withClient(async (client, address) => {
       const lost = `if the Temporal state was lost, run \`airlift reconcile -f ${readDevState()?.fleet ?? '<fleet file>'}\` to repair what no workflow owns`;
       if (o.tenant) {
-        await client.workflow.getHandle(tenantWorkflowId(o.tenant)).describe().catch((err) => {
-          throw err instanceof WorkflowNotFoundError ? new OperatorError(`no workflow for tenant ${o.tenant} on ${address}; check the tenant id, or ${lost}`) : err;
+        await client.workflow.getHandle(tenantWorkflowId(o.tenant)).describe().catch(async (err) => {
+          throw err instanceof WorkflowNotFoundError ? new OperatorError(`${await whereIsTenant(client, o.tenant)}; on ${address}. If the Temporal state was lost, ${lost}`) : err;
         });
         const view = await observeTenant(client, o.tenant);
         if (o.json) return console.log(JSON.stringify(view, null, 2));
         console.log(renderTenants([view]));
+        const s = view.status;
+        if (s?.startedAt) console.log(`  started ${s.startedAt}${s.waveId ? ` in wave ${s.waveId}` : ''}; ${s.endedAt ? `ended ${s.endedAt}` : `in ${phaseText(view)} since ${s.phaseSince}`}`);
+        if (view.writeMode === 'read_only') console.log(`  writes FROZEN since ${view.frozenSince} (${formatDuration(Date.now() - Date.parse(view.frozenSince!))})`);
+        if (s?.rollbackWindowEndsAt) console.log(`  rollback window closes at ${s.rollbackWindowEndsAt}; \`airlift complete ${o.tenant}\` ends it now`);
         for (const t of view.status?.tables ?? [])
           console.log(`  ${t.table}: ${t.rows} rows, ${t.chunks} chunks${t.mismatchedChunks ? `, ${t.mismatchedChunks} differing: ${t.differences.map((d) => `${d.key} ${d.kind}`).join('; ')}` : ', identical'}`);
         for (const [i, a] of (view.status?.cutoverAttempts ?? []).entries()) console.log(`  cut-over attempt ${i + 1} called off at ${a.at}: ${a.error}`);
         if (view.status?.rollbackRefused) console.log(`  ${view.status.rollbackRefused}`);
+        // The note whole: the table cuts it at 100 characters.
+        if (noteOf(view)) console.log(`  note: ${noteOf(view)}`);
+        if (view.error && s?.rollbackReason !== undefined) console.log(`  rollback: ${s.rollbackReason}`);
         return;
       }
-      const { wave: w, tenants } = await observeWave(client, waveId!).catch((err) => {
-        throw err instanceof WorkflowNotFoundError ? new OperatorError(`no workflow for wave ${waveId} on ${address}; check the wave id, or ${lost}`) : err;
+      await client.workflow.getHandle(waveWorkflowId(waveId!)).describe().catch((err) => {
+        throw err instanceof WorkflowNotFoundError ? new OperatorError(`no wave ${waveId} (workflow ${waveWorkflowId(waveId!)}) on ${address}; check the wave id, or ${lost}`) : err;
       });
+      const { wave: w, tenants } = await observeWave(client, waveId!);
       if (o.json) return console.log(JSON.stringify({ wave: w, tenants }, null, 2));
-      console.log(`wave ${w.waveId}${w.paused ? ' (paused)' : ''}${w.aborted ? ' (aborted)' : ''}, run ${w.runs}`);
+      console.log(`wave ${w.waveId}${w.rerun ? ` (rerun ${w.rerun})` : ''}${w.paused ? ' (paused: no new tenant starts)' : ''}${w.aborted ? ' (aborted)' : ''}, run ${w.runs}: ${tenants.length} tenants: ${phaseCounts(tenants)}`);
       console.log(renderTenants(tenants));
     });
   });
@@ -300,6 +295,7 @@ program
     if (!fleet.ingestion) throw new OperatorError(`${fleet.file}: ingestion: missing; add gateways and adminTokenEnv`);
     const token = process.env[fleet.ingestion.adminTokenEnv];
     if (!token) throw new OperatorError(`ingestion.adminTokenEnv: environment variable ${fleet.ingestion.adminTokenEnv} is not set; export the admin token (16+ characters) in it`);
+    if (token.length < 16) throw new OperatorError(`ingestion.adminTokenEnv: the admin token in ${fleet.ingestion.adminTokenEnv} has ${token.length} characters; at least 16 are needed (e.g. \`openssl rand -hex 16\`)`);
     const gateway = await listenGateway(createGateway({ fleet, adminToken: token }), o.port, o.host);
     console.log(`airlift gateway on ${gateway.url}: POST /t/<tenant>/events, GET /t/<tenant>/pixel.gif, /healthz, /metrics, /admin (bearer token)`);
     await new Promise<void>((resolve) => process.once('SIGINT', resolve).once('SIGTERM', resolve));
@@ -314,15 +310,12 @@ program
   .action(async (tenant: string | undefined, o) => {
     if (!tenant === !o.wave) throw new OperatorError('give either a tenant id or --wave ID to approve');
     await withClient(async (client) => {
+      if (o.wave) await runningWave(client, o.wave, 'approve');
       const ids = o.wave ? (await observeWave(client, o.wave)).tenants.filter((t) => t.phase === 'awaiting_cutover').map((t) => t.tenantId) : [tenant!];
-      if (!ids.length) throw new OperatorError(`wave ${o.wave}: no tenant is awaiting cut-over`);
+      if (!ids.length) throw new OperatorError(`approve refused: no tenant of wave ${o.wave} is awaiting cut-over`);
       for (const id of ids) {
-        try {
-          console.log(await client.workflow.getHandle(tenantWorkflowId(id)).executeUpdate(approveCutoverUpdate));
-        } catch (err) {
-          if (err instanceof WorkflowNotFoundError) throw new OperatorError(`tenant ${id} has no migration workflow`);
-          throw new OperatorError(reasonOf(err));
-        }
+        const handle = await runningTenant(client, id, 'approve');
+        console.log(await sendUpdate(() => handle.executeUpdate(approveCutoverUpdate)));
       }
     });
   });
@@ -332,7 +325,10 @@ program
   .description("end a tenant's rollback window now: the migration completes and the source stops being kept current")
   .argument('<tenant>', 'tenant id')
   .action(async (tenant: string) => {
-    const answer = await withClient((client) => updateRunning(client, tenant, (h) => h.executeUpdate(completeUpdate)));
+    const answer = await withClient(async (client) => {
+      const handle = await runningTenant(client, tenant, 'complete');
+      return sendUpdate(() => handle.executeUpdate(completeUpdate));
+    });
     console.log(answer);
   });
 
@@ -343,21 +339,28 @@ program
   .requiredOption('--reason <text>', 'why; recorded in the workflow and shown in status')
   .action(async (tenant: string, o) => {
     // An update, not a signal: past the point of no return the refusal and its reason come back here.
-    const answer = await withClient((client) => updateRunning(client, tenant, (h) => h.executeUpdate(rollbackUpdate, { args: [o.reason] })));
+    const answer = await withClient(async (client) => {
+      const handle = await runningTenant(client, tenant, 'rollback');
+      return sendUpdate(() => handle.executeUpdate(rollbackUpdate, { args: [o.reason] }));
+    });
     console.log(`${answer}: ${o.reason}`);
   });
 
-for (const [name, signal, verb] of [['pause', pauseSignal, 'holds before its next phase'], ['resume', resumeSignal, 'continues']] as const) {
+for (const [name, update] of [['pause', pauseUpdate], ['resume', resumeUpdate]] as const) {
   program
     .command(name)
-    .description(name === 'pause' ? 'hold one tenant before its next phase, or a whole wave (no new tenants start)' : 'let a paused tenant or wave go on')
+    .description(name === 'pause'
+      ? 'hold one tenant before its next phase (the running step goes on to its end; a frozen tenant stays frozen while held), or a whole wave (no new tenants start)'
+      : 'let a paused tenant or wave go on')
     .argument('[tenant]', 'tenant id')
     .option('--wave <id>', `${name} a wave instead`)
     .action(async (tenant: string | undefined, o) => {
       if (!tenant === !o.wave) throw new OperatorError(`give either a tenant id or --wave ID to ${name}`);
-      const [id, what] = o.wave ? [waveWorkflowId(o.wave), `wave ${o.wave}`] : [tenantWorkflowId(tenant!), `tenant ${tenant}`];
-      await withClient((client) => signalRunning(client, id, what, (h) => h.signal(signal)));
-      console.log(`${what} ${verb}`);
+      const answer = await withClient(async (client) => {
+        const handle = o.wave ? await runningWave(client, o.wave, name) : await runningTenant(client, tenant!, name);
+        return sendUpdate(() => handle.executeUpdate(update));
+      });
+      console.log(answer);
     });
 }
 
@@ -366,16 +369,18 @@ program
   .description('stop a wave from starting more tenants; running tenants finish or roll back on their own')
   .argument('<wave>', 'wave id')
   .action(async (waveId: string) => {
-    await withClient((client) => signalRunning(client, waveWorkflowId(waveId), `wave ${waveId}`, (h) => h.signal(abortSignal)));
+    await withClient(async (client) => (await runningWave(client, waveId, 'abort')).signal(abortSignal));
     console.log(`wave ${waveId}: no new tenants will start`);
   });
 
-const KNOWN_ERRORS = [FleetConfigError, TemporalConfigError, StorageConfigError, OperatorError, InvalidArgumentError];
+/** Errors written for the operator: their message is the whole answer, without a stack. */
+const KNOWN_ERRORS = [OperatorError, InvalidArgumentError];
 
 program.parseAsync(process.argv).catch((err: Error) => {
   // One line for the operator; the stack trace of an unexpected error only with --debug.
-  const known = KNOWN_ERRORS.some((k) => err instanceof k);
+  const known = isDomainError(err) || KNOWN_ERRORS.some((k) => err instanceof k);
   const debug = process.argv.includes('--debug');
-  console.error(`airlift: ${redactSecrets(debug && !known ? (err.stack ?? err.message) : `${err.message}${known ? '' : ' (--debug shows where)'}`)}`);
+  const text = debug ? (err.stack ?? err.message) : known ? err.message : `${String(err.message).split('\n')[0]} (--debug shows where)`;
+  console.error(`airlift: ${redactSecrets(text)}`);
   process.exitCode = 2;
 });

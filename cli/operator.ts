@@ -7,10 +7,10 @@ import {
   abortSignal,
   approveCutoverUpdate,
   completeUpdate,
-  pauseSignal,
+  pauseUpdate,
   phaseSearchAttribute,
   reasonOf,
-  resumeSignal,
+  resumeUpdate,
   rollbackUpdate,
   tenantWorkflowId,
   waveWorkflowId,
@@ -59,11 +59,9 @@ export async function commandTenant(client: Client, tenantId: string, command: T
       return `${answer}: ${reason}`;
     }
     case 'pause':
-      await handle.signal(pauseSignal);
-      return `tenant ${tenantId} holds before its next phase`;
+      return update(() => handle.executeUpdate(pauseUpdate));
     case 'resume':
-      await handle.signal(resumeSignal);
-      return `tenant ${tenantId} continues`;
+      return update(() => handle.executeUpdate(resumeUpdate));
   }
 }
 

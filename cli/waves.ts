@@ -1,26 +1,72 @@
 // Starting a wave and watching it to the end, shared by `wave start --watch` and `demo`.
-import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import {
   TASK_QUEUE,
+  statusQuery,
+  tenantWorkflowId,
   waveSearchAttribute,
+  waveStatusQuery,
   waveWorkflowId,
   type MigrationPolicy,
   type WaveStatus,
 } from '../workflows/contract';
 import type { migrationWave } from '../workflows';
-import { observeWave, renderTenants, type TenantView } from './observe';
+import { observeWave, phaseText, renderTenants, type TenantView } from './observe';
 
 export class OperatorError extends Error {
   override name = 'OperatorError';
 }
 
-export async function startWave(client: Client, waveId: string, tenants: string[], policy: MigrationPolicy, taskQueue = TASK_QUEUE): Promise<void> {
+/** What an earlier, ended run of a wave id left: a sentence, its tenants rolled back (with why), its rerun count. */
+export interface PreviousWave {
+  summary: string;
+  rolledBack: { tenantId: string; reason?: string }[];
+  /** 1 for a wave that ran once. */
+  rerun: number;
+}
+
+/**
+ * The last run of a wave id, when it has ended; undefined when the id never ran. A running wave is
+ * refused here too: a wave id runs once at a time.
+ */
+export async function previousWave(client: Client, waveId: string): Promise<PreviousWave | undefined> {
+  const handle = client.workflow.getHandle(waveWorkflowId(waveId));
+  const description = await handle.describe().catch((err) => {
+    if (err instanceof WorkflowNotFoundError) return undefined;
+    throw err;
+  });
+  if (!description) return undefined;
+  if (description.status.name === 'RUNNING' || description.status.name === 'CONTINUED_AS_NEW')
+    throw new OperatorError(`wave ${waveId} is already running (workflow ${waveWorkflowId(waveId)}); watch it with \`airlift status ${waveId}\` or choose another --wave id`);
+  // Its result, or (terminated, failed) what its status query still answers.
+  const status: WaveStatus | undefined = description.status.name === 'COMPLETED' ? await handle.result() : await handle.query(waveStatusQuery).catch(() => undefined);
+  const ended = description.closeTime?.toISOString() ?? 'earlier';
+  if (!status) return { summary: `${description.status.name.toLowerCase()} at ${ended}`, rolledBack: [], rerun: 1 };
+  const rolledBack = await Promise.all(
+    status.tenants.filter((r) => r.state === 'rolled_back').map(async (r) => {
+      // A closed run answers queries only while a worker runs: its reason is a nicety, not worth a wait.
+      const query = client.workflow.getHandle(tenantWorkflowId(r.tenantId), r.runId).query(statusQuery).then((s) => s.rollbackReason, () => undefined);
+      const reason = await Promise.race([query, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 5000).unref())]);
+      return { tenantId: r.tenantId, reason };
+    }),
+  );
+  const count = (state: string) => status.tenants.filter((r) => r.state === state).length;
+  return {
+    summary: `ended ${ended}: ${count('completed')} migrated, ${rolledBack.length} rolled back, ${count('failed')} failed of ${status.tenants.length}`,
+    rolledBack,
+    rerun: status.rerun ?? 1,
+  };
+}
+
+export async function startWave(client: Client, waveId: string, tenants: string[], policy: MigrationPolicy, taskQueue = TASK_QUEUE, rerun?: number): Promise<void> {
   try {
     await client.workflow.start<typeof migrationWave>('migrationWave', {
       workflowId: waveWorkflowId(waveId),
       taskQueue,
-      args: [{ waveId, tenants, policy }],
+      args: [{ waveId, tenants, policy, ...(rerun ? { rerun } : {}) }],
       typedSearchAttributes: [{ key: waveSearchAttribute, value: waveId }],
+      staticSummary: `wave ${waveId}${rerun ? ` (rerun ${rerun})` : ''}: ${tenants.length} tenants`,
+      staticDetails: `tenants: ${tenants.join(', ')}\n\nconcurrency ${policy.concurrency}, cut-over ${policy.cutover}`,
     });
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError)
@@ -98,7 +144,7 @@ export async function watchWave(
         drawnLines = table.split('\n').length;
       } else {
         for (const t of view.tenants) {
-          const line = `${t.tenantId}: ${t.phase}${t.paused ? ' (paused)' : ''}${t.error && t.state === 'failed' ? ` — ${t.error}` : ''}`;
+          const line = `${t.tenantId}: ${phaseText(t)}${t.error && t.state === 'failed' ? ` — ${t.error}` : ''}`;
           if (lastSeen.get(t.tenantId) !== line) {
             lastSeen.set(t.tenantId, line);
             out.write(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${line}\n`);

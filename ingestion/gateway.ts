@@ -10,6 +10,7 @@ import { Catalog } from './catalog';
 import { BadEventError, MAX_BODY_BYTES, parseEventBody, parsePixelQuery } from './events';
 import { GatewayMetrics } from './metrics';
 import { HeldTooLongError, StaleRouteChangeError, TenantRouter, UnknownTenantError } from './router';
+import { MissingSecretError } from '../protocol/errors';
 
 /** The 1x1 transparent GIF. */
 const PIXEL = Buffer.from('R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7', 'base64');
@@ -43,7 +44,7 @@ function tokenMatches(header: string | undefined, token: string): 'ok' | 'missin
 }
 
 export function createGateway(options: GatewayOptions): Gateway {
-  if (options.adminToken.length < 16) throw new Error('admin token: at least 16 characters are needed');
+  if (options.adminToken.length < 16) throw new MissingSecretError(`admin token: ${options.adminToken.length} characters; at least 16 are needed (e.g. \`openssl rand -hex 16\`)`);
   const metrics = new GatewayMetrics();
   const catalog = new Catalog(options.fleet.catalog.path);
   const router = new TenantRouter(options.fleet, catalog, metrics, options.holdTimeoutMs);

@@ -78,6 +78,11 @@ export class ReplicationConflictError extends defineError('ReplicationConflictEr
 /** The failure types a retry cannot fix, for the activity presets. */
 export const nonRetryableErrorTypes: string[] = registry.filter((c) => !c.retryable).map((c) => c.type);
 
+/** Whether an error is one of these classes: its message was written for people, whole and without a stack. */
+export function isDomainError(err: unknown): boolean {
+  return registry.some((c) => err instanceof (c as unknown as new () => Error));
+}
+
 /** Whether an error (by class or by failure type) is one a retry can fix; unknown errors are. */
 export function isRetryable(err: unknown): boolean {
   const type = (err as { type?: string; name?: string } | undefined)?.type ?? (err as { name?: string } | undefined)?.name;

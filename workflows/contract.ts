@@ -32,7 +32,13 @@ export type TenantPhase = Phase | 'rolling_back' | 'rolled_back' | 'failed';
 export const tenantSearchAttribute = defineSearchAttributeKey('AirliftTenant', SearchAttributeType.KEYWORD);
 export const phaseSearchAttribute = defineSearchAttributeKey('AirliftPhase', SearchAttributeType.KEYWORD);
 export const waveSearchAttribute = defineSearchAttributeKey('AirliftWave', SearchAttributeType.KEYWORD);
-export const SEARCH_ATTRIBUTES = [tenantSearchAttribute, phaseSearchAttribute, waveSearchAttribute];
+/**
+ * How a tenant's run ended, set once it has: `completed`, `rolled_back` or `failed` (an EndState). The Temporal UI
+ * shows a rolled-back run as a green `Completed` like a migrated one; filter on this instead
+ * (`AirliftOutcome = "rolled_back"`). Absent while the run goes on.
+ */
+export const outcomeSearchAttribute = defineSearchAttributeKey('AirliftOutcome', SearchAttributeType.KEYWORD);
+export const SEARCH_ATTRIBUTES = [tenantSearchAttribute, phaseSearchAttribute, waveSearchAttribute, outcomeSearchAttribute];
 
 /** The migration policy; carried in workflow input, so it holds no secret. */
 export interface MigrationPolicy {
@@ -76,13 +82,43 @@ export interface TableVerification {
   differences: { key: string; kind: 'changed' | 'missing_on_target' | 'extra_on_target' }[];
 }
 
+/** A tenant's writes as its applications see them: `read_only` while frozen. */
+export type WriteMode = 'read_write' | 'read_only';
+
+/**
+ * What the `status` query answers; read by `airlift status`, the war-room page and tests. Times are
+ * ISO 8601 strings of workflow time (the time the workflow task ran), durations are milliseconds.
+ * Live transfer progress (bytes copied so far, restore percent, dual-write lag) comes from the
+ * running activity's heartbeat, not from here: see `cli/observe.ts`, which merges both.
+ */
 export interface TenantStatus {
   tenantId: string;
   migrationId: string;
+  waveId?: string;
   phase: TenantPhase;
+  /** When this run started, when the current phase was entered, and when the run ended. */
+  startedAt: string;
+  phaseSince: string;
+  endedAt?: string;
+  /**
+   * An operator's (or the policy's) pause is in force: the workflow holds before its next phase.
+   * The step of the current phase runs on to its end meanwhile (a copy keeps copying); `heldBefore`
+   * says when the hold has actually been reached.
+   */
   paused: boolean;
+  /** Set while the workflow stands still, waiting for `resume` before entering this phase. */
+  heldBefore?: Phase;
+  /** Who paused it: an operator (`pause` update or signal) or the policy's `pauseBefore`. */
+  pausedBy?: 'operator' | 'policy';
+  /** The tenant's write mode as this run last set it, and since when writes are frozen (`read_only`). */
+  writeMode: WriteMode;
+  frozenSince?: string;
+  /** While in `rollback_window`: when the window closes by itself (absent if it stays open until `complete`). */
+  rollbackWindowEndsAt?: string;
   bytesTotal: number;
   bytesDone: number;
+  /** Bytes per second of the whole copy, once it has ended (the live figure comes from the heartbeat). */
+  copyBytesPerSecond?: number;
   artifactSha256?: string;
   tables: TableVerification[];
   /** Milliseconds spent in each phase that has ended, in order. */
@@ -101,6 +137,8 @@ export interface TenantStatus {
   cutoverAttempts?: { at: string; error: string }[];
   /** Why a rollback was refused last (past the point of no return), for `status`. */
   rollbackRefused?: string;
+  /** How the run ended, once it has (also in the `AirliftOutcome` search attribute). */
+  outcome?: EndState;
 }
 
 export interface TenantResult {
@@ -113,6 +151,8 @@ export interface WaveInput {
   waveId: string;
   tenants: string[];
   policy: MigrationPolicy;
+  /** A second (third…) start of a wave id that already ran, with `wave start --rerun`. */
+  rerun?: number;
   /** Carried across continue-as-new; absent on the first run. */
   finished?: WaveTenantRow[];
   run?: number;
@@ -124,10 +164,13 @@ export interface WaveTenantRow {
   tenantId: string;
   state: 'pending' | 'running' | EndState;
   error?: string;
+  /** The run of the tenant's workflow this wave started, so a later run (another wave) is not shown as this wave's. */
+  runId?: string;
 }
 
 export interface WaveStatus {
   waveId: string;
+  rerun?: number;
   paused: boolean;
   aborted: boolean;
   runs: number;
@@ -137,15 +180,27 @@ export interface WaveStatus {
 // Tenant workflow messages.
 export const statusQuery = defineQuery<TenantStatus>('status');
 /** For the Temporal UI, which sends signals; refused silently (logged) past the point of no return. */
-export const rollbackSignal = defineSignal<[string]>('rollback');
+/**
+ * The Temporal UI sends a signal's input as JSON: type the reason in quotes (`"customer escalation"`)
+ * or as `{"reason": "…"}`; an empty input records "operator request (signal)".
+ */
+export const rollbackSignal = defineSignal<[unknown?]>('rollback');
 /** For the CLI: refused with the reason the operator sees (from `finalizing` on, or when already ended). */
 export const rollbackUpdate = defineUpdate<string, [string]>('rollback');
+/** Signals kept for the Temporal UI and older callers; a refusal of one is only logged and kept in `status`. */
 export const pauseSignal = defineSignal('pause');
+export const resumeSignal = defineSignal('resume');
 export const completeSignal = defineSignal('complete');
+/**
+ * For the CLI and the war-room page: each answers in words, or is refused by its validator with the
+ * reason (a tenant that already ended, a pause already in force, nothing left to pause before).
+ * The wave workflow answers `pause` and `resume` too.
+ */
+export const pauseUpdate = defineUpdate<string, []>('pause');
+export const resumeUpdate = defineUpdate<string, []>('resume');
 /** Ends the rollback window now; refused outside it. */
 export const completeUpdate = defineUpdate<string, []>('complete');
 export const approveCutoverUpdate = defineUpdate<string, []>('approveCutover');
-export const resumeSignal = defineSignal('resume');
 
 // Wave workflow messages.
 export const waveStatusQuery = defineQuery<WaveStatus>('waveStatus');

@@ -5,10 +5,13 @@ import {
   completeSignal,
   completeUpdate,
   rollbackUpdate,
+  outcomeSearchAttribute,
   pauseSignal,
+  pauseUpdate,
   phaseSearchAttribute,
   reasonOf,
   resumeSignal,
+  resumeUpdate,
   rollbackSignal,
   statusQuery,
   tenantSearchAttribute,
@@ -20,6 +23,7 @@ import {
   type TenantPhase,
   type TenantResult,
   type TenantStatus,
+  type WriteMode,
 } from './contract';
 import { activityPresets } from './presets';
 import { PauseBudgetExceededError, VerificationMismatchError } from '../protocol/errors';
@@ -31,9 +35,11 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
   const compensations = new Compensations();
 
   wf.setHandler(statusQuery, () => run.status);
-  wf.setHandler(pauseSignal, () => run.pause());
-  wf.setHandler(resumeSignal, () => run.resume());
-  wf.setHandler(rollbackSignal, (reason) => void run.rollback(reason, 'signal'));
+  wf.setHandler(pauseSignal, () => void run.pause('signal'));
+  wf.setHandler(resumeSignal, () => void run.resume('signal'));
+  wf.setHandler(pauseUpdate, () => run.pause('update'), { validator: () => run.validatePause() });
+  wf.setHandler(resumeUpdate, () => run.resume('update'), { validator: () => run.validateResume() });
+  wf.setHandler(rollbackSignal, (reason) => void run.rollback(reasonFromSignal(reason), 'signal'));
   wf.setHandler(rollbackUpdate, (reason) => run.rollback(reason, 'update'), { validator: (_reason: string) => run.validateRollback() });
   wf.setHandler(completeSignal, () => void run.requestCompletion());
   wf.setHandler(completeUpdate, () => run.requestCompletion(), { validator: () => run.validateCompletion() });
@@ -53,8 +59,8 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
       const journalFrom = await run.atomicPhase('journaling', () => short.startJournaling(tenantId, migrationId, run.nextStep()));
       run.status.journalFrom = journalFrom;
 
-      compensations.add('thaw writes', () => undo.setWriteMode(tenantId, 'read_write', run.nextStep()), { unsafeAfterFailure: true });
-      await run.atomicPhase('freezing', () => short.setWriteMode(tenantId, 'read_only', run.nextStep()));
+      compensations.add('thaw writes', () => run.setWriteMode(undo, 'read_write'), { unsafeAfterFailure: true });
+      await run.atomicPhase('freezing', () => run.setWriteMode(short, 'read_only'));
 
       compensations.add('discard artifact', () => cleanup.discardArtifact(tenantId, migrationId), { bestEffort: true });
       const artifact = await run.phase('snapshotting', () => transfer.snapshotSource(tenantId, migrationId));
@@ -62,7 +68,7 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
       run.status.artifactSha256 = artifact.sha256;
 
       const copy = await run.phase('copying', () => transfer.copyArtifact(tenantId, migrationId, artifact, policy));
-      run.status.bytesDone = copy.bytes;
+      run.copied(copy.bytes);
 
       compensations.add('drop target', () => undo.dropTarget(tenantId, migrationId), { unsafeAfterFailure: true });
       await run.phase('restoring', () => transfer.restoreTarget(tenantId, migrationId, copy.blobName, policy));
@@ -73,6 +79,7 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
         for (;;) {
           const { lag } = await short.replicationLag(tenantId, migrationId, 'forward', journalFrom);
           run.status.lag = lag;
+          run.describe();
           if (lag <= policy.catchUpLagEvents) return;
           await wf.sleep('1 second');
         }
@@ -120,19 +127,23 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
       run.passPointOfNoReturn();
     });
   } catch (err) {
+    // Cancelled from the Temporal UI (or `temporal workflow cancel`): a rollback like any other.
+    if (wf.CancellationScope.current().consideredCancelled && run.status.rollbackReason === undefined) run.status.rollbackReason = 'workflow cancelled (Temporal UI or `temporal workflow cancel`)';
     const rollbackRequested = run.status.rollbackReason !== undefined;
     // A rollback wins over whatever its cancellation caused (a step that timed out on a dead worker).
     const failure = run.backgroundFailure ?? (rollbackRequested ? undefined : err);
     if (failure) run.status.lastError = reasonOf(failure);
+    // Preflight changes nothing: a tenant it turns away stays wherever it is (its source, or a target it was moved to before).
+    const changedNothing = run.status.phase === 'preflight';
     run.enter('rolling_back');
     const undone = await wf.CancellationScope.nonCancellable(async () => {
       await run.stopBackground();
       return compensations.runAll(run.status);
     });
     run.end(failure || !undone ? 'failed' : 'rolled_back');
-    await wf.condition(wf.allHandlersFinished);
+    await run.handlersFinished();
     if (failure || !undone)
-      throw wf.ApplicationFailure.nonRetryable(`${tenantId}: ${run.status.lastError}; ${undone ? 'the tenant stays on its source' : 'see the failed undo steps'}`, 'MigrationFailed');
+      throw wf.ApplicationFailure.nonRetryable(`${tenantId}: ${run.status.lastError}; ${changedNothing ? 'nothing was changed' : undone ? 'the tenant stays on its source' : 'see the failed undo steps'}`, 'MigrationFailed');
     return { tenantId, outcome: run.outcome!, status: run.status };
   }
 
@@ -140,12 +151,12 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
   // nothing is compensated; a rollback is refused with the reason.
   await wf.CancellationScope.nonCancellable(async () => {
     await run.stopBackground();
-    await final.setWriteMode(tenantId, 'read_write', run.nextStep());
+    await run.setWriteMode(final, 'read_write');
     await final.stopJournaling(tenantId, run.nextStep());
     await final.cleanWorkDirectory(tenantId, migrationId);
   });
   run.end('completed');
-  await wf.condition(wf.allHandlersFinished);
+  await run.handlersFinished();
   return { tenantId, outcome: run.outcome!, status: run.status };
 }
 
@@ -165,10 +176,58 @@ class TenantRun {
 
   constructor(input: TenantInput) {
     this.breakpoints = new Set(input.policy.pauseBefore);
+    const now = new Date().toISOString();
     this.status = {
-      tenantId: input.tenantId, migrationId: input.migrationId, phase: 'preflight', paused: false,
+      tenantId: input.tenantId, migrationId: input.migrationId, waveId: input.waveId, phase: 'preflight',
+      startedAt: now, phaseSince: now, paused: false, writeMode: 'read_write',
       bytesTotal: 0, bytesDone: 0, tables: [], phaseMs: {},
     };
+    this.describe();
+  }
+
+  /** Sets the tenant's write mode through one of the activity presets, and records it for `status`. */
+  async setWriteMode(activities: ReturnType<typeof activityPresets>['short'], mode: WriteMode): Promise<void> {
+    await activities.setWriteMode(this.status.tenantId, mode, this.nextStep());
+    if (mode === this.status.writeMode) return;
+    this.status.writeMode = mode;
+    this.status.frozenSince = mode === 'read_only' ? new Date().toISOString() : undefined;
+    this.describe();
+  }
+
+  copied(bytes: number): void {
+    this.status.bytesDone = bytes;
+    const ms = Date.now() - Date.parse(this.status.phaseSince);
+    if (ms > 0) this.status.copyBytesPerSecond = Math.round((bytes * 1000) / ms);
+  }
+
+  /**
+   * The workflow's current details in the Temporal UI (user metadata), in words: the phase and since
+   * when, whether writes are frozen and since when, a pause, what the operator can do next. Times are
+   * absolute (UTC): the text is read later than it is written.
+   */
+  describe(): void {
+    const s = this.status;
+    const at = (iso: string) => iso.slice(11, 19) + ' UTC';
+    const lines = [`**tenant ${s.tenantId}: ${s.phase.replace(/_/g, ' ')}** since ${at(s.phaseSince)}${s.waveId ? ` (wave ${s.waveId})` : ''}`];
+    if (!s.outcome) lines.push(s.writeMode === 'read_only' ? `writes FROZEN since ${at(s.frozenSince!)}` : 'writes open');
+    if (s.heldBefore) lines.push(`held before ${s.heldBefore} by ${s.pausedBy === 'policy' ? "the policy's pauseBefore" : 'an operator'}: \`airlift resume ${s.tenantId}\``);
+    else if (s.paused) lines.push(`pause requested: holds before its next phase once the ${s.phase} step ends`);
+    if (s.bytesTotal) lines.push(`snapshot ${(s.bytesTotal / 1048576).toFixed(1)} MiB${s.copyBytesPerSecond ? `, copied at ${(s.copyBytesPerSecond / 1048576).toFixed(1)} MiB/s` : ''}`);
+    if (s.phase === 'catching_up' && s.lag !== undefined) lines.push(`dual-write ${s.lag} events behind`);
+    if (s.tables.length) lines.push(`${s.tables.length} tables verified, ${s.tables.reduce((n, t) => n + t.mismatchedChunks, 0)} differing chunks`);
+    if (s.phase === 'awaiting_cutover') lines.push(`waiting for approval: \`airlift approve ${s.tenantId}\``);
+    if (s.cutoverPauseMs !== undefined) lines.push(`cut-over pause ${s.cutoverPauseMs} ms, ${s.heldEvents ?? 0} events held`);
+    if (s.phase === 'rollback_window')
+      lines.push(`on its target; ${s.rollbackWindowEndsAt ? `window closes at ${at(s.rollbackWindowEndsAt)}` : 'window open'}: \`airlift complete ${s.tenantId}\` or \`airlift rollback ${s.tenantId} --reason …\``);
+    if (s.rollbackReason !== undefined) lines.push(`rollback: ${s.rollbackReason}`);
+    if (s.lastError) lines.push(`error: ${s.lastError}`);
+    if (s.outcome) lines.push(s.outcome === 'completed' ? 'migrated: served from its target' : s.outcome === 'rolled_back' ? 'rolled back: served from its source' : 'failed');
+    wf.setCurrentDetails(lines.join('\n\n'));
+  }
+
+  /** Waits for running update handlers; a cancelled workflow (rolled back) must still get here. */
+  async handlersFinished(): Promise<void> {
+    await wf.CancellationScope.nonCancellable(() => wf.condition(wf.allHandlersFinished));
   }
 
   /**
@@ -185,8 +244,14 @@ class TenantRun {
     if (this.breakpoints.delete(name)) {
       wf.log.info('holding before phase as the policy asks', { phase: name });
       this.status.paused = true;
+      this.status.pausedBy = 'policy';
     }
-    await wf.condition(() => !this.status.paused);
+    if (this.status.paused) {
+      this.status.heldBefore = name;
+      this.describe();
+      await wf.condition(() => !this.status.paused);
+      this.status.heldBefore = undefined;
+    }
     this.enter(name);
     return step();
   }
@@ -211,11 +276,17 @@ class TenantRun {
     if (this.status.phase !== phase) this.status.phaseMs[this.status.phase] = (this.status.phaseMs[this.status.phase] ?? 0) + now - this.phaseStartedAt;
     this.phaseStartedAt = now;
     this.status.phase = phase;
+    this.status.phaseSince = new Date(now).toISOString();
     wf.upsertSearchAttributes([{ key: phaseSearchAttribute, value: phase }]);
+    this.describe();
   }
 
   end(outcome: EndState): void {
     this.outcome = outcome;
+    this.status.outcome = outcome;
+    this.status.endedAt = new Date().toISOString();
+    this.status.paused = false;
+    wf.upsertSearchAttributes([{ key: outcomeSearchAttribute, value: outcome }]);
     this.enter(outcome);
   }
 
@@ -248,9 +319,16 @@ class TenantRun {
     await Promise.all(this.backgrounds.map((stop) => stop()));
   }
 
-  /** Holds until the window ends by timer, or by a `complete` signal. */
+  /** Holds until the window ends by timer, or by `complete`. */
   async rollbackWindow(seconds: number): Promise<void> {
-    if (seconds > 0) await wf.condition(() => this.completionRequested, seconds * 1000);
+    if (seconds <= 0) return;
+    this.status.rollbackWindowEndsAt = new Date(Date.now() + seconds * 1000).toISOString();
+    this.describe();
+    try {
+      await wf.condition(() => this.completionRequested, seconds * 1000, { summary: `rollback window of ${this.status.tenantId}: closes by itself, or on complete` });
+    } finally {
+      this.status.rollbackWindowEndsAt = undefined;
+    }
   }
 
   validateApproval(): void {
@@ -277,12 +355,60 @@ class TenantRun {
     return `rollback window of ${this.status.tenantId} ended; finalizing`;
   }
 
-  pause(): void {
-    this.status.paused = true;
+  /** Why a pause cannot be taken now, or undefined when it can. */
+  private pauseRefusal(): string | undefined {
+    const { phase, tenantId } = this.status;
+    if (this.outcome || phase === 'rolling_back') return `pause refused: tenant ${tenantId} has ${phase === 'rolling_back' ? 'a rollback under way' : `already ended (${phase.replace(/_/g, ' ')})`}; nothing to pause`;
+    if (this.status.paused) return `pause refused: tenant ${tenantId} is already paused${this.status.heldBefore ? ` and held before ${this.status.heldBefore}` : `; it holds before its next phase once the ${phase} step ends`}`;
+    if (phase === 'cutting_over' || phase === 'rollback_window' || phase === 'finalizing')
+      return `pause refused: tenant ${tenantId} is in ${phase}, past the last phase a pause can hold before; use \`airlift rollback\` or \`airlift complete\``;
+    return undefined;
   }
 
-  resume(): void {
+  validatePause(): void {
+    const refusal = this.pauseRefusal();
+    if (refusal) throw new Error(refusal);
+  }
+
+  pause(via: 'signal' | 'update'): string {
+    const refusal = this.pauseRefusal();
+    if (refusal) {
+      wf.log.warn('pause ignored', { via, refusal });
+      return refusal;
+    }
+    this.status.paused = true;
+    this.status.pausedBy = 'operator';
+    this.describe();
+    const { phase, tenantId, writeMode } = this.status;
+    const frozen = writeMode === 'read_only' ? '; its writes stay frozen while it is held' : '';
+    return phase === 'awaiting_cutover'
+      ? `tenant ${tenantId} paused: approved or not, it holds before cutting_over until \`airlift resume ${tenantId}\`${frozen}`
+      : `tenant ${tenantId} will hold before its next phase; the ${phase} step runs on until it ends${frozen}`;
+  }
+
+  private resumeRefusal(): string | undefined {
+    const { tenantId, phase } = this.status;
+    if (this.outcome) return `resume refused: tenant ${tenantId} has already ended (${phase.replace(/_/g, ' ')})`;
+    if (!this.status.paused) return `resume refused: tenant ${tenantId} is not paused (phase ${phase})`;
+    return undefined;
+  }
+
+  validateResume(): void {
+    const refusal = this.resumeRefusal();
+    if (refusal) throw new Error(refusal);
+  }
+
+  resume(via: 'signal' | 'update'): string {
+    const refusal = this.resumeRefusal();
+    if (refusal) {
+      wf.log.warn('resume ignored', { via, refusal });
+      return refusal;
+    }
+    const held = this.status.heldBefore;
     this.status.paused = false;
+    this.status.pausedBy = undefined;
+    this.describe();
+    return held ? `tenant ${this.status.tenantId} resumed: entering ${held}` : `tenant ${this.status.tenantId} resumed: its pause was lifted before it was reached (phase ${this.status.phase})`;
   }
 
   /** From here the target is the primary for good; set in the same step as the window's end. */
@@ -317,6 +443,7 @@ class TenantRun {
     this.status.rollbackReason = reason || 'operator request';
     this.status.paused = false;
     this.scope.cancel();
+    this.describe();
     return `rollback of ${this.status.tenantId} started from phase ${this.status.phase}`;
   }
 }
@@ -362,6 +489,14 @@ class Compensations {
     }
     return !failed;
   }
+}
+
+/** The Temporal UI sends a signal's input as JSON: a string, `{ "reason": … }`, or nothing at all. */
+function reasonFromSignal(input: unknown): string {
+  if (typeof input === 'string') return input.trim() || 'operator request (signal)';
+  const reason = (input as { reason?: unknown } | null | undefined)?.reason;
+  if (typeof reason === 'string' && reason.trim()) return reason.trim();
+  return input === undefined || input === null ? 'operator request (signal)' : JSON.stringify(input);
 }
 
 /** Whether an application error of this class (by its failure type) is anywhere in the failure's cause chain. */

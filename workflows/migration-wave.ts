@@ -6,7 +6,9 @@ import {
   migrationIdOf,
   reasonOf,
   pauseSignal,
+  pauseUpdate,
   resumeSignal,
+  resumeUpdate,
   tenantSearchAttribute,
   tenantWorkflowId,
   waveSearchAttribute,
@@ -22,6 +24,7 @@ export async function migrationWave(input: WaveInput): Promise<WaveStatus> {
   const finished = new Map((input.finished ?? []).map((row) => [row.tenantId, row]));
   const status: WaveStatus = {
     waveId: input.waveId,
+    ...(input.rerun ? { rerun: input.rerun } : {}),
     // A pause outlives the run it was given in: the next run starts held until `resume`.
     paused: input.paused ?? false,
     aborted: false,
@@ -31,6 +34,23 @@ export async function migrationWave(input: WaveInput): Promise<WaveStatus> {
   wf.setHandler(waveStatusQuery, () => status);
   wf.setHandler(pauseSignal, () => void (status.paused = true));
   wf.setHandler(resumeSignal, () => void (status.paused = false));
+  wf.setHandler(pauseUpdate, () => {
+    status.paused = true;
+    return `wave ${input.waveId} paused: no new tenant starts; running tenants go on`;
+  }, {
+    validator: () => {
+      if (status.aborted) throw new Error(`pause refused: wave ${input.waveId} was aborted; no tenant starts any more`);
+      if (status.paused) throw new Error(`pause refused: wave ${input.waveId} is already paused`);
+    },
+  });
+  wf.setHandler(resumeUpdate, () => {
+    status.paused = false;
+    return `wave ${input.waveId} resumed: pending tenants start again`;
+  }, {
+    validator: () => {
+      if (!status.paused) throw new Error(`resume refused: wave ${input.waveId} is not paused`);
+    },
+  });
   wf.setHandler(abortSignal, () => void (status.aborted = true));
   wf.upsertSearchAttributes([{ key: waveSearchAttribute, value: input.waveId }]);
 
@@ -66,8 +86,9 @@ export async function migrationWave(input: WaveInput): Promise<WaveStatus> {
 
 async function runChild(input: WaveInput, row: WaveTenantRow): Promise<void> {
   try {
-    const result = await wf.executeChild(migrateTenant, {
+    const child = await wf.startChild(migrateTenant, {
       workflowId: tenantWorkflowId(row.tenantId),
+      staticSummary: `tenant ${row.tenantId}, wave ${input.waveId}${input.rerun ? ` (rerun ${input.rerun})` : ''}`,
       args: [{ tenantId: row.tenantId, migrationId: migrationIdOf(wf.uuid4()), waveId: input.waveId, policy: input.policy }],
       parentClosePolicy: wf.ParentClosePolicy.ABANDON,
       cancellationType: wf.ChildWorkflowCancellationType.ABANDON,
@@ -76,7 +97,8 @@ async function runChild(input: WaveInput, row: WaveTenantRow): Promise<void> {
         { key: waveSearchAttribute, value: input.waveId },
       ],
     });
-    row.state = result.outcome;
+    row.runId = child.firstExecutionRunId;
+    row.state = (await child.result()).outcome;
   } catch (err) {
     row.state = 'failed';
     row.error =

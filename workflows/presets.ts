@@ -2,22 +2,55 @@
 // protocol/errors.ts, where each error class says whether a retry can help. Long steps are bounded
 // by time and by their heartbeats (progress), never by a count of attempts: a worker that dies
 // under a long copy costs one heartbeat timeout, not one of a few tries.
-import { ActivityCancellationType, proxyActivities } from '@temporalio/workflow';
+import { ActivityCancellationType, proxyActivities, type ActivityInterfaceFor, type ActivityOptions } from '@temporalio/workflow';
 import type { AirliftActivities } from '../activities';
 import type { MigrationPolicy } from './contract';
 import { nonRetryableErrorTypes } from '../protocol/errors';
 
+/**
+ * What each activity does, in the words of the runbook: the summary the Temporal UI shows for it in
+ * the history, so the history reads as phases and not as function names.
+ */
+const SUMMARIES: { [K in keyof AirliftActivities]: (...args: Parameters<AirliftActivities[K]>) => string } = {
+  preflight: () => 'preflight: source, target, catalog and container checked',
+  startJournaling: () => 'journaling: change capture on, fenced',
+  stopJournaling: () => 'change capture off',
+  setWriteMode: (_tenant, mode) => (mode === 'read_only' ? "freeze the tenant's application writes" : "thaw the tenant's application writes"),
+  snapshotSource: () => 'snapshotting: consistent full snapshot of the source',
+  copyArtifact: () => 'copying: snapshot uploaded to blob storage',
+  restoreTarget: () => 'restoring: snapshot restored on the target',
+  dualWrite: (_tenant, _migration, direction) => (direction === 'forward' ? 'dual-write source to target (catching up)' : 'dual-write target back to source (rollback window)'),
+  replicationLag: () => 'catching up: how far the dual-write is behind',
+  verifyTables: () => 'verifying: chunk digests of every table compared',
+  switchPrimary: (_tenant, _migration, to) => (to === 'target' ? 'cutting over: fence, drain, verify the delta, flip to target' : 'rollback: route the tenant back to its source'),
+  dropTarget: () => "rollback: drop this migration's target database",
+  discardArtifact: () => "rollback: delete this migration's blobs",
+  cleanWorkDirectory: () => 'finalizing: work folder cleaned',
+};
+
+/** Activities of one preset, each scheduled with its summary. */
+function withSummaries(options: ActivityOptions): ActivityInterfaceFor<AirliftActivities> {
+  const proxy = proxyActivities<AirliftActivities>(options);
+  return new Proxy(proxy, {
+    get: (target, name: keyof AirliftActivities) => {
+      const summary = SUMMARIES[name] as ((...args: unknown[]) => string) | undefined;
+      const activity = target[name];
+      return summary ? (...args: unknown[]) => activity.executeWithOptions({ ...options, summary: summary(...args) }, args as never) : activity;
+    },
+  });
+}
+
 export function activityPresets(policy: MigrationPolicy) {
   return {
     /** Quick checks and mode changes: a gateway node that restarts is waited for, within minutes. */
-    short: proxyActivities<AirliftActivities>({
+    short: withSummaries({
       startToCloseTimeout: '2 minutes',
       heartbeatTimeout: '15 seconds',
       scheduleToCloseTimeout: '10 minutes',
       retry: { initialInterval: '500 milliseconds', maximumInterval: '10 seconds', nonRetryableErrorTypes },
     }),
     /** Snapshot, copy, restore, verify: long, heartbeating, resumable from their checkpoints. */
-    transfer: proxyActivities<AirliftActivities>({
+    transfer: withSummaries({
       startToCloseTimeout: `${policy.activityTimeoutMinutes} minutes`,
       scheduleToCloseTimeout: `${policy.activityTimeoutMinutes} minutes`,
       heartbeatTimeout: '20 seconds',
@@ -25,7 +58,7 @@ export function activityPresets(policy: MigrationPolicy) {
       retry: { initialInterval: '1 second', maximumInterval: '30 seconds', nonRetryableErrorTypes },
     }),
     /** The dual-write: runs for the whole catch-up or rollback window; a dead worker is noticed fast. */
-    replication: proxyActivities<AirliftActivities>({
+    replication: withSummaries({
       startToCloseTimeout: '30 days',
       heartbeatTimeout: '10 seconds',
       cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
@@ -36,26 +69,26 @@ export function activityPresets(policy: MigrationPolicy) {
      * times at once; the workflow calls it from a non-cancellable scope and tries a called-off
      * cut-over again later.
      */
-    cutover: proxyActivities<AirliftActivities>({
+    cutover: withSummaries({
       startToCloseTimeout: '2 minutes',
       heartbeatTimeout: '10 seconds',
       retry: { initialInterval: '200 milliseconds', maximumInterval: '2 seconds', maximumAttempts: 3, nonRetryableErrorTypes },
     }),
     /** Compensations: retried hard, since they put a tenant back where it was. */
-    undo: proxyActivities<AirliftActivities>({
+    undo: withSummaries({
       startToCloseTimeout: '5 minutes',
       heartbeatTimeout: '15 seconds',
       scheduleToCloseTimeout: '1 hour',
       retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
     }),
     /** Clean-ups whose failure leaves nothing unsafe (blobs, local files): a few tries, then noted. */
-    cleanup: proxyActivities<AirliftActivities>({
+    cleanup: withSummaries({
       startToCloseTimeout: '5 minutes',
       heartbeatTimeout: '15 seconds',
       retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 5 },
     }),
     /** Past the point of no return: every step retries until it is done, and nothing is undone. */
-    final: proxyActivities<AirliftActivities>({
+    final: withSummaries({
       startToCloseTimeout: '5 minutes',
       heartbeatTimeout: '15 seconds',
       retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
