@@ -1,7 +1,13 @@
-// Gateway write throughput and latency, side by side in one run: outbox off, outbox on, and during
-// repeated real cut-overs (fence, drain the outbox to the other side, flip, release).
+// Gateway write throughput and latency, side by side in one run: outbox off, outbox on, during
+// repeated real cut-overs (fence, drain the outbox to the other side, flip, release), and with the
+// load spread over two gateway nodes, each `airlift ingest` in its own process, on one tenant.
 import { Agent, request } from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { stringify } from 'yaml';
+import { freePort } from '../azure/azurite';
+import type { BenchResult } from './measure';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseFleet } from '../config/fleet';
@@ -26,13 +32,16 @@ function post(agent: Agent, url: URL, body: string): Promise<number> {
   });
 }
 
-async function drive(url: URL, seconds: number): Promise<{ events: number; latencies: number[] }> {
+/** CONCURRENCY lanes posting events for `seconds`, spread evenly over `urls`. */
+async function drive(urls: URL | URL[], seconds: number): Promise<{ events: number; latencies: number[] }> {
+  const targets = Array.isArray(urls) ? urls : [urls];
   const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
   const latencies: number[] = [];
   const until = Date.now() + seconds * 1000;
   let n = 0;
   await Promise.all(
     Array.from({ length: CONCURRENCY }, async (_, lane) => {
+      const url = targets[lane % targets.length];
       while (Date.now() < until) latencies.push(await post(agent, url, JSON.stringify({ kind: 'view', ad_id: 1, event_id: `b-${lane}-${n++}` })));
     }),
   );
@@ -40,24 +49,47 @@ async function drive(url: URL, seconds: number): Promise<{ events: number; laten
   return { events: latencies.length, latencies };
 }
 
-export async function benchIngest(): Promise<Record<string, unknown>[]> {
+const ADMIN_TOKEN_ENV = 'AIRLIFT_BENCH_ADMIN_TOKEN';
+const ADMIN_TOKEN = 'bench-admin-token-0000';
+
+/** `airlift ingest` for the fleet file as its own process; resolves once it answers /healthz. */
+async function startNode(fleetFile: string): Promise<{ url: string; stop: () => Promise<void> }> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [join(__dirname, '..', 'bin', 'airlift.js'), 'ingest', '-f', fleetFile, '--port', String(port)], {
+    env: { ...process.env, [ADMIN_TOKEN_ENV]: ADMIN_TOKEN },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const [line] = (await once(child.stdout!, 'data')) as [Buffer];
+  if (!line.toString().includes('airlift gateway on')) throw new Error(`gateway node did not start: ${line.toString()}`);
+  child.stdout!.resume();
+  return {
+    url: `http://127.0.0.1:${port}`,
+    stop: async () => {
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+export async function benchIngest(): Promise<BenchResult> {
   const dir = mkdtempSync(join(tmpdir(), 'airlift-bench-ingest-'));
   try {
     createTenantDatabase(join(dir, 'source'), 'bench', 1000);
-    const fleet = parseFleet(
-      {
-        sources: { s: { engine: 'sqlite', directory: './source' } },
-        targets: { t: { engine: 'sqlite', directory: './target' } },
-        storage: { container: 'unused', connectionStringEnv: 'UNUSED' },
-        tenants: [{ id: 'bench', database: 'bench', source: 's', target: 't' }],
-      },
-      join(dir, 'fleet.yaml'),
-    );
+    const doc = {
+      sources: { s: { engine: 'sqlite', directory: './source' } },
+      targets: { t: { engine: 'sqlite', directory: './target' } },
+      storage: { container: 'unused', connectionStringEnv: 'UNUSED' },
+      ingestion: { gateways: ['http://127.0.0.1:1'], adminTokenEnv: ADMIN_TOKEN_ENV },
+      tenants: [{ id: 'bench', database: 'bench', source: 's', target: 't' }],
+    };
+    writeFileSync(join(dir, 'fleet.yaml'), stringify(doc));
+    const fleet = parseFleet(doc, join(dir, 'fleet.yaml'));
     const source = new SqliteEngine(join(dir, 'source'));
     const target = new SqliteEngine(join(dir, 'target'));
     await source.ensureOutbox('bench');
     await target.restore('bench', await source.snapshot('bench', join(dir, 'work', 'bench.sqlite')), 'bench');
-    const gateway = createGateway({ fleet, adminToken: 'bench-admin-token-0000' });
+    const gateway = createGateway({ fleet, adminToken: ADMIN_TOKEN });
     const served = await listenGateway(gateway);
     const url = new URL('/t/bench/events', served.url);
     const rows: Record<string, unknown>[] = [];
@@ -104,7 +136,18 @@ export async function benchIngest(): Promise<Record<string, unknown>[]> {
     await cycles;
     row('during cut-overs', during, { cutovers: pauses.length, pauseP50Ms: percentile(pauses, 50), pauseP99Ms: percentile(pauses, 99) });
     await served.stop();
-    return rows;
+
+    // Two nodes, each its own process writing to the tenant's primary (the catalog says the target
+    // by now, outbox on): the same load, half the lanes on each node.
+    const nodes = [await startNode(join(dir, 'fleet.yaml')), await startNode(join(dir, 'fleet.yaml'))];
+    try {
+      const urls = nodes.map((n) => new URL('/t/bench/events', n.url));
+      await drive(urls, 1); // warm-up, not reported
+      row('2 nodes (processes), outbox on', await drive(urls, SECONDS));
+    } finally {
+      await Promise.all(nodes.map((n) => n.stop()));
+    }
+    return { rows, ratios: {} };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
