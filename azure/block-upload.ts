@@ -2,9 +2,9 @@
 // and the block index, so a retry lists the blocks already staged and sends only the rest.
 // Memory is bounded by concurrency x block size, whatever the artifact's size.
 import type { ContainerClient } from '@azure/storage-blob';
-import { createHash } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
 import { sha256File } from '../engines/checksum';
+import { startBlockHasher } from './block-hasher';
 
 export interface TransferOptions {
   /** The block size asked for; an upload raises it when the artifact would need more than `maxBlocks` blocks. */
@@ -129,6 +129,7 @@ export async function uploadResumable(
   const handle = await open(file, 'r');
   // One buffer per block in flight, reused: memory stays at concurrency x block size.
   const pool: Buffer[] = [];
+  const hasher = startBlockHasher();
   try {
     await forEachLimited(blocks, options.concurrency, async (i) => {
       options.signal?.throwIfAborted();
@@ -137,22 +138,20 @@ export async function uploadResumable(
         blocksReused++;
       } else {
         await throttle(length);
-        const whole = pool.pop() ?? Buffer.allocUnsafeSlow(blockSize);
-        const buffer = whole.subarray(0, length);
-        const { bytesRead } = await handle.read(buffer, 0, length, i * blockSize);
+        const readBuffer = pool.pop() ?? Buffer.allocUnsafeSlow(blockSize);
+        const { bytesRead } = await handle.read(readBuffer, 0, length, i * blockSize);
+        // The read buffer goes to the hashing thread and comes back with the block's MD5.
+        const { block, md5 } = await hasher.md5(readBuffer, length);
         if (bytesRead !== length) throw new Error(`${file} changed while uploading: block ${i} read ${bytesRead} of ${length} bytes`);
-        await blob.stageBlock(ids[i], buffer, length, {
-          transactionalContentMD5: createHash('md5').update(buffer).digest(),
-          abortSignal: options.signal,
-        });
-        pool.push(whole);
+        await blob.stageBlock(ids[i], block.subarray(0, length), length, { transactionalContentMD5: md5, abortSignal: options.signal });
+        pool.push(block);
         blocksSent++;
       }
       bytesDone += length;
       options.onProgress?.(bytesDone, size);
     });
   } finally {
-    await handle.close();
+    await Promise.all([handle.close(), hasher.close()]);
   }
   await blob.commitBlockList(ids, {
     metadata: { ...options.metadata, sha256 },

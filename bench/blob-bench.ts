@@ -14,7 +14,7 @@ export function policyDefaults(): { blockSizeBytes: number; concurrency: number 
       sources: { s: { engine: 'sqlite', directory: './s' } },
       targets: { t: { engine: 'sqlite', directory: './t' } },
       storage: { container: 'bench', connectionStringEnv: 'UNUSED' },
-      tenants: [],
+      tenants: [{ id: 'bench', database: 'bench', source: 's', target: 't' }],
     },
     join(tmpdir(), 'fleet.yaml'),
   );
