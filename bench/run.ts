@@ -1,4 +1,4 @@
-// `npm run bench [-- NAME…] [--sizes 32,128] [--rows N] [--tenants 100,1000] [--quick]`: runs the
+// `npm run bench [-- NAME…] [--sizes 32,128] [--rows N] [--tenants 100,1000] [--repeats N] [--quick]`: runs the
 // benchmarks, each beside its reference measured in the same run, prints a table per benchmark and
 // then one JSON line with every row and the ratios. Never part of `npm test`.
 import { renderTable } from '../cli/observe';
@@ -15,20 +15,21 @@ interface Settings {
   chunkRows: number;
   tenants: number[];
   concurrency: number;
+  repeats: number;
 }
 
-const FULL: Settings = { sizesMiB: [32, 128, 512, 1024, 2048], rows: 1_000_000, chunkRows: 2000, tenants: [100, 1000], concurrency: 10 };
-const QUICK: Settings = { sizesMiB: [32, 256], rows: 200_000, chunkRows: 2000, tenants: [20], concurrency: 10 };
+const FULL: Settings = { sizesMiB: [32, 128, 512, 1024, 2048], rows: 1_000_000, chunkRows: 2000, tenants: [100, 1000], concurrency: 10, repeats: 3 };
+const QUICK: Settings = { sizesMiB: [32, 256], rows: 200_000, chunkRows: 2000, tenants: [20], concurrency: 10, repeats: 1 };
 
 const BENCHES: Record<string, (s: Settings) => Promise<BenchResult>> = {
-  upload: (s) => benchUpload(s.sizesMiB),
-  download: (s) => benchDownload(s.sizesMiB),
+  upload: (s) => benchUpload(s.sizesMiB, s.repeats),
+  download: (s) => benchDownload(s.sizesMiB, s.repeats),
   verify: (s) => benchVerify(s.rows, s.chunkRows),
   orchestration: (s) => benchOrchestration(s.tenants, s.concurrency),
   ingest: () => benchIngest(),
 };
 
-const USAGE = `usage: npm run bench -- [${Object.keys(BENCHES).join('|')} …] [--quick] [--sizes 32,128,2048] [--rows 1000000] [--chunk-rows 2000] [--tenants 100,1000] [--concurrency 10]`;
+const USAGE = `usage: npm run bench -- [${Object.keys(BENCHES).join('|')} …] [--quick] [--sizes 32,128,2048] [--rows 1000000] [--chunk-rows 2000] [--tenants 100,1000] [--concurrency 10] [--repeats 3]`;
 
 function refuse(message: string): never {
   console.error(`${message}\n${USAGE}`);
@@ -54,6 +55,7 @@ function parse(argv: string[]): { names: string[]; settings: Settings } {
     else if (arg === '--chunk-rows') given.chunkRows = numbers(arg, argv[++i])[0];
     else if (arg === '--tenants') given.tenants = numbers(arg, argv[++i]);
     else if (arg === '--concurrency') given.concurrency = numbers(arg, argv[++i])[0];
+    else if (arg === '--repeats') given.repeats = numbers(arg, argv[++i])[0];
     else if (arg.startsWith('-')) refuse(`unknown option ${arg}`);
     else if (!(arg in BENCHES)) refuse(`unknown benchmark ${arg}; choose from: ${Object.keys(BENCHES).join(', ')}`);
     else names.push(arg);
