@@ -1,7 +1,7 @@
 // The orchestration benchmark's worker, in a process of its own so its peak RSS is its own:
 // `node -r tsx/cjs bench/orchestration-worker.ts <fleet.yaml> <temporal address> <namespace>`.
 // Prints "ready" once polling; stops on SIGTERM and prints its peak RSS (VmHWM) in MiB.
-import { NativeConnection } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { readFileSync } from 'node:fs';
 import { loadFleet } from '../config/fleet';
 import { createAirliftWorker } from '../workers/worker';
@@ -13,6 +13,7 @@ function peakRssMiB(): number {
 
 async function main(): Promise<void> {
   const [fleetFile, address, namespace] = process.argv.slice(2);
+  Runtime.install({ logger: new DefaultLogger('WARN') });
   const connection = await NativeConnection.connect({ address });
   const { worker, close } = await createAirliftWorker({ connection, namespace, fleet: loadFleet(fleetFile) });
   process.once('SIGTERM', () => worker.shutdown());

@@ -112,13 +112,15 @@ async function startWorkerProcess(fleetFile: string, stack: EmbeddedStack): Prom
     child.once('exit', (code) => reject(new Error(`the bench worker exited with code ${code} before it was ready`)));
   });
   await ready;
+  const exited = once(child, 'exit');
+  let stopping: Promise<number> | undefined;
   return {
-    stop: async () => {
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      await exited;
-      return peak;
-    },
+    stop: () =>
+      (stopping ??= (async () => {
+        child.kill('SIGTERM');
+        await exited;
+        return peak;
+      })()),
   };
 }
 
