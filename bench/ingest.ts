@@ -1,12 +1,9 @@
 // Gateway write throughput and latency, side by side in one run: outbox off, outbox on, during
 // repeated real cut-overs (fence, drain the outbox to the other side, flip, release), and with the
-// load spread over two gateway nodes, each `airlift ingest` in its own process, on one tenant.
+// load spread over two gateway nodes on one tenant.
 import { Agent, request } from 'node:http';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { stringify } from 'yaml';
-import { freePort } from '../azure/azurite';
 import type { BenchResult } from './measure';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,57 +17,43 @@ import { percentile } from '../cli/waves';
 const SECONDS = 4;
 const CONCURRENCY = 16;
 
-function post(agent: Agent, url: URL, body: string): Promise<number> {
+/** Posts one event; resolves with its latency in ms, or with the status of a refusal. */
+function post(agent: Agent, url: URL, body: string): Promise<{ ms: number; status: number }> {
   const started = process.hrtime.bigint();
   return new Promise((resolve, reject) => {
     const req = request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json' } }, (res) => {
       res.resume();
-      res.on('end', () => (res.statusCode === 200 ? resolve(Number(process.hrtime.bigint() - started) / 1e6) : reject(new Error(`status ${res.statusCode}`))));
+      res.on('end', () => resolve({ ms: Number(process.hrtime.bigint() - started) / 1e6, status: res.statusCode ?? 0 }));
     });
     req.on('error', reject);
     req.end(body);
   });
 }
 
-/** CONCURRENCY lanes posting events for `seconds`, spread evenly over `urls`. */
-async function drive(urls: URL | URL[], seconds: number): Promise<{ events: number; latencies: number[] }> {
+/** CONCURRENCY lanes posting events for `seconds`, spread evenly over `urls`; refusals are counted, not timed. */
+async function drive(urls: URL | URL[], seconds: number): Promise<{ events: number; latencies: number[]; refused: number }> {
   const targets = Array.isArray(urls) ? urls : [urls];
   const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
   const latencies: number[] = [];
+  let refused = 0;
   const until = Date.now() + seconds * 1000;
   let n = 0;
   await Promise.all(
     Array.from({ length: CONCURRENCY }, async (_, lane) => {
       const url = targets[lane % targets.length];
-      while (Date.now() < until) latencies.push(await post(agent, url, JSON.stringify({ kind: 'view', ad_id: 1, event_id: `b-${lane}-${n++}` })));
+      while (Date.now() < until) {
+        const { ms, status } = await post(agent, url, JSON.stringify({ kind: 'view', ad_id: 1, event_id: `b-${lane}-${n++}` }));
+        if (status === 200) latencies.push(ms);
+        else refused++;
+      }
     }),
   );
   agent.destroy();
-  return { events: latencies.length, latencies };
+  return { events: latencies.length, latencies, refused };
 }
 
 const ADMIN_TOKEN_ENV = 'AIRLIFT_BENCH_ADMIN_TOKEN';
 const ADMIN_TOKEN = 'bench-admin-token-0000';
-
-/** `airlift ingest` for the fleet file as its own process; resolves once it answers /healthz. */
-async function startNode(fleetFile: string): Promise<{ url: string; stop: () => Promise<void> }> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [join(__dirname, '..', 'bin', 'airlift.js'), 'ingest', '-f', fleetFile, '--port', String(port)], {
-    env: { ...process.env, [ADMIN_TOKEN_ENV]: ADMIN_TOKEN },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const [line] = (await once(child.stdout!, 'data')) as [Buffer];
-  if (!line.toString().includes('airlift gateway on')) throw new Error(`gateway node did not start: ${line.toString()}`);
-  child.stdout!.resume();
-  return {
-    url: `http://127.0.0.1:${port}`,
-    stop: async () => {
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
 
 export async function benchIngest(): Promise<BenchResult> {
   const dir = mkdtempSync(join(tmpdir(), 'airlift-bench-ingest-'));
@@ -93,13 +76,14 @@ export async function benchIngest(): Promise<BenchResult> {
     const served = await listenGateway(gateway);
     const url = new URL('/t/bench/events', served.url);
     const rows: Record<string, unknown>[] = [];
-    const row = (mode: string, r: { events: number; latencies: number[] }, extra: Record<string, unknown> = {}) =>
+    const row = (mode: string, r: { events: number; latencies: number[]; refused: number }, extra: Record<string, unknown> = {}) =>
       rows.push({
         mode,
         eventsPerSecond: Math.round(r.events / SECONDS),
-        p50Ms: +percentile(r.latencies, 50)!.toFixed(2),
-        p99Ms: +percentile(r.latencies, 99)!.toFixed(2),
-        maxMs: +Math.max(...r.latencies).toFixed(1),
+        p50Ms: r.latencies.length ? +percentile(r.latencies, 50)!.toFixed(2) : '',
+        p99Ms: r.latencies.length ? +percentile(r.latencies, 99)!.toFixed(2) : '',
+        maxMs: r.latencies.length ? +Math.max(...r.latencies).toFixed(1) : '',
+        refused: r.refused,
         ...extra,
       });
 
@@ -108,6 +92,18 @@ export async function benchIngest(): Promise<BenchResult> {
     row('outbox off', await drive(url, SECONDS));
     gateway.router.setMode('bench', { outbox: true });
     row('outbox on', await drive(url, SECONDS));
+
+    // Two gateway nodes, each with its own router, catalog connection and database connections,
+    // writing to the tenant's primary (outbox on): the same load, half the lanes
+    // on each node.
+    const nodes = [await listenGateway(createGateway({ fleet, adminToken: ADMIN_TOKEN })), await listenGateway(createGateway({ fleet, adminToken: ADMIN_TOKEN }))];
+    try {
+      const urls = nodes.map((n) => new URL('/t/bench/events', n.url));
+      await drive(urls, 1); // warm-up, not reported
+      row('2 nodes, outbox on', await drive(urls, SECONDS));
+    } finally {
+      await Promise.all(nodes.map((n) => n.stop()));
+    }
 
     // Cut-overs back and forth while the load runs; each one drains what the other side lacks.
     const pauses: number[] = [];
@@ -139,14 +135,6 @@ export async function benchIngest(): Promise<BenchResult> {
 
     // Two nodes, each its own process writing to the tenant's primary (the catalog says the target
     // by now, outbox on): the same load, half the lanes on each node.
-    const nodes = [await startNode(join(dir, 'fleet.yaml')), await startNode(join(dir, 'fleet.yaml'))];
-    try {
-      const urls = nodes.map((n) => new URL('/t/bench/events', n.url));
-      await drive(urls, 1); // warm-up, not reported
-      row('2 nodes (processes), outbox on', await drive(urls, SECONDS));
-    } finally {
-      await Promise.all(nodes.map((n) => n.stop()));
-    }
     return { rows, ratios: {} };
   } finally {
     rmSync(dir, { recursive: true, force: true });
