@@ -87,6 +87,7 @@ describe('the block size grows so an artifact of any realistic size fits in 50,0
     const down = await downloadVerified(container, 't5/m1/scaled.bin', join(dir, 'back', 'scaled.bin'), { blockSizeBytes: BLOCK, concurrency: 2 });
     expect(down.sha256).toBe(sha256);
   });
+});
 
 test('many blocks through a few reused buffers: each block is sent once with its own MD5 and comes back where it belongs', async () => {
   const blocks = 23;
