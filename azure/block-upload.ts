@@ -2,9 +2,9 @@
 // and the block index, so a retry lists the blocks already staged and sends only the rest.
 // Memory is bounded by concurrency x block size, whatever the artifact's size.
 import type { ContainerClient } from '@azure/storage-blob';
-import { createHash } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
 import { sha256File } from '../engines/checksum';
+import { startBlockHasher } from './block-hasher';
 
 export interface TransferOptions {
   /** The block size asked for; an upload raises it when the artifact would need more than `maxBlocks` blocks. */
@@ -55,22 +55,26 @@ export function blockSizeFor(size: number, requested: number, maxBlocks = MAX_BL
 export const blockId = (sha256: string, index: number): string =>
   Buffer.from(`airlift-${sha256.slice(0, 16)}-${String(index).padStart(6, '0')}`).toString('base64');
 
-/** Runs `work` over 0..count-1 with at most `concurrency` in flight; stops at the first failure. */
+/**
+ * Runs `work` over 0..count-1 with at most `concurrency` in flight. After the first failure no new
+ * index starts; the ones in flight are waited for, then the first failure is thrown, so nothing of
+ * this call still runs once it has returned.
+ */
 export async function forEachLimited(count: number, concurrency: number, work: (index: number) => Promise<void>): Promise<void> {
   let next = 0;
-  let failed = false;
+  let failure: { error: unknown } | undefined;
   const lane = async () => {
-    while (!failed && next < count) {
+    while (!failure && next < count) {
       const index = next++;
       try {
         await work(index);
-      } catch (err) {
-        failed = true;
-        throw err;
+      } catch (error) {
+        failure ??= { error };
       }
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, count) }, lane));
+  if (failure) throw failure.error;
 }
 
 /** Waits as long as needed to keep the average rate at or under `maxMiBps`. */
@@ -123,6 +127,9 @@ export async function uploadResumable(
   let bytesDone = 0;
   const throttle = bandwidthLimiter(options.maxMiBps);
   const handle = await open(file, 'r');
+  // One buffer per block in flight, reused: memory stays at concurrency x block size.
+  const pool: Buffer[] = [];
+  const hasher = startBlockHasher();
   try {
     await forEachLimited(blocks, options.concurrency, async (i) => {
       options.signal?.throwIfAborted();
@@ -131,20 +138,20 @@ export async function uploadResumable(
         blocksReused++;
       } else {
         await throttle(length);
-        const buffer = Buffer.allocUnsafe(length);
-        const { bytesRead } = await handle.read(buffer, 0, length, i * blockSize);
+        const readBuffer = pool.pop() ?? Buffer.allocUnsafeSlow(blockSize);
+        const { bytesRead } = await handle.read(readBuffer, 0, length, i * blockSize);
+        // The read buffer goes to the hashing thread and comes back with the block's MD5.
+        const { block, md5 } = await hasher.md5(readBuffer, length);
         if (bytesRead !== length) throw new Error(`${file} changed while uploading: block ${i} read ${bytesRead} of ${length} bytes`);
-        await blob.stageBlock(ids[i], buffer, length, {
-          transactionalContentMD5: createHash('md5').update(buffer).digest(),
-          abortSignal: options.signal,
-        });
+        await blob.stageBlock(ids[i], block.subarray(0, length), length, { transactionalContentMD5: md5, abortSignal: options.signal });
+        pool.push(block);
         blocksSent++;
       }
       bytesDone += length;
       options.onProgress?.(bytesDone, size);
     });
   } finally {
-    await handle.close();
+    await Promise.all([handle.close(), hasher.close()]);
   }
   await blob.commitBlockList(ids, {
     metadata: { ...options.metadata, sha256 },

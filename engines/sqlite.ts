@@ -219,34 +219,37 @@ export class SqliteEngine implements Engine {
   }
 
   private *rows(db: Database.Database, table: TableInfo, range: KeyRange | null): Generator<{ key: KeyValue[]; encoded: string }> {
-    const { sql, params } = this.select(table, range);
     const n = table.key.length;
-    for (const row of db.prepare(sql).raw(true).iterate(...params) as Iterable<KeyValue[]>) {
-      yield { key: row.slice(0, n), encoded: row.slice(n).map(encodeValue).join('') };
-    }
+    for (const row of this.rawRows(db, table, range)) yield { key: row.slice(0, n), encoded: encodeRow(row, n) };
+  }
+
+  private rawRows(db: Database.Database, table: TableInfo, range: KeyRange | null): Iterable<KeyValue[]> {
+    const { sql, params } = this.select(table, range);
+    return db.prepare(sql).raw(true).iterate(...params) as Iterable<KeyValue[]>;
   }
 
   async chunkDigests(database: string, table: TableInfo, chunkRows: number, within: KeyRange = { lower: null, upper: null }): Promise<ChunkDigest[]> {
     const db = this.openReadOnly(database);
     try {
       const chunks: ChunkDigest[] = [];
-      let hash = createHash('sha256');
+      const n = table.key.length;
+      let hash = new BatchedHash();
       let rows = 0;
       let lower: KeyValue[] | null = within.lower;
       let last: KeyValue[] | null = null;
-      for (const row of this.rows(db, table, within)) {
+      for (const row of this.rawRows(db, table, within)) {
         if (rows === chunkRows) {
-          chunks.push({ lower, upper: last, rows, digest: hash.digest('hex') });
-          lower = last;
-          hash = createHash('sha256');
+          const upper = last!.slice(0, n);
+          chunks.push({ lower, upper, rows, digest: hash.digest() });
+          lower = upper;
+          hash = new BatchedHash();
           rows = 0;
         }
-        hash.update(row.encoded);
-        hash.update('\n');
+        hash.add(encodeRow(row, n));
         rows++;
-        last = row.key;
+        last = row;
       }
-      chunks.push({ lower, upper: within.upper, rows, digest: hash.digest('hex') });
+      chunks.push({ lower, upper: within.upper, rows, digest: hash.digest() });
       return chunks;
     } finally {
       db.close();
@@ -256,14 +259,14 @@ export class SqliteEngine implements Engine {
   async rangeDigest(database: string, table: TableInfo, range: KeyRange): Promise<{ rows: number; digest: string }> {
     const db = this.openReadOnly(database);
     try {
-      const hash = createHash('sha256');
+      const n = table.key.length;
+      const hash = new BatchedHash();
       let rows = 0;
-      for (const row of this.rows(db, table, range)) {
-        hash.update(row.encoded);
-        hash.update('\n');
+      for (const row of this.rawRows(db, table, range)) {
+        hash.add(encodeRow(row, n));
         rows++;
       }
-      return { rows, digest: hash.digest('hex') };
+      return { rows, digest: hash.digest() };
     } finally {
       db.close();
     }
@@ -498,4 +501,32 @@ function gateMatches(current: WriteGate | null, expect: GateExpectation | undefi
 function setGate(db: Database.Database, gate: WriteGate): void {
   db.prepare('INSERT INTO airlift_gate (id, state, migration_id, token, updated_at) VALUES (1, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state, migration_id = excluded.migration_id, token = excluded.token, updated_at = excluded.updated_at')
     .run(gate.state, gate.migrationId, gate.token ?? null, new Date().toISOString());
+}
+
+/** A row's non-key values (from column `from` on), each encoded by `encodeValue`, end to end. */
+function encodeRow(row: KeyValue[], from: number): string {
+  let encoded = '';
+  for (let c = from; c < row.length; c++) encoded += encodeValue(row[c]);
+  return encoded;
+}
+
+/**
+ * The sha256 of rows each followed by a newline, fed to the hash in batches of about 64 KiB: the same
+ * digest as one update per row, at a fraction of the calls.
+ */
+class BatchedHash {
+  private readonly hash = createHash('sha256');
+  private pending = '';
+
+  add(encodedRow: string): void {
+    this.pending += encodedRow + '\n';
+    if (this.pending.length >= 65536) {
+      this.hash.update(this.pending);
+      this.pending = '';
+    }
+  }
+
+  digest(): string {
+    return this.hash.update(this.pending).digest('hex');
+  }
 }

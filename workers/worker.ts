@@ -53,8 +53,11 @@ export async function createAirliftWorker(options: AirliftWorkerOptions): Promis
       restoreAccess: new ContainerReadAccess(container),
       managedInstance: managedInstanceRestorers(options.azureCredential ?? new DefaultAzureCredential()),
     }),
-    // Progress and cancellation ride on heartbeats: send them often enough for a live view.
-    maxHeartbeatThrottleInterval: '1 second',
+    // Progress and cancellation ride on heartbeats: a cancellation reaches a running activity only
+    // in the answer to its next heartbeat sent, so this bounds how long stopping the dual-write
+    // takes (twice per tenant, the largest fixed cost of a small one). Only the dual-write
+    // heartbeats this often (after each idle poll); the other activities throttle their own.
+    maxHeartbeatThrottleInterval: '200 milliseconds',
     interceptors: options.interceptors,
   });
   return { worker, close: () => catalog.close() };

@@ -6,15 +6,32 @@ export interface CountingProxy {
   connectionString: string;
   /** Requests seen, as "METHOD comp" (e.g. "PUT block", "PUT blocklist"). */
   seen: string[];
+  /** Every request's headers, in the order they arrived. */
+  headers: Record<string, string | string[] | undefined>[];
+  /** When set, a request is forwarded only after this many milliseconds (0: at once). */
+  delay?: (method: string, headers: Record<string, string | string[] | undefined>) => number;
   close(): Promise<void>;
 }
 
 export async function startCountingProxy(azuriteConnectionString: string): Promise<CountingProxy> {
   const upstream = new URL(/BlobEndpoint=([^;]+)/.exec(azuriteConnectionString)![1]);
   const seen: string[] = [];
-  const server: Server = createServer((req, res) => {
+  const headers: CountingProxy['headers'] = [];
+  const proxy: CountingProxy = {
+    seen,
+    headers,
+    connectionString: '',
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+  const server: Server = createServer(async (req, res) => {
     const url = new URL(req.url!, 'http://proxy');
     seen.push(`${req.method} ${url.searchParams.get('comp') ?? ''}`.trim());
+    headers.push(req.headers);
+    const wait = proxy.delay?.(req.method!, req.headers) ?? 0;
+    if (wait > 0) {
+      req.pause();
+      await new Promise((r) => setTimeout(r, wait));
+    }
     const forward = request(
       { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: { ...req.headers, host: upstream.host } },
       (up) => {
@@ -27,9 +44,6 @@ export async function startCountingProxy(azuriteConnectionString: string): Promi
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as { port: number };
-  return {
-    seen,
-    connectionString: azuriteConnectionString.replace(/BlobEndpoint=[^;]+/, `BlobEndpoint=http://127.0.0.1:${port}${upstream.pathname}`),
-    close: () => new Promise((resolve) => server.close(() => resolve())),
-  };
+  proxy.connectionString = azuriteConnectionString.replace(/BlobEndpoint=[^;]+/, `BlobEndpoint=http://127.0.0.1:${port}${upstream.pathname}`);
+  return proxy;
 }
