@@ -20,7 +20,7 @@ import {
   type EventWriter,
   type KeyRange,
   type KeyValue,
-  type OutboxEntry,
+  type Change,
   type Progress,
   type RowDigest,
   type TableInfo,
@@ -374,55 +374,33 @@ export class MssqlEngine implements Engine {
     return (await this.rowHashes(database, table, range)).map((r) => ({ key: renderKey(table.key, r.key), digest: r.hash.toString('hex') }));
   }
 
-  async ensureOutbox(database: string): Promise<void> {
+  private async ensureOutbox(database: string): Promise<void> {
     await this.run(database, tsql.outboxSchema);
   }
 
-  async outboxHead(database: string): Promise<number> {
-    await this.ensureOutbox(database);
-    const [row] = await this.run<{ head: string | number }>(database, tsql.outboxHeadQuery);
-    return Number(row.head);
+  // TODO(issue 9): SQL Server change capture (triggers into a change log, SESSION_CONTEXT for the applier).
+  async startCapture(): Promise<number> {
+    throw new Error('SQL Server change capture is not implemented yet');
   }
 
-  async readOutbox(database: string, afterSeq: number, limit: number): Promise<OutboxEntry[]> {
-    const rows = await this.run<{ seq: string | number; event_id: string; row_json: string }>(database, tsql.readOutboxQuery, { after: afterSeq, limit });
-    return rows.map((r) => ({ seq: Number(r.seq), eventId: r.event_id, row: JSON.parse(r.row_json) as Record<string, unknown> }));
+  async stopCapture(): Promise<void> {
+    throw new Error('SQL Server change capture is not implemented yet');
   }
 
-  async applyOutbox(database: string, stream: string, entries: OutboxEntry[]): Promise<number> {
-    if (!entries.length) return 0;
-    await this.ensureOutbox(database);
-    const table = (await this.listTables(database)).find((t) => t.name === this.trackingTable);
-    if (!table) throw new DatabaseMissingError(`${this.where(database)}: no ${this.trackingTable} table to apply events to; restore the tenant database first`);
-    const schema = await this.schemaOf(database, table);
-    const statement = tsql.applyEventStatement(schema);
-    const pool = await this.pool(database);
-    const transaction = new sql.Transaction(pool);
-    let applied = 0;
-    let entry: OutboxEntry | undefined;
-    try {
-      await transaction.begin();
-      for (entry of entries) {
-        const request = new sql.Request(transaction);
-        for (const [i, c] of table.columns.entries()) request.input(`c${i}`, (entry.row[c] ?? null) as never);
-        request.input('eventId', entry.eventId);
-        const result = await request.query<{ applied: number }>(statement.sql);
-        applied += result.recordset?.[0]?.applied ?? 0;
-      }
-      entry = undefined;
-      const advance = new sql.Request(transaction);
-      advance.input('stream', stream).input('cursor', entries[entries.length - 1].seq);
-      await advance.query(tsql.advanceCursorStatement.sql);
-      await transaction.commit();
-    } catch (err) {
-      await transaction.rollback().catch(() => undefined);
-      if (entry && isKeyConflict(err))
-        throw new ReplicationConflictError(
-          `${this.where(database)}: event ${entry.eventId} (outbox seq ${entry.seq}, stream ${stream}) conflicts with a different row already in ${this.trackingTable} (${(err as Error).message}); replication stopped so that neither is lost — compare the two rows and resolve by hand`,
-        );
-      throw this.classify(err, database);
-    }
-    return applied;
+  async changeHead(): Promise<number> {
+    throw new Error('SQL Server change capture is not implemented yet');
+  }
+
+  async readChanges(): Promise<Change[]> {
+    throw new Error('SQL Server change capture is not implemented yet');
+  }
+
+  async readRows(): Promise<(KeyValue[] | null)[]> {
+    throw new Error('SQL Server change capture is not implemented yet');
+  }
+
+  async applyChanges(): Promise<number> {
+    throw new Error('SQL Server change capture is not implemented yet');
   }
 
   async appliedCursor(database: string, stream: string): Promise<number> {
@@ -447,12 +425,6 @@ export class MssqlEngine implements Engine {
       expectToken: expect?.token ?? null,
     });
     return Boolean(row?.applied);
-  }
-
-  async trackingHead(database: string, table: TableInfo): Promise<KeyValue[] | null> {
-    const schema = await this.schemaOf(database, table);
-    const [row] = await this.run<Record<string, unknown>>(database, tsql.headKeyQuery(schema));
-    return row ? schema.key.map((k) => row[k] as KeyValue) : null;
   }
 
   /**

@@ -49,13 +49,12 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
 
       // Each undo is registered before its step, and the steps that change routing run to their end
       // even when a rollback arrives meanwhile: an undo never races the step it undoes.
-      compensations.add('stop journaling', () => undo.stopJournaling(tenantId, run.nextStep()), { unsafeAfterFailure: true });
+      compensations.add('stop journaling', () => undo.stopJournaling(tenantId, migrationId, run.nextStep()), { unsafeAfterFailure: true });
       const journalFrom = await run.atomicPhase('journaling', () => short.startJournaling(tenantId, migrationId, run.nextStep()));
       run.status.journalFrom = journalFrom;
 
-      compensations.add('thaw writes', () => undo.setWriteMode(tenantId, 'read_write', run.nextStep()), { unsafeAfterFailure: true });
-      await run.atomicPhase('freezing', () => short.setWriteMode(tenantId, 'read_only', run.nextStep()));
-
+      // The tenant keeps writing from here on: every change is captured and replicated, and writes
+      // stop only inside the cut-over's fence.
       compensations.add('discard artifact', () => cleanup.discardArtifact(tenantId, migrationId), { bestEffort: true });
       const artifact = await run.phase('snapshotting', () => transfer.snapshotSource(tenantId, migrationId));
       run.status.bytesTotal = artifact.sizeBytes;
@@ -78,7 +77,7 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
         }
       });
 
-      const verified = await run.phase('verifying', () => transfer.verifyTables(tenantId, migrationId, policy.verifyChunkRows));
+      const verified = await run.phase('verifying', () => transfer.verifyTables(tenantId, migrationId, policy.verifyChunkRows, journalFrom));
       run.status.tables = verified.tables;
       assertIdentical(verified.tables);
 
@@ -96,7 +95,7 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
               cutover.switchPrimary(tenantId, migrationId, 'target', {
                 fromSeq: journalFrom,
                 budgetMs: policy.cutoverPauseBudgetMs,
-                verifyTrackingAfter: verified.trackingUpTo,
+                verifyChangesAfter: verified.verifiedFrom,
                 chunkRows: policy.verifyChunkRows,
               }),
             );
@@ -140,8 +139,7 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
   // nothing is compensated; a rollback is refused with the reason.
   await wf.CancellationScope.nonCancellable(async () => {
     await run.stopBackground();
-    await final.setWriteMode(tenantId, 'read_write', run.nextStep());
-    await final.stopJournaling(tenantId, run.nextStep());
+    await final.stopJournaling(tenantId, migrationId, run.nextStep());
     await final.cleanWorkDirectory(tenantId, migrationId);
   });
   run.end('completed');
