@@ -55,7 +55,7 @@ export async function benchIngest(): Promise<Record<string, unknown>[]> {
     );
     const source = new SqliteEngine(join(dir, 'source'));
     const target = new SqliteEngine(join(dir, 'target'));
-    await source.ensureOutbox('bench');
+    await source.startCapture('bench');
     await target.restore('bench', await source.snapshot('bench', join(dir, 'work', 'bench.sqlite')), 'bench');
     const gateway = createGateway({ fleet, adminToken: 'bench-admin-token-0000' });
     const served = await listenGateway(gateway);
@@ -81,8 +81,8 @@ export async function benchIngest(): Promise<Record<string, unknown>[]> {
     const pauses: number[] = [];
     // As the dual-write would have, bring the target up to date before the first cut-over.
     const stream = (from: typeof source, to: typeof source, origin: 'source' | 'target') => ({ database: 'bench', from, to, origin, name: `bench:${origin}` });
-    const caughtUp = await applyRange(stream(source, target, 'source'), 0, await source.outboxHead('bench'));
-    const cursors = { source: caughtUp.cursor, target: await target.outboxHead('bench') };
+    const caughtUp = await applyRange(stream(source, target, 'source'), 0, await source.changeHead('bench'));
+    const cursors = { source: caughtUp.cursor, target: await target.changeHead('bench') };
     let running = true;
     const cycles = (async () => {
       let on: 'source' | 'target' = 'source';
@@ -90,10 +90,10 @@ export async function benchIngest(): Promise<Record<string, unknown>[]> {
         await new Promise((r) => setTimeout(r, 400));
         const [from, to] = on === 'source' ? [source, target] : [target, source];
         await gateway.router.fence('bench');
-        const head = await from.outboxHead('bench');
+        const head = await from.changeHead('bench');
         cursors[on] = (await applyRange(stream(from, to, on), cursors[on], head)).cursor;
         const next: 'source' | 'target' = on === 'source' ? 'target' : 'source';
-        cursors[next] = Math.max(cursors[next], await to.outboxHead('bench'));
+        cursors[next] = Math.max(cursors[next], await to.changeHead('bench'));
         gateway.router.setPrimary('bench', next, true);
         pauses.push(gateway.router.unfence('bench').pauseMs);
         on = next;

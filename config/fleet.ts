@@ -122,6 +122,9 @@ const tracking = z.strictObject({
     .default({ event_id: 'event_id', kind: 'kind', occurred_at: 'occurred_at', ad_id: 'ad_id', user_agent: 'user_agent', payload: 'payload' }),
 });
 
+/** The demo schema's `tracking_events`, every field in the column of its own name. */
+export const DEFAULT_TRACKING = tracking.parse({});
+
 const tenant = z.strictObject({
   id: name('tenant id'),
   database: name('SQL identifier'),
@@ -147,7 +150,7 @@ export const fleetSchema = z
       .optional(),
     policy: policy.default(policy.parse({})),
     /** The tracking table of every tenant that names none of its own. */
-    tracking: tracking.default(tracking.parse({})),
+    tracking: tracking.default(DEFAULT_TRACKING),
     tenants: z.array(tenant).min(1, { error: 'list at least one tenant' }),
   })
   .superRefine((fleet, ctx) => {

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { renderKey, sha256File } from './checksum';
-import { FleetConfigError, PermissionError, ReplicationConflictError } from '../protocol/errors';
+import { FleetConfigError, PermissionError } from '../protocol/errors';
 import {
   ConnectionError,
   DatabaseMissingError,

@@ -23,12 +23,11 @@ CREATE TABLE IF NOT EXISTS airlift_held_triggers (name TEXT PRIMARY KEY, tbl TEX
 const keyColumns = (n: number) => Array.from({ length: n }, (_, i) => `k${i}`).join(', ');
 
 /** Capture triggers are named by a hash of their table, so any table name gives a valid, unique name. */
-function triggerName(table: string, what: 'ins' | 'upd' | 'updk' | 'del'): string {
+function triggerName(table: string, what: string): string {
   return `airlift_capture_${createHash('sha256').update(table).digest('hex').slice(0, 16)}_${what}`;
 }
 
 const isCaptureTrigger = (name: string) => name.startsWith('airlift_capture_');
-const isFenceOnly = (name: string) => name.endsWith('_fence');
 
 /** The key of a row as the trigger sees it: the primary key, or the rowid of a table without one. */
 function keyOf(table: TableInfo, row: 'NEW' | 'OLD'): string[] {
@@ -38,8 +37,13 @@ function keyOf(table: TableInfo, row: 'NEW' | 'OLD'): string[] {
 const REFUSE = `SELECT RAISE(ABORT, 'airlift: writes to this database are fenced (its write gate is closed); reload the route and retry') WHERE EXISTS (SELECT 1 FROM airlift_gate WHERE id = 1 AND state <> 'open');`;
 const NOT_APPLYING = 'NOT EXISTS (SELECT 1 FROM airlift_applying)';
 
-/** The statements that install capture on one table. */
-export function captureTriggers(table: TableInfo): string[] {
+/**
+ * The statements that install capture on one table. `uniques`: the column lists of its unique
+ * indexes besides the primary key. A write with REPLACE conflict handling deletes the rows that hold
+ * its unique values without firing delete triggers (unless the writer turned recursive_triggers on),
+ * so the keys of those rows are recorded before the write.
+ */
+export function captureTriggers(table: TableInfo, uniques: string[][] = []): string[] {
   if (table.key.length > MAX_KEY_COLUMNS) throw new Error(`table ${table.name}: a key of ${table.key.length} columns is more than change capture holds (${MAX_KEY_COLUMNS})`);
   const t = q(table.name);
   const literal = `'${q(table.name).slice(1, -1).replace(/""/g, '"').replace(/'/g, "''")}'`;
@@ -50,13 +54,33 @@ export function captureTriggers(table: TableInfo): string[] {
     `CREATE TRIGGER IF NOT EXISTS ${q(triggerName(table.name, 'upd'))} AFTER UPDATE ON ${t} WHEN ${NOT_APPLYING} BEGIN ${REFUSE} ${record('NEW')} END`,
     `CREATE TRIGGER IF NOT EXISTS ${q(triggerName(table.name, 'updk'))} AFTER UPDATE ON ${t} WHEN ${NOT_APPLYING} AND (${keyChanged}) BEGIN ${record('OLD')} END`,
     `CREATE TRIGGER IF NOT EXISTS ${q(triggerName(table.name, 'del'))} AFTER DELETE ON ${t} WHEN ${NOT_APPLYING} BEGIN ${REFUSE} ${record('OLD')} END`,
+    ...uniques.flatMap((columns, i) =>
+      (['INSERT', 'UPDATE'] as const).map((op) => {
+        const self = op === 'UPDATE' ? ` AND NOT (${keyOf(table, 'OLD').map((old, j) => `${plain(table)[j]} IS ${old}`).join(' AND ')})` : '';
+        const holders = `SELECT ${literal}, ${plain(table).join(', ')} FROM ${t} WHERE ${columns.map((c) => `${q(c)} = NEW.${q(c)}`).join(' AND ')}${self}`;
+        return `CREATE TRIGGER IF NOT EXISTS ${q(triggerName(table.name, `u${i}${op === 'INSERT' ? 'i' : 'u'}`))} BEFORE ${op} ON ${t} WHEN ${NOT_APPLYING} BEGIN INSERT INTO airlift_changes (tbl, ${keyColumns(table.key.length)}) ${holders}; END`;
+      }),
+    ),
   ];
+}
+
+/** The key columns as a query of the table names them. */
+function plain(table: TableInfo): string[] {
+  return table.keyKind === 'rowid' ? ['_rowid_'] : table.key.map(q);
+}
+
+/** The column lists of a table's unique indexes other than its primary key (expression indexes aside). */
+export function uniqueIndexes(db: Database.Database, table: string): string[][] {
+  const indexes = db.prepare("SELECT name FROM pragma_index_list(?) WHERE \"unique\" = 1 AND origin <> 'pk'").pluck().all(table) as string[];
+  return indexes
+    .map((index) => db.prepare('SELECT name FROM pragma_index_info(?) ORDER BY seqno').pluck().all(index) as (string | null)[])
+    .filter((columns): columns is string[] => columns.every((c) => c !== null));
 }
 
 /** Installs the change log and every table's triggers, in the caller's transaction. */
 export function installCapture(db: Database.Database, tables: TableInfo[]): void {
   db.exec(CAPTURE_SCHEMA);
-  for (const table of tables) for (const sql of captureTriggers(table)) db.exec(sql);
+  for (const table of tables) for (const sql of captureTriggers(table, uniqueIndexes(db, table.name))) db.exec(sql);
 }
 
 /**
@@ -70,14 +94,8 @@ export function removeCapture(db: Database.Database, tables: TableInfo[], keepFe
   if (keepFence)
     for (const table of tables)
       for (const [op, what] of [['INSERT', 'ins'], ['UPDATE', 'upd'], ['DELETE', 'del']] as const)
-        db.exec(`CREATE TRIGGER IF NOT EXISTS ${q(`${triggerName(table.name, what)}_fence`)} BEFORE ${op} ON ${q(table.name)} WHEN ${NOT_APPLYING} BEGIN ${REFUSE} END`);
+        db.exec(`CREATE TRIGGER IF NOT EXISTS ${q(`${triggerName(table.name, what)}_fence`)} BEFORE ${op} ON ${q(table.name)} BEGIN ${REFUSE} END`);
   db.exec('DROP TABLE IF EXISTS airlift_changes; DROP TABLE IF EXISTS airlift_applying; DROP TABLE IF EXISTS airlift_held_triggers;');
-}
-
-/** Removes the fence-only triggers a retired source kept (used when a side is brought back). */
-export function removeFence(db: Database.Database): void {
-  const fences = (db.prepare("SELECT name FROM sqlite_schema WHERE type = 'trigger'").all() as { name: string }[]).map((r) => r.name).filter((n) => isCaptureTrigger(n) && isFenceOnly(n));
-  for (const name of fences) db.exec(`DROP TRIGGER ${q(name)}`);
 }
 
 /** Sets the tenant's own triggers aside (a side that is not open), in the caller's transaction. */
