@@ -6,7 +6,7 @@ import { type ActivityDeps, keptAlive, tenantSides } from './context';
 import type { ModeOrder, Side } from '../ingestion/catalog';
 import { dropOwnedTarget } from './managed-instance';
 import { switchPrimary, type SwitchOptions, type SwitchResult } from '../protocol/switch';
-import { DatabaseMissingError, TargetInUseError, TenantMovedError } from '../protocol/errors';
+import { DatabaseMissingError, StaleModeChangeError, TargetInUseError, TenantMovedError } from '../protocol/errors';
 
 export type { SwitchOptions, SwitchResult } from '../protocol/switch';
 
@@ -33,7 +33,14 @@ export function cutoverActivities(deps: ActivityDeps) {
         const head = await source.startCapture(tenant.database);
         if (!(await source.setWriteGate(tenant.database, { state: 'open', migrationId }, { states: ['none', 'open'] })))
           throw new TenantMovedError(`${tenantId}: journaling refused: the source database's write gate is closed (a switch or another migration holds it); nothing was changed`);
-        await deps.routes.setMode(tenantId, { outbox: true }, order);
+        try {
+          await deps.routes.setMode(tenantId, { outbox: true }, order);
+        } catch (err) {
+          // An attempt that woke after a later step of its run (the rollback's stopJournaling) leaves
+          // nothing of its own behind: capture off again, the source as it was.
+          if (err instanceof StaleModeChangeError && deps.catalog.ensure(tenantId).primary === 'source') await source.stopCapture(tenant.database, { keepFence: false });
+          throw err;
+        }
         return head;
       }),
 

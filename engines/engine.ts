@@ -12,6 +12,8 @@ export interface TableInfo {
   key: string[];
   /** `rowid`: the table has no primary key and rows are identified by the engine's row id. */
   keyKind: 'primary-key' | 'rowid';
+  /** The column lists of the table's unique indexes (its primary key's too), when the engine reports them. */
+  uniqueKeys?: string[][];
 }
 
 /** Rows with key in (lower, upper]; a null bound is open. */
@@ -176,6 +178,9 @@ export interface TrackingEvent {
   user_agent: string | null;
   payload: string | null;
 }
+
+/** Key columns a change-log entry holds; preflight refuses a table with a wider key. */
+export const MAX_CAPTURED_KEY_COLUMNS = 8;
 
 /** One change-log entry: which row of which table changed (its key at the time). */
 export interface Change {

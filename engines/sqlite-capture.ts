@@ -6,21 +6,21 @@
 // applied there do not fire them again (their effects arrive as changes of their own).
 import type Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
-import type { TableInfo } from './engine';
+import { MAX_CAPTURED_KEY_COLUMNS, type TableInfo } from './engine';
 import { quoteDoubled as q } from './identifiers';
 
-/** Key columns a change-log entry can hold; a wider key is refused by `startCapture`. */
-export const MAX_KEY_COLUMNS = 8;
+
+/** The change log's key columns, k0…k7 (as many as a key has). */
+export const keyColumns = (n: number = MAX_CAPTURED_KEY_COLUMNS): string => Array.from({ length: n }, (_, i) => `k${i}`).join(', ');
 
 export const CAPTURE_SCHEMA = `
 CREATE TABLE IF NOT EXISTS airlift_changes (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, tbl TEXT NOT NULL,
-  ${Array.from({ length: MAX_KEY_COLUMNS }, (_, i) => `k${i}`).join(', ')});
+  ${keyColumns()});
 CREATE TABLE IF NOT EXISTS airlift_applying (id INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS airlift_held_triggers (name TEXT PRIMARY KEY, tbl TEXT NOT NULL, sql TEXT NOT NULL);
 `;
 
-const keyColumns = (n: number) => Array.from({ length: n }, (_, i) => `k${i}`).join(', ');
 
 /** Capture triggers are named by a hash of their table, so any table name gives a valid, unique name. */
 function triggerName(table: string, what: string): string {
@@ -44,7 +44,7 @@ const NOT_APPLYING = 'NOT EXISTS (SELECT 1 FROM airlift_applying)';
  * so the keys of those rows are recorded before the write.
  */
 export function captureTriggers(table: TableInfo, uniques: string[][] = []): string[] {
-  if (table.key.length > MAX_KEY_COLUMNS) throw new Error(`table ${table.name}: a key of ${table.key.length} columns is more than change capture holds (${MAX_KEY_COLUMNS})`);
+  if (table.key.length > MAX_CAPTURED_KEY_COLUMNS) throw new Error(`table ${table.name}: a key of ${table.key.length} columns is more than change capture holds (${MAX_CAPTURED_KEY_COLUMNS})`);
   const t = q(table.name);
   const literal = `'${q(table.name).slice(1, -1).replace(/""/g, '"').replace(/'/g, "''")}'`;
   const record = (row: 'NEW' | 'OLD') => `INSERT INTO airlift_changes (tbl, ${keyColumns(table.key.length)}) VALUES (${literal}, ${keyOf(table, row).join(', ')});`;

@@ -32,7 +32,7 @@ import {
 } from './engine';
 import { checkDatabaseName, quoteDoubled as q } from './identifiers';
 import { ReplicationConflictError } from '../protocol/errors';
-import { CAPTURE_SCHEMA, MAX_KEY_COLUMNS, holdTriggers, installCapture, releaseTriggers, removeCapture } from './sqlite-capture';
+import { CAPTURE_SCHEMA, keyColumns, holdTriggers, installCapture, releaseTriggers, removeCapture, uniqueIndexes } from './sqlite-capture';
 
 /** Sidecar that records which migration created a target database; only that one may drop it. */
 const MARKER_SUFFIX = '.airlift.json';
@@ -176,9 +176,10 @@ export class SqliteEngine implements Engine {
       return tables.map(({ name }) => {
         const cols = db.prepare(`SELECT name, pk FROM pragma_table_info(?) ORDER BY cid`).all(name) as { name: string; pk: bigint }[];
         const key = cols.filter((c) => c.pk > 0n).sort((a, b) => Number(a.pk - b.pk)).map((c) => c.name);
+        const uniqueKeys = [...(key.length ? [key] : []), ...uniqueIndexes(db, name)];
         return key.length
-          ? { name, columns: cols.map((c) => c.name), key, keyKind: 'primary-key' as const }
-          : { name, columns: cols.map((c) => c.name), key: ['rowid'], keyKind: 'rowid' as const };
+          ? { name, columns: cols.map((c) => c.name), key, keyKind: 'primary-key' as const, uniqueKeys }
+          : { name, columns: cols.map((c) => c.name), key: ['rowid'], keyKind: 'rowid' as const, uniqueKeys };
       });
     } finally {
       db.close();
@@ -316,7 +317,7 @@ export class SqliteEngine implements Engine {
   async readChanges(database: string, afterSeq: number, limit: number): Promise<Change[]> {
     const db = this.openReadOnly(database);
     try {
-      const rows = db.prepare(`SELECT seq, tbl, ${KEY_COLUMNS} FROM airlift_changes WHERE seq > ? ORDER BY seq LIMIT ?`).raw(true).all(afterSeq, limit) as KeyValue[][];
+      const rows = db.prepare(`SELECT seq, tbl, ${keyColumns()} FROM airlift_changes WHERE seq > ? ORDER BY seq LIMIT ?`).raw(true).all(afterSeq, limit) as KeyValue[][];
       const widths = new Map<string, number>();
       const width = (table: string) => {
         let n = widths.get(table);
@@ -511,8 +512,6 @@ CREATE TABLE IF NOT EXISTS airlift_gate (
   token TEXT,
   updated_at TEXT NOT NULL);
 ${CAPTURE_SCHEMA}`;
-
-const KEY_COLUMNS = Array.from({ length: MAX_KEY_COLUMNS }, (_, i) => `k${i}`).join(', ');
 
 function hasTable(db: Database.Database, name: string): boolean {
   return db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?").get(name) !== undefined;
