@@ -332,7 +332,7 @@ export function dropDatabaseStatement(database: string): Statement {
 
 /** A statement as a person reads it in `plan`: the text, then each parameter, secrets redacted. */
 export function renderStatement(s: Statement, values: Record<string, string | number | null> = {}): string {
-  const all = { ...s.params, ...values };
-  const lines = Object.entries(all).map(([k, v]) => `--   @${k} = ${s.secretParams?.includes(k) ? '[redacted]' : v === null ? '(set at run time)' : JSON.stringify(v)}`);
+  const all = { ...Object.fromEntries(Object.keys(s.types ?? {}).map((k) => [k, null])), ...s.params, ...values };
+  const lines = Object.entries(all).map(([k, v]) => `--   @${k}${s.types?.[k] ? ` ${s.types[k]}` : ''} = ${s.secretParams?.includes(k) ? '[redacted]' : v === null ? '(set at run time)' : JSON.stringify(v)}`);
   return lines.length ? `${s.sql}\n${lines.join('\n')}` : s.sql;
 }
