@@ -1,7 +1,7 @@
 // Every T-SQL statement airlift sends to SQL Server, built in one place: identifiers validated and
 // bracket-quoted, every value a parameter. `plan` prints these same statements.
 import { checkDatabaseName, quoteBracketed as b } from './identifiers';
-import { CONFLICT_ERROR, FENCED_ERROR, readChangesQuery } from './mssql-capture-sql';
+import { CONFLICT_ERROR, FENCED_ERROR, readChangesQuery, wireOf } from './mssql-capture-sql';
 
 export { CONFLICT_ERROR, FENCED_ERROR };
 
@@ -107,6 +107,20 @@ function encodedColumn(c: MssqlColumn): string {
 }
 
 /**
+ * A key column as change capture records it (its wire form: dates and decimals as exact text), so a
+ * key the verifier names and a key the change log names render alike.
+ */
+const keyInWireForm = (table: MssqlTable) => (key: string): string => {
+  const column = table.columns.find((c) => c.name === key);
+  try {
+    const read = column ? wireOf(column).read(b(key)) : b(key);
+    return read === b(key) ? read : `${read} AS ${b(key)}`;
+  } catch {
+    return b(key); // a type change capture refuses anyway
+  }
+};
+
+/**
  * Rows of a key range, key-ordered, each with a SHA2-256 of its columns computed by the server. The
  * lexicographic range on a composite key is spelled out, since T-SQL has no row-value comparison.
  */
@@ -124,7 +138,7 @@ export function rowHashQuery(table: MssqlTable, range: { lower: boolean; upper: 
   // CONCAT wants two arguments at least on older servers; the leading N'' keeps one-column tables valid.
   const hash = `HASHBYTES('SHA2_256', CONCAT(N'', ${table.columns.map(encodedColumn).join(', NCHAR(31), ')}))`;
   return {
-    sql: `SELECT ${keys.join(', ')}, ${hash} AS row_hash FROM ${qualified(table)}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY ${keys.join(', ')};`,
+    sql: `SELECT ${table.key.map(keyInWireForm(table)).join(', ')}, ${hash} AS row_hash FROM ${qualified(table)}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY ${keys.join(', ')};`,
     params: {},
   };
 }

@@ -232,6 +232,15 @@ describe('values travel with their exact SQL types', () => {
   });
 });
 
+test('the verifier names a key as the change log records it, so a row changing under verification is recognised', () => {
+  // A date key travels as style-121 text in the log; the verifier's row hashes return it the same way
+  // (ordering and range bounds stay on the column itself).
+  const { sql: hashes } = tsql.rowHashQuery(plain, { lower: true, upper: false });
+  expect(hashes).toMatch(/^SELECT \[campaign_id\], CONVERT\(nvarchar\(64\), \[day\], 121\) AS \[day\], HASHBYTES/);
+  expect(hashes).toContain('ORDER BY [campaign_id], [day];');
+  expect(capture.captureTriggerStatement(plain).sql).toContain('CONVERT(nvarchar(64), i.[day], 121)');
+});
+
 describe('the applier: one transaction, neither captured nor refused, never into a side that takes writes', () => {
   test('it refuses an open (or gateless) database and reads the gate and its cursor under update locks', () => {
     const { sql: begin } = capture.applyBeginStatement;
