@@ -31,6 +31,7 @@ import {
 } from './engine';
 import * as tsql from './mssql-sql';
 import * as capture from './mssql-capture-sql';
+import * as logsql from './mssql-log-sql';
 
 export interface MssqlEndpoint {
   server: string;
@@ -116,6 +117,7 @@ export function driverType(declared: string): sql.ISqlType {
     case 'float': return sql.Float();
     case 'real': return sql.Real();
     case 'uniqueidentifier': return sql.UniqueIdentifier();
+    case 'datetime2': return sql.DateTime2(typeof length === 'number' ? length : 7);
     case 'nvarchar': return sql.NVarChar(length ?? sql.MAX);
     case 'varbinary': return sql.VarBinary(length ?? sql.MAX);
     default: throw new Error(`parameter type ${declared} has no driver type here`);
@@ -151,6 +153,38 @@ export function classifyMssqlError(err: unknown, where: string, secrets: (string
     return new FleetConfigError(`${where}: ${said}; set encrypt (and trustServerCertificate for a self-signed certificate) for this server in the fleet file`);
   if (codes.some((c) => NETWORK_CODES.has(c)) || login) return new ConnectionError(`${where}: ${said}; retried`);
   return err instanceof Error ? err : new Error(`${where}: ${said}`);
+}
+
+/** What preflight learns about log backups of a source database (see `logBackupFindings`). */
+export interface LogBackupFacts {
+  database: string;
+  recoveryModel: string | null;
+  jobs: { job_name: string; step_id: number; step_name: string; enabled: boolean }[] | 'unreadable';
+  /** Log backups recorded in msdb recently, with where they were written. */
+  backups: { finished_at: Date; device: string }[];
+  /** The folder airlift ships from, as the server writes it; backups elsewhere are someone else's. */
+  ourFolder?: string;
+}
+
+/**
+ * Preflight findings for log shipping to Managed Instance, one line each naming the fix: a recovery
+ * model without log backups, Agent jobs that take log backups of this database, and log backups
+ * written somewhere airlift does not ship from (each one would break the chain LRS restores).
+ */
+export function logBackupFindings(facts: LogBackupFacts): string[] {
+  const findings: string[] = [];
+  const db = facts.database;
+  if (facts.recoveryModel !== 'FULL' && facts.recoveryModel !== 'BULK_LOGGED')
+    findings.push(`database ${db} uses the ${facts.recoveryModel ?? 'unknown'} recovery model: log shipping needs FULL (ALTER DATABASE [${db}] SET RECOVERY FULL, then a full backup)`);
+  if (facts.jobs === 'unreadable') findings.push(`cannot read msdb job steps to find log backup jobs of ${db}: grant the login SQLAgentReaderRole in msdb, or check the jobs yourself`);
+  else
+    for (const j of facts.jobs)
+      findings.push(`SQL Agent job '${j.job_name}' step ${j.step_id} ('${j.step_name}'${j.enabled ? '' : ', job disabled'}) takes log backups of ${db}: a log backup airlift does not ship breaks the chain; disable the job for the migration or let airlift take the log backups`);
+  const folder = facts.ourFolder?.replace(/[\\/]+$/, '').toLowerCase();
+  const foreign = facts.backups.filter((x) => !folder || !x.device.toLowerCase().startsWith(folder));
+  if (foreign.length)
+    findings.push(`${foreign.length} log backup(s) of ${db} were written outside airlift's folder recently (last: ${foreign[foreign.length - 1].device} at ${foreign[foreign.length - 1].finished_at.toISOString()}): whoever takes them must stop during the migration`);
+  return findings;
 }
 
 /** A table as the catalog describes it, and whether it has a primary key (change capture needs one). */
@@ -636,6 +670,21 @@ export class MssqlEngine implements Engine {
       fresh += row?.inserted ?? 0;
     }
     return fresh;
+  }
+
+  /**
+   * What preflight must say about log backups of a source before shipping its log to Managed
+   * Instance (recovery model, Agent jobs, log backups in the last `days`), as findings.
+   */
+  async logBackupPreflight(database: string, days = 7): Promise<string[]> {
+    const [model] = await this.run<{ recovery_model: string }>('master', logsql.recoveryModelQuery(database));
+    const jobs = await this.run<{ job_name: string; step_id: number; step_name: string; enabled: boolean }>('master', logsql.logBackupJobsQuery(database)).catch((err: unknown) => {
+      if ((err as Error).name === 'PermissionError') return 'unreadable' as const;
+      throw err;
+    });
+    const since = new Date(Date.now() - days * 86400000);
+    const backups = await this.run<{ finished_at: Date; device: string }>('master', logsql.logBackupHistoryQuery(database), { since }).catch(() => []);
+    return logBackupFindings({ database, recoveryModel: model?.recovery_model ?? null, jobs, backups, ourFolder: this.endpoint.backupDirectory });
   }
 
   openEventWriter(): EventWriter {
