@@ -79,7 +79,9 @@ export function databaseStateQuery(database: string): Statement {
 /** Tables, columns and primary keys of the database from the catalog views (run in that database). */
 export const listTablesQuery: Statement = {
   sql: [
-    'SELECT s.name AS schema_name, t.name AS table_name, c.name AS column_name, ty.name AS type_name, c.column_id, c.is_identity,',
+    // An alias type (CREATE TYPE … FROM nvarchar(50)) reads as its base type; CLR types keep their own name.
+    'SELECT s.name AS schema_name, t.name AS table_name, c.name AS column_name,',
+    '       CASE WHEN ty.is_user_defined = 1 AND ty.is_assembly_type = 0 THEN TYPE_NAME(ty.system_type_id) ELSE ty.name END AS type_name, c.column_id, c.is_identity,',
     '       ic.key_ordinal, c.max_length, c.precision, c.scale, c.is_computed',
     'FROM sys.tables AS t',
     'JOIN sys.schemas AS s ON s.schema_id = t.schema_id',

@@ -385,6 +385,7 @@ export class MssqlEngine implements Engine {
   }
 
   private async schemaOf(database: string, table: TableInfo): Promise<CapturedTable> {
+    // Undefined (despite the type) only for a table this database does not have; applyChanges checks.
     const cached = this.tableSchemas.get(`${database}.${table.name}`);
     if (cached) return cached;
     await this.listTables(database);
@@ -553,7 +554,11 @@ export class MssqlEngine implements Engine {
       (image.row ? entry.present : entry.gone).push(image);
     }
     const schemas = new Map<string, CapturedTable>();
-    for (const { table } of byTable.values()) schemas.set(table.name, await this.schemaOf(database, table));
+    for (const { table } of byTable.values()) {
+      const schema = await this.schemaOf(database, table);
+      if (!schema) throw new ReplicationConflictError(`${this.where(database)}: table ${table.name} changed on the other side but does not exist here; the schemas differ, replication stopped`);
+      schemas.set(table.name, schema);
+    }
     try {
       return await this.inTransaction(database, async (exec) => {
         const [begin] = await exec<{ skip: boolean }>(capture.applyBeginStatement, { stream, upTo });
