@@ -187,6 +187,13 @@ export function logBackupFindings(facts: LogBackupFacts): string[] {
   return findings;
 }
 
+/** One transaction's requests, commit and rollback (a seam the engine's tests record through). */
+export interface Transaction {
+  request(): Pick<sql.Request, 'input' | 'query'>;
+  commit(): Promise<void>;
+  rollback(): Promise<void>;
+}
+
 /** A table as the catalog describes it, and whether it has a primary key (change capture needs one). */
 type CapturedTable = tsql.MssqlTable & { hasPrimaryKey: boolean };
 
@@ -253,8 +260,15 @@ export class MssqlEngine implements Engine {
     return this.send<T>(database, (await this.pool(database)).request(), statement, values);
   }
 
+  /** A READ COMMITTED transaction on one pooled connection. */
+  protected async transaction(database: string): Promise<Transaction> {
+    const tx = new sql.Transaction(await this.pool(database));
+    await tx.begin(sql.ISOLATION_LEVEL.READ_COMMITTED);
+    return { request: () => new sql.Request(tx), commit: () => tx.commit(), rollback: () => tx.rollback() };
+  }
+
   /** Sends one statement on a request (of the pool, or of a transaction), each parameter with its declared type. */
-  private async send<T>(database: string, request: sql.Request, statement: tsql.Statement, values: Record<string, unknown> = {}): Promise<T[]> {
+  private async send<T>(database: string, request: Pick<sql.Request, 'input' | 'query'>, statement: tsql.Statement, values: Record<string, unknown> = {}): Promise<T[]> {
     for (const [name, value] of Object.entries({ ...statement.params, ...values })) {
       const declared = statement.types?.[name];
       if (declared) request.input(name, driverType(declared), value as never);
@@ -604,14 +618,14 @@ export class MssqlEngine implements Engine {
    * THROWs under XACT_ABORT has rolled the transaction back already; the rollback here is then a no-op.
    */
   private async inTransaction<T>(database: string, work: (exec: <R = Record<string, unknown>>(statement: tsql.Statement, values?: Record<string, unknown>) => Promise<R[]>) => Promise<T>): Promise<T> {
-    const tx = new sql.Transaction(await this.pool(database));
+    let tx: Transaction;
     try {
-      await tx.begin(sql.ISOLATION_LEVEL.READ_COMMITTED);
+      tx = await this.transaction(database);
     } catch (err) {
       throw this.classify(err, database);
     }
     try {
-      const result = await work((statement, values) => this.send(database, new sql.Request(tx), statement, values));
+      const result = await work((statement, values) => this.send(database, tx.request(), statement, values));
       await tx.commit();
       return result;
     } catch (err) {
