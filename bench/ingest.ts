@@ -1,5 +1,5 @@
-// Gateway write throughput and latency, side by side in one run: outbox off, outbox on, and during
-// repeated real cut-overs (fence, drain the outbox to the other side, flip, release).
+// Gateway write throughput and latency, side by side in one run: change capture off, on, and during
+// repeated real cut-overs (fence, drain the change log to the other side, flip, release).
 import { Agent, request } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -55,8 +55,6 @@ export async function benchIngest(): Promise<Record<string, unknown>[]> {
     );
     const source = new SqliteEngine(join(dir, 'source'));
     const target = new SqliteEngine(join(dir, 'target'));
-    await source.startCapture('bench');
-    await target.restore('bench', await source.snapshot('bench', join(dir, 'work', 'bench.sqlite')), 'bench');
     const gateway = createGateway({ fleet, adminToken: 'bench-admin-token-0000' });
     const served = await listenGateway(gateway);
     const url = new URL('/t/bench/events', served.url);
@@ -71,11 +69,13 @@ export async function benchIngest(): Promise<Record<string, unknown>[]> {
         ...extra,
       });
 
-    gateway.router.setMode('bench', { outbox: false });
     await drive(url, 1); // warm-up, not reported
-    row('outbox off', await drive(url, SECONDS));
+    row('capture off', await drive(url, SECONDS));
+    await source.startCapture('bench');
+    await source.setWriteGate('bench', { state: 'open', migrationId: 'bench' });
     gateway.router.setMode('bench', { outbox: true });
-    row('outbox on', await drive(url, SECONDS));
+    row('capture on', await drive(url, SECONDS));
+    await target.restore('bench', await source.snapshot('bench', join(dir, 'work', 'bench.sqlite')), 'bench');
 
     // Cut-overs back and forth while the load runs; each one drains what the other side lacks.
     const pauses: number[] = [];
@@ -90,10 +90,12 @@ export async function benchIngest(): Promise<Record<string, unknown>[]> {
         await new Promise((r) => setTimeout(r, 400));
         const [from, to] = on === 'source' ? [source, target] : [target, source];
         await gateway.router.fence('bench');
+        await from.setWriteGate('bench', { state: 'fenced', migrationId: 'bench' });
         const head = await from.changeHead('bench');
         cursors[on] = (await applyRange(stream(from, to, on), cursors[on], head)).cursor;
         const next: 'source' | 'target' = on === 'source' ? 'target' : 'source';
         cursors[next] = Math.max(cursors[next], await to.changeHead('bench'));
+        await to.setWriteGate('bench', { state: 'open', migrationId: 'bench' });
         gateway.router.setPrimary('bench', next, true);
         pauses.push(gateway.router.unfence('bench').pauseMs);
         on = next;

@@ -3,10 +3,12 @@
 import { renderTable } from '../cli/observe';
 import { benchUpload } from './upload';
 import { benchIngest } from './ingest';
+import { benchCapture } from './capture';
 
 const BENCHES: Record<string, () => Promise<Record<string, unknown>[]>> = {
   upload: () => benchUpload(),
   ingest: () => benchIngest(),
+  capture: () => benchCapture(),
 };
 
 async function main(): Promise<void> {
