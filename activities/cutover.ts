@@ -1,12 +1,12 @@
-// Journaling, freezing, the fenced switch of primary (cut-over, and rollback after it), and the
+// Journaling (change capture), the fenced switch of primary (cut-over, and rollback after it), and the
 // compensations that undo what this migration created. The switch itself is protocol/switch.ts.
 import { rm } from 'node:fs/promises';
 import { Context } from '@temporalio/activity';
 import { type ActivityDeps, keptAlive, tenantSides } from './context';
-import type { ModeOrder, Side, WriteMode } from '../ingestion/catalog';
+import type { ModeOrder, Side } from '../ingestion/catalog';
 import { artifactFolder } from '../azure/artifact-folder';
 import { switchPrimary, type SwitchOptions, type SwitchResult } from '../protocol/switch';
-import { TargetInUseError, TenantMovedError } from '../protocol/errors';
+import { DatabaseMissingError, StaleModeChangeError, TargetInUseError, TenantMovedError } from '../protocol/errors';
 
 export type { SwitchOptions, SwitchResult } from '../protocol/switch';
 
@@ -23,34 +23,45 @@ export function assertOnSource(deps: ActivityDeps, tenantId: string, step: strin
 export function cutoverActivities(deps: ActivityDeps) {
   return {
     /**
-     * Turns the outbox on for this tenant and opens the source's write gate. Fenced while the mode
-     * changes, so it returns only when every write begun without the outbox has finished; returns
-     * the watermark w0. Safe to repeat.
+     * Installs change capture on the source (every write after it is in the change log, whoever
+     * writes) and opens its write gate; returns the watermark w0. Safe to repeat.
      */
     startJournaling: (tenantId: string, migrationId: string, order: ModeOrder): Promise<number> =>
       keptAlive(async () => {
         const { tenant, source } = tenantSides(deps, tenantId, migrationId);
         assertOnSource(deps, tenantId, 'journaling');
-        await source.ensureOutbox(tenant.database);
+        const head = await source.startCapture(tenant.database);
         if (!(await source.setWriteGate(tenant.database, { state: 'open', migrationId }, { states: ['none', 'open'] })))
           throw new TenantMovedError(`${tenantId}: journaling refused: the source database's write gate is closed (a switch or another migration holds it); nothing was changed`);
-        await deps.routes.fence(tenantId);
         try {
           await deps.routes.setMode(tenantId, { outbox: true }, order);
-        } finally {
-          await deps.routes.unfence(tenantId);
+        } catch (err) {
+          // An attempt that woke after a later step of its run (the rollback's stopJournaling) leaves
+          // nothing of its own behind: capture off again, the source as it was.
+          // (A source the tenant has left keeps only its fence.)
+          if (err instanceof StaleModeChangeError) await source.stopCapture(tenant.database, { keepFence: deps.catalog.ensure(tenantId).primary !== 'source' });
+          throw err;
         }
-        return source.outboxHead(tenant.database);
+        return head;
       }),
 
     /**
-     * `order` is the migration's step number: a change is refused when a later step changed the
-     * mode already (an earlier attempt that woke up late must not undo the rollback's thaw).
+     * Removes change capture: from the tenant's primary entirely (its schema is as it was before the
+     * migration), and from the other side all but the fence, so a stale writer still cannot write
+     * where nobody reads. `order` is the migration's step number: a change is refused when a later
+     * step changed the mode already (an earlier attempt that woke up late must not undo a later step).
      */
-    stopJournaling: (tenantId: string, order: ModeOrder): Promise<void> => keptAlive(() => deps.routes.setMode(tenantId, { outbox: false }, order)),
-
-    /** The application's non-tracking writes: paused (read_only) or allowed (read_write). */
-    setWriteMode: (tenantId: string, writeMode: WriteMode, order: ModeOrder): Promise<void> => keptAlive(() => deps.routes.setMode(tenantId, { writeMode }, order)),
+    stopJournaling: (tenantId: string, migrationId: string, order: ModeOrder): Promise<void> =>
+      keptAlive(async () => {
+        const { tenant, source, target } = tenantSides(deps, tenantId, migrationId);
+        await deps.routes.setMode(tenantId, { outbox: false }, order);
+        const primary = deps.catalog.ensure(tenantId).primary;
+        for (const [side, engine] of [['source', source], ['target', target]] as const)
+          await engine.stopCapture(tenant.database, { keepFence: side !== primary }).catch((err: unknown) => {
+            // A target never restored, or dropped by the rollback, has nothing to remove.
+            if (!(side === 'target' && err instanceof DatabaseMissingError)) throw err;
+          });
+      }),
 
     /** The fenced switch of protocol/switch.ts, heartbeating through the drain. */
     async switchPrimary(tenantId: string, migrationId: string, to: Side, options: SwitchOptions): Promise<SwitchResult> {

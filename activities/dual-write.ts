@@ -37,11 +37,11 @@ export function dualWriteActivities(deps: ActivityDeps) {
       return checkpoint(done);
     },
 
-    /** How far the other side is behind this direction's source of events. */
+    /** How many changes the other side is behind in this direction. */
     replicationLag: (tenantId: string, migrationId: string, direction: Direction, fromSeq: number): Promise<{ head: number; cursor: number; lag: number }> =>
       keptAlive(async () => {
         const stream = replicationStream(deps, tenantId, migrationId, direction);
-        const head = await stream.from.outboxHead(stream.database);
+        const head = await stream.from.changeHead(stream.database);
         const cursor = await resumePoint(stream, fromSeq);
         return { head, cursor, lag: Math.max(0, head - cursor) };
       }),

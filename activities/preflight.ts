@@ -2,6 +2,9 @@
 import { PreflightError } from '../protocol/errors';
 import { type ActivityDeps, keptAlive, tenantSides } from './context';
 import { redactSecrets } from '../azure/blob-store';
+import { trackingOf } from '../config/fleet';
+import { trackingMappingProblems } from '../engines/tracking-mapping';
+import { MAX_CAPTURED_KEY_COLUMNS } from '../engines/engine';
 
 export { PreflightError };
 
@@ -18,6 +21,12 @@ export function preflightActivities(deps: ActivityDeps) {
       return undefined;
     });
     if (src && !src.exists) problems.push(`source ${tenant.source}: database ${tenant.database} does not exist`);
+    if (src?.exists) {
+      const tables = await source.listTables(tenant.database);
+      for (const problem of trackingMappingProblems(tables, trackingOf(deps.fleet, tenant))) problems.push(`source ${tenant.source}: ${problem}`);
+      for (const t of tables.filter((t) => t.key.length > MAX_CAPTURED_KEY_COLUMNS))
+        problems.push(`source ${tenant.source}: table "${t.name}" has a key of ${t.key.length} columns; change capture records at most ${MAX_CAPTURED_KEY_COLUMNS}`);
+    }
     const gate = src?.exists ? await source.writeGate(tenant.database).catch(() => null) : null;
     if (gate && gate.state !== 'open')
       problems.push(`source ${tenant.source}: database ${tenant.database} does not take writes (write gate ${gate.state}, set by migration ${gate.migrationId ?? 'unknown'}); run \`airlift reconcile\` to see why`);

@@ -1,34 +1,37 @@
-// Phase 8: every table compared source vs target; a mismatching chunk is narrowed to its keys.
+// Phase 8: every table compared source vs target while the tenant writes; a mismatching chunk is
+// narrowed to its keys, and keys whose change is still on its way are left to the cut-over.
 // The heartbeat carries the tables already compared, so a retry continues where it stopped.
 import { compareTable, compareTableSets, type TableComparison } from '../engines/table-verifier';
+import { ChangedKeys } from '../protocol/changed-rows';
+import { resumePoint } from '../protocol/replicator';
+import { replicationStream } from './dual-write';
 import { type ActivityDeps, cancellation, checkpoint, tenantSides, withHeartbeat } from './context';
 
 export function verifyActivities(deps: ActivityDeps) {
   return {
     /**
-     * The tracking table keeps growing on the source: it is compared up to the highest key the
-     * dual-write has applied to the target, returned as `trackingUpTo`; the rest is compared at cut-over.
+     * The tenant keeps writing: a row that differs while its change is still on its way is in flux,
+     * not a mismatch. `verifiedFrom` (where replication stood when verification began) is returned:
+     * the switch compares every row changed after it, row by row, once the log is drained.
      */
-    async verifyTables(tenantId: string, migrationId: string, chunkRows: number): Promise<{ tables: TableComparison[]; trackingUpTo: number | null }> {
+    async verifyTables(tenantId: string, migrationId: string, chunkRows: number, journalFrom: number): Promise<{ tables: TableComparison[]; verifiedFrom: number }> {
       const { tenant, source, target } = tenantSides(deps, tenantId, migrationId);
       const sourceSide = { engine: source, database: tenant.database };
       const targetSide = { engine: target, database: tenant.database };
-      const saved = checkpoint<{ tables: TableComparison[]; trackingUpTo: number | null }>();
+      const saved = checkpoint<{ tables: TableComparison[]; verifiedFrom: number }>();
+      const verifiedFrom = saved?.verifiedFrom ?? (await resumePoint(replicationStream(deps, tenantId, migrationId, 'forward'), journalFrom));
+      const changing = new ChangedKeys(source, tenant.database, verifiedFrom);
       const { both, differences } = await compareTableSets(sourceSide, targetSide);
-      const tracking = both.find((t) => t.name === source.trackingTable);
-      const head = tracking ? await target.trackingHead(tenant.database, tracking) : null;
-      const trackingUpTo = saved?.trackingUpTo ?? (head ? Number(head[0]) : null);
       const results = [...(saved?.tables ?? [])];
       await withHeartbeat(async (heartbeat) => {
         for (const table of both) {
           if (results.some((r) => r.table === table.name)) continue;
           cancellation().throwIfAborted();
-          const within = table === tracking ? { lower: null, upper: trackingUpTo === null ? null : [trackingUpTo] } : undefined;
-          results.push(await compareTable(sourceSide, targetSide, table, chunkRows, within));
-          heartbeat({ tables: results, trackingUpTo });
+          results.push(await compareTable(sourceSide, targetSide, table, chunkRows, undefined, changing));
+          heartbeat({ tables: results, verifiedFrom });
         }
       }, 0);
-      return { tables: [...results, ...differences], trackingUpTo };
+      return { tables: [...results, ...differences], verifiedFrom };
     },
   };
 }

@@ -1,5 +1,5 @@
-// Gateway write throughput and latency, side by side in one run: outbox off, outbox on, during
-// repeated real cut-overs (fence, drain the outbox to the other side, flip, release), and with the
+// Gateway write throughput and latency, side by side in one run: change capture off, on, during
+// repeated real cut-overs (fence, drain the change log to the other side, flip, release), and with the
 // load spread over two gateway nodes on one tenant.
 import { Agent, request } from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -70,8 +70,6 @@ export async function benchIngest(): Promise<BenchResult> {
     const fleet = parseFleet(doc, join(dir, 'fleet.yaml'));
     const source = new SqliteEngine(join(dir, 'source'));
     const target = new SqliteEngine(join(dir, 'target'));
-    await source.ensureOutbox('bench');
-    await target.restore('bench', await source.snapshot('bench', join(dir, 'work', 'bench.sqlite')), 'bench');
     const gateway = createGateway({ fleet, adminToken: ADMIN_TOKEN });
     const served = await listenGateway(gateway);
     const url = new URL('/t/bench/events', served.url);
@@ -87,20 +85,21 @@ export async function benchIngest(): Promise<BenchResult> {
         ...extra,
       });
 
-    gateway.router.setMode('bench', { outbox: false });
     await drive(url, 1); // warm-up, not reported
-    row('outbox off', await drive(url, SECONDS));
+    row('capture off', await drive(url, SECONDS));
+    await source.startCapture('bench');
+    await source.setWriteGate('bench', { state: 'open', migrationId: 'bench' });
     gateway.router.setMode('bench', { outbox: true });
-    row('outbox on', await drive(url, SECONDS));
+    row('capture on', await drive(url, SECONDS));
+    await target.restore('bench', await source.snapshot('bench', join(dir, 'work', 'bench.sqlite')), 'bench');
 
     // Two gateway nodes, each with its own router, catalog connection and database connections,
-    // writing to the tenant's primary (outbox on): the same load, half the lanes
-    // on each node.
+    // writing to the tenant's primary (capture on): the same load, half the lanes on each node.
     const nodes = [await listenGateway(createGateway({ fleet, adminToken: ADMIN_TOKEN })), await listenGateway(createGateway({ fleet, adminToken: ADMIN_TOKEN }))];
     try {
       const urls = nodes.map((n) => new URL('/t/bench/events', n.url));
       await drive(urls, 1); // warm-up, not reported
-      row('2 nodes, outbox on', await drive(urls, SECONDS));
+      row('2 nodes, capture on', await drive(urls, SECONDS));
     } finally {
       await Promise.all(nodes.map((n) => n.stop()));
     }
@@ -109,8 +108,8 @@ export async function benchIngest(): Promise<BenchResult> {
     const pauses: number[] = [];
     // As the dual-write would have, bring the target up to date before the first cut-over.
     const stream = (from: typeof source, to: typeof source, origin: 'source' | 'target') => ({ database: 'bench', from, to, origin, name: `bench:${origin}` });
-    const caughtUp = await applyRange(stream(source, target, 'source'), 0, await source.outboxHead('bench'));
-    const cursors = { source: caughtUp.cursor, target: await target.outboxHead('bench') };
+    const caughtUp = await applyRange(stream(source, target, 'source'), 0, await source.changeHead('bench'));
+    const cursors = { source: caughtUp.cursor, target: await target.changeHead('bench') };
     let running = true;
     const cycles = (async () => {
       let on: 'source' | 'target' = 'source';
@@ -118,10 +117,12 @@ export async function benchIngest(): Promise<BenchResult> {
         await new Promise((r) => setTimeout(r, 400));
         const [from, to] = on === 'source' ? [source, target] : [target, source];
         await gateway.router.fence('bench');
-        const head = await from.outboxHead('bench');
+        await from.setWriteGate('bench', { state: 'fenced', migrationId: 'bench' });
+        const head = await from.changeHead('bench');
         cursors[on] = (await applyRange(stream(from, to, on), cursors[on], head)).cursor;
         const next: 'source' | 'target' = on === 'source' ? 'target' : 'source';
-        cursors[next] = Math.max(cursors[next], await to.outboxHead('bench'));
+        cursors[next] = Math.max(cursors[next], await to.changeHead('bench'));
+        await to.setWriteGate('bench', { state: 'open', migrationId: 'bench' });
         gateway.router.setPrimary('bench', next, true);
         pauses.push(gateway.router.unfence('bench').pauseMs);
         on = next;
@@ -132,9 +133,6 @@ export async function benchIngest(): Promise<BenchResult> {
     await cycles;
     row('during cut-overs', during, { cutovers: pauses.length, pauseP50Ms: percentile(pauses, 50), pauseP99Ms: percentile(pauses, 99) });
     await served.stop();
-
-    // Two nodes, each its own process writing to the tenant's primary (the catalog says the target
-    // by now, outbox on): the same load, half the lanes on each node.
     return { rows, ratios: {} };
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -62,26 +62,24 @@ async function migrateByScript(acts: ReturnType<typeof createActivities>, tenant
 
   await call(acts.preflight, tenantId, migrationId);
   const journalFrom = await call(acts.startJournaling, tenantId, migrationId, order());
-  await call(acts.setWriteMode, tenantId, 'read_only', order());
   const artifact = await call(acts.snapshotSource, tenantId, migrationId);
   const copy = await call(acts.copyArtifact, tenantId, migrationId, artifact, policy);
   await call(acts.restoreTarget, tenantId, migrationId, copy.blobName, policy);
   const stopForward = background(acts.dualWrite, tenantId, migrationId, 'forward', journalFrom);
   while ((await call(acts.replicationLag, tenantId, migrationId, 'forward', journalFrom)).lag > policy.catchUpLagEvents) await new Promise((r) => setTimeout(r, 1000));
-  const verified = await call(acts.verifyTables, tenantId, migrationId, policy.verifyChunkRows);
+  const verified = await call(acts.verifyTables, tenantId, migrationId, policy.verifyChunkRows, journalFrom);
   if (verified.tables.some((t) => t.mismatchedChunks)) throw new Error(`${tenantId}: verification found differences`);
   await stopForward();
   const switched = await call(acts.switchPrimary, tenantId, migrationId, 'target', {
     fromSeq: journalFrom,
     budgetMs: policy.cutoverPauseBudgetMs,
-    verifyTrackingAfter: verified.trackingUpTo,
+    verifyChangesAfter: verified.verifiedFrom,
     chunkRows: policy.verifyChunkRows,
   });
   const stopReverse = background(acts.dualWrite, tenantId, migrationId, 'reverse', switched.reverseFrom);
   await new Promise((r) => setTimeout(r, policy.rollbackWindowSeconds * 1000));
   await stopReverse();
-  await call(acts.setWriteMode, tenantId, 'read_write', order());
-  await call(acts.stopJournaling, tenantId, order());
+  await call(acts.stopJournaling, tenantId, migrationId, order());
   await call(acts.cleanWorkDirectory, tenantId, migrationId);
 }
 

@@ -7,6 +7,7 @@ import { benchDownload } from './download';
 import { benchVerify } from './verify';
 import { benchOrchestration } from './orchestration';
 import { benchIngest } from './ingest';
+import { benchCapture } from './capture';
 import { benchWarRoom } from './war-room';
 import type { BenchResult } from './measure';
 
@@ -29,6 +30,10 @@ const BENCHES: Record<string, (s: Settings) => Promise<BenchResult>> = {
   orchestration: (s) => benchOrchestration(s.tenants, s.concurrency),
   ingest: () => benchIngest(),
   'war-room': async () => ({ rows: await benchWarRoom(), ratios: {} }),
+  capture: async () => {
+    const rows = await benchCapture();
+    return { rows, ratios: { captureWriteCost: Number(rows[1].costX) } };
+  },
 };
 
 const USAGE = `usage: npm run bench -- [${Object.keys(BENCHES).join('|')} …] [--quick] [--sizes 32,128,2048] [--rows 1000000] [--chunk-rows 2000] [--tenants 100,1000] [--concurrency 10] [--repeats 3]`;

@@ -25,7 +25,10 @@ export interface Observation {
   acked: Set<string>;
   /** Only ids with this prefix are the load's own (the tenant's history has others). */
   eventPrefix: string;
-  sourceDigestBefore: string;
+  /** `schemaDigest` of the source before the migration, whole and without airlift's objects. */
+  sourceSchemaBefore: { whole: string; tenantOnly: string };
+  /** The application's acknowledged writes the given side does not hold, and a write that never committed. */
+  app: { lostOn: (side: 'source' | 'target') => string[]; writes: number; stuck?: string };
   expected: Outcome;
   /** How the workflow ended, or 'running' when it had not ended within the bound. */
   ended: Outcome | 'running';
@@ -41,6 +44,8 @@ export interface Broken {
 export interface Verdict {
   ok: boolean;
   broken: Broken[];
+  appWrites?: number;
+  appWritesLost?: number;
   eventsAccepted: number;
   eventsLost: number;
   eventsDuplicated: number;
@@ -59,23 +64,15 @@ function open(file: string): Database.Database {
 }
 
 /**
- * A digest of the tenant's own tables (schema and every row, in key order), leaving out airlift's
- * tables and the tracking table, which the load writes to on purpose.
+ * A digest of the database's schema as SQLite keeps it (every table, index, trigger and view with its
+ * SQL text); with `tenantOnly`, airlift's own objects are left out. The rows are not in it: the
+ * application writes to the tenant's tables the whole time, and its writes are checked one by one.
  */
-export function digestOwnTables(file: string, trackingTable: string): string {
+export function schemaDigest(file: string, tenantOnly = false): string {
   const db = open(file);
   try {
-    const hash = createHash('sha256');
-    const tables = db
-      .prepare("SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'airlift_%' AND name <> ? ORDER BY name")
-      .all(trackingTable) as { name: string; sql: string }[];
-    for (const t of tables) {
-      hash.update(`table ${t.name}\n${t.sql}\n`);
-      const columns = (db.prepare(`PRAGMA table_info(${quote(t.name)})`).all() as { name: string }[]).map((c) => quote(c.name));
-      const rows = db.prepare(`SELECT ${columns.join(', ')} FROM ${quote(t.name)} ORDER BY ${columns.join(', ')}`).raw().iterate() as Iterable<unknown[]>;
-      for (const row of rows) hash.update(JSON.stringify(row.map((v) => (Buffer.isBuffer(v) ? `x'${v.toString('hex')}'` : typeof v === 'bigint' ? v.toString() : v))) + '\n');
-    }
-    return hash.digest('hex');
+    const objects = db.prepare("SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name").all() as { name: string }[];
+    return createHash('sha256').update(JSON.stringify(objects.filter((o) => !tenantOnly || !o.name.startsWith('airlift_')))).digest('hex');
   } finally {
     db.close();
   }
@@ -152,7 +149,7 @@ export async function check(o: Observation): Promise<Verdict> {
 
   // Where the tenant must live now: the target only if it completed. A workflow still running is
   // judged where the catalog says it lives.
-  const side = o.ended === 'completed' ? 'target' : o.ended === 'running' ? (catalog?.primary ?? 'source') : 'source';
+  const side: 'source' | 'target' = o.ended === 'completed' ? 'target' : o.ended === 'running' ? (catalog?.primary === 'target' ? 'target' : 'source') : 'source';
   const primaryFile = side === 'target' ? o.files.targetFile : o.files.sourceFile;
 
   // Every acknowledged event on the final primary, exactly once.
@@ -203,10 +200,16 @@ export async function check(o: Observation): Promise<Verdict> {
   const gate = gateState(primaryFile);
   if (gate !== undefined && gate !== 'open') fail('fence', `the ${side} database's airlift_gate is '${gate}', so writes to the primary are refused`);
 
-  // The source's own tables are untouched (airlift never changes a source beyond its own tables).
+  // Every acknowledged application write, on every table, is on the final primary.
+  const appLost = existsSync(primaryFile) ? o.app.lostOn(side) : [`the ${side} database is gone`];
+  if (appLost.length) fail('app writes', `${appLost.length} acknowledged application writes missing on the ${side} (e.g. ${appLost.slice(0, 3).join('; ')})`);
+  if (o.app.stuck) fail('app writes', `the application could not write: ${o.app.stuck}`);
+
+  // The source's schema: exactly as it was when the tenant stays there (capture removed), and its
+  // own objects unchanged when it is retired (it keeps only airlift's fence).
   if (existsSync(o.files.sourceFile)) {
-    const after = digestOwnTables(o.files.sourceFile, o.files.trackingTable);
-    if (after !== o.sourceDigestBefore) fail('source', "the source's own tables changed (digest differs)");
+    if (side === 'source' && schemaDigest(o.files.sourceFile) !== o.sourceSchemaBefore.whole) fail('source', "the source's schema is not as it was before the migration (change capture or airlift's tables left behind)");
+    if (schemaDigest(o.files.sourceFile, true) !== o.sourceSchemaBefore.tenantOnly) fail('source', "the source's own tables, indexes or triggers changed");
   } else fail('source', 'the source database is gone');
 
   return {
@@ -215,6 +218,8 @@ export async function check(o: Observation): Promise<Verdict> {
     eventsAccepted: o.acked.size,
     eventsLost: lost,
     eventsDuplicated: duplicated,
+    appWrites: o.app.writes,
+    appWritesLost: appLost.length,
     stranded: broken.some((b) => STRANDING.has(b.invariant)),
   };
 }

@@ -9,6 +9,7 @@ import { stringify } from 'yaml';
 import { startAzurite, type AzuriteHandle } from '../azure/azurite';
 import { createTenantDatabase } from '../cli/demo-data';
 import { LoadGenerator } from '../cli/load';
+import { TenantApp } from '../cli/tenant-app';
 import { parseFleet } from '../config/fleet';
 import {
   approveCutoverUpdate,
@@ -22,7 +23,7 @@ import {
   type TenantStatus,
 } from '../workflows/contract';
 import { startAdminProxy, type AdminProxy, type HeldCall } from './admin-proxy';
-import { check, digestOwnTables, type Outcome, type Verdict } from './checker';
+import { check, schemaDigest, type Outcome, type Verdict } from './checker';
 import { heldStep, HOLD_PLAN_ENV, releaseHold, type HoldPlan } from './holds';
 import { expectedOutcome, holdAt, phaseHold, type CaseSpec, type Fault } from './matrix';
 import { httpOk, REPO, restartablePort, sleep, startProcess, TemporalServer, until, type Proc } from './processes';
@@ -58,7 +59,8 @@ const TRACKING_TABLE = 'tracking_events';
 interface TenantCase extends CaseSpec {
   tenantId: string;
   database: string;
-  digest: string;
+  /** The source's schema before the migration (`schemaDigest`, whole and the tenant's own). */
+  schema: { whole: string; tenantOnly: string };
   notes: string[];
   handle?: WorkflowHandle;
   /** Set when the harness could not do its part (start, reach the phase); the case then fails. */
@@ -100,12 +102,12 @@ export async function runRound(options: RoundOptions): Promise<CaseResult[]> {
   const holdDir = join(dir, 'holds');
   mkdirSync(holdDir, { recursive: true });
 
-  // Tenants: one per phase, each with its own database and a digest of its own tables.
+  // Tenants: one per phase, each with its own database and a digest of its schema.
   const tenants: TenantCase[] = options.cases.map((c, i) => {
     const tenantId = `${short(c.fault)}-${short(c.phase)}`;
     const database = `tenant_${i + 1}`;
     const file = createTenantDatabase(join(dir, 'source'), database, options.trackingRows, i + 1);
-    return { ...c, tenantId, database, digest: digestOwnTables(file, TRACKING_TABLE), notes: [], harness: [] };
+    return { ...c, tenantId, database, schema: { whole: schemaDigest(file), tenantOnly: schemaDigest(file, true) }, notes: [], harness: [] };
   });
 
   const [temporalPort, portA, portB] = [await restartablePort(), await restartablePort(), await restartablePort()];
@@ -139,6 +141,7 @@ export async function runRound(options: RoundOptions): Promise<CaseResult[]> {
   let worker: Proc | undefined;
   let storage = '';
   let load: LoadGenerator | undefined;
+  let app: TenantApp | undefined;
   let connection: Connection | undefined;
   let address: string;
 
@@ -173,6 +176,9 @@ export async function runRound(options: RoundOptions): Promise<CaseResult[]> {
     // Live tracking load through both nodes, for the whole round.
     load = new LoadGenerator({ gatewayUrl: gateways[0].url, gatewayUrls: gateways.map((g) => g.url), tenants: tenants.map((t) => t.tenantId), eventsPerSecond: options.eventsPerSecond, batchSize: 10 });
     load.start();
+    // The tenant's application writes to four of its tables the whole round, by the catalog's route.
+    app = new TenantApp(parseFleet(fleetDoc, fleetFile), 100);
+    app.start();
 
     // Every tenant starts, and waits at the breakpoint before its phase.
     for (const t of tenants) {
@@ -305,6 +311,8 @@ export async function runRound(options: RoundOptions): Promise<CaseResult[]> {
 
   const report = await load?.stop(60_000);
   if (report) log(`  load: ${report.acknowledged} acknowledged, ${report.retries} retries`);
+  const appReport = await app?.stop();
+  if (appReport) log(`  application: ${appReport.writes} writes acknowledged, longest wait ${Math.max(0, ...Object.values(appReport.writePauseMsByTenant))} ms`);
 
   // Judge every tenant, with both gateway nodes up (a dead one would fail the fence check).
   const results: CaseResult[] = [];
@@ -317,7 +325,8 @@ export async function runRound(options: RoundOptions): Promise<CaseResult[]> {
       adminToken: ADMIN_TOKEN,
       acked: load?.acked.get(t.tenantId) ?? new Set(),
       eventPrefix: `load-${t.tenantId}-`,
-      sourceDigestBefore: t.digest,
+      sourceSchemaBefore: t.schema,
+      app: { lostOn: (side) => app?.lostOf(t.tenantId, side) ?? [], writes: app?.expectedCount(t.tenantId) ?? 0, stuck: appReport?.stuck[t.tenantId] },
       expected: expectedOutcome(t.phase, t.fault),
       ended: t.ended?.outcome ?? 'running',
       detail: t.ended?.detail,

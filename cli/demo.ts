@@ -37,6 +37,13 @@ export interface DemoOptions {
 export interface DemoSummary extends WaveSummary {
   eventsAccepted: number;
   eventsLost: number;
+  /** Application writes acknowledged, on every table, through the whole migration. */
+  appWrites: number;
+  /** Acknowledged application writes the tenant's final primary does not hold. */
+  appWritesLost: number;
+  /** Per tenant the longest time one application write waited; median and 99th percentile over tenants. */
+  appWritePauseMsP50: number | null;
+  appWritePauseMsP99: number | null;
   app: AppReport;
 }
 
@@ -102,16 +109,18 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
 
     const load = options.load ? new LoadGenerator({ gatewayUrl: gateway.url, tenants: fleet.tenants.map((t) => t.id), eventsPerSecond: options.load }) : undefined;
     load?.start();
-    // A simulated tenant application routes by the catalog throughout: reads always, writes unless frozen.
-    const app = new TenantApp(fleet);
+    // A simulated tenant application routes by the catalog and writes to several tables throughout.
+    const phases = new Map<string, string>();
+    const app = new TenantApp(fleet, 50, (tenantId) => phases.get(tenantId) ?? 'pending');
     app.start();
-    stops.unshift(async () => void app.stop());
+    stops.unshift(async () => void (await app.stop().catch(() => undefined)));
     const waveId = 'demo';
     const started = Date.now();
     await startWave(stack.temporal.client, waveId, fleet.tenants.map((t) => t.id), fleet.policy);
     say(`wave ${waveId} started: concurrency ${fleet.policy.concurrency}`);
     let rollbackSent = false;
     const { tenants } = await watchWave(stack.temporal.client, waveId, out, 250, async (views) => {
+      for (const v of views) phases.set(v.tenantId, v.phase);
       const target = views.find((v) => v.tenantId === options.rollback);
       if (!rollbackSent && target?.phase === 'rollback_window') {
         rollbackSent = true;
@@ -125,8 +134,13 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       say(`war room screenshot: ${options.screenshot}`);
     }
     const loadReport = await load?.stop();
-    const appReport = app.stop();
-    const summary: DemoSummary = { ...summarize(tenants, (Date.now() - started) / 1000), eventsAccepted: 0, eventsLost: 0, app: appReport };
+    const appReport = await app.stop();
+    const appLost = app.lost();
+    const summary: DemoSummary = {
+      ...summarize(tenants, (Date.now() - started) / 1000), eventsAccepted: 0, eventsLost: 0,
+      appWrites: appReport.writes, appWritesLost: appLost.reduce((n, t) => n + t.missing.length, 0),
+      appWritePauseMsP50: appReport.writePauseMsP50, appWritePauseMsP99: appReport.writePauseMsP99, app: appReport,
+    };
     if (load) {
       const catalog = new Catalog(fleet.catalog.path);
       for (const t of fleet.tenants) {
@@ -145,7 +159,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
         `${summary.cutoverPauseMsP50 ?? '-'}/${summary.cutoverPauseMsP99 ?? '-'} ms`, load ? summary.eventsAccepted : '-', load ? summary.eventsLost : '-', summary.seconds].map(String)],
     ));
     if (loadReport) say(`load: ${loadReport.sent} events sent (${loadReport.duplicatesSent} on purpose twice), ${loadReport.retries} batches retried`);
-    say(`application: ${appReport.reads} reads, ${appReport.writes} writes, ${appReport.writesPaused} writes held back while its tenant was frozen`);
+    const byPhase = Object.entries(appReport.writesByPhase).map(([phase, n]) => `${phase} ${n}`).join(', ');
+    say(`application: ${appReport.writes} writes on 4 tables (${byPhase}), ${summary.appWritesLost} lost; longest wait per tenant P50/P99 ${summary.appWritePauseMsP50 ?? '-'}/${summary.appWritePauseMsP99 ?? '-'} ms`);
+    for (const l of appLost) say(`lost application writes: ${l.tenant}: ${l.missing.slice(0, 5).join('; ')}${l.missing.length > 5 ? ' …' : ''}`);
     for (const f of summary.failures) say(`failed: ${f.tenant}: ${f.error}`);
     if (options.keep) say(`kept: ${dir} (fleet.yaml, source/, cloud/, catalog.db)`);
     if (options.json) say(JSON.stringify(summary));

@@ -8,6 +8,7 @@ import { SqlManagementClient } from '@azure/arm-sql';
 import sql from 'mssql';
 import { findTenant, type Endpoint, type LoadedFleet, type Tenant } from '../config/fleet';
 import * as tsql from '../engines/mssql-sql';
+import * as capture_sql from '../engines/mssql-capture-sql';
 import * as rowHash from '../engines/mssql-row-hash';
 import * as inventory from '../engines/mssql-inventory';
 import { bindParameters, ROW_HASH_PAGE_ROWS } from '../engines/mssql';
@@ -79,21 +80,20 @@ export function planTenant(fleet: LoadedFleet, tenant: Tenant, env: NodeJS.Proce
   const gateways = fleet.ingestion?.gateways ?? [];
   const admin = (what: string, body?: object) =>
     gateways.length ? gateways.map((g) => `POST ${g}/admin/tenants/${tenant.id}/${what}${body ? ` ${JSON.stringify(body)}` : ''}  (bearer token from $${fleet.ingestion!.adminTokenEnv})`) : [`catalog ${fleet.catalog.path}: ${what}${body ? ` ${JSON.stringify(body)}` : ''}`];
-  // A SQL Server tenant's application writes its own events: this is the statement it must send.
-  const outbox = source.engine === 'sqlite' ? [] : [tsql.renderStatement(tsql.outboxSchema), `-- every tracking write from now on (application or gateway), one event per call:\n${tsql.renderStatement(tsql.writeEventStatement(DEMO_TRACKING_TABLE))}`];
+  // On SQL Server, change capture is installed with these statements (one trigger per table; shown for the demo's tracking table).
+  const capture = source.engine === 'sqlite' ? [] : [tsql.renderStatement(capture_sql.captureSchema), tsql.renderStatement(capture_sql.captureTriggerStatement(DEMO_TRACKING_TABLE))];
   const steps: PlanStep[] = [
     { phase: 'preflight', action: `source ${snapshotter.describe()} has ${tenant.database}; target ${restorer.describe()} has no ${tenant.database} (or one this migration restored); its prerequisites; container ${container} writable; catalog says primary=source`, detail: [] },
-    { phase: 'journaling', action: 'outbox on, fenced so every write begun without it has finished; watermark w0 = outbox head', detail: [...outbox, ...admin('fence'), ...admin('mode', { outbox: true }), ...admin('unfence')] },
-    { phase: 'freezing', action: "the application's non-tracking writes paused; reads go on", detail: admin('mode', { writeMode: 'read_only' }) },
+    { phase: 'journaling', action: 'change capture installed on every table (triggers record each changed key and refuse writes while the gate is closed); source gate open; watermark w0 = change-log head. The tenant keeps writing on every table until the cut-over', detail: [...capture, ...admin('mode', { outbox: true })] },
     snapshotter.planSnapshot(tenant.database, MIGRATION),
     { phase: 'copying', action: `block upload to ${container}/${blobName}: ${fleet.policy.blockSizeMiB} MiB blocks, ${fleet.policy.uploadConcurrency} in flight, MD5 per block, sha256 in metadata${fleet.policy.maxUploadMiBps ? `, at most ${fleet.policy.maxUploadMiBps} MiB/s` : ''}`, detail: [] },
     restorer.planRestore(tenant.database, planned),
-    { phase: 'catching_up', action: `dual-write: source outbox from w0 applied to the target, until fewer than ${fleet.policy.catchUpLagEvents} events behind`, detail: source.engine === 'mssql' ? [tsql.renderStatement(tsql.readOutboxQuery), tsql.renderStatement(tsql.advanceCursorStatement)] : [] },
-    { phase: 'verifying', action: `every table compared in key-ordered chunks of ${fleet.policy.verifyChunkRows} rows, read in pages of ${ROW_HASH_PAGE_ROWS}; differing rows named`, detail: source.engine === 'mssql' ? [tsql.renderStatement(tsql.listTablesQuery()), tsql.renderStatement(rowHash.serverLevelQuery), 'per table: the row-hash statement for the older server of the pair; `airlift plan --check --json` prints each table\'s (readiness[].rowHashes)'] : [] },
+    { phase: 'catching_up', action: `dual-write: the rows the source's change log names from w0, copied as they are now to the target, until fewer than ${fleet.policy.catchUpLagEvents} changes behind`, detail: source.engine === 'mssql' ? [tsql.renderStatement(capture_sql.safePointStatement), tsql.renderStatement(capture_sql.readChangesQuery), tsql.renderStatement(capture_sql.applyBeginStatement)] : [] },
+    { phase: 'verifying', action: `every table compared in key-ordered chunks of ${fleet.policy.verifyChunkRows} rows, read in pages of ${ROW_HASH_PAGE_ROWS}; differing rows named; rows whose change is still on its way are compared again at cut-over`, detail: source.engine === 'mssql' ? [tsql.renderStatement(tsql.listTablesQuery()), tsql.renderStatement(rowHash.serverLevelQuery), 'per table: the row-hash statement for the older server of the pair; `airlift plan --check --json` prints each table\'s (readiness[].rowHashes)'] : [] },
     ...(fleet.policy.cutover === 'manual' ? [{ phase: 'awaiting_cutover', action: 'waits for `airlift approve`', detail: [] }] : []),
-    { phase: 'cutting_over', action: `fence, drain the outbox to the fence, verify the tracking delta, flip primary to target, release; called off past ${fleet.policy.cutoverPauseBudgetMs} ms`, detail: [...admin('fence'), ...admin('primary', { side: 'target', outbox: true }), ...admin('unfence')] },
+    { phase: 'cutting_over', action: `fence (the only time the tenant's writes wait), drain the change log to the fence, compare every row changed since verification, flip primary to target, release; called off past ${fleet.policy.cutoverPauseBudgetMs} ms`, detail: [...admin('fence'), ...admin('primary', { side: 'target', outbox: true }), ...admin('unfence')] },
     { phase: 'rollback_window', action: `reverse dual-write keeps the source current for ${fleet.policy.rollbackWindowSeconds} s, or until \`airlift complete\``, detail: [] },
-    { phase: 'completed', action: 'writes thawed on the target, outbox off; the source is left intact (airlift never drops a source database)', detail: [...admin('mode', { writeMode: 'read_write' }), ...admin('mode', { outbox: false })] },
+    { phase: 'completed', action: 'change capture removed from the target; the source is left intact with only its fence (airlift never drops a source database)', detail: admin('mode', { outbox: false }) },
   ];
   const restore = tenantRestorePlan(fleet, tenant, container, file, containerAccessPlan(fleet, container));
   return { tenant: tenant.id, database: tenant.database, source: tenant.source, target: tenant.target, restore, steps };

@@ -26,7 +26,7 @@ export interface TenantRestorePlan {
   lastBackupName: string;
   /** How the restore authenticates: the container's one credential choice. */
   authentication: Omit<ContainerAccessPlan, 'sharedBy'>;
-  writeFreeze: { from: 'freezing'; until: 'finalizing'; estimate: string; trackingPauseBudgetMs: number };
+  writeFreeze: { from: 'cutting_over'; until: 'cutting_over'; estimate: string; trackingPauseBudgetMs: number };
   /** Restores at once on the target instance, and the fleet's own concurrency beside it. */
   concurrency: { target: string; perInstanceLimit?: number; tenantsOnInstance: number; fleetConcurrency: number; note: string };
 }
@@ -73,9 +73,9 @@ export function tenantRestorePlan(fleet: LoadedFleet, tenant: Tenant, containerU
     lastBackupName: artifactFile,
     authentication: kind === 'file' ? { container: containerUrl, kind: 'worker-download', detail: 'the worker downloads the artifact with its own storage credential' } : authentication,
     writeFreeze: {
-      from: 'freezing',
-      until: 'finalizing',
-      estimate: `the snapshot + ${copy} + the restore + catching up and verifying${policy.cutover === 'manual' ? ' + until `airlift approve`' : ''} + the rollback window (${policy.rollbackWindowSeconds} s); tracking events are held at most ${policy.cutoverPauseBudgetMs} ms at cut-over`,
+      from: 'cutting_over',
+      until: 'cutting_over',
+      estimate: `writes wait only inside the cut-over's fence, at most ${policy.cutoverPauseBudgetMs} ms (the pause budget; past it the cut-over is called off and tried again); the tenant writes through the snapshot, ${copy}, the restore, verification and the rollback window`,
       trackingPauseBudgetMs: policy.cutoverPauseBudgetMs,
     },
     concurrency: {

@@ -1,70 +1,198 @@
-// The demo's simulated tenant application: it routes by the catalog like the real one would. Reads go
-// to the primary always; a write (a campaign note) only while the write mode is read_write. The mode
-// check and the write happen under the catalog's write lock, so a freeze, which needs that lock,
-// is in force only after every write begun before it has finished.
+// The demo's simulated tenant application: it routes by the catalog like the real one would and
+// writes to several tables of every tenant the whole time (campaign notes, new ads and their deletion,
+// budget upserts, an audit log without a primary key). A write refused by the database's write gate
+// (a cut-over's fence, a route that just moved) is retried after reloading the route; how long a
+// write waited is its pause. Every acknowledged write is remembered, so `lost` can check the final
+// primary holds each one.
 import Database from 'better-sqlite3';
-import type { LoadedFleet } from '../config/fleet';
+import type { LoadedFleet, Tenant } from '../config/fleet';
 import { sqliteDirectory } from '../config/fleet';
+import { percentile } from './waves';
 
 export interface AppReport {
   reads: number;
+  /** Application writes acknowledged (committed) in all. */
   writes: number;
-  /** Writes the application held back because the tenant was frozen. */
-  writesPaused: number;
+  /** Acknowledged writes per phase of their tenant's migration at the time. */
+  writesByPhase: Record<string, number>;
+  /** Writes that had to wait (a fence, a closed gate, the catalog's read_only) before they committed. */
+  writesDelayed: number;
+  /** Per tenant, the longest time one write waited; then its median and 99th percentile over tenants. */
+  writePauseMsByTenant: Record<string, number>;
+  writePauseMsP50: number | null;
+  writePauseMsP99: number | null;
+  /** Tenants whose last write could not commit within 30 s of the stop (a tenant left fenced). */
+  stuck: Record<string, string>;
 }
+
+/** What the application believes each tenant holds after its acknowledged writes. */
+interface Expected {
+  notes: Map<number, string>;
+  ads: Set<number>;
+  deletedAds: Set<number>;
+  budgets: Map<string, number>;
+  audit: Set<string>;
+}
+
+const RETRY_MS = 5;
+/** How long a write under way at the stop may still wait for its tenant to take writes. */
+const STOP_WAIT_MS = 30_000;
 
 export class TenantApp {
   private readonly catalog: Database.Database;
-  private timer?: NodeJS.Timeout;
-  private readonly report: AppReport = { reads: 0, writes: 0, writesPaused: 0 };
-  private tick = 0;
+  private running = false;
+  private loops: Promise<void>[] = [];
+  private n = 0;
+  private readonly expected = new Map<string, Expected>();
+  private readonly report: AppReport = { reads: 0, writes: 0, writesByPhase: {}, writesDelayed: 0, writePauseMsByTenant: {}, writePauseMsP50: null, writePauseMsP99: null, stuck: {} };
 
   constructor(
     private readonly fleet: LoadedFleet,
-    private readonly everyMs = 100,
+    private readonly everyMs = 50,
+    /** The tenant's phase as last seen, for `writesByPhase`. */
+    private readonly phaseOf: (tenantId: string) => string = () => 'unknown',
   ) {
     this.catalog = new Database(fleet.catalog.path);
     this.catalog.pragma('busy_timeout = 5000');
   }
 
-  private fileOf(tenantId: string, side: 'source' | 'target'): string {
-    const t = this.fleet.tenants.find((x) => x.id === tenantId)!;
-    return `${sqliteDirectory(side === 'source' ? this.fleet.sources[t.source] : this.fleet.targets[t.target])}/${t.database}.db`;
+  private fileOf(tenant: Tenant, side: 'source' | 'target'): string {
+    return `${sqliteDirectory(side === 'source' ? this.fleet.sources[tenant.source] : this.fleet.targets[tenant.target])}/${tenant.database}.db`;
   }
 
-  private step(): void {
-    const tenant = this.fleet.tenants[this.tick++ % this.fleet.tenants.length];
-    this.catalog
-      .transaction(() => {
-        const route = this.catalog.prepare('SELECT primary_side, write_mode FROM tenants WHERE tenant_id = ?').get(tenant.id) as
-          | { primary_side: 'source' | 'target'; write_mode: string }
-          | undefined;
-        const db = new Database(this.fileOf(tenant.id, route?.primary_side ?? 'source'));
+  private route(tenantId: string): { side: 'source' | 'target'; frozen: boolean } {
+    const row = this.catalog.prepare('SELECT primary_side, write_mode FROM tenants WHERE tenant_id = ?').get(tenantId) as { primary_side: 'source' | 'target'; write_mode: string } | undefined;
+    return { side: row?.primary_side ?? 'source', frozen: (row?.write_mode ?? 'read_write') !== 'read_write' };
+  }
+
+  /** One write, chosen in turn among the tables; `record` runs only once it has committed. */
+  private nextWrite(tenant: Tenant): { run: (db: Database.Database) => void; record: (e: Expected) => void } {
+    const n = ++this.n;
+    const value = `app-${tenant.id}-${n}`;
+    const e = this.expectedOf(tenant.id);
+    switch (n % 5) {
+      case 0: {
+        const id = 1 + (n % 3);
+        return { run: (db) => db.prepare('UPDATE campaigns SET notes = ? WHERE id = ?').run(value, id), record: (x) => x.notes.set(id, value) };
+      }
+      case 1: {
+        const id = 1_000_000 + n;
+        return {
+          run: (db) => db.prepare('INSERT INTO ads (id, campaign_id, headline, creative, cpc) VALUES (?, 1, ?, ?, ?)').run(id, value, Buffer.from(value), n / 100),
+          record: (x) => x.ads.add(id),
+        };
+      }
+      case 2: {
+        const id = [...e.ads][0];
+        if (id === undefined) return { run: () => undefined, record: () => undefined };
+        return { run: (db) => db.prepare('DELETE FROM ads WHERE id = ?').run(id), record: (x) => (x.ads.delete(id), x.deletedAds.add(id)) };
+      }
+      case 3: {
+        const day = `app-day-${n % 7}`;
+        return {
+          run: (db) => db.prepare('INSERT INTO budgets (campaign_id, day, spend_cents) VALUES (1, ?, ?) ON CONFLICT (campaign_id, day) DO UPDATE SET spend_cents = excluded.spend_cents').run(day, n),
+          record: (x) => x.budgets.set(day, n),
+        };
+      }
+      default:
+        return { run: (db) => db.prepare("INSERT INTO audit_log (at, actor, action, detail) VALUES (?, 'app', 'app.write', ?)").run(new Date().toISOString(), value), record: (x) => x.audit.add(value) };
+    }
+  }
+
+  private expectedOf(tenantId: string): Expected {
+    let e = this.expected.get(tenantId);
+    if (!e) this.expected.set(tenantId, (e = { notes: new Map(), ads: new Set(), deletedAds: new Set(), budgets: new Map(), audit: new Set() }));
+    return e;
+  }
+
+  /** Writes until it commits, reloading the route after each refusal; returns how long it waited. */
+  private async writeOnce(tenant: Tenant): Promise<number> {
+    const write = this.nextWrite(tenant);
+    const started = Date.now();
+    for (;;) {
+      const { side, frozen } = this.route(tenant.id);
+      if (!frozen) {
         try {
-          db.pragma('busy_timeout = 5000');
-          db.prepare('SELECT count(*) FROM campaigns').get();
-          this.report.reads++;
-          if ((route?.write_mode ?? 'read_write') !== 'read_write') {
-            this.report.writesPaused++;
-            return;
+          // fileMustExist: a dropped target must never be recreated empty by a late write.
+          const db = new Database(this.fileOf(tenant, side), { fileMustExist: true });
+          try {
+            db.pragma('busy_timeout = 5000');
+            db.prepare('SELECT count(*) FROM campaigns').get();
+            this.report.reads++;
+            db.transaction(() => write.run(db)).immediate();
+          } finally {
+            db.close();
           }
-          db.prepare('UPDATE campaigns SET notes = ? WHERE id = 1').run(`edited by the app at ${new Date().toISOString()}`);
-          this.report.writes++;
-        } finally {
-          db.close();
+          write.record(this.expectedOf(tenant.id));
+          return Date.now() - started;
+        } catch (err) {
+          if (!/fenced|unable to open|no such table|SQLITE_CANTOPEN/.test((err as Error).message)) throw err;
         }
-      })
-      .immediate();
+      }
+      if (!this.running && Date.now() - started > STOP_WAIT_MS) throw new Error(`a write waited ${Math.round((Date.now() - started) / 1000)} s and never committed (last route: ${side}${frozen ? ', read_only' : ''})`);
+      await new Promise((r) => setTimeout(r, RETRY_MS));
+    }
+  }
+
+  private async loop(tenant: Tenant): Promise<void> {
+    while (this.running) {
+      const phase = this.phaseOf(tenant.id);
+      const waited = await this.writeOnce(tenant);
+      this.report.writes++;
+      this.report.writesByPhase[phase] = (this.report.writesByPhase[phase] ?? 0) + 1;
+      if (waited > RETRY_MS) this.report.writesDelayed++;
+      this.report.writePauseMsByTenant[tenant.id] = Math.max(this.report.writePauseMsByTenant[tenant.id] ?? 0, waited);
+      await new Promise((r) => setTimeout(r, this.everyMs));
+    }
   }
 
   start(): void {
-    this.timer = setInterval(() => this.step(), this.everyMs);
+    this.running = true;
+    this.loops = this.fleet.tenants.map((t) => this.loop(t).catch((err: unknown) => void (this.report.stuck[t.id] = (err as Error).message)));
   }
 
-  /** Stops the application; safe to call more than once. */
-  stop(): AppReport {
-    clearInterval(this.timer);
-    if (this.catalog.open) this.catalog.close();
-    return { ...this.report };
+  /** Stops the application once every write under way has committed; safe to call more than once. */
+  async stop(): Promise<AppReport> {
+    this.running = false;
+    await Promise.all(this.loops);
+    this.loops = [];
+    const pauses = Object.values(this.report.writePauseMsByTenant);
+    return { ...this.report, writePauseMsP50: percentile(pauses, 50), writePauseMsP99: percentile(pauses, 99) };
+  }
+
+  /** Acknowledged writes the tenant's final primary does not hold (after `stop`). */
+  lost(): { tenant: string; missing: string[] }[] {
+    const out: { tenant: string; missing: string[] }[] = [];
+    for (const tenant of this.fleet.tenants) {
+      const missing = this.lostOf(tenant.id);
+      if (missing.length) out.push({ tenant: tenant.id, missing });
+    }
+    return out;
+  }
+
+  /** One tenant's acknowledged writes that its final primary (as the catalog names it) does not hold. */
+  lostOf(tenantId: string, side = this.route(tenantId).side): string[] {
+    const tenant = this.fleet.tenants.find((t) => t.id === tenantId)!;
+    const e = this.expected.get(tenant.id);
+    if (!e) return [];
+    const db = new Database(this.fileOf(tenant, side), { readonly: true, fileMustExist: true });
+    const missing: string[] = [];
+    try {
+      for (const [id, notes] of e.notes) if (db.prepare('SELECT notes FROM campaigns WHERE id = ?').pluck().get(id) !== notes) missing.push(`campaigns id=${id} notes=${notes}`);
+      for (const id of e.ads) if (!db.prepare('SELECT 1 FROM ads WHERE id = ?').get(id)) missing.push(`ads id=${id}`);
+      for (const id of e.deletedAds) if (db.prepare('SELECT 1 FROM ads WHERE id = ?').get(id)) missing.push(`ads id=${id} deleted`);
+      for (const [day, spend] of e.budgets) if (db.prepare('SELECT spend_cents FROM budgets WHERE campaign_id = 1 AND day = ?').pluck().get(day) !== spend) missing.push(`budgets day=${day} spend=${spend}`);
+      for (const detail of e.audit) if (!db.prepare('SELECT 1 FROM audit_log WHERE detail = ?').get(detail)) missing.push(`audit_log ${detail}`);
+    } finally {
+      db.close();
+    }
+    return missing;
+  }
+
+
+  /** How many writes the application had acknowledged for one tenant's tables, counted by what it expects. */
+  expectedCount(tenantId: string): number {
+    const e = this.expected.get(tenantId);
+    return e ? e.notes.size + e.ads.size + e.deletedAds.size + e.budgets.size + e.audit.size : 0;
   }
 }

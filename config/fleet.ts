@@ -1,6 +1,7 @@
 // The fleet file: which tenants live where, where they go, and how. Secrets appear only as the
 // names of environment variables that the worker resolves.
 import { FleetConfigError } from '../protocol/errors';
+import type { TrackingMapping } from '../engines/engine';
 import { readFileSync } from 'node:fs';
 import { dirname, extname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -11,7 +12,7 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
 const NAME_HINT = 'letters, digits, _ and - only, starting with a letter or digit, at most 63 characters';
 const ENV_NAME = /^[A-Z_][A-Z0-9_]*$/;
 const PHASE_NAMES = [
-  'preflight', 'journaling', 'freezing', 'snapshotting', 'copying', 'restoring',
+  'preflight', 'journaling', 'snapshotting', 'copying', 'restoring',
   'catching_up', 'verifying', 'awaiting_cutover', 'cutting_over', 'rollback_window', 'completed',
 ] as const;
 
@@ -106,6 +107,32 @@ const policy = z.strictObject({
   tenantsPerRun: z.int().min(1).max(10_000).default(500),
 });
 
+/** A table or column name from the tenant's own schema: quoted wherever it is used, so only its length and NUL are checked. */
+const sqlName = (what: string) =>
+  z.string({ error: `must be the name of a ${what} (a string)` }).min(1, { error: `must name a ${what}` }).max(128).regex(/^[^\u0000]*$/, { error: `a ${what} name cannot hold NUL` });
+const column = sqlName('column');
+
+/**
+ * Where the tenant's own tracking table keeps each field of an event. `event_id` must be a column
+ * with a unique index (an event sent twice is stored once); a field mapped to null is not stored.
+ */
+const tracking = z.strictObject({
+  table: sqlName('table').default('tracking_events'),
+  columns: z
+    .strictObject({
+      event_id: column.default('event_id'),
+      kind: column.default('kind'),
+      occurred_at: column.default('occurred_at'),
+      ad_id: column.nullable().default('ad_id'),
+      user_agent: column.nullable().default('user_agent'),
+      payload: column.nullable().default('payload'),
+    })
+    .default({ event_id: 'event_id', kind: 'kind', occurred_at: 'occurred_at', ad_id: 'ad_id', user_agent: 'user_agent', payload: 'payload' }),
+});
+
+/** The demo schema's `tracking_events`, every field in the column of its own name. */
+export const DEFAULT_TRACKING = tracking.parse({});
+
 const tenant = z.strictObject({
   id: name('tenant id'),
   /** How people call the tenant (free text, shown on the war-room page); the id stays the key. */
@@ -113,6 +140,8 @@ const tenant = z.strictObject({
   database: name('SQL identifier'),
   source: name('source name'),
   target: name('target name'),
+  /** This tenant's tracking table, when it differs from the fleet's `tracking`. */
+  tracking: tracking.optional(),
 });
 
 export const fleetSchema = z
@@ -130,6 +159,8 @@ export const fleetSchema = z
       })
       .optional(),
     policy: policy.default(policy.parse({})),
+    /** The tracking table of every tenant that names none of its own. */
+    tracking: tracking.default(DEFAULT_TRACKING),
     tenants: z.array(tenant).min(1, { error: 'list at least one tenant' }),
   })
   .superRefine((fleet, ctx) => {
@@ -222,6 +253,11 @@ export function loadFleet(file: string): LoadedFleet {
     throw new FleetConfigError(`${file}: is not valid ${extname(file) === '.json' ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`);
   }
   return parseFleet(doc, file);
+}
+
+/** Where a tenant's tracking events go: its own mapping, or the fleet's. */
+export function trackingOf(fleet: Fleet, tenant: Tenant): TrackingMapping {
+  return tenant.tracking ?? fleet.tracking;
 }
 
 export function findTenant(fleet: Fleet, tenantId: string): Tenant {

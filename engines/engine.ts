@@ -16,6 +16,8 @@ export interface TableInfo {
    * `all-columns`: neither; rows are ordered by every orderable column and told apart by their hash.
    */
   keyKind: 'primary-key' | 'unique-index' | 'all-columns' | 'rowid';
+  /** The column lists of the table's unique indexes (its primary key's too), when the engine reports them. */
+  uniqueKeys?: string[][];
 }
 
 /**
@@ -137,9 +139,6 @@ export interface Engine extends RestoreTarget {
   /** `sqlite`, `mssql`, … as written in the fleet file. */
   readonly kind: string;
 
-  /** The append-only table that tracking ingestion writes and the dual-write replicates. */
-  readonly trackingTable: string;
-
   /** Whether the tenant's database exists, and its size when known. */
   probe(database: string): Promise<{ exists: boolean; sizeBytes?: number; restoredBy?: string }>;
 
@@ -172,30 +171,53 @@ export interface Engine extends RestoreTarget {
   /** The digest format this engine's server computes for `database` (optional: engines with one format omit it). */
   digestFormat?(database: string): Promise<DigestFormat>;
 
-  /** Creates the outbox (the dual-write journal) and the applied-cursor table if missing. */
-  ensureOutbox(database: string): Promise<void>;
-
-  /** Highest outbox seq, 0 when empty. */
-  outboxHead(database: string): Promise<number>;
-
-  /** Outbox entries after `afterSeq`, oldest first. */
-  readOutbox(database: string, afterSeq: number, limit: number): Promise<OutboxEntry[]>;
+  /**
+   * Installs change capture on every user table (idempotent): a change log, and triggers that record
+   * the key of every inserted, updated or deleted row in the same transaction as the write, whoever
+   * writes (airlift's gateway, the tenant's own services, the application). The same triggers refuse
+   * every write while the database's write gate is not `open`. Returns the change log's head: the
+   * journal watermark w0 (every write committed after it is in the log).
+   */
+  startCapture(database: string): Promise<number>;
 
   /**
-   * Applies entries read from another side's outbox (an entry whose event is already there is
-   * skipped; a different event under the same key is a `ReplicationConflictError`), and advances the
-   * cursor of `stream` in the same transaction: a crash never applies twice or skips.
+   * Removes what `startCapture` installed and gives back the tenant's own triggers, leaving the
+   * tenant's schema exactly as it was. With `keepFence` (a retired source), the triggers that refuse
+   * writes while the gate is closed stay, so a stale writer cannot write where nobody reads.
+   */
+  stopCapture(database: string, options: { keepFence: boolean }): Promise<void>;
+
+  /**
+   * Tables whose writes would escape the change log: created, renamed or rebuilt since capture was
+   * installed (their triggers are missing). The switch refuses to flip while there are any.
+   */
+  captureGaps(database: string): Promise<string[]>;
+
+  /** Highest change seq, 0 when the log is empty or not installed. */
+  changeHead(database: string): Promise<number>;
+
+  /** Changes after `afterSeq`, oldest first (seq order is commit order). */
+  readChanges(database: string, afterSeq: number, limit: number): Promise<Change[]>;
+
+  /** The current rows for `keys` (values in `table.columns` order), null where the row is gone. */
+  readRows(database: string, table: TableInfo, keys: KeyValue[][]): Promise<(KeyValue[] | null)[]>;
+
+  /**
+   * Writes row images read from the other side (an upsert by key, or a delete for a null row), and
+   * advances the cursor of `stream` to `upTo` in the same transaction; a batch whose `upTo` the cursor
+   * has passed is skipped whole, so a stale applier never writes older rows over newer ones. Bypasses
+   * the write gate and is not captured itself. Returns how many images were written.
    * `stream` is `<migrationId>:<origin>`, so a later migration of the same tenant starts its own.
    */
-  applyOutbox(database: string, stream: string, entries: OutboxEntry[]): Promise<number>;
+  applyChanges(database: string, stream: string, upTo: number, images: RowImage[]): Promise<number>;
 
-  /** The cursor `applyOutbox` keeps for `stream`; 0 before the first apply. */
+  /** The cursor `applyChanges` keeps for `stream`; 0 before the first apply. */
   appliedCursor(database: string, stream: string): Promise<number>;
 
   /**
-   * The write gate kept in the tenant database: every tracking write checks it in its own
-   * transaction and commits only while it is `open` (no gate yet: open). Raised (`fenced`) by a
-   * switch before it drains, so no writer on any node, stale or restarted, commits past it.
+   * The write gate kept in the tenant database: every write (through the capture triggers, and the
+   * tracking writer itself) checks it in its own transaction and commits only while it is `open`
+   * (no gate yet: open). Raised (`fenced`) by a switch before it drains, so no writer on any node, stale or restarted, commits past it.
    */
   writeGate(database: string): Promise<WriteGate | null>;
 
@@ -204,14 +226,13 @@ export interface Engine extends RestoreTarget {
    * `expect.token`, was set by that token; returns whether it was set. Once this returns true, no
    * write transaction that began under the old gate commits. The compare-and-set is what keeps a
    * stale switch attempt (a zombie on a worker that lost its heartbeat) from reopening a side.
+   * A side that is not open holds the tenant's own triggers (kept aside in airlift's table, in the
+   * same transaction): changes applied to it must not fire them a second time. Opening gives them back.
    */
   setWriteGate(database: string, gate: WriteGate, expect?: GateExpectation): Promise<boolean>;
 
-  /** Highest key of the tracking table, to bound a comparison of a table that keeps growing. */
-  trackingHead(database: string, table: TableInfo): Promise<KeyValue[] | null>;
-
-  /** The tracking write path for the ingestion gateway. */
-  openEventWriter(database: string): EventWriter;
+  /** The tracking write path for the ingestion gateway, into the tenant's tracking table. */
+  openEventWriter(database: string, mapping: TrackingMapping): EventWriter;
 
   close(): Promise<void>;
 }
@@ -222,10 +243,10 @@ export interface Engine extends RestoreTarget {
 export type SnapshotSource = Pick<Engine, 'probe' | 'artifactName' | 'snapshot' | 'planSnapshot' | 'describe'>;
 
 /** What verification needs of either side: tables, and digests computed the same way on both. */
-export type DigestReader = Pick<Engine, 'listTables' | 'chunkDigests' | 'rangeDigest' | 'rowDigests' | 'trackingHead'>;
+export type DigestReader = Pick<Engine, 'listTables' | 'chunkDigests' | 'rangeDigest' | 'rowDigests'>;
 
-/** What replication and the fenced switch need of either side: the outbox, the applied cursor, the write gate. */
-export type OutboxReplica = Pick<Engine, 'trackingTable' | 'ensureOutbox' | 'outboxHead' | 'readOutbox' | 'applyOutbox' | 'appliedCursor' | 'writeGate' | 'setWriteGate'>;
+/** What change capture, replication and the fenced switch need of either side: the change log, row images, the applied cursor, the write gate. */
+export type ChangeReplica = Pick<Engine, 'startCapture' | 'stopCapture' | 'changeHead' | 'readChanges' | 'readRows' | 'applyChanges' | 'appliedCursor' | 'writeGate' | 'setWriteGate'>;
 
 /** What the ingestion gateway needs of a tenant's primary. */
 export type EventWriterFactory = Pick<Engine, 'openEventWriter'>;
@@ -249,7 +270,7 @@ export interface GateExpectation {
   token?: string;
 }
 
-/** One tracking event as the gateway stores it (the demo schema's `tracking_events` row). */
+/** One tracking event as the gateway receives it; `TrackingMapping` says where each field goes. */
 export interface TrackingEvent {
   event_id: string;
   ad_id: number | null;
@@ -259,19 +280,38 @@ export interface TrackingEvent {
   payload: string | null;
 }
 
-/** An outbox entry: the full tracking row as written on the primary, seq included. */
-export interface OutboxEntry {
+/** Key columns a change-log entry holds; preflight refuses a table with a wider key. */
+export const MAX_CAPTURED_KEY_COLUMNS = 8;
+
+/** One change-log entry: which row of which table changed (its key at the time). */
+export interface Change {
   seq: number;
-  eventId: string;
-  row: Record<string, unknown>;
+  table: string;
+  key: KeyValue[];
+}
+
+/** A row as it is now on one side, to be written on the other; `row` null: the row is gone. */
+export interface RowImage {
+  table: TableInfo;
+  key: KeyValue[];
+  row: KeyValue[] | null;
+}
+
+/**
+ * Where the tenant's tracking table keeps each field of an event (the fleet file's `tracking`):
+ * `columns.event_id` must be unique; a field mapped to null is not stored.
+ */
+export interface TrackingMapping {
+  table: string;
+  columns: Record<keyof TrackingEvent, string | null>;
 }
 
 export interface EventWriter {
   /**
-   * Writes events (one already stored under its event_id is skipped) and, with `outbox`, their outbox rows in the same
-   * transaction. Returns how many were new.
+   * Writes events (one already stored under its event_id is skipped) in one transaction; change
+   * capture, when installed, records them like any other write. Returns how many were new.
    */
-  write(events: TrackingEvent[], outbox: boolean): number;
+  write(events: TrackingEvent[]): number;
   /** Throws FencedWriteError, writing nothing, when the database's write gate is not open. */
   close(): void;
 }

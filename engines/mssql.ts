@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { renderKey, sha256File } from './checksum';
-import { FleetConfigError, PermissionError, ReplicationConflictError, VerificationUnsupportedError } from '../protocol/errors';
+import { FleetConfigError, PermissionError, PreflightError, ReplicationConflictError, VerificationUnsupportedError } from '../protocol/errors';
 import {
   ConnectionError,
   DatabaseMissingError,
@@ -22,7 +22,8 @@ import {
   type EventWriter,
   type KeyRange,
   type KeyValue,
-  type OutboxEntry,
+  type Change,
+  type RowImage,
   type Progress,
   type RowDigest,
   type TableInfo,
@@ -33,26 +34,36 @@ import {
 } from './engine';
 import * as tsql from './mssql-sql';
 import * as rowHash from './mssql-row-hash';
+import * as capture from './mssql-capture-sql';
+import * as logsql from './mssql-log-sql';
 
 /** Rows per page of row hashes: verification holds one page, never a whole table. */
 export const ROW_HASH_PAGE_ROWS = 2000;
 
-/** The mssql type a T-SQL declaration names (`varchar(20)`, `decimal(18, 4)`, `datetime2(7)`, …). */
+/**
+ * The mssql type a T-SQL declaration names (`varchar(20)`, `decimal(18, 4)`, `datetime2(7)`,
+ * `nvarchar(max)`, …), for verification's key ranges and change capture alike. Without a length,
+ * varchar, nvarchar and varbinary are (max), char, nchar and binary 1, decimal (18, 0), and the
+ * time types scale 7, as T-SQL declares them.
+ */
 export function sqlTypeOf(declaration: string): sql.ISqlType {
   const m = /^([a-z0-9]+)(?:\((max|\d+)(?:,\s*(\d+))?\))?$/.exec(declaration);
   if (!m) throw new Error(`cannot declare a parameter of type ${declaration}`);
   const [, name, first, second] = m;
-  const length = first === 'max' ? sql.MAX : Number(first);
+  const length = first === undefined ? (['varchar', 'nvarchar', 'varbinary'].includes(name) ? sql.MAX : 1) : first === 'max' ? sql.MAX : Number(first);
+  const precision = first === undefined ? 18 : Number(first);
+  const scale = second === undefined ? 0 : Number(second);
+  const fraction = first === undefined ? 7 : Number(first);
   const types: Record<string, () => sql.ISqlType> = {
     varchar: () => sql.VarChar(length), nvarchar: () => sql.NVarChar(length), char: () => sql.Char(length), nchar: () => sql.NChar(length),
     varbinary: () => sql.VarBinary(length), binary: () => (sql.Binary as unknown as (length: number) => sql.ISqlType)(length), // typed without a length, declared with one
-    decimal: () => sql.Decimal(Number(first), Number(second)), numeric: () => sql.Numeric(Number(first), Number(second)),
-    datetime2: () => sql.DateTime2(Number(first)), time: () => sql.Time(Number(first)), datetimeoffset: () => sql.DateTimeOffset(Number(first)),
+    decimal: () => sql.Decimal(precision, scale), numeric: () => sql.Numeric(precision, scale),
+    datetime2: () => sql.DateTime2(fraction), time: () => sql.Time(fraction), datetimeoffset: () => sql.DateTimeOffset(fraction),
     int: () => sql.Int(), bigint: () => sql.BigInt(), smallint: () => sql.SmallInt(), tinyint: () => sql.TinyInt(), bit: () => sql.Bit(),
     float: () => sql.Float(), real: () => sql.Real(), uniqueidentifier: () => sql.UniqueIdentifier(), date: () => sql.Date(),
     datetime: () => sql.DateTime(), smalldatetime: () => sql.SmallDateTime(), money: () => sql.Money(), smallmoney: () => sql.SmallMoney(),
   };
-  const make = types[name];
+  const make = Object.prototype.hasOwnProperty.call(types, name) ? types[name] : undefined;
   if (!make) throw new Error(`cannot declare a parameter of type ${declaration}`);
   return make();
 }
@@ -62,8 +73,9 @@ export function sqlTypeOf(declaration: string): sql.ISqlType {
  * that type, never one guessed from the JavaScript value (a string would go as nvarchar and turn a
  * varchar key comparison into an nvarchar one: "Data type precedence" converts the column up, which
  * scans the index and, under a SQL_* collation, sorts differently from the column's ORDER BY).
+ * Works on a pool's request and on a transaction's alike.
  */
-export function bindParameters(request: sql.Request, statement: tsql.Statement, values: Record<string, unknown> = {}): sql.Request {
+export function bindParameters<R extends Pick<sql.Request, 'input'>>(request: R, statement: tsql.Statement, values: Record<string, unknown> = {}): R {
   for (const [name, value] of Object.entries({ ...statement.params, ...values })) {
     const declared = statement.types?.[name];
     if (declared) request.input(name, sqlTypeOf(declared), value as never);
@@ -96,7 +108,7 @@ export interface MssqlEndpoint {
 const LOGIN_FAILED = new Set([18456, 18452, 18470, 18486, 18487, 18488]);
 const PERMISSION_DENIED = new Set([229, 230, 262, 297, 300, 916]);
 const DATABASE_MISSING = new Set([4060, 911]);
-const TRANSIENT = new Set([1205, 1204, 1222, 40613, 40501, 40197, 40540, 40143, 49918, 49919, 49920, 4221, 10928, 10929, 10053, 10054, 10060, 233, 64, tsql.OUTBOX_LOCK_ERROR]);
+const TRANSIENT = new Set([1205, 1204, 1222, 40613, 40501, 40197, 40540, 40143, 49918, 49919, 49920, 4221, 10928, 10929, 10053, 10054, 10060, 233, 64, capture.CHANGES_LOCK_ERROR]);
 /** Driver and socket codes of a connection that failed or dropped (tedious, mssql, Node, tarn). */
 const NETWORK_CODES = new Set(['ESOCKET', 'ETIMEOUT', 'ECONNRESET', 'ECONNREFUSED', 'ECONNCLOSED', 'ENOTOPEN', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ETIMEDOUT']);
 /** TLS failures that only a change of `encrypt` / `trustServerCertificate` in the fleet file fixes. */
@@ -133,11 +145,24 @@ function facts(err: DriverError | undefined, seen = new Set<DriverError>()): { n
 }
 
 /**
- * Whether an apply failed because the replicated row's key holds another event: THROWn by the apply
- * statement (CONFLICT_ERROR) or raised by a unique index (2627 constraint, 2601 index).
+ * Whether an apply failed on a unique key: a row image whose unique value another row of the
+ * destination still holds (2627 constraint, 2601 index).
  */
 export function isKeyConflict(err: unknown): boolean {
-  return facts(err as DriverError).numbers.some((n) => n === tsql.CONFLICT_ERROR || n === 2627 || n === 2601);
+  return facts(err as DriverError).numbers.some((n) => n === 2627 || n === 2601);
+}
+
+/**
+ * The driver type of a declared parameter type (`nvarchar(64)`, `varbinary(max)`, `bigint`, …): the
+ * value goes to the server with exactly that type instead of one the driver guesses from the value.
+ * One mapping serves verification and change capture: this is `sqlTypeOf`, case- and space-tolerant.
+ */
+export function driverType(declared: string): sql.ISqlType {
+  try {
+    return sqlTypeOf(declared.trim().toLowerCase());
+  } catch {
+    throw new Error(`parameter type ${declared} has no driver type here`);
+  }
 }
 
 /**
@@ -156,6 +181,7 @@ export function classifyMssqlError(err: unknown, where: string, secrets: (string
   const has = (set: Set<number>) => numbers.some((n) => set.has(n));
   const login = codes.includes('ELOGIN');
   if (numbers.includes(tsql.FENCED_ERROR)) return new FencedWriteError(`${where}: ${said}`);
+  if (numbers.includes(tsql.CONFLICT_ERROR)) return new ReplicationConflictError(`${where}: ${said}`);
   // A database that cannot be opened at login comes as 4060 followed by 18456: the first one decides.
   if (has(DATABASE_MISSING) || (login && !numbers.length && /cannot open database/i.test(said)))
     return new DatabaseMissingError(`${where}: ${said}; check the database name in the fleet file and that the login has a user in it`);
@@ -170,11 +196,55 @@ export function classifyMssqlError(err: unknown, where: string, secrets: (string
   return err instanceof Error ? err : new Error(`${where}: ${said}`);
 }
 
+/** What preflight learns about log backups of a source database (see `logBackupFindings`). */
+export interface LogBackupFacts {
+  database: string;
+  recoveryModel: string | null;
+  jobs: { job_name: string; step_id: number; step_name: string; enabled: boolean }[] | 'unreadable';
+  /** Log backups recorded in msdb recently, with where they were written. */
+  backups: { finished_at: Date; device: string }[];
+  /** The folder airlift ships from, as the server writes it; backups elsewhere are someone else's. */
+  ourFolder?: string;
+}
+
+/**
+ * Preflight findings for log shipping to Managed Instance, one line each naming the fix: a recovery
+ * model without log backups, Agent jobs that take log backups of this database, and log backups
+ * written somewhere airlift does not ship from (each one would break the chain LRS restores).
+ */
+export function logBackupFindings(facts: LogBackupFacts): string[] {
+  const findings: string[] = [];
+  const db = facts.database;
+  if (facts.recoveryModel !== 'FULL' && facts.recoveryModel !== 'BULK_LOGGED')
+    findings.push(`database ${db} uses the ${facts.recoveryModel ?? 'unknown'} recovery model: log shipping needs FULL (ALTER DATABASE [${db}] SET RECOVERY FULL, then a full backup)`);
+  if (facts.jobs === 'unreadable') findings.push(`cannot read msdb job steps to find log backup jobs of ${db}: grant the login SQLAgentReaderRole in msdb, or check the jobs yourself`);
+  else
+    for (const j of facts.jobs)
+      findings.push(`SQL Agent job '${j.job_name}' step ${j.step_id} ('${j.step_name}'${j.enabled ? '' : ', job disabled'}) takes log backups of ${db}: a log backup airlift does not ship breaks the chain; disable the job for the migration or let airlift take the log backups`);
+  const folder = facts.ourFolder?.replace(/[\\/]+$/, '').toLowerCase();
+  const foreign = facts.backups.filter((x) => !folder || !x.device.toLowerCase().startsWith(folder));
+  if (foreign.length)
+    findings.push(`${foreign.length} log backup(s) of ${db} were written outside airlift's folder recently (last: ${foreign[foreign.length - 1].device} at ${foreign[foreign.length - 1].finished_at.toISOString()}): whoever takes them must stop during the migration`);
+  return findings;
+}
+
+/** One transaction's requests, commit and rollback (a seam the engine's tests record through). */
+export interface Transaction {
+  request(): Pick<sql.Request, 'input' | 'query'>;
+  commit(): Promise<void>;
+  rollback(): Promise<void>;
+}
+
+/** A table as the catalog describes it, and whether it has a primary key (change capture needs one). */
+type CapturedTable = tsql.MssqlTable & { hasPrimaryKey: boolean };
+
 export class MssqlEngine implements Engine {
   readonly kind: string = 'mssql';
   readonly restoresFrom: 'file' | 'blob' = 'blob';
   private readonly pools = new Map<string, Promise<sql.ConnectionPool>>();
-  private readonly tableSchemas = new Map<string, tsql.MssqlTable>();
+  private readonly tableSchemas = new Map<string, CapturedTable>();
+  /** The last safe point of each database's change log (see `safeHead`). */
+  private readonly safePoints = new Map<string, number>();
 
   constructor(
     protected readonly endpoint: MssqlEndpoint,
@@ -228,7 +298,19 @@ export class MssqlEngine implements Engine {
   }
 
   protected async run<T = Record<string, unknown>>(database: string, statement: tsql.Statement, values: Record<string, unknown> = {}): Promise<T[]> {
-    const request = bindParameters((await this.pool(database)).request(), statement, values);
+    return this.send<T>(database, (await this.pool(database)).request(), statement, values);
+  }
+
+  /** A READ COMMITTED transaction on one pooled connection. */
+  protected async transaction(database: string): Promise<Transaction> {
+    const tx = new sql.Transaction(await this.pool(database));
+    await tx.begin(sql.ISOLATION_LEVEL.READ_COMMITTED);
+    return { request: () => new sql.Request(tx), commit: () => tx.commit(), rollback: () => tx.rollback() };
+  }
+
+  /** Sends one statement on a request (of the pool, or of a transaction), each parameter with its declared type. */
+  private async send<T>(database: string, request: Pick<sql.Request, 'input' | 'query'>, statement: tsql.Statement, values: Record<string, unknown> = {}): Promise<T[]> {
+    bindParameters(request, statement, values);
     try {
       const result = await request.query(statement.sql);
       return (result.recordset ?? []) as T[];
@@ -367,6 +449,8 @@ export class MssqlEngine implements Engine {
     if (!mark) await this.run('master', tsql.markCreatedStatement(restoring), { migration: migrationId });
     // The backup carries the source's gate; a target takes no write until a switch opens it.
     await this.setWriteGate(restoring, { state: 'standby', migrationId });
+    // The backup carries the source's change log too; the target starts its own.
+    await this.run(restoring, capture.resetChangesStatement);
     await this.closePool(restoring);
     await this.run('master', tsql.renameDatabaseStatement(restoring, database));
   }
@@ -397,7 +481,8 @@ export class MssqlEngine implements Engine {
     return dropped;
   }
 
-  private async schemaOf(database: string, table: TableInfo): Promise<tsql.MssqlTable> {
+  private async schemaOf(database: string, table: TableInfo): Promise<CapturedTable> {
+    // Undefined (despite the type) only for a table this database does not have; applyChanges checks.
     const cached = this.tableSchemas.get(`${database}.${table.name}`);
     if (cached) return cached;
     await this.listTables(database);
@@ -407,7 +492,8 @@ export class MssqlEngine implements Engine {
   async listTables(database: string): Promise<TableInfo[]> {
     const tables = tsql.tablesFromCatalog(await this.run<tsql.CatalogColumnRow>(database, tsql.listTablesQuery()));
     return [...tables].map(([id, table]) => {
-      this.tableSchemas.set(`${database}.${id}`, table);
+      // Change capture identifies rows by the primary key only (captureRefusals names the others).
+      this.tableSchemas.set(`${database}.${id}`, { ...table, hasPrimaryKey: table.keyKind === 'primary-key' && table.key.length > 0 });
       const key = rowHash.verificationKey(table);
       return { name: id, columns: table.columns.map((c) => c.name), key: key.columns, keyKind: key.kind };
     });
@@ -497,108 +583,255 @@ export class MssqlEngine implements Engine {
     return { rows, digest: hash.digest('hex') };
   }
 
+  /**
+   * Row digests, each key rendered as the change log records that key (capture's wire form), so a
+   * row that differs while its change is on its way is recognised. mssql-row-hash.ts already selects
+   * decimal, money and date/time keys as the same exact text; two types still differ and are
+   * aligned here (never in the page keys, which go back to the server as they came): bit, which the
+   * log carries as 0/1 and the driver reads as a boolean, and smalldatetime, which the log carries in
+   * style 121 (with `.000`) and the verifier selects in style 120.
+   */
   async rowDigests(database: string, table: TableInfo, range: KeyRange, format?: DigestFormat): Promise<RowDigest[]> {
+    const schema = await this.schemaOf(database, table);
+    const types = table.key.map((k) => schema.columns.find((c) => c.name === k)?.type.toLowerCase());
+    const wire = (v: KeyValue, i: number): KeyValue => {
+      const value = v as KeyValue | boolean;
+      if (types[i] === 'bit' && typeof value === 'boolean') return value ? 1 : 0;
+      if (types[i] === 'smalldatetime' && typeof value === 'string' && /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/.test(value)) return `${value}.000`;
+      return v;
+    };
     const out: RowDigest[] = [];
     for await (const row of this.hashedRows(database, table, range, format))
-      out.push({ key: renderKey(table.key, row.key), digest: `${row.hash.toString('hex')}${row.copies > 1 ? ` x${row.copies}` : ''}` });
+      out.push({ key: renderKey(table.key, row.key.map(wire)), digest: `${row.hash.toString('hex')}${row.copies > 1 ? ` x${row.copies}` : ''}` });
     return out;
   }
 
-  async ensureOutbox(database: string): Promise<void> {
-    await this.run(database, tsql.outboxSchema);
+  private async ensureGate(database: string): Promise<void> {
+    await this.run(database, tsql.gateSchema);
   }
 
-  async outboxHead(database: string): Promise<number> {
-    await this.ensureOutbox(database);
-    const [row] = await this.run<{ head: string | number }>(database, tsql.outboxHeadQuery);
-    return Number(row.head);
+  /** The tables of a database as change capture sees them, refused (PreflightError) when one cannot be captured. */
+  private async capturedTables(database: string): Promise<CapturedTable[]> {
+    const tables = await this.listTables(database);
+    const schemas = tables.map((t) => this.tableSchemas.get(`${database}.${t.name}`)!);
+    const refusals = schemas.flatMap((t) => capture.captureRefusals(t, t.hasPrimaryKey));
+    if (refusals.length) throw new PreflightError(`${this.where(database)}: change capture cannot be installed: ${refusals.join('; ')}`);
+    return schemas;
   }
 
-  async readOutbox(database: string, afterSeq: number, limit: number): Promise<OutboxEntry[]> {
-    const rows = await this.run<{ seq: string | number; event_id: string; row_json: string }>(database, tsql.readOutboxQuery, { after: afterSeq, limit });
-    return rows.map((r) => ({ seq: Number(r.seq), eventId: r.event_id, row: JSON.parse(r.row_json) as Record<string, unknown> }));
-  }
-
-  async applyOutbox(database: string, stream: string, entries: OutboxEntry[]): Promise<number> {
-    if (!entries.length) return 0;
-    await this.ensureOutbox(database);
-    const table = (await this.listTables(database)).find((t) => t.name === this.trackingTable);
-    if (!table) throw new DatabaseMissingError(`${this.where(database)}: no ${this.trackingTable} table to apply events to; restore the tenant database first`);
-    const schema = await this.schemaOf(database, table);
-    const statement = tsql.applyEventStatement(schema);
-    const pool = await this.pool(database);
-    const transaction = new sql.Transaction(pool);
-    let applied = 0;
-    let entry: OutboxEntry | undefined;
-    try {
-      await transaction.begin();
-      for (entry of entries) {
-        const request = new sql.Request(transaction);
-        for (const [i, c] of table.columns.entries()) request.input(`c${i}`, (entry.row[c] ?? null) as never);
-        request.input('eventId', entry.eventId);
-        const result = await request.query<{ applied: number }>(statement.sql);
-        applied += result.recordset?.[0]?.applied ?? 0;
+  /**
+   * The highest seq below which nothing can still commit (see mssql-capture-sql.ts, Ordering). When
+   * writers hold the change log longer than a reader waits, the previous safe point stands; with
+   * `wait`, it asks again until one is granted (startCapture must return a true head).
+   */
+  private async safeHead(database: string, wait = false): Promise<number> {
+    for (let attempt = 0; ; attempt++) {
+      const [row] = await this.run<{ safe_head: string | number | null }>(database, capture.safePointStatement);
+      if (row?.safe_head !== null && row?.safe_head !== undefined) {
+        const head = Number(row.safe_head);
+        this.safePoints.set(database, head);
+        return head;
       }
-      entry = undefined;
-      const advance = new sql.Request(transaction);
-      advance.input('stream', stream).input('cursor', entries[entries.length - 1].seq);
-      await advance.query(tsql.advanceCursorStatement.sql);
-      await transaction.commit();
+      if (!wait) return this.safePoints.get(database) ?? 0;
+      if (attempt >= 240) throw new ConnectionError(`${this.where(database)}: no safe point of the change log within a minute (a transaction holds it); retried`);
+    }
+  }
+
+  private async captureInstalled(database: string): Promise<boolean> {
+    const [row] = await this.run<{ installed: boolean }>(database, capture.captureInstalledQuery);
+    return Boolean(row?.installed);
+  }
+
+  async startCapture(database: string): Promise<number> {
+    const tables = await this.capturedTables(database);
+    await this.ensureGate(database);
+    await this.run(database, capture.captureSchema);
+    // One trigger per batch (CREATE TRIGGER must start its batch). Creating it waits for every
+    // transaction that holds locks on its table; every write that commits after it is captured.
+    for (const table of tables) await this.run(database, capture.captureTriggerStatement(table));
+    return this.safeHead(database, true);
+  }
+
+  async stopCapture(database: string, options: { keepFence: boolean }): Promise<void> {
+    const tables = (await this.listTables(database)).map((t) => this.tableSchemas.get(`${database}.${t.name}`)!);
+    // The fence goes in before capture comes out, so no write slips through in between.
+    if (options.keepFence) {
+      await this.ensureGate(database);
+      for (const table of tables) await this.run(database, capture.fenceTriggerStatement(table));
+    }
+    await this.inTransaction(database, async (exec) => {
+      await exec(capture.dropTriggersStatement('capture'));
+      if (!options.keepFence) await exec(capture.dropTriggersStatement('fence'));
+      await exec(capture.releaseStatement);
+      await exec(capture.dropCaptureTablesStatement(!options.keepFence));
+    });
+    this.safePoints.delete(database);
+  }
+
+  /**
+   * Tables whose writes would escape the change log: those without their capture trigger, i.e.
+   * created, renamed (the trigger's name follows the table's) or rebuilt since `startCapture`.
+   */
+  async captureGaps(database: string): Promise<string[]> {
+    const tables = (await this.listTables(database)).map((t) => ({ id: t.name, schema: this.tableSchemas.get(`${database}.${t.name}`)! }));
+    const triggers = await this.run<{ schema_name: string; table_name: string; trigger_name: string }>(database, tsql.captureTriggersQuery);
+    const present = new Set(triggers.map((r) => `${r.schema_name}\u0000${r.table_name}\u0000${r.trigger_name}`));
+    return tables.filter(({ schema }) => !present.has(`${schema.schema}\u0000${schema.name}\u0000${capture.triggerName(schema, 'capture')}`)).map((t) => t.id);
+  }
+
+  async changeHead(database: string): Promise<number> {
+    return (await this.captureInstalled(database)) ? this.safeHead(database) : 0;
+  }
+
+  async readChanges(database: string, afterSeq: number, limit: number): Promise<Change[]> {
+    if (!(await this.captureInstalled(database))) return [];
+    const upTo = await this.safeHead(database);
+    if (upTo <= afterSeq) return [];
+    const rows = await this.run<Record<string, KeyValue>>(database, capture.readChangesQuery, { limit, after: afterSeq, upTo });
+    return rows.map((r) => {
+      // Primary key columns are never NULL: the key is every k up to the first NULL.
+      const key: KeyValue[] = [];
+      for (let i = 0; i < capture.MAX_KEY_COLUMNS && r[`k${i}`] !== null && r[`k${i}`] !== undefined; i++) key.push(r[`k${i}`]);
+      return { seq: Number(r.seq), table: String(r.tbl), key };
+    });
+  }
+
+  async readRows(database: string, table: TableInfo, keys: KeyValue[][]): Promise<(KeyValue[] | null)[]> {
+    const schema = await this.schemaOf(database, table);
+    const rows: (KeyValue[] | null)[] = keys.map(() => null);
+    const per = capture.rowsPerStatement(schema, 'key');
+    for (let start = 0; start < keys.length; start += per) {
+      const slice = keys.slice(start, start + per);
+      const values: Record<string, unknown> = {};
+      slice.forEach((key, r) => key.forEach((v, i) => (values[`k${r}_${i}`] = v)));
+      for (const row of await this.run<Record<string, KeyValue>>(database, capture.readRowsQuery(schema, slice.length), values))
+        rows[start + Number(row.n)] = schema.columns.map((_, i) => row[`c${i}`]);
+    }
+    return rows;
+  }
+
+  async applyChanges(database: string, stream: string, upTo: number, images: RowImage[]): Promise<number> {
+    const byTable = new Map<string, { table: TableInfo; gone: RowImage[]; present: RowImage[] }>();
+    for (const image of images) {
+      let entry = byTable.get(image.table.name);
+      if (!entry) byTable.set(image.table.name, (entry = { table: image.table, gone: [], present: [] }));
+      (image.row ? entry.present : entry.gone).push(image);
+    }
+    const schemas = new Map<string, CapturedTable>();
+    for (const { table } of byTable.values()) {
+      const schema = await this.schemaOf(database, table);
+      if (!schema) throw new ReplicationConflictError(`${this.where(database)}: table ${table.name} changed on the other side but does not exist here; the schemas differ, replication stopped`);
+      schemas.set(table.name, schema);
+    }
+    try {
+      return await this.inTransaction(database, async (exec) => {
+        const [begin] = await exec<{ skip: boolean }>(capture.applyBeginStatement, { stream, upTo });
+        if (begin?.skip) return 0;
+        let written = 0;
+        // Deletes first, so a key or unique value a row gave up is free before another row takes it.
+        for (const { table, gone } of byTable.values()) {
+          const schema = schemas.get(table.name)!;
+          const per = capture.rowsPerStatement(schema, 'key');
+          for (let start = 0; start < gone.length; start += per) {
+            const slice = gone.slice(start, start + per);
+            const values: Record<string, unknown> = {};
+            slice.forEach((image, r) => image.key.forEach((v, i) => (values[`k${r}_${i}`] = v)));
+            const [row] = await exec<{ written: number }>(capture.deleteRowsStatement(schema, slice.length), values);
+            written += row?.written ?? 0;
+          }
+        }
+        for (const { table, present } of byTable.values()) {
+          const schema = schemas.get(table.name)!;
+          const per = capture.rowsPerStatement(schema, 'row');
+          for (let start = 0; start < present.length; start += per) {
+            const slice = present.slice(start, start + per);
+            const values: Record<string, unknown> = {};
+            // By column name: the image is in the origin's column order.
+            slice.forEach((image, r) => schema.columns.forEach((c, i) => (values[`r${r}_${i}`] = image.row![image.table.columns.indexOf(c.name)] ?? null)));
+            const [row] = await exec<{ written: number }>(capture.upsertRowsStatement(schema, slice.length), values);
+            written += row?.written ?? 0;
+          }
+        }
+        await exec(capture.applyEndStatement);
+        await exec(tsql.advanceCursorStatement, { stream, cursor: upTo });
+        return written;
+      });
     } catch (err) {
-      await transaction.rollback().catch(() => undefined);
-      if (entry && isKeyConflict(err))
-        throw new ReplicationConflictError(
-          `${this.where(database)}: event ${entry.eventId} (outbox seq ${entry.seq}, stream ${stream}) conflicts with a different row already in ${this.trackingTable} (${(err as Error).message}); replication stopped so that neither is lost — compare the two rows and resolve by hand`,
-        );
+      if (isKeyConflict(err))
+        throw new ReplicationConflictError(`${this.where(database)}: a row image clashes with a unique key another row still holds (${(err as Error).message}); replication stopped`);
+      throw err;
+    }
+  }
+
+  /**
+   * Runs `work` in one transaction on one pooled connection, rolled back on any error. A batch that
+   * THROWs under XACT_ABORT has rolled the transaction back already; the rollback here is then a no-op.
+   */
+  private async inTransaction<T>(database: string, work: (exec: <R = Record<string, unknown>>(statement: tsql.Statement, values?: Record<string, unknown>) => Promise<R[]>) => Promise<T>): Promise<T> {
+    let tx: Transaction;
+    try {
+      tx = await this.transaction(database);
+    } catch (err) {
       throw this.classify(err, database);
     }
-    return applied;
+    try {
+      const result = await work((statement, values) => this.send(database, tx.request(), statement, values));
+      await tx.commit();
+      return result;
+    } catch (err) {
+      await tx.rollback().catch(() => undefined);
+      throw this.classify(err, database);
+    }
   }
 
   async appliedCursor(database: string, stream: string): Promise<number> {
-    await this.ensureOutbox(database);
     const [row] = await this.run<{ cursor_seq: string | number }>(database, tsql.appliedCursorQuery, { stream });
     return row ? Number(row.cursor_seq) : 0;
   }
 
   async writeGate(database: string): Promise<WriteGate | null> {
-    await this.ensureOutbox(database);
     const [row] = await this.run<{ state: WriteGate['state']; migration_id: string | null; token: string | null }>(database, tsql.readGateQuery);
     return row ? { state: row.state, migrationId: row.migration_id, token: row.token } : null;
   }
 
+  /**
+   * Compare-and-set of the gate, in one transaction: the gate row read under an update lock (writers'
+   * shared locks still pass, so their triggers finish), the tenant's triggers and foreign keys held
+   * aside (any state but open) or given back (open), then the gate written, which waits for every
+   * writer that read the old state.
+   */
   async setWriteGate(database: string, gate: WriteGate, expect?: GateExpectation): Promise<boolean> {
-    await this.ensureOutbox(database);
-    const [row] = await this.run<{ applied: boolean | number }>(database, tsql.setGateStatement, {
-      state: gate.state,
-      migration: gate.migrationId,
-      token: gate.token ?? null,
-      expectStates: expect?.states ? `,${expect.states.join(',')},` : null,
-      expectToken: expect?.token ?? null,
+    await this.ensureGate(database);
+    return this.inTransaction(database, async (exec) => {
+      const [current] = await exec<{ state: WriteGate['state']; token: string | null }>(tsql.lockGateQuery);
+      if (expect?.states && !expect.states.includes(current?.state ?? 'none')) return false;
+      if (expect?.token !== undefined && current?.token !== expect.token) return false;
+      await exec(gate.state === 'open' ? capture.releaseStatement : capture.holdStatement);
+      const [row] = await exec<{ applied: boolean | number }>(tsql.setGateStatement, {
+        state: gate.state,
+        migration: gate.migrationId,
+        token: gate.token ?? null,
+        expectStates: expect?.states ? `,${expect.states.join(',')},` : null,
+        expectToken: expect?.token ?? null,
+      });
+      return Boolean(row?.applied);
     });
-    return Boolean(row?.applied);
-  }
-
-  async trackingHead(database: string, table: TableInfo): Promise<KeyValue[] | null> {
-    const schema = await this.schemaOf(database, table);
-    const [row] = await this.run<Record<string, unknown>>(database, tsql.headKeyQuery(schema));
-    return row ? schema.key.map((k) => row[k] as KeyValue) : null;
   }
 
   /**
    * Writes tracking events the way the gateway (or an application writing its own) must: each in
-   * its own transaction with `writeEventStatement` (outbox lock, gate check, event, outbox row).
+   * its own transaction with `writeEventStatement` (gate check, event; change capture records it).
    * Returns how many were new; throws FencedWriteError, having written none of the rest, when the
    * gate is not open. The asynchronous counterpart of `openEventWriter`.
    */
-  async writeEvents(database: string, events: TrackingEvent[], outbox: boolean): Promise<number> {
+  async writeEvents(database: string, events: TrackingEvent[]): Promise<number> {
     const table = (await this.listTables(database)).find((t) => t.name === this.trackingTable);
     if (!table) throw new DatabaseMissingError(`${this.where(database)}: no ${this.trackingTable} table to write events to; check the tracking table in the fleet file`);
     const schema = await this.schemaOf(database, table);
     const statement = tsql.writeEventStatement(schema);
     let fresh = 0;
     for (const event of events) {
-      const values: Record<string, unknown> = { outbox: outbox ? 1 : 0 };
+      const values: Record<string, unknown> = {};
       schema.columns.forEach((c, i) => {
         if (!c.identity) values[tsql.eventParam(c.name, i)] = (event as unknown as Record<string, unknown>)[c.name] ?? null;
       });
@@ -606,6 +839,21 @@ export class MssqlEngine implements Engine {
       fresh += row?.inserted ?? 0;
     }
     return fresh;
+  }
+
+  /**
+   * What preflight must say about log backups of a source before shipping its log to Managed
+   * Instance (recovery model, Agent jobs, log backups in the last `days`), as findings.
+   */
+  async logBackupPreflight(database: string, days = 7): Promise<string[]> {
+    const [model] = await this.run<{ recovery_model: string }>('master', logsql.recoveryModelQuery(database));
+    const jobs = await this.run<{ job_name: string; step_id: number; step_name: string; enabled: boolean }>('master', logsql.logBackupJobsQuery(database)).catch((err: unknown) => {
+      if ((err as Error).name === 'PermissionError') return 'unreadable' as const;
+      throw err;
+    });
+    const since = new Date(Date.now() - days * 86400000);
+    const backups = await this.run<{ finished_at: Date; device: string }>('master', logsql.logBackupHistoryQuery(database), { since }).catch(() => []);
+    return logBackupFindings({ database, recoveryModel: model?.recovery_model ?? null, jobs, backups, ourFolder: this.endpoint.backupDirectory });
   }
 
   openEventWriter(): EventWriter {

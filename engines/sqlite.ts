@@ -23,7 +23,9 @@ import {
   type WriteGate,
   type GateExpectation,
   type KeyRange,
-  type OutboxEntry,
+  type Change,
+  type RowImage,
+  type TrackingMapping,
   type TrackingEvent,
   type KeyValue,
   type Progress,
@@ -32,6 +34,7 @@ import {
 } from './engine';
 import { checkDatabaseName, quoteDoubled as q } from './identifiers';
 import { ReplicationConflictError } from '../protocol/errors';
+import { CAPTURE_SCHEMA, captureTriggers, triggerNameIn, keyColumns, holdTriggers, installCapture, releaseTriggers, removeCapture, uniqueIndexes } from './sqlite-capture';
 
 /** Sidecar that records which migration created a target database; only that one may drop it. */
 const MARKER_SUFFIX = '.airlift.json';
@@ -45,11 +48,7 @@ export class SqliteEngine implements Engine {
   readonly kind = 'sqlite';
   readonly restoresFrom = 'file' as const;
 
-  constructor(
-    private readonly directory: string,
-    /** The table that tracking ingestion appends to and the dual-write replicates. */
-    readonly trackingTable = 'tracking_events',
-  ) {}
+  constructor(private readonly directory: string) {}
 
   fileOf(database: string): string {
     return join(this.directory, `${checkDatabaseName(database)}.db`);
@@ -150,9 +149,14 @@ export class SqliteEngine implements Engine {
     }
     const db = new Database(partial, { fileMustExist: true });
     try {
-      // The snapshot carries the source's gate; a target takes no write until a switch opens it.
-      db.exec(OUTBOX_SCHEMA);
-      setGate(db, { state: 'standby', migrationId });
+      // The snapshot carries the source's gate, capture and change log; a target takes no write until
+      // a switch opens it, holds the tenant's triggers meanwhile, and starts its own log empty.
+      db.exec(GATE_SCHEMA);
+      db.transaction(() => {
+        setGate(db, { state: 'standby', migrationId });
+        holdTriggers(db);
+        db.exec('DELETE FROM airlift_changes');
+      })();
       db.pragma('journal_mode = WAL');
     } finally {
       db.close();
@@ -190,9 +194,10 @@ export class SqliteEngine implements Engine {
       return tables.map(({ name }) => {
         const cols = db.prepare(`SELECT name, pk FROM pragma_table_info(?) ORDER BY cid`).all(name) as { name: string; pk: bigint }[];
         const key = cols.filter((c) => c.pk > 0n).sort((a, b) => Number(a.pk - b.pk)).map((c) => c.name);
+        const uniqueKeys = [...(key.length ? [key] : []), ...uniqueIndexes(db, name)];
         return key.length
-          ? { name, columns: cols.map((c) => c.name), key, keyKind: 'primary-key' as const }
-          : { name, columns: cols.map((c) => c.name), key: ['rowid'], keyKind: 'rowid' as const };
+          ? { name, columns: cols.map((c) => c.name), key, keyKind: 'primary-key' as const, uniqueKeys }
+          : { name, columns: cols.map((c) => c.name), key: ['rowid'], keyKind: 'rowid' as const, uniqueKeys };
       });
     } finally {
       db.close();
@@ -289,74 +294,137 @@ export class SqliteEngine implements Engine {
     if (!existsSync(file)) throw new DatabaseMissingError(`database ${database} not found: ${file} does not exist`);
     const db = new Database(file, { fileMustExist: true });
     db.pragma('busy_timeout = 10000');
+    // better-sqlite3 turns foreign keys on; airlift's own writes (applied row images above all) must
+    // not cascade: a REPLACE of a parent row would delete its children on the target, unlogged. The
+    // source enforced the constraints when the tenant wrote.
+    db.pragma('foreign_keys = OFF');
     return db;
   }
 
-  async ensureOutbox(database: string): Promise<void> {
+  async startCapture(database: string): Promise<number> {
+    const tables = await this.listTables(database);
     const db = this.openWritable(database);
     try {
-      db.exec(OUTBOX_SCHEMA);
+      // One immediate transaction: it waits for every write under way, and every write after it is captured.
+      return db.transaction(() => {
+        db.exec(GATE_SCHEMA);
+        installCapture(db, tables);
+        return changeHead(db);
+      }).immediate();
     } finally {
       db.close();
     }
   }
 
-  async outboxHead(database: string): Promise<number> {
+  async stopCapture(database: string, options: { keepFence: boolean }): Promise<void> {
+    const tables = await this.listTables(database);
     const db = this.openWritable(database);
     try {
-      db.exec(OUTBOX_SCHEMA);
-      return (db.prepare('SELECT coalesce(max(seq), 0) AS head FROM airlift_outbox').get() as { head: number }).head;
+      db.transaction(() => {
+        removeCapture(db, tables, options.keepFence);
+        if (!options.keepFence) db.exec('DROP TABLE IF EXISTS airlift_cursors; DROP TABLE IF EXISTS airlift_gate;');
+      }).immediate();
     } finally {
       db.close();
     }
   }
 
-  async readOutbox(database: string, afterSeq: number, limit: number): Promise<OutboxEntry[]> {
+  async captureGaps(database: string): Promise<string[]> {
+    const tables = await this.listTables(database);
+    const db = this.openReadOnly(database);
+    try {
+      const triggers = new Set(db.prepare("SELECT name FROM sqlite_schema WHERE type = 'trigger'").pluck().all() as string[]);
+      return tables.filter((t) => !captureTriggers(t).every((sql) => triggers.has(triggerNameIn(sql)))).map((t) => t.name);
+    } finally {
+      db.close();
+    }
+  }
+
+  async changeHead(database: string): Promise<number> {
     const db = this.openReadOnly(database);
     db.defaultSafeIntegers(false);
     try {
-      const rows = db.prepare('SELECT seq, event_id, row FROM airlift_outbox WHERE seq > ? ORDER BY seq LIMIT ?').all(afterSeq, limit) as { seq: number; event_id: string; row: string }[];
-      return rows.map((r) => ({ seq: r.seq, eventId: r.event_id, row: JSON.parse(r.row) as Record<string, unknown> }));
+      return hasTable(db, 'airlift_changes') ? changeHead(db) : 0;
     } finally {
       db.close();
     }
   }
 
-  async applyOutbox(database: string, stream: string, entries: OutboxEntry[]): Promise<number> {
-    if (!entries.length) return 0;
+  async readChanges(database: string, afterSeq: number, limit: number): Promise<Change[]> {
+    const db = this.openReadOnly(database);
+    try {
+      const rows = db.prepare(`SELECT seq, tbl, ${keyColumns()} FROM airlift_changes WHERE seq > ? ORDER BY seq LIMIT ?`).raw(true).all(afterSeq, limit) as KeyValue[][];
+      const widths = new Map<string, number>();
+      const width = (table: string) => {
+        let n = widths.get(table);
+        if (n === undefined) widths.set(table, (n = keyWidth(db, table)));
+        return n;
+      };
+      return rows.map(([seq, tbl, ...key]) => ({ seq: Number(seq), table: String(tbl), key: key.slice(0, width(String(tbl))) }));
+    } finally {
+      db.close();
+    }
+  }
+
+  async readRows(database: string, table: TableInfo, keys: KeyValue[][]): Promise<(KeyValue[] | null)[]> {
+    const db = this.openReadOnly(database);
+    try {
+      const read = db.prepare(`SELECT ${table.columns.map(q).join(', ')} FROM ${q(table.name)} WHERE ${keyMatch(table)}`).raw(true);
+      return db.transaction(() => keys.map((key) => (read.get(...key) as KeyValue[] | undefined) ?? null))();
+    } finally {
+      db.close();
+    }
+  }
+
+  async applyChanges(database: string, stream: string, upTo: number, images: RowImage[]): Promise<number> {
     const db = this.openWritable(database);
     try {
-      db.exec(OUTBOX_SCHEMA);
-      const columns = (db.prepare('SELECT name FROM pragma_table_info(?)').all(this.trackingTable) as { name: string }[]).map((c) => c.name);
-      // Only the event already being there is skipped. Any other conflict (the same seq holding a
-      // different event) fails loudly: dropping one of two events would lose it silently.
-      const insert = db.prepare(`INSERT INTO ${q(this.trackingTable)} (${columns.map(q).join(', ')}) VALUES (${columns.map(() => '?').join(', ')}) ON CONFLICT (event_id) DO NOTHING`);
-      const advance = db.prepare(
-        'INSERT INTO airlift_cursors (stream, cursor) VALUES (?, ?) ON CONFLICT (stream) DO UPDATE SET cursor = max(cursor, excluded.cursor)',
-      );
-      let applied = 0;
-      db.transaction(() => {
-        for (const entry of entries) {
-          try {
-            applied += insert.run(...columns.map((c) => (entry.row[c] ?? null) as KeyValue)).changes;
-          } catch (err) {
-            if ((err as { code?: string }).code?.startsWith('SQLITE_CONSTRAINT'))
-              throw new ReplicationConflictError(`${database}.${this.trackingTable}: event ${entry.eventId} (outbox seq ${entry.seq}) conflicts with a different row already there (${(err as Error).message}); replication stopped so that neither is lost`);
-            throw err;
-          }
+      if (!hasTable(db, 'airlift_cursors'))
+        throw new ReplicationConflictError(`${database}: changes cannot be applied: the database holds no airlift cursor (capture was removed or it was never restored by airlift)`);
+      const cursorOf = db.prepare('SELECT cursor FROM airlift_cursors WHERE stream = ?').pluck();
+      const advance = db.prepare('INSERT INTO airlift_cursors (stream, cursor) VALUES (?, ?) ON CONFLICT (stream) DO UPDATE SET cursor = max(cursor, excluded.cursor)');
+      const statements = new Map<string, { upsert: Database.Statement; remove: Database.Statement }>();
+      const forTable = (table: TableInfo) => {
+        let s = statements.get(table.name);
+        if (!s) {
+          const rowid = table.keyKind === 'rowid' ? ['_rowid_'] : [];
+          const cols = [...rowid, ...table.columns.map(q)];
+          statements.set(table.name, (s = {
+            // REPLACE: a unique value the row takes may still sit on a row whose own change comes
+            // later in the log; that row is put back when its change is applied.
+            upsert: db.prepare(`INSERT OR REPLACE INTO ${q(table.name)} (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`),
+            remove: db.prepare(`DELETE FROM ${q(table.name)} WHERE ${keyMatch(table)}`),
+          }));
         }
-        advance.run(stream, entries[entries.length - 1].seq);
+        return s;
+      };
+      return db.transaction(() => {
+        // Only into a side that does not take writes: an applier that outlived its switch (a zombie on
+        // a worker that lost its heartbeat) must never write old rows over a primary's new ones.
+        const gate = readGate(db);
+        if (!gate || gate.state === 'open')
+          throw new ReplicationConflictError(`${database}: changes are not applied to a database that takes writes (its write gate is ${gate?.state ?? 'absent'}); this replication stream has ended`);
+        if (Number(cursorOf.get(stream) ?? 0) >= upTo) return 0;
+        db.prepare('INSERT INTO airlift_applying (id) VALUES (1)').run();
+        let written = 0;
+        for (const image of images) {
+          const s = forTable(image.table);
+          written += image.row ? s.upsert.run(...(image.table.keyKind === 'rowid' ? [...image.key, ...image.row] : image.row)).changes : s.remove.run(...image.key).changes;
+        }
+        db.prepare('DELETE FROM airlift_applying').run();
+        advance.run(stream, upTo);
+        return written;
       }).immediate();
-      return applied;
     } finally {
       db.close();
     }
   }
 
   async appliedCursor(database: string, stream: string): Promise<number> {
-    const db = this.openWritable(database);
+    const db = this.openReadOnly(database);
+    db.defaultSafeIntegers(false);
     try {
-      db.exec(OUTBOX_SCHEMA);
+      if (!hasTable(db, 'airlift_cursors')) return 0;
       const row = db.prepare('SELECT cursor FROM airlift_cursors WHERE stream = ?').get(stream) as { cursor: number } | undefined;
       return row?.cursor ?? 0;
     } finally {
@@ -369,8 +437,7 @@ export class SqliteEngine implements Engine {
     const db = this.openReadOnly(database);
     db.defaultSafeIntegers(false);
     try {
-      const exists = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'airlift_gate'").get();
-      return exists ? readGate(db) : null;
+      return hasTable(db, 'airlift_gate') ? readGate(db) : null;
     } finally {
       db.close();
     }
@@ -379,58 +446,60 @@ export class SqliteEngine implements Engine {
   async setWriteGate(database: string, gate: WriteGate, expect?: GateExpectation): Promise<boolean> {
     const db = this.openWritable(database);
     try {
-      db.exec(OUTBOX_SCHEMA);
       // An immediate transaction waits for every write transaction under way: once it commits, no
       // writer that read the old gate can still commit.
-      return db.transaction(() => {
-        if (!gateMatches(readGate(db), expect)) return false;
-        setGate(db, gate);
-        return true;
-      }).immediate();
+      // A refused compare-and-set rolls back whole: no airlift table is left where there was none.
+      const refused = new Error('gate expectation not met');
+      try {
+        return db.transaction(() => {
+          db.exec(GATE_SCHEMA);
+          if (!gateMatches(readGate(db), expect)) throw refused;
+          setGate(db, gate);
+          if (gate.state === 'open') releaseTriggers(db);
+          else holdTriggers(db);
+          return true;
+        }).immediate();
+      } catch (err) {
+        if (err === refused) return false;
+        throw err;
+      }
     } finally {
       db.close();
     }
   }
 
-  async trackingHead(database: string, table: TableInfo): Promise<KeyValue[] | null> {
-    const db = this.openReadOnly(database);
-    try {
-      const keys = table.key.map((k) => (table.keyKind === 'rowid' ? '_rowid_' : q(k)));
-      const row = db.prepare(`SELECT ${keys.join(', ')} FROM ${q(table.name)} ORDER BY ${keys.map((k) => `${k} DESC`).join(', ')} LIMIT 1`).raw(true).get() as KeyValue[] | undefined;
-      return row ?? null;
-    } finally {
-      db.close();
-    }
-  }
-
-  openEventWriter(database: string): EventWriter {
+  openEventWriter(database: string, mapping: TrackingMapping): EventWriter {
     const db = this.openWritable(database);
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
-    db.exec(OUTBOX_SCHEMA);
-    const table = q(this.trackingTable);
+    const fields = (Object.keys(mapping.columns) as (keyof TrackingEvent)[]).filter((f) => mapping.columns[f] !== null);
+    const idColumn = mapping.columns.event_id;
+    if (!idColumn) throw new Error('tracking mapping: columns.event_id is required (the column that makes an event unique)');
     const insert = db.prepare(
       // ON CONFLICT, not OR IGNORE: OR IGNORE would also swallow a NOT NULL or CHECK failure, and an
       // event acknowledged but not stored is an event lost.
-      `INSERT INTO ${table} (event_id, ad_id, kind, occurred_at, user_agent, payload) VALUES (@event_id, @ad_id, @kind, @occurred_at, @user_agent, @payload) ON CONFLICT (event_id) DO NOTHING RETURNING *`,
+      `INSERT INTO ${q(mapping.table)} (${fields.map((f) => q(mapping.columns[f]!)).join(', ')}) VALUES (${fields.map((f) => `@${f}`).join(', ')}) ON CONFLICT (${q(idColumn)}) DO NOTHING`,
     );
-    const journal = db.prepare('INSERT INTO airlift_outbox (event_id, row) VALUES (?, ?)');
-    const write = db.transaction((events: TrackingEvent[], outbox: boolean) => {
+    const gateOf = () => {
+      try {
+        return readGate(db);
+      } catch (err) {
+        // No gate table (never migrated, or capture removed since): the database is open.
+        if (/no such table/.test((err as Error).message)) return null;
+        throw err;
+      }
+    };
+    const write = db.transaction((events: TrackingEvent[]) => {
       // The gate is read inside the write transaction (BEGIN IMMEDIATE holds the write lock), so a
       // fence committed before it is always seen, whatever this node believes the route to be.
-      const gate = readGate(db);
+      const gate = gateOf();
       if (gate && gate.state !== 'open')
         throw new FencedWriteError(`tenant database ${database} is ${gate.state} (migration ${gate.migrationId ?? 'unknown'}); reload the route and retry`);
       let fresh = 0;
-      for (const event of events) {
-        const row = insert.get(event) as Record<string, unknown> | undefined;
-        if (!row) continue;
-        fresh++;
-        if (outbox) journal.run(event.event_id, JSON.stringify(row));
-      }
+      for (const event of events) fresh += insert.run(Object.fromEntries(fields.map((f) => [f, event[f]]))).changes;
       return fresh;
     });
-    return { write: (events, outbox) => write.immediate(events, outbox), close: () => db.close() };
+    return { write: (events) => write.immediate(events), close: () => db.close() };
   }
 
   async close(): Promise<void> {}
@@ -476,9 +545,8 @@ function backupInThread(source: string, dest: string): Promise<void> {
   });
 }
 
-/** airlift's own tables in a tenant database; never verified, never part of the tenant's schema. */
-const OUTBOX_SCHEMA = `
-CREATE TABLE IF NOT EXISTS airlift_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, row TEXT NOT NULL);
+/** The write gate and the appliers' cursors; never verified, never part of the tenant's schema. */
+const GATE_SCHEMA = `
 CREATE TABLE IF NOT EXISTS airlift_cursors (stream TEXT PRIMARY KEY, cursor INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS airlift_gate (
   id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -486,7 +554,26 @@ CREATE TABLE IF NOT EXISTS airlift_gate (
   migration_id TEXT,
   token TEXT,
   updated_at TEXT NOT NULL);
-`;
+${CAPTURE_SCHEMA}`;
+
+function hasTable(db: Database.Database, name: string): boolean {
+  return db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?").get(name) !== undefined;
+}
+
+function changeHead(db: Database.Database): number {
+  return Number(db.prepare('SELECT coalesce(max(seq), 0) FROM airlift_changes').pluck().get());
+}
+
+/** How many key columns a table's change entries hold: its primary key's, or 1 (the rowid). */
+function keyWidth(db: Database.Database, table: string): number {
+  const pk = (db.prepare('SELECT count(*) FROM pragma_table_info(?) WHERE pk > 0').pluck().get(table) as bigint | number);
+  return Math.max(1, Number(pk));
+}
+
+/** A NULL-safe match on the key (SQLite lets a non-integer primary key hold NULL). */
+function keyMatch(table: TableInfo): string {
+  return (table.keyKind === 'rowid' ? ['_rowid_'] : table.key.map(q)).map((k) => `${k} IS ?`).join(' AND ');
+}
 
 function readGate(db: Database.Database): WriteGate | null {
   const row = db.prepare('SELECT state, migration_id, token FROM airlift_gate WHERE id = 1').get() as { state: WriteGate['state']; migration_id: string | null; token: string | null } | undefined;

@@ -1,6 +1,7 @@
 // Compares one table on two engines: key-ordered chunk digests on the source, the same key ranges
 // digested on the target, and any chunk that differs narrowed down to the keys that differ.
-import { agreedDigestFormat, type Engine, type KeyRange, type TableInfo } from './engine';
+import { agreedDigestFormat, type DigestFormat, type Engine, type KeyRange, type TableInfo } from './engine';
+import type { ChangedKeys } from '../protocol/changed-rows';
 
 export interface Difference {
   key: string;
@@ -13,6 +14,8 @@ export interface TableComparison {
   chunks: number;
   mismatchedChunks: number;
   differences: Difference[];
+  /** Rows that differed while their change was still on its way; compared again at cut-over. */
+  inFlux?: number;
 }
 
 /** Keeps reports readable; the count of mismatched chunks still tells the whole size. */
@@ -23,8 +26,13 @@ export interface Side {
   database: string;
 }
 
-/** Compares `table`, or only the rows `within` a key range (for a table that keeps growing). */
-export async function compareTable(source: Side, target: Side, table: TableInfo, chunkRows: number, within?: KeyRange): Promise<TableComparison> {
+/**
+ * Compares `table`, or only the rows `within` a key range. With `changing` (the keys the source's
+ * change log names since replication had caught up when verification began), a row that differs
+ * while its change is still on its way is counted as in flux, not as a mismatch: the switch compares
+ * it again once the log is drained under its fence.
+ */
+export async function compareTable(source: Side, target: Side, table: TableInfo, chunkRows: number, within?: KeyRange, changing?: ChangedKeys): Promise<TableComparison> {
   // Both sides hash with the expression the older server can run (SQL Server: HASHBYTES by version).
   const format = agreedDigestFormat(await source.engine.digestFormat?.(source.database), await target.engine.digestFormat?.(target.database));
   const chunks = await source.engine.chunkDigests(source.database, table, chunkRows, within, format);
@@ -33,23 +41,34 @@ export async function compareTable(source: Side, target: Side, table: TableInfo,
     result.rows += chunk.rows;
     const theirs = await target.engine.rangeDigest(target.database, table, chunk, format);
     if (theirs.digest === chunk.digest && theirs.rows === chunk.rows) continue;
-    result.mismatchedChunks++;
-    if (result.differences.length >= MAX_DIFFERENCES_PER_TABLE) continue;
-    const [mine, other] = await Promise.all([
-      source.engine.rowDigests(source.database, table, chunk, format),
-      target.engine.rowDigests(target.database, table, chunk, format),
-    ]);
-    const onTarget = new Map(other.map((r) => [r.key, r.digest]));
-    for (const row of mine) {
-      const digest = onTarget.get(row.key);
-      if (digest === undefined) result.differences.push({ key: row.key, kind: 'missing_on_target' });
-      else if (digest !== row.digest) result.differences.push({ key: row.key, kind: 'changed' });
-      onTarget.delete(row.key);
+    if (!changing && result.differences.length >= MAX_DIFFERENCES_PER_TABLE) {
+      result.mismatchedChunks++;
+      continue;
     }
-    for (const key of onTarget.keys()) result.differences.push({ key, kind: 'extra_on_target' });
-    result.differences.length = Math.min(result.differences.length, MAX_DIFFERENCES_PER_TABLE);
+    const found = await rowDifferences(source, target, table, chunk, format);
+    // Read after the rows were: a change made while they were compared is seen.
+    if (changing) await changing.refresh();
+    const real = changing ? found.filter((d) => !changing.has(table.name, d.key)) : found;
+    if (found.length > real.length) result.inFlux = (result.inFlux ?? 0) + found.length - real.length;
+    if (!real.length) continue;
+    result.mismatchedChunks++;
+    result.differences.push(...real.slice(0, Math.max(0, MAX_DIFFERENCES_PER_TABLE - result.differences.length)));
   }
   return result;
+}
+
+async function rowDifferences(source: Side, target: Side, table: TableInfo, range: KeyRange, format?: DigestFormat): Promise<Difference[]> {
+  const [mine, other] = await Promise.all([source.engine.rowDigests(source.database, table, range, format), target.engine.rowDigests(target.database, table, range, format)]);
+  const differences: Difference[] = [];
+  const onTarget = new Map(other.map((r) => [r.key, r.digest]));
+  for (const row of mine) {
+    const digest = onTarget.get(row.key);
+    if (digest === undefined) differences.push({ key: row.key, kind: 'missing_on_target' });
+    else if (digest !== row.digest) differences.push({ key: row.key, kind: 'changed' });
+    onTarget.delete(row.key);
+  }
+  for (const key of onTarget.keys()) differences.push({ key, kind: 'extra_on_target' });
+  return differences;
 }
 
 /** Tables present on one side only are differences too; they are reported under the table's name. */

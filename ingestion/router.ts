@@ -1,6 +1,6 @@
 // The per-tenant router of one gateway node: which side is primary, whether the outbox is on, and
 // the fence that holds a tenant's new events while a cut-over drains and flips.
-import type { LoadedFleet, Tenant } from '../config/fleet';
+import { trackingOf, type LoadedFleet, type Tenant } from '../config/fleet';
 import { createEngine, type EventWriter, type TrackingEvent } from '../engines';
 import type { Catalog, CatalogEntry, Side, WriteMode } from './catalog';
 import type { GatewayMetrics } from './metrics';
@@ -75,7 +75,7 @@ export class TenantRouter {
     const existing = s.writers[side];
     if (existing) return existing;
     const endpoint = side === 'source' ? this.fleet.sources[s.tenant.source] : this.fleet.targets[s.tenant.target];
-    const created = createEngine(endpoint).openEventWriter(s.tenant.database);
+    const created = createEngine(endpoint).openEventWriter(s.tenant.database, trackingOf(this.fleet, s.tenant));
     s.writers[side] = created;
     return created;
   }
@@ -107,7 +107,7 @@ export class TenantRouter {
       }
       s.inflight++;
       try {
-        const fresh = this.writer(s, s.route.primary).write(events, s.route.outbox);
+        const fresh = this.writer(s, s.route.primary).write(events);
         this.metrics.accepted += fresh;
         this.metrics.duplicates += events.length - fresh;
         return { fresh, duplicates: events.length - fresh, heldMs: Date.now() - started };

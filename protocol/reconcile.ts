@@ -11,6 +11,7 @@ import type { Engine, WriteGate } from '../engines/engine';
 import { migrationOfBlob, tenantFolderPrefix } from '../azure/artifact-folder';
 import type { Side, WriteMode } from '../ingestion/catalog';
 import type { RouteControl } from '../ingestion/routes';
+import { DatabaseMissingError } from './errors';
 
 /** Who runs a migration of a tenant now. `unknown` when Temporal cannot be asked. */
 export type Ownership =
@@ -19,7 +20,7 @@ export type Ownership =
   | { kind: 'unknown'; reason: string };
 
 /** One side of a tenant: what reconcile reads and changes there. */
-export type SideEngine = Pick<Engine, 'probe' | 'writeGate' | 'setWriteGate'>;
+export type SideEngine = Pick<Engine, 'probe' | 'writeGate' | 'setWriteGate' | 'stopCapture'>;
 
 export interface ReconcileTenant {
   tenantId: string;
@@ -71,7 +72,7 @@ export type Repair =
   | { step: 'fence'; side: Side }
   | { step: 'open'; side: Side }
   | { step: 'route'; side: Side; gateways: string[] }
-  | { step: 'thaw'; writeMode: WriteMode; outbox: boolean }
+  | { step: 'thaw'; writeMode: WriteMode; outbox: boolean; primary: Side }
   | { step: 'unfence'; gateways: string[] }
   | { step: 'drop-target'; migrationId: string };
 
@@ -103,7 +104,7 @@ export function describeRepair(r: Repair, database: string): string {
     case 'route':
       return `route the tenant to its ${r.side} on gateway ${r.gateways.join(', ')} (they still route to the other side)`;
     case 'thaw':
-      return `catalog: write mode ${r.writeMode} -> read_write${r.outbox ? ', journaling (outbox) off' : ''}`;
+      return `catalog: write mode ${r.writeMode} -> read_write${r.outbox ? `, journaling off; change capture removed from the ${r.primary} (the other side keeps only its fence)` : ''}`;
     case 'unfence':
       return `lift the fence on gateway ${r.gateways.join(', ')}`;
     case 'drop-target':
@@ -205,7 +206,7 @@ export async function inspectTenant(adapters: ReconcileAdapters, tenant: Reconci
   if (misrouted.length) report.repairs.push({ step: 'route', side: primary, gateways: misrouted });
 
   if (report.catalog.writeMode !== 'read_write' || report.catalog.outbox)
-    report.repairs.push({ step: 'thaw', writeMode: report.catalog.writeMode, outbox: report.catalog.outbox });
+    report.repairs.push({ step: 'thaw', writeMode: report.catalog.writeMode, outbox: report.catalog.outbox, primary });
   const fencedOn = (gateways ?? []).filter((g) => g.fenced).map((g) => g.gateway);
   if (fencedOn.length) report.repairs.push({ step: 'unfence', gateways: fencedOn });
   if (droppable) report.repairs.push({ step: 'drop-target', migrationId: marker! });
@@ -264,7 +265,13 @@ async function carryOut(adapters: ReconcileAdapters, tenant: ReconcileTenant, re
     case 'route':
       return adapters.routes.setPrimary(tenant.tenantId, repair.side, false);
     case 'thaw':
-      return adapters.routes.setMode(tenant.tenantId, { writeMode: 'read_write', outbox: false });
+      await adapters.routes.setMode(tenant.tenantId, { writeMode: 'read_write', outbox: false });
+      if (repair.outbox)
+        for (const side of ['source', 'target'] as const)
+          await engineOf(side).stopCapture(tenant.database, { keepFence: side !== repair.primary }).catch((err: unknown) => {
+            if (!(side !== repair.primary && err instanceof DatabaseMissingError)) throw err;
+          });
+      return;
     case 'unfence':
       return void (await adapters.routes.unfence(tenant.tenantId));
     case 'drop-target':

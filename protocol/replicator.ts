@@ -1,7 +1,11 @@
-// The replicator: tails one side's outbox and applies each event to the other side, in seq order,
-// idempotently, with its cursor advanced in the same transaction as the apply. A stream is named
-// by migration and origin, so a later migration of the same tenant never inherits an old cursor.
-import type { Engine, OutboxEntry } from '../engines/engine';
+// The replicator: tails one side's change log and copies each changed row as it is now to the other
+// side, batch by batch in seq order, with its cursor advanced in the same transaction as the apply.
+// Copying the current row (not the change) makes a repeat harmless: a row read before a later change
+// is copied again when that change's turn comes, so when the log is drained both sides agree. A
+// stream is named by migration and origin, so a later migration of the same tenant never inherits an
+// old cursor.
+import type { Change, Engine, RowImage, TableInfo } from '../engines/engine';
+import { encodeValue } from '../engines/checksum';
 
 export type Direction = 'forward' | 'reverse';
 export type Origin = 'source' | 'target';
@@ -26,9 +30,37 @@ export function originOf(direction: Direction): Origin {
 
 const BATCH = 500;
 
+/** The tables of a stream's database by name, read once per stream (the schema does not change under a migration). */
+const tableCache = new WeakMap<ReplicationStream, Map<string, TableInfo>>();
+
+async function tableOf(stream: ReplicationStream, name: string): Promise<TableInfo | undefined> {
+  let tables = tableCache.get(stream);
+  if (!tables?.has(name)) tableCache.set(stream, (tables = new Map((await stream.from.listTables(stream.database)).map((t) => [t.name, t]))));
+  return tables.get(name);
+}
+
+/** The rows the changes name, as they are now on `from`: one image per distinct key, in log order. */
+export async function currentImages(stream: ReplicationStream, changes: Change[]): Promise<RowImage[]> {
+  const byTable = new Map<string, Map<string, Change['key']>>();
+  for (const change of changes) {
+    let keys = byTable.get(change.table);
+    if (!keys) byTable.set(change.table, (keys = new Map()));
+    keys.set(change.key.map(encodeValue).join(''), change.key);
+  }
+  const images: RowImage[] = [];
+  for (const [name, keys] of byTable) {
+    const table = await tableOf(stream, name);
+    if (!table) continue; // a table dropped since: nothing of it to copy
+    const list = [...keys.values()];
+    const rows = await stream.from.readRows(stream.database, table, list);
+    list.forEach((key, i) => images.push({ table, key, row: rows[i] }));
+  }
+  return images;
+}
+
 /**
- * Applies the outbox after `cursor` up to `until` (inclusive), batch by batch; `onBatch` runs after
- * every committed batch (a heartbeat, a budget check that may throw). Returns the new cursor.
+ * Applies the change log after `cursor` up to `until` (inclusive), batch by batch; `onBatch` runs
+ * after every committed batch (a heartbeat, a budget check that may throw). Returns the new cursor.
  */
 export async function applyRange(
   stream: ReplicationStream,
@@ -38,10 +70,11 @@ export async function applyRange(
 ): Promise<{ cursor: number; applied: number }> {
   let applied = 0;
   while (cursor < until) {
-    const batch: OutboxEntry[] = (await stream.from.readOutbox(stream.database, cursor, BATCH)).filter((e) => e.seq <= until);
+    const batch = (await stream.from.readChanges(stream.database, cursor, BATCH)).filter((e) => e.seq <= until);
     if (!batch.length) break;
-    applied += await stream.to.applyOutbox(stream.database, stream.name, batch);
-    cursor = batch[batch.length - 1].seq;
+    const upTo = batch[batch.length - 1].seq;
+    applied += await stream.to.applyChanges(stream.database, stream.name, upTo, await currentImages(stream, batch));
+    cursor = upTo;
     onBatch?.({ cursor, applied });
   }
   return { cursor, applied };
@@ -75,7 +108,7 @@ export async function replicate(
   const start = await resumePoint(stream, fromSeq);
   const state: ReplicationProgress = { resumedFrom: start, cursor: start, head: 0, lag: 0, applied: 0 };
   while (!signal.aborted) {
-    state.head = await stream.from.outboxHead(stream.database);
+    state.head = await stream.from.changeHead(stream.database);
     const before = state.applied;
     await applyRange(stream, state.cursor, state.head, ({ cursor, applied }) => {
       Object.assign(state, { cursor, applied: before + applied, lag: Math.max(0, state.head - cursor) });

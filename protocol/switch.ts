@@ -2,8 +2,8 @@
 //
 //   fence every gateway node (events wait in memory: the pause)      -- all nodes or none
 //   raise the write gate of the old primary in its own database       -- no writer, on any node, commits past it
-//   drain the old primary's outbox up to its head into the new one
-//   verify the tracking rows written since verification
+//   drain the old primary's change log up to its head into the new one
+//   compare every row changed since verification began (row by row)
 //   record the reverse watermark (once), open the new primary's gate
 //   flip the catalog, and have every listed node confirm the flip     -- from here the switch never calls off
 //   lift the fences                                                  -- held events go to the new primary
@@ -14,11 +14,11 @@
 // side, re-sends the flip to every node and lifts the fences. Writers that reach a gated side (a
 // restarted node, a stale route) are refused inside the database and reload their route.
 import type { Engine } from '../engines/engine';
-import { compareTable } from '../engines/table-verifier';
 import type { Catalog, Side } from '../ingestion/catalog';
 import type { RouteControl } from '../ingestion/routes';
 import { randomUUID } from 'node:crypto';
 import { DatabaseMissingError, PauseBudgetExceededError, SwitchSupersededError, VerificationMismatchError } from './errors';
+import { compareChangedRows } from './changed-rows';
 import { applyRange, resumePoint, streamName, type ReplicationStream } from './replicator';
 
 export interface SwitchContext {
@@ -33,19 +33,19 @@ export interface SwitchContext {
 }
 
 export interface SwitchOptions {
-  /** The outbox seq the drain starts from (the journal watermark w0); absent for a switch back. */
+  /** The change seq the drain starts from (the journal watermark w0); absent for a switch back. */
   fromSeq?: number;
-  /** Call the switch off, unharmed, if events would be held longer than this; absent for a rollback. */
+  /** Call the switch off, unharmed, if writes would be held longer than this; absent for a rollback. */
   budgetMs?: number;
-  /** Compare the tracking table's rows after this key (the part that grew since verifying). */
-  verifyTrackingAfter?: number | null;
+  /** Compare every row the change log names after this seq (the rows changed since verification began). */
+  verifyChangesAfter?: number;
   chunkRows: number;
 }
 
 export interface SwitchResult {
   pauseMs: number;
   held: number;
-  /** The new primary's outbox head at the flip: replication back to the old side starts here. */
+  /** The new primary's change head at the flip: replication back to the old side starts here. */
   reverseFrom: number;
 }
 
@@ -64,10 +64,15 @@ export async function switchPrimary(ctx: SwitchContext, to: Side, options: Switc
   await routes.fence(tenantId);
 
   if (catalog.ensure(tenantId).primary === to) {
-    // A retry after the flip, or a rollback of a tenant that never left its source.
-    await settleOn(ctx, to, attempt);
-    const released = await routes.unfence(tenantId);
-    const reverseFrom = catalog.rememberWatermark(tenantId, watermarkName(migrationId, to), await ctx.engines[to].outboxHead(database));
+    // A retry after the flip, or a rollback of a tenant that never left its source. Whatever
+    // happens, the fence raised above is lifted.
+    let released: { pauseMs: number; held: number } | undefined;
+    try {
+      await settleOn(ctx, to, attempt);
+    } finally {
+      released = await routes.unfence(tenantId);
+    }
+    const reverseFrom = catalog.rememberWatermark(tenantId, watermarkName(migrationId, to), await ctx.engines[to].changeHead(database));
     return { ...released, reverseFrom };
   }
 
@@ -84,17 +89,18 @@ export async function switchPrimary(ctx: SwitchContext, to: Side, options: Switc
       throw new SwitchSupersededError(`${tenantId}: the ${from} is no longer a side this switch can fence; a later step has taken over`);
     assertCurrent(ctx, attempt);
     const stream: ReplicationStream = { database, from: ctx.engines[from], to: ctx.engines[to], origin: from, name: streamName(migrationId, from) };
-    const fenceSeq = await stream.from.outboxHead(database);
+    const fenceSeq = await stream.from.changeHead(database);
     // Without an explicit start, drain from where the old primary began journaling for this switch.
     const fromSeq = options.fromSeq ?? catalog.watermark(tenantId, watermarkName(migrationId, from)) ?? fenceSeq;
-    await applyRange(stream, await resumePoint(stream, fromSeq), fenceSeq, () => checkBudget('draining the outbox'));
-    checkBudget('draining the outbox');
-    if (options.verifyTrackingAfter !== undefined) {
-      await verifyTrackingDelta(stream, options.verifyTrackingAfter, options.chunkRows);
-      checkBudget('verifying the tracking delta');
+    await applyRange(stream, await resumePoint(stream, fromSeq), fenceSeq, () => checkBudget('draining the change log'));
+    checkBudget('draining the change log');
+    if (options.verifyChangesAfter !== undefined) {
+      await verifySchemaUnchanged(stream);
+      await verifyChangedRows(stream, options.verifyChangesAfter, fenceSeq);
+      checkBudget('comparing the rows changed since verification');
     }
     // Recorded once, before the flip: a retry after the release must not move it past events written since.
-    reverseFrom = catalog.rememberWatermark(tenantId, watermarkName(migrationId, to), await ctx.engines[to].outboxHead(database));
+    reverseFrom = catalog.rememberWatermark(tenantId, watermarkName(migrationId, to), await ctx.engines[to].changeHead(database));
     await openSide(ctx, to, attempt);
     if (!catalog.flipPrimary(tenantId, to, true, attempt.epoch))
       throw new SwitchSupersededError(`${tenantId}: the catalog moved on while this switch ran (a call-off or a later attempt); this attempt flips nothing`);
@@ -163,12 +169,26 @@ async function settleOn(ctx: SwitchContext, side: Side, attempt: Attempt): Promi
   await ctx.routes.setPrimary(tenantId, side, true);
 }
 
-/** The tracking rows added since verification must be identical on both sides after the drain. */
-async function verifyTrackingDelta(stream: ReplicationStream, after: number | null, chunkRows: number): Promise<void> {
-  const table = (await stream.from.listTables(stream.database)).find((t) => t.name === stream.from.trackingTable);
-  if (!table) return;
-  const side = (engine: Engine) => ({ engine, database: stream.database });
-  const delta = await compareTable(side(stream.from), side(stream.to), table, chunkRows, { lower: after === null ? null : [after], upper: null });
-  if (delta.mismatchedChunks)
-    throw new VerificationMismatchError(`tracking delta differs after the drain: ${delta.differences.slice(0, 5).map((d) => `${d.key} ${d.kind.replace(/_/g, ' ')}`).join(', ')}`);
+/**
+ * Under the fence, nobody writes: the schema both sides hold must still be the one capture covers.
+ * A table created, renamed or rebuilt since journaling (its writes never reached the change log), or
+ * one that exists on one side only, stops the cut-over: the tenant stays on its source.
+ */
+async function verifySchemaUnchanged(stream: ReplicationStream): Promise<void> {
+  const gaps = await stream.from.captureGaps(stream.database);
+  if (gaps.length)
+    throw new VerificationMismatchError(`table(s) ${gaps.join(', ')} changed since journaling (created, renamed or rebuilt) and are not captured; their writes would not reach the target. Migrate again once the schema is settled`);
+  const [mine, theirs] = await Promise.all([stream.from.listTables(stream.database), stream.to.listTables(stream.database)]);
+  const shape = (t: { name: string; columns: string[] }) => `${t.name}\u0000${t.columns.join('\u0001')}`;
+  const [a, b] = [new Set(mine.map(shape)), new Set(theirs.map(shape))];
+  const differing = [...new Set([...mine.filter((t) => !b.has(shape(t))), ...theirs.filter((t) => !a.has(shape(t)))].map((t) => t.name))];
+  if (differing.length)
+    throw new VerificationMismatchError(`the schema changed since journaling (table(s) ${differing.join(', ')} differ between the sides in name or columns); the tenant stays on its source`);
+}
+
+/** Every row changed since verification began must be identical on both sides after the drain. */
+async function verifyChangedRows(stream: ReplicationStream, after: number, until: number): Promise<void> {
+  const { differences } = await compareChangedRows({ engine: stream.from, database: stream.database }, { engine: stream.to, database: stream.database }, after, until);
+  if (differences.length)
+    throw new VerificationMismatchError(`rows changed since verification differ after the drain: ${differences.slice(0, 5).map((d) => `${d.table}: ${d.key} ${d.kind.replace(/_/g, ' ')}`).join(', ')}`);
 }

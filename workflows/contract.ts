@@ -12,7 +12,6 @@ export const waveWorkflowId = (waveId: string): string => `airlift-wave-${waveId
 export const PHASES = [
   'preflight',
   'journaling',
-  'freezing',
   'snapshotting',
   'copying',
   'restoring',

@@ -23,7 +23,6 @@ import {
   type TenantPhase,
   type TenantResult,
   type TenantStatus,
-  type WriteMode,
 } from './contract';
 import { activityPresets } from './presets';
 import { PauseBudgetExceededError, VerificationMismatchError } from '../protocol/errors';
@@ -55,13 +54,12 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
 
       // Each undo is registered before its step, and the steps that change routing run to their end
       // even when a rollback arrives meanwhile: an undo never races the step it undoes.
-      compensations.add('stop journaling', () => undo.stopJournaling(tenantId, run.nextStep()), { unsafeAfterFailure: true });
+      compensations.add('stop journaling', () => undo.stopJournaling(tenantId, migrationId, run.nextStep()), { unsafeAfterFailure: true });
       const journalFrom = await run.atomicPhase('journaling', () => short.startJournaling(tenantId, migrationId, run.nextStep()));
       run.status.journalFrom = journalFrom;
 
-      compensations.add('thaw writes', () => run.setWriteMode(undo, 'read_write'), { unsafeAfterFailure: true });
-      await run.atomicPhase('freezing', () => run.setWriteMode(short, 'read_only'));
-
+      // The tenant keeps writing from here on: every change is captured and replicated, and writes
+      // stop only inside the cut-over's fence.
       compensations.add('discard artifact', () => cleanup.discardArtifact(tenantId, migrationId), { bestEffort: true });
       const artifact = await run.phase('snapshotting', () => transfer.snapshotSource(tenantId, migrationId));
       run.status.bytesTotal = artifact.sizeBytes;
@@ -85,7 +83,7 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
         }
       });
 
-      const verified = await run.phase('verifying', () => transfer.verifyTables(tenantId, migrationId, policy.verifyChunkRows));
+      const verified = await run.phase('verifying', () => transfer.verifyTables(tenantId, migrationId, policy.verifyChunkRows, journalFrom));
       run.status.tables = verified.tables;
       assertIdentical(verified.tables);
 
@@ -103,7 +101,7 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
               cutover.switchPrimary(tenantId, migrationId, 'target', {
                 fromSeq: journalFrom,
                 budgetMs: policy.cutoverPauseBudgetMs,
-                verifyTrackingAfter: verified.trackingUpTo,
+                verifyChangesAfter: verified.verifiedFrom,
                 chunkRows: policy.verifyChunkRows,
               }),
             );
@@ -151,8 +149,7 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
   // nothing is compensated; a rollback is refused with the reason.
   await wf.CancellationScope.nonCancellable(async () => {
     await run.stopBackground();
-    await run.setWriteMode(final, 'read_write');
-    await final.stopJournaling(tenantId, run.nextStep());
+    await final.stopJournaling(tenantId, migrationId, run.nextStep());
     await final.cleanWorkDirectory(tenantId, migrationId);
   });
   run.end('completed');
@@ -182,15 +179,6 @@ class TenantRun {
       startedAt: now, phaseSince: now, paused: false, writeMode: 'read_write',
       bytesTotal: 0, bytesDone: 0, tables: [], phaseMs: {},
     };
-    this.describe();
-  }
-
-  /** Sets the tenant's write mode through one of the activity presets, and records it for `status`. */
-  async setWriteMode(activities: ReturnType<typeof activityPresets>['short'], mode: WriteMode): Promise<void> {
-    await activities.setWriteMode(this.status.tenantId, mode, this.nextStep());
-    if (mode === this.status.writeMode) return;
-    this.status.writeMode = mode;
-    this.status.frozenSince = mode === 'read_only' ? new Date().toISOString() : undefined;
     this.describe();
   }
 

@@ -13,16 +13,15 @@ import { nonRetryableErrorTypes } from '../protocol/errors';
  */
 const SUMMARIES: { [K in keyof AirliftActivities]: (...args: Parameters<AirliftActivities[K]>) => string } = {
   preflight: () => 'preflight: source, target, catalog and container checked',
-  startJournaling: () => 'journaling: change capture on, fenced',
+  startJournaling: () => 'journaling: change capture installed on every table',
   stopJournaling: () => 'change capture off',
-  setWriteMode: (_tenant, mode) => (mode === 'read_only' ? "freeze the tenant's application writes" : "thaw the tenant's application writes"),
   snapshotSource: () => 'snapshotting: consistent full snapshot of the source',
   copyArtifact: () => 'copying: snapshot uploaded to blob storage',
   restoreTarget: () => 'restoring: snapshot restored on the target',
   dualWrite: (_tenant, _migration, direction) => (direction === 'forward' ? 'dual-write source to target (catching up)' : 'dual-write target back to source (rollback window)'),
   replicationLag: () => 'catching up: how far the dual-write is behind',
   verifyTables: () => 'verifying: chunk digests of every table compared',
-  switchPrimary: (_tenant, _migration, to) => (to === 'target' ? 'cutting over: fence, drain, verify the delta, flip to target' : 'rollback: route the tenant back to its source'),
+  switchPrimary: (_tenant, _migration, to) => (to === 'target' ? 'cutting over: fence, drain, compare changed rows, flip to target' : 'rollback: route the tenant back to its source'),
   dropTarget: () => "rollback: drop this migration's target database",
   discardArtifact: () => "rollback: delete this migration's blobs",
   cleanWorkDirectory: () => 'finalizing: work folder cleaned',

@@ -4,7 +4,7 @@
 // stay responsive; rows off screen are skipped by the browser (content-visibility in the CSS).
 'use strict';
 (function warRoom() {
-  const PHASES = ['not started', 'pending', 'preflight', 'journaling', 'freezing', 'snapshotting', 'copying', 'restoring', 'catching_up', 'verifying',
+  const PHASES = ['not started', 'pending', 'preflight', 'journaling', 'snapshotting', 'copying', 'restoring', 'catching_up', 'verifying',
     'awaiting_cutover', 'cutting_over', 'rollback_window', 'finalizing', 'completed', 'rolling_back', 'rolled_back', 'failed'];
   const COLUMNS = ['tenant', 'wave', 'phase', 'writes', 'progress', 'throughput', 'eta', 'lag', 'pause', 'held', 'mismatches', 'error', 'workflow'];
   const VERBS = {

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTenantDatabase } from '../../cli/demo-data';
-import { check, digestOwnTables } from '../../chaos/checker';
+import { check, schemaDigest } from '../../chaos/checker';
 import { QUICK } from '../../chaos/matrix';
 import { runMatrix } from '../../chaos/run';
 
@@ -30,7 +30,7 @@ describe('the checker', () => {
   let dir: string;
 
   /** The checker's verdict on tenant t1, expected rolled back, with this catalog row and these acknowledged ids. */
-  async function judgeRolledBack(sourceFile: string, before: string, catalogRow: string, acked: string[]) {
+  async function judgeRolledBack(sourceFile: string, before: { whole: string; tenantOnly: string }, catalogRow: string, acked: string[], appLost: string[] = []) {
     const catalog = new Database(join(dir, 'catalog.db'));
     catalog.exec(`CREATE TABLE tenants (tenant_id TEXT PRIMARY KEY, primary_side TEXT, write_mode TEXT, outbox INTEGER); INSERT INTO tenants VALUES ${catalogRow};`);
     catalog.close();
@@ -41,7 +41,8 @@ describe('the checker', () => {
       adminToken: 'unused-without-gateways',
       acked: new Set(acked),
       eventPrefix: 'load-t1-',
-      sourceDigestBefore: before,
+      sourceSchemaBefore: before,
+      app: { lostOn: () => appLost, writes: 3 },
       expected: 'rolled_back',
       ended: 'rolled_back',
     });
@@ -53,24 +54,24 @@ describe('the checker', () => {
 
   it('names every invariant a stranded, lossy tenant breaks', async () => {
     const sourceFile = createTenantDatabase(join(dir, 'source'), 'tenant_1', 50, 1);
-    const before = digestOwnTables(sourceFile, 'tracking_events');
+    const before = { whole: schemaDigest(sourceFile), tenantOnly: schemaDigest(sourceFile, true) };
     const source = new Database(sourceFile);
     const insert = source.prepare("INSERT INTO tracking_events (event_id, kind, occurred_at) VALUES (?, 'view', '2026-01-01T00:00:00Z')");
     for (let i = 0; i < 8; i++) insert.run(`load-t1-${i}`);
-    source.prepare("UPDATE campaigns SET name = 'changed by a migration' WHERE id = 1").run();
+    source.exec('CREATE INDEX left_behind ON campaigns (name)');
     source.exec("CREATE TABLE airlift_gate (id INTEGER PRIMARY KEY, state TEXT NOT NULL); INSERT INTO airlift_gate VALUES (1, 'fenced');");
     source.close();
-    const verdict = await judgeRolledBack(sourceFile, before, "('t1', 'target', 'read_only', 1)", Array.from({ length: 10 }, (_, i) => `load-t1-${i}`));
+    const verdict = await judgeRolledBack(sourceFile, before, "('t1', 'target', 'read_only', 1)", Array.from({ length: 10 }, (_, i) => `load-t1-${i}`), ['audit_log app-t1-3']);
 
     expect(verdict.ok).toBe(false);
-    expect(verdict.broken.map((b) => b.invariant).sort()).toEqual(['catalog', 'events', 'fence', 'journaling', 'source', 'write mode']);
+    expect(verdict.broken.map((b) => b.invariant).sort()).toEqual(['app writes', 'catalog', 'events', 'fence', 'journaling', 'source', 'source', 'write mode']);
     expect(verdict.broken.find((b) => b.invariant === 'events')!.detail).toContain('2 of 10 acknowledged events missing on the source');
-    expect(verdict).toMatchObject({ eventsAccepted: 10, eventsLost: 2, eventsDuplicated: 0, stranded: true });
+    expect(verdict).toMatchObject({ eventsAccepted: 10, eventsLost: 2, eventsDuplicated: 0, appWritesLost: 1, stranded: true });
   });
 
   it('passes a tenant that rolled back cleanly', async () => {
     const sourceFile = createTenantDatabase(join(dir, 'source'), 'tenant_1', 50, 1);
-    const before = digestOwnTables(sourceFile, 'tracking_events');
+    const before = { whole: schemaDigest(sourceFile), tenantOnly: schemaDigest(sourceFile, true) };
     const source = new Database(sourceFile);
     source.prepare("INSERT INTO tracking_events (event_id, kind, occurred_at) VALUES ('load-t1-0', 'view', '2026-01-01T00:00:00Z')").run();
     source.close();

@@ -54,7 +54,7 @@ test('plan --json for Managed Instance: each tenant its own flat folder URI, one
   expect(new Set(doc.tenants.map((t) => JSON.stringify(t.restore.authentication))).size).toBe(1);
   for (const t of doc.tenants) {
     expect(t.restore.concurrency.perInstanceLimit).toBe(100);
-    expect(t.restore.writeFreeze.estimate).toContain('the rollback window (86400 s)');
+    expect(t.restore.writeFreeze.estimate).toContain("writes wait only inside the cut-over's fence");
   }
   expectNoSecret(run.stdout + run.stderr);
 });
@@ -95,7 +95,7 @@ test('plan for SQL Server to SQL Server on a VM: the credential holds the SAS as
   expect(restore).toContain('ALTER DATABASE [airlift_restoring_<migration-id>] MODIFY NAME = [acme];');
   expect(restore).toContain('@url = "https://airliftartifacts.blob.core.windows.net/airlift-artifacts/acme.<migration-id>/acme-<migration-id>.bak"');
   expect(doc.tenants[0].steps.map((s) => s.phase)).toEqual([
-    'preflight', 'journaling', 'freezing', 'snapshotting', 'copying', 'restoring', 'catching_up', 'verifying', 'cutting_over', 'rollback_window', 'completed',
+    'preflight', 'journaling', 'snapshotting', 'copying', 'restoring', 'catching_up', 'verifying', 'cutting_over', 'rollback_window', 'completed',
   ]);
   expectNoSecret(run.stdout + run.stderr);
 });

@@ -72,7 +72,7 @@ test('a tenant whose workflow was terminated while awaiting approval is reported
     await handles[0].terminate('terminated by hand, as from the Web UI');
 
     // What the operator is left with: frozen, journaling, a target nobody will drop.
-    expect(routeOf(fleet, stranded.id)).toMatchObject({ primary: 'source', writeMode: 'read_only', outbox: true });
+    expect(routeOf(fleet, stranded.id)).toMatchObject({ primary: 'source', writeMode: 'read_write', outbox: true });
     expect(existsSync(targetFile(stranded.database))).toBe(true);
 
     const dry = await airlift(['reconcile', '-f', fleet.file, '--json'], { cwd: dir, env });
@@ -82,14 +82,14 @@ test('a tenant whose workflow was terminated while awaiting approval is reported
     expect(found.needingRepair).toEqual([stranded.id]);
     const [a, b] = found.tenants;
     expect(a.owner.kind).toBe('none');
-    expect(a.catalog).toMatchObject({ primary: 'source', writeMode: 'read_only', outbox: true });
+    expect(a.catalog).toMatchObject({ primary: 'source', writeMode: 'read_write', outbox: true });
     expect(a.target.exists).toBe(true);
     expect(a.repairs.map((r: { step: string }) => r.step)).toEqual(expect.arrayContaining(['thaw', 'drop-target']));
     expect(a.blobs.length).toBe(1);
     expect(b.owner).toMatchObject({ kind: 'workflow', workflowId: tenantWorkflowId(owned.id), migrationId: ownedMigration });
     expect(b.repairs).toEqual([]);
     // Nothing was changed by looking.
-    expect(routeOf(fleet, stranded.id)).toMatchObject({ writeMode: 'read_only', outbox: true });
+    expect(routeOf(fleet, stranded.id)).toMatchObject({ writeMode: 'read_write', outbox: true });
     expect(existsSync(targetFile(stranded.database))).toBe(true);
 
     const text = await airlift(['reconcile', '-f', fleet.file], { cwd: dir, env });
@@ -106,7 +106,7 @@ test('a tenant whose workflow was terminated while awaiting approval is reported
     expect(gateOf(sourceFile(stranded.database))).toBe('open');
     expect(existsSync(targetFile(stranded.database))).toBe(false);
     // The owned tenant is exactly as its workflow left it.
-    expect(routeOf(fleet, owned.id)).toMatchObject({ primary: 'source', writeMode: 'read_only', outbox: true });
+    expect(routeOf(fleet, owned.id)).toMatchObject({ primary: 'source', writeMode: 'read_write', outbox: true });
     expect(existsSync(targetFile(owned.database))).toBe(true);
     expect((await handles[1].query(statusQuery)).phase).toBe('awaiting_cutover');
 

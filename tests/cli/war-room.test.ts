@@ -96,8 +96,8 @@ describe('on real workflows', () => {
 
     for (const id of ids) await expect(row(page, id).locator('.c-wave').textContent()).resolves.toBe(waveId);
     await page.locator(`#waves .wave[data-wave="${waveId}"] .chip`, { hasText: '3 catching up (held)' }).waitFor();
-    // Writes are frozen from freezing on: the page says so and since when.
-    await expect(row(page, ids[1]).locator('.c-writes').textContent()).resolves.toMatch(/^frozen \d+/);
+    // Change capture keeps the tenant writable until the cut-over's fence: the page says so.
+    await expect(row(page, ids[1]).locator('.c-writes').textContent()).resolves.toMatch(/^read-write/);
     const link = await row(page, ids[1]).locator('a.wf').getAttribute('href');
     expect(link).toContain(`http://127.0.0.1:8233/namespaces/default/workflows/${tenantWorkflowId(ids[1])}/`);
 

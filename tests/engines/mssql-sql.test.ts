@@ -102,47 +102,19 @@ function positions(sql: string, parts: string[]): number[] {
   });
 }
 
-describe('the outbox is read in commit order (issue 7 item 9)', () => {
-  // IDENTITY (Property) (Transact-SQL): identity values are not guaranteed consecutive across
-  // concurrent transactions, a value is taken at insert and kept even if that transaction commits
-  // later; "If values must be consecutive then the transaction should use an exclusive lock".
-  // SET TRANSACTION ISOLATION LEVEL: with READ_COMMITTED_SNAPSHOT ON ("the default on Azure SQL
-  // Database") each statement reads a snapshot "as it existed at the start of the statement", so a
-  // reader at seq 7 misses seq 6 committed a moment later and its cursor skips it for good.
-  test('every write takes the exclusive, transaction-owned outbox lock before any IDENTITY value is assigned', () => {
-    const { sql } = tsql.writeEventStatement(tracking);
-    // sp_getapplock: a lock owned by the Transaction is released when it commits or rolls back.
-    expect(sql).toContain("EXEC @airlift_lock = sys.sp_getapplock @Resource = N'airlift_outbox', @LockMode = 'Exclusive', @LockOwner = 'Transaction', @LockTimeout = 30000;");
-    const [begin, lock, event, outbox, commit] = positions(sql, ['BEGIN TRANSACTION;', 'sp_getapplock', 'INSERT INTO [dbo].[tracking_events]', 'INSERT INTO dbo.airlift_outbox', 'COMMIT TRANSACTION;']);
-    expect(begin).toBeLessThan(lock);
-    expect(lock).toBeLessThan(event);
-    expect(event).toBeLessThan(outbox);
-    expect(outbox).toBeLessThan(commit);
-    // sp_getapplock returns < 0 for timeout (-1), cancel (-2), deadlock victim (-3), bad call (-999):
-    // the write must stop there, never insert without the lock.
-    expect(sql).toContain(`IF @airlift_lock < 0 THROW ${tsql.OUTBOX_LOCK_ERROR},`);
-  });
-
-  test('a failed write rolls its transaction back and so releases the lock: XACT_ABORT comes first', () => {
+describe('the tracking write (issue 9: change capture records it; the outbox is gone)', () => {
+  test('a failed write rolls its transaction back: XACT_ABORT comes first', () => {
     // SET XACT_ABORT: when ON, a run-time error (THROW honours it) terminates and rolls back the
-    // whole transaction; when OFF, THROW ends the batch and leaves the transaction open, holding the lock.
+    // whole transaction; when OFF, THROW ends the batch and leaves the transaction open, holding locks.
     const { sql } = tsql.writeEventStatement(tracking);
     expect(sql.split('\n')[0]).toBe('SET XACT_ABORT ON;');
     expect(tsql.setGateStatement.sql.split('\n')[0]).toBe('SET XACT_ABORT ON;');
   });
 
-  test('the reader takes shared locks instead of reading a row-versioned snapshot', () => {
-    // Table hints: READCOMMITTEDLOCK "acquires shared locks as data is read ... regardless of the
-    // setting of the READ_COMMITTED_SNAPSHOT database option".
-    expect(tsql.readOutboxQuery.sql).toBe('SELECT TOP (@limit) seq, event_id, row_json FROM dbo.airlift_outbox WITH (READCOMMITTEDLOCK) WHERE seq > @after ORDER BY seq;');
-  });
-
-  test('the outbox row is the stored row, written in the same transaction as the event and only when it is new', () => {
+  test('the event is the only row it writes; the IDENTITY column is the server\'s to assign', () => {
     const { sql, params } = tsql.writeEventStatement(tracking);
-    expect(sql).toContain('SET @airlift_inserted = @@ROWCOUNT;\nIF @airlift_inserted = 1 AND @outbox = 1');
-    expect(sql).toContain('FOR JSON PATH, WITHOUT_ARRAY_WRAPPER, INCLUDE_NULL_VALUES');
-    // The IDENTITY column is the server's to assign; every other column is a parameter.
-    expect(Object.keys(params)).toEqual(['v_event_id', 'v_ad_id', 'v_kind', 'v_occurred_at', 'v_user_agent', 'v_payload', 'outbox']);
+    expect(sql).not.toMatch(/airlift_outbox|sp_getapplock|FOR JSON/);
+    expect(Object.keys(params)).toEqual(['v_event_id', 'v_ad_id', 'v_kind', 'v_occurred_at', 'v_user_agent', 'v_payload']);
     expect(sql).not.toMatch(/\[seq\]/);
   });
 });
@@ -186,29 +158,16 @@ describe('the write gate holds for every writer (fences in the tenant database)'
   });
 
   test('cursors are keyed by stream in a column wide enough for <migrationId>:<origin>', () => {
-    expect(tsql.outboxSchema.sql).toContain('CREATE TABLE dbo.airlift_cursors (stream nvarchar(128) NOT NULL PRIMARY KEY, cursor_seq bigint NOT NULL);');
+    expect(tsql.gateSchema.sql).toContain('CREATE TABLE dbo.airlift_cursors (stream nvarchar(128) NOT NULL PRIMARY KEY, cursor_seq bigint NOT NULL);');
     expect(tsql.advanceCursorStatement.sql).toContain('WHERE stream = @stream;');
-    expect(tsql.appliedCursorQuery.sql).toBe('SELECT cursor_seq FROM dbo.airlift_cursors WHERE stream = @stream;');
-  });
-});
-
-describe('applying a replicated event skips only that event (issue 7 item 12)', () => {
-  const { sql } = tsql.applyEventStatement(tracking);
-
-  test('"already there" means this event_id, and nothing else', () => {
-    expect(sql.split('\n')[0]).toBe('IF EXISTS (SELECT 1 FROM [dbo].[tracking_events] WITH (UPDLOCK, HOLDLOCK) WHERE [event_id] = @eventId)');
-    expect(sql).not.toMatch(/ OR /);
-    expect(sql).not.toMatch(/WHERE NOT EXISTS/);
+    expect(tsql.appliedCursorQuery.sql).toContain('SELECT cursor_seq FROM dbo.airlift_cursors WHERE stream = @stream;');
+    // The cursor is a bigint seq: declared so, not guessed from a JavaScript number (which the driver sends as int).
+    expect(tsql.advanceCursorStatement.types).toEqual({ stream: 'nvarchar(128)', cursor: 'bigint' });
   });
 
-  test('a different event under the same key is THROWn as a conflict instead of being dropped', () => {
-    expect(sql).toContain(`ELSE IF EXISTS (SELECT 1 FROM [dbo].[tracking_events] WITH (UPDLOCK, HOLDLOCK) WHERE [seq] = @c0)\n  THROW ${tsql.CONFLICT_ERROR},`);
-  });
-
-  test('IDENTITY_INSERT is switched off again even when the insert fails', () => {
-    // SET IDENTITY_INSERT: "At any time, only one table in a session can have the IDENTITY_INSERT
-    // property set to ON", so one left ON by a failed insert breaks the next table's apply.
-    expect(sql).toMatch(/BEGIN CATCH\n\s+SET IDENTITY_INSERT \[dbo\]\.\[tracking_events\] OFF;\n\s+THROW;\n\s+END CATCH;/);
+  test('reading the gate or a cursor never creates airlift tables (capture removed: the schema is as it was)', () => {
+    expect(tsql.readGateQuery.sql).toMatch(/^IF OBJECT_ID\(N'dbo\.airlift_gate', N'U'\) IS NOT NULL SELECT/);
+    expect(tsql.appliedCursorQuery.sql).toMatch(/^IF OBJECT_ID\(N'dbo\.airlift_cursors', N'U'\) IS NOT NULL SELECT/);
   });
 });
 
@@ -237,12 +196,9 @@ test.each([
   ['list tables of a database, from master', tsql.listTablesQuery('acme_db')],
   ['row hashes of a range', rowHash.rowHashQuery(hostile, { lower: true, upper: false }, MODERN)],
   ['tracking head', tsql.headKeyQuery({ schema: 'dbo', name: 'tracking_events', columns: [{ name: 'seq', type: 'bigint' }], key: ['seq'] })],
-  ['outbox schema', tsql.outboxSchema],
-  ['read outbox', tsql.readOutboxQuery],
-  ['apply event', tsql.applyEventStatement({
-    schema: 'dbo', name: 'tracking_events', key: ['seq'],
-    columns: [{ name: 'seq', type: 'bigint', identity: true }, { name: 'event_id', type: 'nvarchar' }, { name: 'ad_id', type: 'int' }, { name: 'kind', type: 'nvarchar' }],
-  })],
+  ['gate schema', tsql.gateSchema],
+  ['lock gate', tsql.lockGateQuery],
+  ['applied cursor', tsql.appliedCursorQuery],
   ['advance cursor', tsql.advanceCursorStatement],
   ['read gate', tsql.readGateQuery],
   ['set gate', tsql.setGateStatement],

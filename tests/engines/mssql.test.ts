@@ -42,8 +42,10 @@ describe('driver errors are classified once, by what a retry can do (issue 7 ite
     { what: 'deadlock victim (1205)', expected: 'ConnectionError', make: () => requestError(1205, 'Transaction (Process ID 57) was deadlocked on lock resources with another process and has been chosen as the deadlock victim. Rerun the transaction.') },
     // Azure SQL "Transient fault error codes": 40613, 40501, 40197, 49918–49920, 4221, 10928, 10929.
     ...[40613, 40501, 40197, 49918, 49919, 49920, 4221, 10928, 10929].map((n) => ({ what: `Azure SQL transient error ${n}`, expected: 'ConnectionError', make: () => requestError(n, `transient ${n}`) })),
-    // The outbox lock not granted in time (sp_getapplock < 0, THROWn as 51001).
-    { what: 'outbox lock not granted (51001)', expected: 'ConnectionError', make: () => requestError(51001, 'airlift: the outbox lock was not granted within 30 s') },
+    // The change-log lock not granted in time (sp_getapplock < 0, THROWn as 51001).
+    { what: 'change-log lock not granted (51001)', expected: 'ConnectionError', make: () => requestError(51001, 'airlift: the change log lock was not granted within 30 s') },
+    // An apply into a side that takes writes (THROW 51002): the stream has ended; not retried.
+    { what: 'apply refused by an open gate (51002)', expected: 'ReplicationConflictError', make: () => requestError(51002, 'airlift_conflict: changes are not applied to a database that takes writes (its write gate is open)') },
     // A closed write gate (THROW 51000): the writer reloads its route and retries.
     { what: 'fenced write (51000)', expected: 'FencedWriteError', make: () => requestError(51000, 'airlift_fenced: tenant database acme is fenced (migration 3f2a9c0d1e4b5a67); reload the route and retry') },
     // The error that decides may come before the last one (mssql keeps the others in precedingErrors).
@@ -79,8 +81,7 @@ describe('driver errors are classified once, by what a retry can do (issue 7 ite
     expect(classified.message).toContain('[redacted]');
   });
 
-  test('a key clash while applying the outbox is recognised, as THROWn (51002) or raised by a unique index (2627, 2601)', () => {
-    expect(isKeyConflict(requestError(51002, 'airlift_conflict: the key of this replicated row holds a different event'))).toBe(true);
+  test('a unique-key clash while applying row images is recognised (2627 constraint, 2601 index)', () => {
     expect(isKeyConflict(requestError(2627, "Violation of PRIMARY KEY constraint 'PK_tracking'. Cannot insert duplicate key in object 'dbo.tracking_events'."))).toBe(true);
     expect(isKeyConflict(requestError(2601, "Cannot insert duplicate key row in object 'dbo.tracking_events' with unique index 'ux_seq'."))).toBe(true);
     expect(isKeyConflict(requestError(1205, 'deadlock victim'))).toBe(false);

@@ -147,7 +147,7 @@ export function workerEnv(stack: TestStack, fleet: LoadedFleet): NodeJS.ProcessE
 }
 
 /** Rows in one table of a tenant database file, read straight from the file. */
-export function countRows(file: string, table: 'tracking_events' | 'airlift_outbox'): number {
+export function countRows(file: string, table: 'tracking_events' | 'airlift_changes'): number {
   const db = new Database(file, { readonly: true });
   try {
     return (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;

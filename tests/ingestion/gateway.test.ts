@@ -1,8 +1,9 @@
 // The tracking gateway over real HTTP and real SQLite files.
 import { sqliteDirectory } from '../../config/fleet';
 import Database from 'better-sqlite3';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { createGateway, listenGateway } from '../../ingestion/gateway';
+import { SqliteEngine } from '../../engines/sqlite';
 import { countRows, makeFleet } from '../helpers/stack';
 
 const TOKEN = 'test-admin-token-0123456789';
@@ -27,7 +28,7 @@ afterAll(async () => {
 });
 
 const rows = () => countRows(sourceFile, 'tracking_events');
-const outboxRows = () => countRows(sourceFile, 'airlift_outbox');
+const capturedRows = () => countRows(sourceFile, 'airlift_changes');
 
 const post = (body: string, type = 'application/json', tenant = tenantId) =>
   fetch(`${url}/t/${tenant}/events`, { method: 'POST', headers: { 'content-type': type }, body });
@@ -100,11 +101,12 @@ test('the admin API refuses a missing or wrong token, and answers with the tenan
   expect(await view.json()).toMatchObject({ tenantId, primary: 'source', fenced: false });
 });
 
-test('with the outbox on, each event is journaled in the same write; a fenced tenant holds events until unfenced', async () => {
+test('with change capture installed, each event is captured in its own write; a fenced tenant holds events until unfenced', async () => {
+  await new SqliteEngine(dirname(sourceFile)).startCapture(basename(sourceFile, '.db'));
   expect((await admin('/mode', TOKEN, { outbox: true })).status).toBe(200);
-  const journaled = outboxRows();
+  const journaled = capturedRows();
   await post(JSON.stringify({ kind: 'click' }));
-  expect(outboxRows()).toBe(journaled + 1);
+  expect(capturedRows()).toBe(journaled + 1);
 
   const fence = await admin('/fence', TOKEN, {});
   expect(await fence.json()).toHaveProperty('fencedAt');

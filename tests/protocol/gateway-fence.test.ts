@@ -25,7 +25,7 @@ async function twoNodes() {
   const target = new SqliteEngine(sqliteDirectory(made.fleet.targets.cloud));
   const catalog = new Catalog(made.fleet.catalog.path);
   const routes = gatewayRoutes([nodes.a.url, nodes.b.url], TOKEN, catalog);
-  await source.ensureOutbox(tenant.database);
+  await source.startCapture(tenant.database);
   await source.setWriteGate(tenant.database, { state: 'open', migrationId: 'm1' });
   await routes.setMode(tenant.id, { outbox: true });
   await target.restore(tenant.database, await source.snapshot(tenant.database, join(made.dir, 'work', 'm1.sqlite')), 'm1');
@@ -60,7 +60,7 @@ test('a flip that fails on one node: that node, still routing to the source, is 
         throw new GatewayAdminError(`gateway ${t.nodes.b.url}: primary ${tenantId} failed: connection reset`);
       },
     };
-    await expect(switchPrimary({ ...t.ctx, routes: flipOnlyA }, 'target', { fromSeq: 0, chunkRows: 100, verifyTrackingAfter: null })).rejects.toThrow(GatewayAdminError);
+    await expect(switchPrimary({ ...t.ctx, routes: flipOnlyA }, 'target', { fromSeq: 0, chunkRows: 100 })).rejects.toThrow(GatewayAdminError);
     await t.routes.unfence(t.tenant.id); // as the retry would, before it re-sends the flip
     const answer = await t.post(t.nodes.b.url, 'via-stale-node');
     expect(answer.status).toBe(200);
@@ -76,7 +76,7 @@ test('a node restarted during a cut-over comes up unfenced, but its writes wait 
     // The window between the drain and the flip, held open: the source is drained and gated, the
     // catalog still names it.
     const flip = stallGateOpen(t.ctx.engines.target, 'before');
-    const switching = switchPrimary({ ...t.ctx, engines: { source: t.ctx.engines.source, target: flip.engine } }, 'target', { fromSeq: 0, chunkRows: 100, verifyTrackingAfter: null });
+    const switching = switchPrimary({ ...t.ctx, engines: { source: t.ctx.engines.source, target: flip.engine } }, 'target', { fromSeq: 0, chunkRows: 100 });
     await flip.reached;
     await t.nodes.b.stop();
     t.nodes.b = await t.serve(t.portB); // restarted: no fence in its memory
@@ -98,7 +98,7 @@ test('a flip delivered to a node late, after a later flip back, is refused (409)
   const t = await twoNodes();
   try {
     const before = t.ctx.catalog.ensure(t.tenant.id).epoch;
-    await switchPrimary(t.ctx, 'target', { fromSeq: 0, chunkRows: 100, verifyTrackingAfter: null });
+    await switchPrimary(t.ctx, 'target', { fromSeq: 0, chunkRows: 100 });
     const flippedAt = t.ctx.catalog.ensure(t.tenant.id).epoch;
     await switchPrimary(t.ctx, 'source', { chunkRows: 100 });
     expect(flippedAt).toBeGreaterThan(before);

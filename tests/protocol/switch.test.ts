@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Catalog } from '../../ingestion/catalog';
 import { catalogRoutes } from '../../ingestion/routes';
 import { SqliteEngine } from '../../engines/sqlite';
-import { sqliteDirectory } from '../../config/fleet';
+import { sqliteDirectory, DEFAULT_TRACKING } from '../../config/fleet';
 import { switchPrimary, type SwitchContext } from '../../protocol/switch';
 import { FencedWriteError, TargetInUseError } from '../../protocol/errors';
 import { makeFleet } from '../helpers/stack';
@@ -17,7 +17,7 @@ async function restoredTenant(migrationId = 'm1') {
   const tenant = made.fleet.tenants[0];
   const source = new SqliteEngine(sqliteDirectory(made.fleet.sources.onprem));
   const target = new SqliteEngine(sqliteDirectory(made.fleet.targets.cloud));
-  await source.ensureOutbox(tenant.database);
+  await source.startCapture(tenant.database);
   await source.setWriteGate(tenant.database, { state: 'open', migrationId });
   catalog.setMode(tenant.id, { outbox: true });
   await target.restore(tenant.database, await source.snapshot(tenant.database, join(made.dir, 'work', `${migrationId}.sqlite`)), migrationId);
@@ -28,15 +28,15 @@ async function restoredTenant(migrationId = 'm1') {
 test('a switch retried after its release keeps the first watermark, so events written since still flow back', async () => {
   const t = await restoredTenant();
   try {
-    const first = await switchPrimary(t.ctx, 'target', { fromSeq: 0, chunkRows: 100, verifyTrackingAfter: null });
+    const first = await switchPrimary(t.ctx, 'target', { fromSeq: 0, chunkRows: 100 });
     expect(t.catalog.get(t.tenant.id)?.primary).toBe('target');
 
     // Released: the new primary takes events (with its outbox) before the activity could report back.
-    const writer = t.target.openEventWriter(t.tenant.database);
-    writer.write(['after-1', 'after-2', 'after-3'].map(event), true);
+    const writer = t.target.openEventWriter(t.tenant.database, DEFAULT_TRACKING);
+    writer.write(['after-1', 'after-2', 'after-3'].map(event));
     writer.close();
 
-    const retried = await switchPrimary(t.ctx, 'target', { fromSeq: 0, chunkRows: 100, verifyTrackingAfter: null });
+    const retried = await switchPrimary(t.ctx, 'target', { fromSeq: 0, chunkRows: 100 });
     expect(retried.reverseFrom).toBe(first.reverseFrom);
 
     // The switch back (a rollback) drains exactly those events to the source, from that watermark.
@@ -53,15 +53,15 @@ test('a switch retried after its release keeps the first watermark, so events wr
 test('the write gate holds for every writer: a writer with a stale route is refused inside the database, on either side', async () => {
   const t = await restoredTenant();
   // Opened before the switch, as a gateway node that cached the route would have.
-  const staleSource = t.source.openEventWriter(t.tenant.database);
-  const earlyTarget = t.target.openEventWriter(t.tenant.database);
+  const staleSource = t.source.openEventWriter(t.tenant.database, DEFAULT_TRACKING);
+  const earlyTarget = t.target.openEventWriter(t.tenant.database, DEFAULT_TRACKING);
   try {
     // A restored target is on standby: nothing may write there before the flip.
-    expect(() => earlyTarget.write([event('too-early')], true)).toThrow(FencedWriteError);
-    await switchPrimary(t.ctx, 'target', { fromSeq: 0, chunkRows: 100, verifyTrackingAfter: null });
+    expect(() => earlyTarget.write([event('too-early')])).toThrow(FencedWriteError);
+    await switchPrimary(t.ctx, 'target', { fromSeq: 0, chunkRows: 100 });
     // The demoted source refuses the stale writer; nothing was written there.
-    expect(() => staleSource.write([event('stale-1')], true)).toThrow(FencedWriteError);
-    expect(earlyTarget.write([event('on-target')], true)).toBe(1);
+    expect(() => staleSource.write([event('stale-1')])).toThrow(FencedWriteError);
+    expect(earlyTarget.write([event('on-target')])).toBe(1);
     const table = (await t.source.listTables(t.tenant.database)).find((x) => x.name === 'tracking_events')!;
     expect((await t.source.rowDigests(t.tenant.database, table, { lower: [50], upper: null })).length).toBe(0);
     expect(await t.source.writeGate(t.tenant.database)).toMatchObject({ state: 'fenced' });
@@ -77,9 +77,9 @@ test('item 3: a second migration of the same tenant replicates from its own curs
   const first = await restoredTenant('m-first');
   try {
     // Migration 1 cuts over, takes events on the target, and rolls back: its reverse cursor on the source is high.
-    await switchPrimary(first.ctx, 'target', { fromSeq: 0, chunkRows: 100, verifyTrackingAfter: null });
-    const w = first.target.openEventWriter(first.tenant.database);
-    for (let i = 0; i < 20; i++) w.write([event(`m1-${i}`)], true);
+    await switchPrimary(first.ctx, 'target', { fromSeq: 0, chunkRows: 100 });
+    const w = first.target.openEventWriter(first.tenant.database, DEFAULT_TRACKING);
+    for (let i = 0; i < 20; i++) w.write([event(`m1-${i}`)]);
     w.close();
     await switchPrimary(first.ctx, 'source', { chunkRows: 100 });
     await first.target.dropRestored(first.tenant.database, 'm-first');
@@ -89,12 +89,12 @@ test('item 3: a second migration of the same tenant replicates from its own curs
     // Migration 2 of the same tenant: a fresh restore, cut-over, 5 events on the target, rollback.
     const ctx = { ...first.ctx, migrationId: 'm-second' };
     await first.source.setWriteGate(first.tenant.database, { state: 'open', migrationId: 'm-second' });
-    const fromSeq = await first.source.outboxHead(first.tenant.database);
+    const fromSeq = await first.source.changeHead(first.tenant.database);
     await first.target.restore(first.tenant.database, await first.source.snapshot(first.tenant.database, join(first.dir, 'work', 'second.sqlite')), 'm-second');
-    await switchPrimary(ctx, 'target', { fromSeq, chunkRows: 100, verifyTrackingAfter: null });
-    const w2 = first.target.openEventWriter(first.tenant.database);
+    await switchPrimary(ctx, 'target', { fromSeq, chunkRows: 100 });
+    const w2 = first.target.openEventWriter(first.tenant.database, DEFAULT_TRACKING);
     const acked = ['m2-a', 'm2-b', 'm2-c', 'm2-d', 'm2-e'];
-    for (const id of acked) w2.write([event(id)], true);
+    for (const id of acked) w2.write([event(id)]);
     w2.close();
     await switchPrimary(ctx, 'source', { chunkRows: 100 });
 
@@ -111,12 +111,12 @@ test('a stale switch attempt that wakes up after a later attempt and a rollback 
   try {
     // Attempt 1 stalls (a worker whose event loop is blocked) right before it opens the target.
     const stalled = stallGateOpen(t.target, 'before');
-    const zombie = switchPrimary({ ...t.ctx, engines: { source: t.source, target: stalled.engine } }, 'target', { fromSeq: 0, chunkRows: 100, verifyTrackingAfter: null });
+    const zombie = switchPrimary({ ...t.ctx, engines: { source: t.source, target: stalled.engine } }, 'target', { fromSeq: 0, chunkRows: 100 });
     await stalled.reached;
     // Attempt 2 cuts over, the target takes events, and the operator rolls back.
-    await switchPrimary(t.ctx, 'target', { fromSeq: 0, chunkRows: 100, verifyTrackingAfter: null });
-    const w = t.target.openEventWriter(t.tenant.database);
-    w.write([event('in-window')], true);
+    await switchPrimary(t.ctx, 'target', { fromSeq: 0, chunkRows: 100 });
+    const w = t.target.openEventWriter(t.tenant.database, DEFAULT_TRACKING);
+    w.write([event('in-window')]);
     w.close();
     await switchPrimary(t.ctx, 'source', { chunkRows: 100 });
     stalled.wake();
@@ -135,12 +135,12 @@ test('a stale switch attempt that wakes up after a later attempt and a rollback 
 test('a called-off switch reopens the source and puts the target back on standby; an open target is never dropped nor restored over', async () => {
   const t = await restoredTenant();
   try {
-    await expect(switchPrimary(t.ctx, 'target', { fromSeq: 0, chunkRows: 100, verifyTrackingAfter: null, budgetMs: -1 })).rejects.toThrow(/called off/);
+    await expect(switchPrimary(t.ctx, 'target', { fromSeq: 0, chunkRows: 100, budgetMs: -1 })).rejects.toThrow(/called off/);
     expect(t.catalog.get(t.tenant.id)?.primary).toBe('source');
     expect(await t.source.writeGate(t.tenant.database)).toMatchObject({ state: 'open' });
     expect(await t.target.writeGate(t.tenant.database)).toMatchObject({ state: 'standby' });
 
-    await switchPrimary(t.ctx, 'target', { fromSeq: 0, chunkRows: 100, verifyTrackingAfter: null });
+    await switchPrimary(t.ctx, 'target', { fromSeq: 0, chunkRows: 100 });
     await expect(t.target.dropRestored(t.tenant.database, 'm1')).rejects.toThrow(TargetInUseError);
     // A workflow reset to before the restore must not restore over the tenant's primary either.
     const again = await t.source.snapshot(t.tenant.database, join(t.dir, 'work', 'again.sqlite'));
@@ -155,7 +155,7 @@ test('a stale attempt that opened the target and stalls before its flip cannot f
   try {
     // Stalls right after it opened the target: the next thing it would do is flip the catalog.
     const stalled = stallGateOpen(t.target, 'after');
-    const zombie = switchPrimary({ ...t.ctx, engines: { source: t.source, target: stalled.engine } }, 'target', { fromSeq: 0, chunkRows: 100, verifyTrackingAfter: null });
+    const zombie = switchPrimary({ ...t.ctx, engines: { source: t.source, target: stalled.engine } }, 'target', { fromSeq: 0, chunkRows: 100 });
     await stalled.reached;
     // The workflow gave up on it and rolled back: the tenant never left its source, so the route back only settles.
     await switchPrimary(t.ctx, 'source', { chunkRows: 100 });

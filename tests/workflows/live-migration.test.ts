@@ -191,7 +191,7 @@ test('approveCutover is refused with a reason outside awaiting_cutover, and take
     const refused = await handle.executeUpdate(approveCutoverUpdate).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(WorkflowUpdateFailedError);
     expect((refused as WorkflowUpdateFailedError).cause?.message).toBe(
-      `approveCutover refused: tenant ${tenant} is in phase freezing; approval is taken only in awaiting_cutover`,
+      `approveCutover refused: tenant ${tenant} is in phase journaling; approval is taken only in awaiting_cutover`,
     );
     await handle.signal(resumeSignal);
     await waitFor('awaiting cut-over', async () => ((await handle.query(statusQuery)).phase === 'awaiting_cutover' ? true : undefined));

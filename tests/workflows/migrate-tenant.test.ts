@@ -95,9 +95,15 @@ test('a target row changed on purpose is caught, named, and the tenant stays on 
       return s.paused && s.phase === 'catching_up' ? s : undefined;
     });
     const targetFile = join(sqliteDirectory(fleet.targets.cloud), `${tenant.database}.db`);
+    // Behind airlift's back: the standby target refuses every writer but the applier, so the damage
+    // is done the way only the applier may write (a disk fault, a hand edit with the gate disabled).
     const db = new Database(targetFile);
-    db.prepare("UPDATE ads SET headline = 'tampered' WHERE id = 7").run();
-    db.prepare('DELETE FROM tracking_events WHERE seq = 250').run();
+    db.transaction(() => {
+      db.prepare('INSERT INTO airlift_applying (id) VALUES (1)').run();
+      db.prepare("UPDATE ads SET headline = 'tampered' WHERE id = 7").run();
+      db.prepare('DELETE FROM tracking_events WHERE seq = 250').run();
+      db.prepare('DELETE FROM airlift_applying').run();
+    })();
     db.close();
     await handle.signal(resumeSignal);
 
