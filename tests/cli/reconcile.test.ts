@@ -181,7 +181,7 @@ test('reconcile --apply refuses with one line when Temporal cannot be reached; s
     const wave = await airlift(['status', 'k1'], { cwd: dir, env });
     expect(wave.status).toBe(2);
     expect(wave.stderr.trim().split('\n')).toEqual([
-      `airlift: no workflow for wave k1 on ${stack.env.address}; check the wave id, or if the Temporal state was lost, run \`airlift reconcile -f <fleet file>\` to repair what no workflow owns`,
+      `airlift: no wave k1 (workflow airlift-wave-k1) on ${stack.env.address}; check the wave id, or if the Temporal state was lost, run \`airlift reconcile -f <fleet file>\` to repair what no workflow owns`,
     ]);
     const tenant = await airlift(['status', '--tenant', fleet.tenants[0].id], { cwd: dir, env });
     expect(tenant.status).toBe(2);

@@ -54,7 +54,7 @@ test.each([1, 2])('a wave paused during its run (concurrency %i) starts its next
     });
     expect(next.paused).toBe(true);
     expect(next.tenants).toEqual([
-      { tenantId: first, state: 'completed' },
+      { tenantId: first, state: 'completed', runId: expect.any(String) },
       { tenantId: second, state: 'pending' },
     ]);
     expect(await neverStarted(stack.env.client, second)).toBe(true);
@@ -95,7 +95,7 @@ test('an aborted wave starts no more tenants and ends only when its running tena
     expect(tenantResult.outcome).toBe('completed');
     expect(final.aborted).toBe(true);
     expect(final.tenants).toEqual([
-      { tenantId: first, state: 'completed' },
+      { tenantId: first, state: 'completed', runId: expect.any(String) },
       { tenantId: second, state: 'pending' },
     ]);
     expect(await neverStarted(stack.env.client, second)).toBe(true);
