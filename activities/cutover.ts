@@ -6,7 +6,7 @@ import { type ActivityDeps, keptAlive, tenantSides } from './context';
 import type { ModeOrder, Side } from '../ingestion/catalog';
 import { artifactFolder } from '../azure/artifact-folder';
 import { switchPrimary, type SwitchOptions, type SwitchResult } from '../protocol/switch';
-import { DatabaseMissingError, StaleModeChangeError, TargetInUseError, TenantMovedError } from '../protocol/errors';
+import { StaleModeChangeError, TargetInUseError, TenantMovedError } from '../protocol/errors';
 
 export type { SwitchOptions, SwitchResult } from '../protocol/switch';
 
@@ -56,11 +56,10 @@ export function cutoverActivities(deps: ActivityDeps) {
         const { tenant, source, target } = tenantSides(deps, tenantId, migrationId);
         await deps.routes.setMode(tenantId, { outbox: false }, order);
         const primary = deps.catalog.ensure(tenantId).primary;
-        for (const [side, engine] of [['source', source], ['target', target]] as const)
-          await engine.stopCapture(tenant.database, { keepFence: side !== primary }).catch((err: unknown) => {
-            // A target never restored, or dropped by the rollback, has nothing to remove.
-            if (!(side === 'target' && err instanceof DatabaseMissingError)) throw err;
-          });
+        // The primary loses capture entirely. A source the tenant left keeps its fence; a target the
+        // tenant never moved to is dropped by the rollback (or left fenced for reconcile), never reached here.
+        await (primary === 'source' ? source : target).stopCapture(tenant.database, { keepFence: false });
+        if (primary === 'target') await source.stopCapture(tenant.database, { keepFence: true });
       }),
 
     /** The fenced switch of protocol/switch.ts, heartbeating through the drain. */

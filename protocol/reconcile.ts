@@ -11,7 +11,6 @@ import type { Engine, WriteGate } from '../engines/engine';
 import { migrationOfBlob, tenantFolderPrefix } from '../azure/artifact-folder';
 import type { Side, WriteMode } from '../ingestion/catalog';
 import type { RouteControl } from '../ingestion/routes';
-import { DatabaseMissingError } from './errors';
 
 /** Who runs a migration of a tenant now. `unknown` when Temporal cannot be asked. */
 export type Ownership =
@@ -266,11 +265,11 @@ async function carryOut(adapters: ReconcileAdapters, tenant: ReconcileTenant, re
       return adapters.routes.setPrimary(tenant.tenantId, repair.side, false);
     case 'thaw':
       await adapters.routes.setMode(tenant.tenantId, { writeMode: 'read_write', outbox: false });
-      if (repair.outbox)
-        for (const side of ['source', 'target'] as const)
-          await engineOf(side).stopCapture(tenant.database, { keepFence: side !== repair.primary }).catch((err: unknown) => {
-            if (!(side !== repair.primary && err instanceof DatabaseMissingError)) throw err;
-          });
+      if (repair.outbox) {
+        await engineOf(repair.primary).stopCapture(tenant.database, { keepFence: false });
+        // A source the tenant left keeps its fence; a target it never moved to is fenced or dropped above.
+        if (repair.primary === 'target') await tenant.source.stopCapture(tenant.database, { keepFence: true });
+      }
       return;
     case 'unfence':
       return void (await adapters.routes.unfence(tenant.tenantId));
