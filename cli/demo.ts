@@ -93,7 +93,6 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     say(`tracking gateway: ${gateway.url}/t/<tenant>/events, ${gateway.url}/metrics`);
     const warRoom = await serveWarRoom(stack.temporal.client, { fleet, temporalUiUrl: stack.uiUrl, namespace: stack.namespace, intervalMs: 500 });
     stops.unshift(async () => {
-      warRoom.warRoom.close();
       await warRoom.stop();
     });
     say(`Temporal dev server at ${stack.address}; Web UI: ${stack.uiUrl} (search: AirliftWave="demo"); war room: ${warRoom.url}`);

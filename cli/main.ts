@@ -137,7 +137,6 @@ program
       const served = await serveWarRoom(client, { fleet, port: o.port, host: o.host, temporalUiUrl: o.temporalUi ?? dev?.uiUrl, namespace: temporalSettings().namespace });
       console.log(`war room: ${served.url}${served.readOnlyBecause ? ` (read-only: ${served.readOnlyBecause})` : ''}; Ctrl-C stops it`);
       await new Promise<void>((resolve) => process.once('SIGINT', resolve).once('SIGTERM', resolve));
-      served.warRoom.close();
       await served.stop();
     });
   });
@@ -212,7 +211,7 @@ program
       const lost = `if the Temporal state was lost, run \`airlift reconcile -f ${readDevState()?.fleet ?? '<fleet file>'}\` to repair what no workflow owns`;
       if (o.tenant) {
         await client.workflow.getHandle(tenantWorkflowId(o.tenant)).describe().catch(async (err) => {
-          throw err instanceof WorkflowNotFoundError ? new OperatorError(`${await whereIsTenant(client, o.tenant)}; on ${address}. If the Temporal state was lost, ${lost}`) : err;
+          throw err instanceof WorkflowNotFoundError ? new OperatorError(`${await whereIsTenant(client, o.tenant)} on ${address}; ${lost}`) : err;
         });
         const view = await observeTenant(client, o.tenant);
         if (o.json) return console.log(JSON.stringify(view, null, 2));

@@ -39,7 +39,8 @@ export interface WarRoom {
   app: Hono;
   /** Reads the feed now (the page gets the changes); resolves when done. */
   refresh(): Promise<void>;
-  close(): void;
+  /** Stops reading; resolves once no read is under way. */
+  close(): Promise<void>;
 }
 
 interface WaveView extends WaveRow {
@@ -295,11 +296,14 @@ export function createWarRoom(options: WarRoomOptions): WarRoom {
   return {
     app,
     refresh: tick,
-    close: () => {
+    close: async () => {
       closed = true;
       if (timer) clearTimeout(timer);
       for (const listener of listeners) listener('bye', {});
       listeners.clear();
+      // A read under way finishes first: a Temporal call retrying after its connection closed would
+      // throw from its timer.
+      await running?.catch(() => undefined);
       options.source.close?.();
     },
   };
@@ -331,8 +335,12 @@ export async function serveWarRoom(
   const { token, variable } = warRoomToken(options.fleet, options.env);
   const warRoom = temporalWarRoom(client, { fleet: options.fleet, adminToken: token, temporalUiUrl: options.temporalUiUrl, namespace: options.namespace, intervalMs: options.intervalMs });
   const served = await listenGateway(warRoom, options.port ?? 0, options.host ?? '127.0.0.1').catch((err: NodeJS.ErrnoException) => {
-    warRoom.close();
+    void warRoom.close();
     throw err.code === 'EADDRINUSE' ? new OperatorError(`--port ${options.port}: the port is taken on ${options.host ?? '127.0.0.1'}; choose another with --port`) : err;
   });
-  return { url: served.url, warRoom, readOnlyBecause: token ? undefined : `no admin token in $${variable}`, stop: served.stop };
+  const stop = async () => {
+    await warRoom.close();
+    await served.stop();
+  };
+  return { url: served.url, warRoom, readOnlyBecause: token ? undefined : `no admin token in $${variable}`, stop };
 }

@@ -186,7 +186,8 @@ test('reconcile --apply refuses with one line when Temporal cannot be reached; s
     const tenant = await airlift(['status', '--tenant', fleet.tenants[0].id], { cwd: dir, env });
     expect(tenant.status).toBe(2);
     expect(tenant.stderr.trim().split('\n')).toHaveLength(1);
-    expect(tenant.stderr).toContain(`no workflow for tenant ${fleet.tenants[0].id} on ${stack.env.address}`);
+    expect(tenant.stderr).toContain(`tenant ${fleet.tenants[0].id} has no migration workflow (airlift-tenant-${fleet.tenants[0].id})`);
+    expect(tenant.stderr).toContain(`on ${stack.env.address}; if the Temporal state was lost, run \`airlift reconcile`);
     expect(tenant.stderr).not.toContain('    at ');
   } finally {
     cleanup();

@@ -56,7 +56,6 @@ describe('on real workflows', () => {
   let ids: string[];
   // Registered before the stack's own hooks, so the worker stops before the stack does.
   afterAll(async () => {
-    served?.warRoom.close();
     await served?.stop();
     await worker?.stop();
     fleetOf?.cleanup();
