@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
+import { SEARCH_ATTRIBUTES } from '../workflows/contract';
 
 export const REPO = join(__dirname, '..');
 
@@ -138,7 +139,8 @@ export class TemporalServer {
       this.cli,
       [
         'server', 'start-dev', '--db-filename', this.dbFile, '--ip', '127.0.0.1', '--port', String(this.port), '--headless', '--log-level', 'error',
-        '--search-attribute', 'AirliftTenant=Keyword', '--search-attribute', 'AirliftPhase=Keyword', '--search-attribute', 'AirliftWave=Keyword',
+        // The same keys the workflows upsert (workflows/contract.ts), all keywords.
+        ...SEARCH_ATTRIBUTES.flatMap((key) => ['--search-attribute', `${key.name}=Keyword`]),
       ],
       { logFile: this.logFile },
     );
