@@ -1,7 +1,7 @@
 // Every T-SQL statement airlift sends to SQL Server, built in one place: identifiers validated and
 // bracket-quoted, every value a parameter. `plan` prints these same statements.
 import { checkDatabaseName, quoteBracketed as b } from './identifiers';
-import { CONFLICT_ERROR, FENCED_ERROR, readChangesQuery, wireOf } from './mssql-capture-sql';
+import { CONFLICT_ERROR, FENCED_ERROR } from './mssql-capture-sql';
 
 export { CONFLICT_ERROR, FENCED_ERROR };
 
@@ -172,59 +172,6 @@ export function tablesFromCatalog(rows: CatalogColumnRow[]): Map<string, MssqlTa
 }
 
 /**
- * A key column as change capture records it (its wire form: dates and decimals as exact text), so a
- * key the verifier names and a key the change log names render alike.
- */
-const keyInWireForm = (table: MssqlTable) => (key: string): string => {
-  const column = table.columns.find((c) => c.name === key);
-  try {
-    const read = column ? wireOf(column).read(b(key)) : b(key);
-    return read === b(key) ? read : `${read} AS ${b(key)}`;
-  } catch {
-    return b(key); // a type change capture refuses anyway
-  }
-};
-
-/** The old verifier's column encoding (see the deprecated `rowHashQuery`). */
-function encodedColumn(c: MssqlColumn): string {
-  const col = b(c.name);
-  const type = c.type.toLowerCase();
-  const text =
-    ['binary', 'varbinary', 'image', 'timestamp', 'rowversion'].includes(type) ? `CONVERT(nvarchar(max), CAST(${col} AS varbinary(max)), 1)`
-      : ['float', 'real'].includes(type) ? `CONVERT(nvarchar(max), ${col}, 3)`
-        : ['datetime', 'datetime2', 'smalldatetime', 'date', 'time', 'datetimeoffset'].includes(type) ? `CONVERT(nvarchar(max), ${col}, 126)`
-          : ['xml', 'sql_variant', 'hierarchyid', 'geography', 'geometry'].includes(type) ? `CAST(CAST(${col} AS nvarchar(max)) AS nvarchar(max))`
-            : `CAST(${col} AS nvarchar(max))`;
-  return `CASE WHEN ${col} IS NULL THEN N'N' ELSE N'v' + ${text} END`;
-}
-
-/**
- * @deprecated Superseded by `rowHashQuery` in mssql-row-hash.ts, which MssqlEngine uses (version-aware
- * HASHBYTES, paging, declared key types). Nothing in engines/ calls this one; it stays only because
- * tests/engines/mssql-capture-sql.test.ts ("the verifier names a key as the change log records it")
- * still pins its text. TODO(merge issue-9): retarget that test at mssql-row-hash.ts and delete this,
- * `keyInWireForm` and `encodedColumn`. MssqlEngine.rowDigests renders keys in the change log's wire form.
- */
-export function rowHashQuery(table: MssqlTable, range: { lower: boolean; upper: boolean }): Statement {
-  const keys = table.key.map(b);
-  const after = (prefix: string, op: '>' | '<=') =>
-    table.key
-      .map((_, i) => {
-        const equal = table.key.slice(0, i).map((k, j) => `${b(k)} = @${prefix}${j}`);
-        const last = i === table.key.length - 1 ? op : op === '>' ? '>' : '<';
-        return `(${[...equal, `${b(table.key[i])} ${last} @${prefix}${i}`].join(' AND ')})`;
-      })
-      .join(' OR ');
-  const where = [range.lower ? `(${after('lo', '>')})` : '', range.upper ? `(${after('hi', '<=')})` : ''].filter(Boolean);
-  // CONCAT wants two arguments at least on older servers; the leading N'' keeps one-column tables valid.
-  const hash = `HASHBYTES('SHA2_256', CONCAT(N'', ${table.columns.map(encodedColumn).join(', NCHAR(31), ')}))`;
-  return {
-    sql: `SELECT ${table.key.map(keyInWireForm(table)).join(', ')}, ${hash} AS row_hash FROM ${qualified(table)}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY ${keys.join(', ')};`,
-    params: {},
-  };
-}
-
-/**
  * airlift's capture triggers in a tenant database and the tables they sit on, for `captureGaps`
  * (a table created, renamed or rebuilt since capture was installed lacks its trigger).
  */
@@ -256,11 +203,6 @@ export const gateSchema: Statement = {
   ].join('\n'),
   params: {},
 };
-
-/** @deprecated the outbox is gone (issue 9); cli/plan.ts still prints these names until it shows change capture. */
-export const outboxSchema = gateSchema;
-/** @deprecated see `outboxSchema`. */
-export const readOutboxQuery = readChangesQuery;
 
 /** The parameter that carries a tracking column's value in `writeEventStatement`. */
 export function eventParam(column: string, index: number): string {

@@ -390,7 +390,7 @@ export class MssqlEngine implements Engine {
         ...[
           tsql.renderStatement(tsql.restoreFromUrlStatement(restoring, [{ logicalName: '<from FILELISTONLY>', type: 'D' }]), { url: artifact.url }),
           tsql.renderStatement(tsql.markCreatedStatement(restoring), { migration: artifact.migrationId }),
-          `USE [${restoring}];\n${tsql.renderStatement(tsql.outboxSchema)}\n${tsql.renderStatement(tsql.setGateStatement, { state: 'standby', migration: artifact.migrationId })}`,
+          `USE [${restoring}];\n${tsql.renderStatement(tsql.gateSchema)}\n${tsql.renderStatement(tsql.setGateStatement, { state: 'standby', migration: artifact.migrationId })}`,
           tsql.renderStatement(tsql.renameDatabaseStatement(restoring, database)),
         ].map((text) => text.split(restoring).join(`${tsql.RESTORING_PREFIX}${artifact.migrationId}`)),
       ],

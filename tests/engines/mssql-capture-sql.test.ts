@@ -3,6 +3,7 @@
 // it relies on (cited beside each test). No SQL Server runs here: the live behaviour is checked by the
 // SQL Server section of tests/engines/contract.test.ts when AIRLIFT_MSSQL_URL is set.
 import sql from 'mssql';
+import * as rowHash from '../../engines/mssql-row-hash';
 import * as capture from '../../engines/mssql-capture-sql';
 import * as tsql from '../../engines/mssql-sql';
 import { classifyMssqlError, driverType } from '../../engines/mssql';
@@ -233,11 +234,12 @@ describe('values travel with their exact SQL types', () => {
 });
 
 test('the verifier names a key as the change log records it, so a row changing under verification is recognised', () => {
-  // A date key travels as style-121 text in the log; the verifier's row hashes return it the same way
-  // (ordering and range bounds stay on the column itself).
-  const { sql: hashes } = tsql.rowHashQuery(plain, { lower: true, upper: false });
-  expect(hashes).toMatch(/^SELECT \[campaign_id\], CONVERT\(nvarchar\(64\), \[day\], 121\) AS \[day\], HASHBYTES/);
-  expect(hashes).toContain('ORDER BY [campaign_id], [day];');
+  // A date key travels as text in the log (style 121) and in the verifier's row hashes (CAST, whose
+  // default for date is also yyyy-mm-dd: "CAST and CONVERT", date and time styles); ordering and
+  // range bounds stay on the column itself.
+  const { sql: hashes } = rowHash.rowHashQuery(plain, { lower: true, upper: false }, rowHash.hashDialect(3));
+  expect(hashes).toContain('CAST(src.[day] AS varchar(64)) AS [k1]');
+  expect(hashes).toContain('ORDER BY src.[campaign_id], src.[day]');
   expect(capture.captureTriggerStatement(plain).sql).toContain('CONVERT(nvarchar(64), i.[day], 121)');
 });
 
