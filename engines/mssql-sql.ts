@@ -183,12 +183,6 @@ export const captureTriggersQuery: Statement = {
   params: {},
 };
 
-/** The highest key of a table (the tracking table's head). */
-export function headKeyQuery(table: MssqlTable): Statement {
-  const keys = table.key.map(b);
-  return { sql: `SELECT TOP (1) ${keys.join(', ')} FROM ${qualified(table)} ORDER BY ${keys.map((k) => `${k} DESC`).join(', ')};`, params: {} };
-}
-
 /**
  * airlift's gate tables in a tenant database, created if missing: the applied cursors (one per stream
  * `<migrationId>:<origin>`) and the one-row write gate, its id pinned to 1. The change log and the

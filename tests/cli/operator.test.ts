@@ -149,9 +149,9 @@ test('a war-room wave: frozen tenants shown, refusals exit 2 with the truth, a f
     expect((await cli('approve', t1)).stdout).toContain(`cut-over of ${t1} approved`);
     await inPhase(t1, 'rollback_window');
     const window = await cli('status', '--tenant', t1);
-    // WRITES says what the catalog enforces, frozen or not in the window.
-    const inWindow = writeModeInCatalog(fleet.catalog.path, t1) === 'read_only' ? 'frozen' : 'open';
-    expect(window.stdout).toMatch(new RegExp(`${t1}\\s+running\\s+rollback_window\\s+${inWindow}`));
+    // The target takes every write in the window: WRITES says open, and the catalog agrees.
+    expect(writeModeInCatalog(fleet.catalog.path, t1)).toBe('read_write');
+    expect(window.stdout).toMatch(new RegExp(`${t1}\\s+running\\s+rollback_window\\s+open`));
     expect(window.stdout).toContain(`rollback window closes at `);
     expectRefusal(await cli('pause', t1), `pause refused: tenant ${t1} is in rollback_window`);
     expect((await cli('complete', t1)).stdout).toContain(`rollback window of ${t1} ended; finalizing`);

@@ -195,7 +195,6 @@ test.each([
   ['list tables', tsql.listTablesQuery()],
   ['list tables of a database, from master', tsql.listTablesQuery('acme_db')],
   ['row hashes of a range', rowHash.rowHashQuery(hostile, { lower: true, upper: false }, MODERN)],
-  ['tracking head', tsql.headKeyQuery({ schema: 'dbo', name: 'tracking_events', columns: [{ name: 'seq', type: 'bigint' }], key: ['seq'] })],
   ['gate schema', tsql.gateSchema],
   ['lock gate', tsql.lockGateQuery],
   ['applied cursor', tsql.appliedCursorQuery],
