@@ -334,7 +334,8 @@ export class SqliteEngine implements Engine {
     const db = this.openReadOnly(database);
     try {
       const triggers = new Set(db.prepare("SELECT name FROM sqlite_schema WHERE type = 'trigger'").pluck().all() as string[]);
-      return tables.filter((t) => !captureTriggers(t).every((sql) => triggers.has(triggerNameIn(sql)))).map((t) => t.name);
+      // The triggers for each unique index too: one added since capture went on lacks them.
+      return tables.filter((t) => !captureTriggers(t, uniqueIndexes(db, t.name)).every((sql) => triggers.has(triggerNameIn(sql)))).map((t) => t.name);
     } finally {
       db.close();
     }

@@ -94,8 +94,10 @@ export async function switchPrimary(ctx: SwitchContext, to: Side, options: Switc
     const fromSeq = options.fromSeq ?? catalog.watermark(tenantId, watermarkName(migrationId, from)) ?? fenceSeq;
     await applyRange(stream, await resumePoint(stream, fromSeq), fenceSeq, () => checkBudget('draining the change log'));
     checkBudget('draining the change log');
+    // Both ways: a table the tenant created or rebuilt on either side since journaling was never
+    // captured, so a flip (a rollback's too) would leave its writes behind.
+    await verifySchemaUnchanged(stream);
     if (options.verifyChangesAfter !== undefined) {
-      await verifySchemaUnchanged(stream);
       await verifyChangedRows(stream, options.verifyChangesAfter, fenceSeq);
       checkBudget('comparing the rows changed since verification');
     }
@@ -179,7 +181,8 @@ async function verifySchemaUnchanged(stream: ReplicationStream): Promise<void> {
   if (gaps.length)
     throw new VerificationMismatchError(`table(s) ${gaps.join(', ')} changed since journaling (created, renamed or rebuilt) and are not captured; their writes would not reach the target. Migrate again once the schema is settled`);
   const [mine, theirs] = await Promise.all([stream.from.listTables(stream.database), stream.to.listTables(stream.database)]);
-  const shape = (t: { name: string; columns: string[] }) => `${t.name}\u0000${t.columns.join('\u0001')}`;
+  // Unique indexes too: one added since journaling makes REPLACE delete rows no trigger records.
+  const shape = (t: { name: string; columns: string[]; uniqueKeys?: string[][] }) => `${t.name}\u0000${t.columns.join('\u0001')}\u0000${(t.uniqueKeys ?? []).map((k) => k.join('\u0001')).sort().join('\u0002')}`;
   const [a, b] = [new Set(mine.map(shape)), new Set(theirs.map(shape))];
   const differing = [...new Set([...mine.filter((t) => !b.has(shape(t))), ...theirs.filter((t) => !a.has(shape(t)))].map((t) => t.name))];
   if (differing.length)

@@ -332,11 +332,12 @@ class TenantRun {
   validateCompletion(): void {
     if (this.status.phase !== 'rollback_window')
       throw new Error(`complete refused: tenant ${this.status.tenantId} is in phase ${this.status.phase}; the rollback window can be ended only while it is open`);
+    if (this.status.rollbackReason !== undefined) throw new Error(`complete refused: tenant ${this.status.tenantId} is rolling back (${this.status.rollbackReason})`);
   }
 
   requestCompletion(): string {
-    if (this.status.phase !== 'rollback_window') {
-      wf.log.warn('complete ignored: the tenant is not in its rollback window', { phase: this.status.phase });
+    if (this.status.phase !== 'rollback_window' || this.status.rollbackReason !== undefined) {
+      wf.log.warn('complete ignored: the tenant is not in its rollback window, or is rolling back', { phase: this.status.phase });
       return 'ignored';
     }
     this.completionRequested = true;
@@ -410,6 +411,9 @@ class TenantRun {
     const { phase, tenantId } = this.status;
     if (phase === 'finalizing' || phase === 'completed')
       return `rollback refused: tenant ${tenantId} is ${phase === 'completed' ? 'completed' : 'finalizing'}, past the point of no return (the rollback window has ended and writes are thawed on the target); migrate it back as a new migration instead`;
+    // Completion already answered "finalizing" to an operator: a rollback in the same instant must not contradict it.
+    if (this.completionRequested)
+      return `rollback refused: tenant ${tenantId} is finalizing: completion of its rollback window was already requested, past the point of no return; migrate it back as a new migration instead`;
     if (this.outcome || phase === 'rolling_back' || this.status.rollbackReason !== undefined)
       return `rollback refused: tenant ${tenantId} is already ${phase === 'rolled_back' ? 'rolled back' : phase === 'failed' ? 'failed and back on its source' : 'rolling back'}`;
     return undefined;

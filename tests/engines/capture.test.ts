@@ -173,3 +173,11 @@ test('a table created or renamed after journaling is named as a gap in capture, 
   app.close();
   expect((await source.captureGaps(db)).sort()).toEqual(['events_renamed', 'late']);
 });
+
+test('a unique index added after journaling is a gap too: REPLACE would delete the rows holding its values unrecorded', async () => {
+  await journal();
+  const app = new Database(source.fileOf(db));
+  app.exec('CREATE UNIQUE INDEX line_sku ON "order lines" (order_id, sku)');
+  app.close();
+  expect(await source.captureGaps(db)).toEqual(['order lines']);
+});
