@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { rm } from 'node:fs/promises';
 import type { Artifact } from '../engines';
 import { artifactBlobName } from '../azure/blob-store';
-import { uploadResumable } from '../azure/block-upload';
+import { blockSizeFor, uploadResumable } from '../azure/block-upload';
 import { downloadVerified } from '../azure/block-download';
 import { type ActivityDeps, cancellation, tenantSides, withHeartbeat } from './context';
 import { assertOnSource } from './cutover';
@@ -39,9 +39,13 @@ export function transferActivities(deps: ActivityDeps) {
     onProgress: (bytesDone: number, bytesTotal: number) => heartbeat({ bytesDone, bytesTotal }),
   });
   return {
-    async snapshotSource(tenantId: string, migrationId: string): Promise<Artifact> {
+    /** With the transfer tuning, the snapshot also records the MD5 of each block the copy will send. */
+    async snapshotSource(tenantId: string, migrationId: string, tuning?: TransferTuning): Promise<Artifact> {
       const { tenant, source, workDir } = tenantSides(deps, tenantId, migrationId);
-      return withHeartbeat((heartbeat) => source.snapshot(tenant.database, join(workDir, source.artifactName(tenant.database, migrationId)), (fraction) => heartbeat({ fraction })));
+      const blockSizeOf = tuning && ((size: number) => blockSizeFor(size, Math.round(tuning.blockSizeMiB * MiB)));
+      return withHeartbeat((heartbeat) =>
+        source.snapshot(tenant.database, join(workDir, source.artifactName(tenant.database, migrationId)), (fraction) => heartbeat({ fraction }), blockSizeOf),
+      );
     },
 
     async copyArtifact(tenantId: string, migrationId: string, artifact: Artifact, tuning: TransferTuning): Promise<CopyResult> {
@@ -50,6 +54,7 @@ export function transferActivities(deps: ActivityDeps) {
         uploadResumable(deps.container, blobName, artifact.file, {
           ...transferOptions(tuning, heartbeat),
           sha256: artifact.sha256,
+          blockDigests: artifact.blockDigests,
           maxMiBps: tuning.maxUploadMiBps,
           metadata: { tenant: tenantId, migration: migrationId },
         }),

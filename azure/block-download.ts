@@ -2,16 +2,20 @@
 // stored in the blob's metadata. Finished ranges are recorded beside the partial file, so a retry
 // fetches only what is missing.
 //
-// A fresh download hashes the blocks in order as they arrive, so the artifact is not read a second
-// time; fetching runs at most a small window of blocks ahead of the hash, which bounds memory. A
-// resumed download hashes the finished file instead, since part of it came from an earlier attempt.
+// Each range is streamed straight to its place in the file, so memory stays flat whatever the range
+// size. A fresh download hashes the blocks in index order as they land, on the hashing thread, from
+// the page cache they were just written to; fetching runs at most a small window of blocks ahead of
+// the hash. A resumed download hashes the finished file instead, since part of it came from an
+// earlier attempt.
 import { BlobChecksumError, BlobNotOursError } from '../protocol/errors';
-import type { ContainerClient } from '@azure/storage-blob';
-import { createHash } from 'node:crypto';
+import type { BlobClient, ContainerClient } from '@azure/storage-blob';
+import { createWriteStream } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
 import { dirname } from 'node:path';
 import { sha256File } from '../engines/checksum';
 import { forEachLimited, type TransferOptions } from './block-upload';
+import { startBlockHasher } from './block-hasher';
 
 export { BlobChecksumError };
 
@@ -44,25 +48,28 @@ function blockJournal(file: string, done: Set<number>): { record: () => Promise<
 }
 
 /**
- * Folds blocks into a sha256 strictly in index order while they arrive out of order. `room(i)`
- * resolves once block i is within `window` blocks of the next one to hash; buffers handed in are
- * given back to `release` once hashed.
+ * Folds the partial file's blocks into a sha256 strictly in index order while they land out of
+ * order: the hashing thread reads each block back (from the page cache, just written) once every
+ * block before it has landed. `room(i)` resolves once block i is within `window` blocks of the last
+ * one hashed, so the fetch never runs far ahead of the hash.
  */
 class InOrderHash {
-  private readonly hash = createHash('sha256');
-  private readonly arrived = new Map<number, { block: Buffer; whole: Buffer }>();
+  private readonly hasher = startBlockHasher();
+  private readonly landed = new Map<number, { offset: number; length: number }>();
   private readonly waiting: { index: number; wake: () => void; fail: (err: unknown) => void }[] = [];
   private next = 0;
+  private hashed = 0;
+  private lastInThread: Promise<void> = Promise.resolve();
   private failure?: { error: unknown };
 
   constructor(
+    private readonly file: string,
     private readonly window: number,
-    private readonly release: (buffer: Buffer) => void,
   ) {}
 
   room(index: number): Promise<void> {
     if (this.failure) return Promise.reject(this.failure.error);
-    if (index < this.next + this.window) return Promise.resolve();
+    if (index < this.hashed + this.window) return Promise.resolve();
     return new Promise((wake, fail) => this.waiting.push({ index, wake, fail }));
   }
 
@@ -72,21 +79,44 @@ class InOrderHash {
     for (const w of this.waiting.splice(0)) w.fail(error);
   }
 
-  /** `block` is the block's bytes, a view of `whole`, the buffer given back once hashed. */
-  add(index: number, block: Buffer, whole: Buffer): void {
-    this.arrived.set(index, { block, whole });
-    for (let b = this.arrived.get(this.next); b; b = this.arrived.get(this.next)) {
-      this.hash.update(b.block);
-      this.arrived.delete(this.next++);
-      this.release(b.whole);
+  /** Block `index` (`length` bytes at `offset`) is in the file. */
+  add(index: number, offset: number, length: number): void {
+    this.landed.set(index, { offset, length });
+    for (let b = this.landed.get(this.next); b; b = this.landed.get(this.next)) {
+      this.landed.delete(this.next++);
+      this.lastInThread = this.hasher.sha256File(this.file, b.offset, b.length).then(
+        () => {
+          this.hashed++;
+          for (let i = this.waiting.length - 1; i >= 0; i--)
+            if (this.waiting[i].index < this.hashed + this.window) this.waiting.splice(i, 1)[0].wake();
+        },
+        (err: unknown) => this.abort(err),
+      );
     }
-    for (let i = this.waiting.length - 1; i >= 0; i--)
-      if (this.waiting[i].index < this.next + this.window) this.waiting.splice(i, 1)[0].wake();
   }
 
-  digest(): string {
-    return this.hash.digest('hex');
+  async digest(): Promise<string> {
+    await this.lastInThread;
+    if (this.failure) throw this.failure.error;
+    return this.hasher.sha256Digest();
   }
+
+  close(): Promise<void> {
+    return this.hasher.close();
+  }
+}
+
+/**
+ * Writes the blob's `length` bytes from `offset` to the same place in `file`: one ranged GET streamed
+ * straight to disk, so memory stays flat whatever the range size. Anything but exactly `length`
+ * bytes is an error.
+ */
+async function fetchRange(blob: BlobClient, file: string, offset: number, length: number, signal?: AbortSignal): Promise<void> {
+  const { readableStreamBody: body } = await blob.download(offset, length, { abortSignal: signal, maxRetryRequests: 5 });
+  let received = 0;
+  body!.on('data', (chunk: Buffer) => (received += chunk.length));
+  await pipeline(body!, createWriteStream(file, { flags: 'r+', start: offset }), { signal });
+  if (received !== length) throw new Error(`the service sent ${received} of the ${length} bytes asked for at offset ${offset}`);
 }
 
 export async function downloadVerified(container: ContainerClient, blobName: string, destFile: string, options: TransferOptions): Promise<DownloadResult> {
@@ -106,13 +136,11 @@ export async function downloadVerified(container: ContainerClient, blobName: str
   const journal = blockJournal(journalFile, done);
   const handle = await open(partial, resumed ? 'r+' : 'w+').catch(() => open(partial, 'w+'));
   const blocks = Math.max(1, Math.ceil(size / options.blockSizeBytes));
-  // Buffers are reused: memory stays at the window's blocks, whatever the artifact's size.
-  const pool: Buffer[] = [];
-  const inOrder = resumed ? undefined : new InOrderHash(options.concurrency * 2, (b) => pool.push(b));
-  const take = () => pool.pop() ?? Buffer.allocUnsafeSlow(options.blockSizeBytes);
+  const inOrder = resumed ? undefined : new InOrderHash(partial, options.concurrency * 2);
   let bytesDone = 0;
   let blocksFetched = 0;
   let blocksReused = 0;
+  let sha256: string | undefined;
   try {
     await forEachLimited(blocks, options.concurrency, async (i) => {
       options.signal?.throwIfAborted();
@@ -122,19 +150,13 @@ export async function downloadVerified(container: ContainerClient, blobName: str
         blocksReused++;
       } else {
         await inOrder?.room(i);
-        const whole = take();
-        const buffer = whole.subarray(0, length);
         try {
-          if (length > 0) {
-            await blob.downloadToBuffer(buffer, offset, length, { abortSignal: options.signal, concurrency: 1, blockSize: length });
-            await handle.write(buffer, 0, length, offset);
-          }
+          if (length > 0) await fetchRange(blob, partial, offset, length, options.signal);
         } catch (err) {
           inOrder?.abort(err);
           throw err;
         }
-        if (inOrder) inOrder.add(i, buffer, whole);
-        else pool.push(whole);
+        inOrder?.add(i, offset, length);
         done.add(i);
         blocksFetched++;
         await journal.record();
@@ -143,10 +165,11 @@ export async function downloadVerified(container: ContainerClient, blobName: str
       options.onProgress?.(bytesDone, size);
     });
     await handle.truncate(size);
+    sha256 = inOrder ? await inOrder.digest() : undefined;
   } finally {
-    await handle.close();
+    await Promise.all([handle.close(), inOrder?.close()]);
   }
-  const sha256 = inOrder ? inOrder.digest() : await sha256File(partial);
+  sha256 ??= await sha256File(partial);
   if (sha256 !== expected) {
     await rm(partial, { force: true });
     await rm(journalFile, { force: true });

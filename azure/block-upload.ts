@@ -2,8 +2,8 @@
 // and the block index, so a retry lists the blocks already staged and sends only the rest.
 // Memory is bounded by concurrency x block size, whatever the artifact's size.
 import type { ContainerClient } from '@azure/storage-blob';
-import { open, stat } from 'node:fs/promises';
-import { sha256File } from '../engines/checksum';
+import { open, readFile, stat } from 'node:fs/promises';
+import { sha256File, type BlockDigests } from '../engines/checksum';
 import { startBlockHasher } from './block-hasher';
 
 export interface TransferOptions {
@@ -90,11 +90,23 @@ export function bandwidthLimiter(maxMiBps?: number): (bytes: number) => Promise<
   };
 }
 
+/**
+ * The block MD5s the snapshot recorded, when they describe this very upload: the same artifact
+ * (sha256 and size) cut into blocks of the same size. Anything else (missing, another policy's block
+ * size, unreadable) means the blocks are hashed as they are read.
+ */
+async function recordedDigests(path: string | undefined, expect: { sha256: string; bytes: number; blockSizeBytes: number; blocks: number }): Promise<Buffer[] | undefined> {
+  if (!path) return undefined;
+  const recorded = await readFile(path, 'utf8').then((text) => JSON.parse(text) as BlockDigests, () => undefined);
+  const fits = recorded?.sha256 === expect.sha256 && recorded.bytes === expect.bytes && recorded.blockSizeBytes === expect.blockSizeBytes && recorded.md5?.length === expect.blocks;
+  return fits ? recorded.md5.map((m) => Buffer.from(m, 'base64')) : undefined;
+}
+
 export async function uploadResumable(
   container: ContainerClient,
   blobName: string,
   file: string,
-  options: TransferOptions & { sha256?: string; metadata?: Record<string, string> },
+  options: TransferOptions & { sha256?: string; metadata?: Record<string, string>; blockDigests?: string },
 ): Promise<UploadResult> {
   const { size } = await stat(file);
   const sha256 = options.sha256 ?? (await sha256File(file));
@@ -103,24 +115,20 @@ export async function uploadResumable(
   const blocks = Math.max(1, Math.ceil(size / blockSize));
   const base = { blobName, bytes: size, blocks, sha256, blockSizeBytes: blockSize };
 
-  const existing = await blob.getProperties().catch((err: { statusCode?: number }) => {
+  // Both asked at once: one round trip before the first block, not two.
+  const missing = (err: { statusCode?: number }) => {
     if (err.statusCode === 404) return undefined;
     throw err;
-  });
+  };
+  const [existing, list] = await Promise.all([blob.getProperties().catch(missing), blob.getBlockList('uncommitted').catch(missing)]);
   if (existing?.metadata?.sha256 === sha256 && existing.contentLength === size) {
     options.onProgress?.(size, size);
     return { ...base, blocksSent: 0, blocksReused: blocks, alreadyCommitted: true };
   }
-
-  const staged = new Map<string, number>();
-  try {
-    const list = await blob.getBlockList('uncommitted');
-    for (const b of list.uncommittedBlocks ?? []) staged.set(b.name, b.size);
-  } catch (err) {
-    if ((err as { statusCode?: number }).statusCode !== 404) throw err;
-  }
+  const staged = new Map<string, number>((list?.uncommittedBlocks ?? []).map((b) => [b.name, b.size]));
 
   const ids = Array.from({ length: blocks }, (_, i) => blockId(sha256, i));
+  const recorded = await recordedDigests(options.blockDigests, { sha256, bytes: size, blockSizeBytes: blockSize, blocks });
   const lengthOf = (i: number) => Math.max(0, Math.min(blockSize, size - i * blockSize));
   let blocksSent = 0;
   let blocksReused = 0;
@@ -129,7 +137,7 @@ export async function uploadResumable(
   const handle = await open(file, 'r');
   // One buffer per block in flight, reused: memory stays at concurrency x block size.
   const pool: Buffer[] = [];
-  const hasher = startBlockHasher();
+  const hasher = recorded ? undefined : startBlockHasher();
   try {
     await forEachLimited(blocks, options.concurrency, async (i) => {
       options.signal?.throwIfAborted();
@@ -140,8 +148,8 @@ export async function uploadResumable(
         await throttle(length);
         const readBuffer = pool.pop() ?? Buffer.allocUnsafeSlow(blockSize);
         const { bytesRead } = await handle.read(readBuffer, 0, length, i * blockSize);
-        // The read buffer goes to the hashing thread and comes back with the block's MD5.
-        const { block, md5 } = await hasher.md5(readBuffer, length);
+        // Without a recorded MD5, the read buffer goes to the hashing thread and comes back with it.
+        const { block, md5 } = recorded ? { block: readBuffer, md5: recorded[i] } : await hasher!.md5(readBuffer, length);
         if (bytesRead !== length) throw new Error(`${file} changed while uploading: block ${i} read ${bytesRead} of ${length} bytes`);
         await blob.stageBlock(ids[i], block.subarray(0, length), length, { transactionalContentMD5: md5, abortSignal: options.signal });
         pool.push(block);
@@ -151,7 +159,7 @@ export async function uploadResumable(
       options.onProgress?.(bytesDone, size);
     });
   } finally {
-    await Promise.all([handle.close(), hasher.close()]);
+    await Promise.all([handle.close(), hasher?.close()]);
   }
   await blob.commitBlockList(ids, {
     metadata: { ...options.metadata, sha256 },

@@ -62,7 +62,7 @@ async function migrateByScript(acts: ReturnType<typeof createActivities>, tenant
 
   await call(acts.preflight, tenantId, migrationId);
   const journalFrom = await call(acts.startJournaling, tenantId, migrationId, order());
-  const artifact = await call(acts.snapshotSource, tenantId, migrationId);
+  const artifact = await call(acts.snapshotSource, tenantId, migrationId, policy);
   const copy = await call(acts.copyArtifact, tenantId, migrationId, artifact, policy);
   await call(acts.restoreTarget, tenantId, migrationId, copy.blobName, policy);
   const stopForward = background(acts.dualWrite, tenantId, migrationId, 'forward', journalFrom);

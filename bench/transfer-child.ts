@@ -15,6 +15,7 @@ export interface TransferJob {
   blobName: string;
   file: string;
   sha256?: string;
+  blockDigests?: string;
   blockSizeBytes?: number;
   concurrency?: number;
 }
@@ -27,7 +28,7 @@ async function run(job: TransferJob): Promise<void> {
   const transfer = { blockSizeBytes: job.blockSizeBytes!, concurrency: job.concurrency! };
   const work: Record<TransferJob['method'], () => Promise<unknown>> = {
     read: () => readOnce(job.file),
-    'airlift-upload': () => uploadResumable(container, job.blobName, job.file, { ...transfer, sha256: job.sha256 }),
+    'airlift-upload': () => uploadResumable(container, job.blobName, job.file, { ...transfer, sha256: job.sha256, blockDigests: job.blockDigests }),
     'sdk-upload': () => container.getBlockBlobClient(job.blobName).uploadFile(job.file, tuned),
     'airlift-download': () => downloadVerified(container, job.blobName, job.file, transfer),
     'sdk-download': () => container.getBlobClient(job.blobName).downloadToFile(job.file),

@@ -87,7 +87,7 @@ const storage = z
 const policy = z.strictObject({
   concurrency: z.int().min(1).max(1000).default(4),
   verifyChunkRows: z.int().min(10).max(1_000_000).default(2000),
-  blockSizeMiB: z.number().min(0.0625).max(4000).default(4),
+  blockSizeMiB: z.number().min(0.0625).max(4000).default(8),
   uploadConcurrency: z.int().min(1).max(64).default(4),
   /** Upload bandwidth cap per tenant in MiB/s; absent means no cap. */
   maxUploadMiBps: z.number().positive().optional(),

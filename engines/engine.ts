@@ -56,6 +56,8 @@ export interface Artifact {
   file: string;
   sizeBytes: number;
   sha256: string;
+  /** Where the snapshot recorded the MD5 of each upload block (engines/checksum.ts `BlockDigests`). */
+  blockDigests?: string;
 }
 
 /** An artifact in blob storage, for targets that restore straight from a URL. */
@@ -151,8 +153,11 @@ export interface Engine extends RestoreTarget {
   /** Where the database lives, for a person (`SQLite files in …`, `SQL Server host:port`). */
   describe(): string;
 
-  /** A transactionally consistent copy of the live database in `destFile`, safe while writes continue. */
-  snapshot(database: string, destFile: string, onProgress?: Progress): Promise<Artifact>;
+  /**
+   * A transactionally consistent copy of the live database in `destFile`, safe while writes continue,
+   * with its sha256 and, given the upload's block size for its size, the MD5 of each block.
+   */
+  snapshot(database: string, destFile: string, onProgress?: Progress, blockSizeOf?: (sizeBytes: number) => number): Promise<Artifact>;
 
   listTables(database: string): Promise<TableInfo[]>;
 

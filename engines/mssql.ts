@@ -5,7 +5,7 @@ import sql from 'mssql';
 import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { renderKey, sha256File } from './checksum';
+import { digestArtifact, renderKey } from './checksum';
 import { FleetConfigError, PermissionError, PreflightError, ReplicationConflictError, VerificationUnsupportedError } from '../protocol/errors';
 import {
   ConnectionError,
@@ -397,7 +397,7 @@ export class MssqlEngine implements Engine {
     };
   }
 
-  async snapshot(database: string, destFile: string, onProgress?: Progress): Promise<Artifact> {
+  async snapshot(database: string, destFile: string, onProgress?: Progress, blockSizeOf?: (sizeBytes: number) => number): Promise<Artifact> {
     const { backupDirectory, backupShare } = this.endpoint;
     if (!backupDirectory || !backupShare)
       throw new FleetConfigError('backupDirectory and backupShare must be set on a SQL Server source: the folder the server writes and the same folder as the worker reads it');
@@ -409,7 +409,7 @@ export class MssqlEngine implements Engine {
     const { size } = await stat(file).catch(() => {
       throw new FleetConfigError(`the backup was written to ${serverPath} but this worker cannot read it at ${file}; mount the backup folder at backupShare`);
     });
-    return { file, sizeBytes: size, sha256: await sha256File(file) };
+    return digestArtifact(file, size, destFile, blockSizeOf);
   }
 
   /**

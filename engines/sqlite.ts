@@ -5,7 +5,7 @@ import { copyFile, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 
 import { existsSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { dirname, join } from 'node:path';
-import { encodeValue, renderKey, sha256File } from './checksum';
+import { digestArtifact, encodeValue, renderKey, sha256File } from './checksum';
 import {
   ArtifactChecksumError,
   FencedWriteError,
@@ -99,7 +99,7 @@ export class SqliteEngine implements Engine {
     return { phase: 'restoring', action: `download ${artifact.blobName}, check sha256, PRAGMA integrity_check, create ${this.fileOf(database)}`, detail: [] };
   }
 
-  async snapshot(database: string, destFile: string, onProgress?: Progress): Promise<Artifact> {
+  async snapshot(database: string, destFile: string, onProgress?: Progress, blockSizeOf?: (sizeBytes: number) => number): Promise<Artifact> {
     const source = this.fileOf(database);
     if (!existsSync(source)) throw new DatabaseMissingError(`database ${database} not found: ${source} does not exist`);
     await mkdir(dirname(destFile), { recursive: true });
@@ -112,7 +112,7 @@ export class SqliteEngine implements Engine {
     copy.pragma('journal_mode = DELETE');
     copy.close();
     const { size } = await stat(destFile);
-    return { file: destFile, sizeBytes: size, sha256: await sha256File(destFile) };
+    return digestArtifact(destFile, size, destFile, blockSizeOf);
   }
 
   async restore(database: string, artifact: Artifact | BlobArtifact, migrationId: string, onProgress?: Progress): Promise<void> {

@@ -61,7 +61,7 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
       // The tenant keeps writing from here on: every change is captured and replicated, and writes
       // stop only inside the cut-over's fence.
       compensations.add('discard artifact', () => cleanup.discardArtifact(tenantId, migrationId), { bestEffort: true });
-      const artifact = await run.phase('snapshotting', () => transfer.snapshotSource(tenantId, migrationId));
+      const artifact = await run.phase('snapshotting', () => transfer.snapshotSource(tenantId, migrationId, policy));
       run.status.bytesTotal = artifact.sizeBytes;
       run.status.artifactSha256 = artifact.sha256;
 

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { startAzurite, type AzuriteHandle } from '../../azure/azurite';
 import { blockSizeFor, MAX_BLOCKS, uploadResumable } from '../../azure/block-upload';
 import { BlobChecksumError, downloadVerified } from '../../azure/block-download';
+import { digestArtifact } from '../../engines/checksum';
 import { startCountingProxy, type CountingProxy } from '../helpers/counting-proxy';
 
 const BLOCK = 256 * 1024;
@@ -105,6 +106,35 @@ test('many blocks through a few reused buffers: each block is sent once with its
   const down = await downloadVerified(container, 't5/m1/many.bin', join(dir, 'back', 'many.bin'), { blockSizeBytes: BLOCK, concurrency: 3 });
   expect(down).toMatchObject({ sha256, blocksFetched: blocks + 1 });
   expect(readFileSync(down.file).equals(data)).toBe(true);
+});
+
+test('block MD5s recorded by the snapshot are the ones sent; bytes changed on disk after the snapshot are refused by the service', async () => {
+  const blocks = 5;
+  const { file, sha256 } = artifact('recorded.bin', blocks * BLOCK + 99);
+  const data = readFileSync(file);
+  const recorded = await digestArtifact(file, data.length, file, (size) => blockSizeFor(size, BLOCK));
+  expect(recorded.sha256).toBe(sha256);
+  const md5OfBlock = (i: number) => createHash('md5').update(data.subarray(i * BLOCK, (i + 1) * BLOCK)).digest('base64');
+  expect(JSON.parse(readFileSync(recorded.blockDigests!, 'utf8')).md5).toEqual(Array.from({ length: blocks + 1 }, (_, i) => md5OfBlock(i)));
+
+  proxy.seen.length = 0;
+  proxy.headers.length = 0;
+  const up = await uploadResumable(container, 't8/m1/recorded.bin', file, { blockSizeBytes: BLOCK, concurrency: 2, sha256, blockDigests: recorded.blockDigests });
+  expect(up.blocksSent).toBe(blocks + 1);
+  const sent = proxy.headers.filter((_, i) => proxy.seen[i] === 'PUT block').map((h) => h['content-md5']);
+  expect(sent.sort()).toEqual(Array.from({ length: blocks + 1 }, (_, i) => md5OfBlock(i)).sort());
+
+  // One byte of block 3 flips on disk after the snapshot: the service refuses that block (Put Block
+  // checks Content-MD5, "Put Block" REST reference), so the copy fails instead of shipping it.
+  const changed = Buffer.from(data);
+  changed[3 * BLOCK + 10] ^= 0xff;
+  writeFileSync(file, changed);
+  await expect(uploadResumable(container, 't8/m1/changed.bin', file, { blockSizeBytes: BLOCK, concurrency: 2, sha256, blockDigests: recorded.blockDigests })).rejects.toThrow(/MD5/i);
+  expect((await container.getBlobClient('t8/m1/changed.bin').exists())).toBe(false);
+
+  // Recorded for another block size (the policy changed since the snapshot): hashed as read instead.
+  const other = await uploadResumable(container, 't8/m1/other.bin', file, { blockSizeBytes: 2 * BLOCK, concurrency: 2, sha256: 'c'.repeat(64), blockDigests: recorded.blockDigests });
+  expect(other.blocksSent).toBe(3);
 });
 
 test('a download whose first block is held back fetches ahead only a bounded window, then checks the sha256 in order', async () => {
