@@ -262,8 +262,8 @@ export class ManagedInstanceRestore implements RestoreTarget, ContinuousRestore 
 
   async state(database: string): Promise<ContinuousRestoreState> {
     try {
-      const { unrestorableFiles: _files, ...state } = await this.watch(database);
-      return state;
+      const p = await this.watch(database);
+      return { status: p.status, online: p.online, lastRestoredFileName: p.lastRestoredFileName, filesDetected: p.filesDetected, filesQueued: p.filesQueued, filesRestoring: p.filesRestoring, filesRestored: p.filesRestored, blockReason: p.blockReason };
     } catch (err) {
       throw this.classify(err, `reading the restore of ${database}`);
     }
