@@ -6,6 +6,7 @@ import { type ActivityDeps, keptAlive, tenantSides } from './context';
 import type { ModeOrder, Side } from '../ingestion/catalog';
 import { artifactFolder } from '../azure/artifact-folder';
 import { switchPrimary, type SwitchOptions, type SwitchResult } from '../protocol/switch';
+import { logShippingOf, tailLogShipping } from './log-shipping';
 import { StaleModeChangeError, TargetInUseError, TenantMovedError } from '../protocol/errors';
 
 export type { SwitchOptions, SwitchResult } from '../protocol/switch';
@@ -68,9 +69,10 @@ export function cutoverActivities(deps: ActivityDeps) {
       const context = Context.current();
       const beat = () => context.heartbeat();
       const keepAlive = setInterval(beat, 1000);
+      const logShipping = options.catchUp === 'log-shipping' && to === 'target' ? tailLogShipping(logShippingOf(deps, tenantId, migrationId), 500, beat) : undefined;
       try {
         return await switchPrimary(
-          { tenantId, migrationId, database: tenant.database, engines: { source, target }, catalog: deps.catalog, routes: deps.routes, beat },
+          { tenantId, migrationId, database: tenant.database, engines: { source, target }, catalog: deps.catalog, routes: deps.routes, beat, logShipping },
           to,
           options,
         );

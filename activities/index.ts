@@ -5,6 +5,7 @@ import { transferActivities } from './transfer';
 import { verifyActivities } from './verify';
 import { cutoverActivities } from './cutover';
 import { dualWriteActivities } from './dual-write';
+import { logShippingActivities } from './log-shipping';
 
 export function createActivities(deps: ActivityDeps) {
   return {
@@ -13,6 +14,7 @@ export function createActivities(deps: ActivityDeps) {
     ...verifyActivities(deps),
     ...cutoverActivities(deps),
     ...dualWriteActivities(deps),
+    ...logShippingActivities(deps),
   };
 }
 

@@ -5,17 +5,27 @@ import { redactSecrets } from '../azure/blob-store';
 import { trackingOf } from '../config/fleet';
 import { trackingMappingProblems } from '../engines/tracking-mapping';
 import { MAX_CAPTURED_KEY_COLUMNS } from '../engines/engine';
+import type { CatchUpMode } from '../protocol/switch';
 
 export { PreflightError };
 
+/** What preflight tells the workflow: how the target will catch up, and what may still go wrong. */
+export interface PreflightResult {
+  catchUp: CatchUpMode;
+  warnings: string[];
+}
+
 export function preflightActivities(deps: ActivityDeps) {
   return {
-    preflight: (tenantId: string, migrationId: string): Promise<void> => keptAlive(() => preflight(tenantId, migrationId)),
+    preflight: (tenantId: string, migrationId: string): Promise<PreflightResult> => keptAlive(() => preflight(tenantId, migrationId)),
   };
 
-  async function preflight(tenantId: string, migrationId: string): Promise<void> {
+  async function preflight(tenantId: string, migrationId: string): Promise<PreflightResult> {
     const { tenant, source, restorer } = tenantSides(deps, tenantId, migrationId);
     const problems: string[] = [];
+    const warnings: string[] = [];
+    // A source that takes log backups and a target that keeps restoring them: LRS in continuous mode.
+    const catchUp: CatchUpMode = source.logBackups && restorer.continuous ? 'log-shipping' : 'change-log';
     const src = await source.probe(tenant.database).catch((err: Error) => {
       problems.push(`source ${tenant.source}: ${err.message}`);
       return undefined;
@@ -48,6 +58,12 @@ export function preflightActivities(deps: ActivityDeps) {
     } catch (err) {
       problems.push(`storage container ${deps.container.containerName}: not writable (${redactSecrets((err as Error).message.split('\n')[0])})`);
     }
+    if (catchUp === 'log-shipping' && src?.exists) {
+      // A recovery model without log backups stops it; someone else's log backup jobs may break the chain later: warned.
+      for (const finding of await source.logBackups!.logBackupPreflight(tenant.database))
+        (/recovery model/.test(finding) ? problems : warnings).push(`source ${tenant.source}: ${finding}`);
+    }
     if (problems.length) throw new PreflightError(`preflight failed for ${tenantId}: ${problems.join('; ')}`);
+    return { catchUp, warnings };
   }
 }

@@ -62,14 +62,15 @@ export function transferActivities(deps: ActivityDeps) {
       return { blobName, bytes: result.bytes, blocksSent: result.blocksSent, blocksReused: result.blocksReused };
     },
 
-    async restoreTarget(tenantId: string, migrationId: string, blobName: string, tuning: TransferTuning): Promise<void> {
+    /** With `keepRestoring` (log shipping), returns once the full backup is restored, the target still restoring. */
+    async restoreTarget(tenantId: string, migrationId: string, blobName: string, tuning: TransferTuning, keepRestoring = false): Promise<void> {
       assertOnSource(deps, tenantId, 'restoring');
-      await withHeartbeat((heartbeat) => restore(tenantId, migrationId, blobName, tuning, heartbeat));
+      await withHeartbeat((heartbeat) => restore(tenantId, migrationId, blobName, tuning, heartbeat, keepRestoring));
     },
   };
 
   /** Restores the artifact on the target: the target reads the blob itself (ARM, RESTORE FROM URL), or from a downloaded file. */
-  async function restore(tenantId: string, migrationId: string, blobName: string, tuning: TransferTuning, heartbeat: (details: unknown) => void): Promise<void> {
+  async function restore(tenantId: string, migrationId: string, blobName: string, tuning: TransferTuning, heartbeat: (details: unknown) => void, keepRestoring: boolean): Promise<void> {
     const { tenant, restorer, workDir } = tenantSides(deps, tenantId, migrationId);
     const signal = cancellation();
     if (restorer.restoresFrom === 'blob') {
@@ -94,6 +95,7 @@ export function transferActivities(deps: ActivityDeps) {
         migrationId,
         (fraction, detail) => heartbeat({ fraction, ...detail }),
         signal,
+        { keepRestoring },
       );
       return;
     }

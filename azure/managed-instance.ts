@@ -6,7 +6,7 @@
 import { ConnectionError, ManagedInstanceRestoreError, TargetExistsError } from '../protocol/errors';
 import { SqlManagementClient, type ManagedDatabase } from '@azure/arm-sql';
 import type { TokenCredential } from '@azure/core-auth';
-import type { BlobArtifact, PlannedArtifact, PlanStep, Progress, RestoreTarget } from '../engines/engine';
+import type { BlobArtifact, ContinuousRestore, ContinuousRestoreState, PlannedArtifact, PlanStep, Progress, RestoreOptions, RestoreTarget } from '../engines/engine';
 import { redactSecrets } from './blob-store';
 
 export interface ManagedInstanceRef {
@@ -48,7 +48,12 @@ export const LRS_MAX_CONCURRENT_RESTORES = 100;
 /** How the instance reads the artifact folder: its own managed identity, or the container's one SAS. */
 export type RestoreAccess = { kind: 'managed-identity' } | { kind: 'sas'; token: string; expiresOn: Date };
 
-/** The body of the create request: the folder's full URI, and either the SAS or the managed identity, never both. */
+/**
+ * The body of the create request: the folder's full URI, and either the SAS or the managed identity,
+ * never both. `lastBackupName` only with auto-complete, which "requires the start command to specify
+ * the file name of the last backup file"; in continuous mode the last backup is named when the
+ * restore is completed, once log backups have stopped coming.
+ */
 export function managedDatabaseCreateBody(mi: ManagedInstanceRef, location: string, folderUri: string, lastBackupName: string, migrationId: string, access: { kind: 'managed-identity' } | { kind: 'sas'; token: string }): ManagedDatabase {
   return {
     location,
@@ -58,7 +63,7 @@ export function managedDatabaseCreateBody(mi: ManagedInstanceRef, location: stri
     ...(access.kind === 'sas' ? { storageContainerSasToken: access.token } : { storageContainerIdentity: 'ManagedIdentity' }),
     collation: mi.collation,
     autoCompleteRestore: mi.autoCompleteRestore,
-    lastBackupName,
+    ...(mi.autoCompleteRestore ? { lastBackupName } : {}),
   };
 }
 
@@ -78,8 +83,13 @@ const sleep = (ms: number, signal?: AbortSignal) =>
     signal?.addEventListener('abort', done);
   });
 
-export class ManagedInstanceRestore implements RestoreTarget {
+export class ManagedInstanceRestore implements RestoreTarget, ContinuousRestore {
   readonly restoresFrom = 'blob' as const;
+
+  /** Continuous mode (autoCompleteRestore false): LRS keeps restoring the log backups put in the folder until completed. */
+  get continuous(): ContinuousRestore | undefined {
+    return this.mi.autoCompleteRestore ? undefined : this;
+  }
 
   constructor(
     private readonly client: SqlManagementClient,
@@ -162,14 +172,15 @@ export class ManagedInstanceRestore implements RestoreTarget {
    * Restores `database` from the artifact's folder, or resumes watching a restore this migration
    * started before (a retry, a worker that died): create is sent only when the database is not there.
    */
-  async restore(database: string, artifact: BlobArtifact, migrationId: string, onProgress: Progress = () => {}, signal?: AbortSignal): Promise<void> {
+  async restore(database: string, artifact: BlobArtifact, migrationId: string, onProgress: Progress = () => {}, signal?: AbortSignal, options: RestoreOptions = {}): Promise<void> {
     try {
       const existing = await this.database(database);
       if (existing && existing.tags?.[MIGRATION_TAG] !== migrationId)
         throw new TargetExistsError(`${this.where}: database ${database} already exists${existing.tags?.[MIGRATION_TAG] ? ` (restored by migration ${existing.tags[MIGRATION_TAG]})` : ''}; airlift will not restore over it`);
       if (existing) onProgress(0, { status: existing.status ?? 'Unknown', resumed: true });
       else await this.start(database, artifact, migrationId, onProgress, signal);
-      await this.untilRestored(database, artifact.lastBackupName, onProgress, signal);
+      if (options.keepRestoring && this.continuous) await this.untilFullBackupRestored(database, onProgress, signal);
+      else await this.untilRestored(database, artifact.lastBackupName, onProgress, signal);
     } catch (err) {
       // Cancelled (a rollback): the cancellation itself goes back, so Temporal sees a cancelled attempt.
       if (signal?.aborted) throw err;
@@ -199,22 +210,72 @@ export class ManagedInstanceRestore implements RestoreTarget {
    * restored … Then, initiate manual cutover" (Overview of Log Replay Service, Autocomplete vs. continuous mode).
    */
   private async untilRestored(database: string, lastBackupName: string, onProgress: Progress, signal?: AbortSignal): Promise<void> {
+    if (!this.mi.autoCompleteRestore) return this.completeOnceRestored(database, lastBackupName, onProgress, signal);
     for (;;) {
       signal?.throwIfAborted();
-      const db = await this.database(database);
-      if (!db) throw new ManagedInstanceRestoreError(`${this.where}: database ${database} is gone while restoring (the LRS job was stopped, or ran past its 30 days)`);
-      const p = await this.progress(database);
-      onProgress(p.percent / 100, { ...p });
-      if (p.filesUnrestorable > 0 || p.status === 'Failed')
-        throw new ManagedInstanceRestoreError(redactSecrets(`${this.where} cannot restore ${database}: ${p.status}${p.blockReason ? ` (${p.blockReason})` : ''}; unrestorable files: ${p.unrestorableFiles.join(', ') || 'none listed'}`));
-      if (db.status === 'Online') return;
-      const lastRestored = p.lastRestoredFileName === lastBackupName && p.filesQueued === 0 && p.filesRestoring === 0;
-      if (!this.mi.autoCompleteRestore && lastRestored) {
-        const complete = await this.client.managedDatabases.beginCompleteRestore(this.mi.resourceGroup, this.mi.managedInstance, database, { lastBackupName }, { updateIntervalInMs: this.pollMs, abortSignal: signal });
-        await complete.pollUntilDone({ abortSignal: signal });
+      if ((await this.watch(database, onProgress)).online) return;
+      await sleep(this.pollMs, signal);
+    }
+  }
+
+  /**
+   * Without auto-complete: completeRestore with `lastBackupName` once it is the last file restored
+   * and nothing is queued ("Ensure that the last backup file has been restored … Then, initiate
+   * manual cutover", Overview of Log Replay Service, Autocomplete vs. continuous mode), then until the
+   * database is online. A retry after the completion finds it online and stops.
+   */
+  private async completeOnceRestored(database: string, lastBackupName: string, onProgress: Progress, signal?: AbortSignal): Promise<void> {
+    for (;;) {
+      signal?.throwIfAborted();
+      const p = await this.watch(database, onProgress);
+      if (p.online) return;
+      if (p.lastRestoredFileName === lastBackupName && p.filesQueued === 0 && p.filesRestoring === 0) {
+        const poller = await this.client.managedDatabases.beginCompleteRestore(this.mi.resourceGroup, this.mi.managedInstance, database, { lastBackupName }, { updateIntervalInMs: this.pollMs, abortSignal: signal });
+        await poller.pollUntilDone({ abortSignal: signal });
         continue;
       }
       await sleep(this.pollMs, signal);
+    }
+  }
+
+
+  /** Continuous mode: watches restoreDetails until the full backup (and maybe log backups after it) is restored; the database stays restoring. */
+  private async untilFullBackupRestored(database: string, onProgress: Progress, signal?: AbortSignal): Promise<void> {
+    for (;;) {
+      signal?.throwIfAborted();
+      const p = await this.watch(database, onProgress);
+      if (p.online || p.filesRestored > 0) return;
+      await sleep(this.pollMs, signal);
+    }
+  }
+
+  /** One look at the restore: a database gone or a failed restore is an error that names why. */
+  private async watch(database: string, onProgress: Progress = () => {}): Promise<ContinuousRestoreState & { unrestorableFiles: string[] }> {
+    const db = await this.database(database);
+    if (!db) throw new ManagedInstanceRestoreError(`${this.where}: database ${database} is gone while restoring (the LRS job was stopped, or ran past its 30 days)`);
+    const p = await this.progress(database);
+    onProgress(p.percent / 100, { ...p });
+    if (p.filesUnrestorable > 0 || p.status === 'Failed')
+      throw new ManagedInstanceRestoreError(redactSecrets(`${this.where} cannot restore ${database}: ${p.status}${p.blockReason ? ` (${p.blockReason})` : ''}; unrestorable files: ${p.unrestorableFiles.join(', ') || 'none listed'}`));
+    return { ...p, online: db.status === 'Online' };
+  }
+
+  async state(database: string): Promise<ContinuousRestoreState> {
+    try {
+      const p = await this.watch(database);
+      return { status: p.status, online: p.online, lastRestoredFileName: p.lastRestoredFileName, filesDetected: p.filesDetected, filesQueued: p.filesQueued, filesRestoring: p.filesRestoring, filesRestored: p.filesRestored, blockReason: p.blockReason };
+    } catch (err) {
+      throw this.classify(err, `reading the restore of ${database}`);
+    }
+  }
+
+  /** Continuous mode, at cut-over: completes the restore at `lastBackupName` once it is restored (see completeOnceRestored). */
+  async complete(database: string, lastBackupName: string, onProgress: Progress = () => {}, signal?: AbortSignal): Promise<void> {
+    try {
+      await this.completeOnceRestored(database, lastBackupName, onProgress, signal);
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      throw this.classify(err, `completing the restore of ${database}`);
     }
   }
 

@@ -100,6 +100,15 @@ const policy = z.strictObject({
   cutoverAttempts: z.int().min(1).max(100).default(5),
   /** Seconds between cut-over attempts, while replication keeps catching up. */
   cutoverRetrySeconds: z.number().min(0).max(3600).default(30),
+  /**
+   * Log shipping to a Managed Instance (LRS in continuous mode): the pause budget of a cut-over, whose
+   * fence holds while the tail-log backup is taken, uploaded, restored and the restore completed (a
+   * completion alone takes minutes on the service). Past it, before the completion is sent, the
+   * cut-over is called off and tried again; once it is sent, the switch goes on to the flip.
+   */
+  lrsCutoverPauseBudgetMs: z.int().min(1000, { error: 'must be at least 1000 ms: the tail-log backup, its upload, its restore and the completion all happen inside it' }).max(3_600_000).default(300_000),
+  /** Log shipping: a log backup is taken and shipped this often while the tenant writes. */
+  logBackupSeconds: z.number().min(1).max(3600).default(60),
   /** The dual-write must be within this many events of the source before verifying. */
   catchUpLagEvents: z.int().min(0).default(200),
   /** How long the source is kept current after cut-over so a rollback loses nothing. */

@@ -118,7 +118,7 @@ export interface RestoreTarget {
    * a database this migration may still drop. The restored database's write gate is `standby`.
    * Refuses to overwrite a database that another migration (or nobody) made. A retry resumes.
    */
-  restore(database: string, artifact: Artifact | BlobArtifact, migrationId: string, onProgress?: Progress, signal?: AbortSignal): Promise<void>;
+  restore(database: string, artifact: Artifact | BlobArtifact, migrationId: string, onProgress?: Progress, signal?: AbortSignal, options?: RestoreOptions): Promise<void>;
 
   /** Drops `database` only if `migrationId` created it; returns whether anything was dropped. */
   dropRestored(database: string, migrationId: string): Promise<boolean>;
@@ -131,6 +131,70 @@ export interface RestoreTarget {
 
   /** The restoring step as `airlift plan` prints it, from this same restorer. */
   planRestore(database: string, artifact: PlannedArtifact): PlanStep;
+
+  /**
+   * Present when this target can keep restoring log backups as they arrive in the artifact's folder
+   * (a Managed Instance under LRS in continuous mode). `restore` with `keepRestoring` then returns
+   * once the full backup is restored, leaving the database restoring for the log backups to come.
+   */
+  readonly continuous?: ContinuousRestore;
+}
+
+export interface RestoreOptions {
+  /** Only for a target with `continuous`: return once the full backup is restored, the database still restoring. */
+  keepRestoring?: boolean;
+}
+
+/** Where a restore that keeps restoring log backups stands (a Managed Instance's restoreDetails). */
+export interface ContinuousRestoreState {
+  status: string;
+  /** The database is online: the restore was completed. */
+  online: boolean;
+  lastRestoredFileName?: string;
+  filesDetected: number;
+  filesQueued: number;
+  filesRestoring: number;
+  filesRestored: number;
+  blockReason?: string;
+}
+
+/** A target that restores log backups as they come, completed once the last one is restored. */
+export interface ContinuousRestore {
+  state(database: string): Promise<ContinuousRestoreState>;
+  /**
+   * Waits until `lastBackupName` is restored with nothing queued, then completes the restore (the
+   * database comes online and takes no more backups), and waits until it is online. Safe to repeat:
+   * a database already online is left as it is.
+   */
+  complete(database: string, lastBackupName: string, onProgress?: Progress, signal?: AbortSignal): Promise<void>;
+}
+
+/** One backup as the source's backup history records it; LSNs are decimal text (numeric(25,0)). */
+export interface BackupSet {
+  firstLsn: string;
+  lastLsn: string;
+  /** The file it was written to, as the server wrote it. */
+  device: string;
+  finishedAt?: Date;
+}
+
+/**
+ * A source that takes log backups into airlift's backup folder, for a target that keeps restoring
+ * them (log shipping). The folder is the one the snapshot is written to.
+ */
+export interface LogBackupSource {
+  /** Where the server writes `file` (its path as the server sees it). */
+  serverPath(file: string): string;
+  /** Where this worker reads `file`. */
+  localPath(file: string): string;
+  /** The backup written to `file` (a full backup or a log backup), if the server has taken it. */
+  backupSetOf(database: string, file: string): Promise<BackupSet | undefined>;
+  /** Takes a log backup of `database` into `file` (WITH CHECKSUM, not COPY_ONLY). */
+  takeLogBackup(database: string, file: string): Promise<void>;
+  /** Every log backup holding log records after `lsn`, whoever took it, in chain order. */
+  logBackupsAfter(database: string, lsn: string): Promise<BackupSet[]>;
+  /** What would break the shipped chain (recovery model, others' log backup jobs and backups), one line each. */
+  logBackupPreflight(database: string): Promise<string[]>;
 }
 
 /**
@@ -238,6 +302,9 @@ export interface Engine extends RestoreTarget {
 
   /** The tracking write path for the ingestion gateway, into the tenant's tracking table. */
   openEventWriter(database: string, mapping: TrackingMapping): EventWriter;
+
+  /** Present when this source can take log backups for a target that restores them as they come. */
+  readonly logBackups?: LogBackupSource;
 
   close(): Promise<void>;
 }

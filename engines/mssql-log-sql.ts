@@ -15,7 +15,7 @@ import type { Statement } from './mssql-sql';
  */
 export function logBackupStatement(database: string, file: string, options: { compression: boolean }): Statement {
   const withs = ['CHECKSUM', 'FORMAT', 'INIT', 'STATS = 10', ...(options.compression ? ['COMPRESSION'] : [])];
-  return { sql: `BACKUP LOG ${b(checkDatabaseName(database))} TO DISK = @disk0 WITH ${withs.join(', ')};`, params: { disk0: file } };
+  return { sql: `BACKUP LOG ${b(checkDatabaseName(database))} TO DISK = @disk0 WITH ${withs.join(', ')};`, params: { disk0: file }, types: { disk0: 'nvarchar(260)' } };
 }
 
 /** The database's recovery model: log backups need FULL (or BULK_LOGGED). */
@@ -57,5 +57,41 @@ export function logBackupHistoryQuery(database: string): Statement {
     ].join('\n'),
     params: { database: checkDatabaseName(database) },
     types: { database: 'nvarchar(128)', since: 'datetime2(3)' },
+  };
+}
+
+/**
+ * The LSN range of the backup written to one file (`@device`, as the server wrote it), newest first:
+ * how airlift finds out whether a log backup it meant to take is already taken (a retried attempt
+ * must not take it twice), and where the full backup's chain starts. msdb keeps LSNs as
+ * numeric(25,0); they travel as text so no digit is lost in a JavaScript number.
+ */
+export function backupSetByDeviceQuery(database: string): Statement {
+  return {
+    sql: [
+      'SELECT TOP (1) bs.type, CONVERT(nvarchar(30), bs.first_lsn) AS first_lsn, CONVERT(nvarchar(30), bs.last_lsn) AS last_lsn, mf.physical_device_name AS device, bs.backup_finish_date AS finished_at',
+      'FROM msdb.dbo.backupset AS bs JOIN msdb.dbo.backupmediafamily AS mf ON mf.media_set_id = bs.media_set_id',
+      'WHERE bs.database_name = @database AND mf.physical_device_name = @device',
+      'ORDER BY bs.backup_finish_date DESC;',
+    ].join('\n'),
+    params: { database: checkDatabaseName(database) },
+    types: { database: 'nvarchar(128)', device: 'nvarchar(260)' },
+  };
+}
+
+/**
+ * Every log backup of this database that holds log records after `@after_lsn`, whoever took it, in
+ * chain order: one that is not airlift's holds records LRS will never see (the chain is broken).
+ */
+export function logBackupsAfterQuery(database: string): Statement {
+  return {
+    sql: [
+      'SELECT CONVERT(nvarchar(30), bs.first_lsn) AS first_lsn, CONVERT(nvarchar(30), bs.last_lsn) AS last_lsn, mf.physical_device_name AS device, bs.backup_finish_date AS finished_at',
+      'FROM msdb.dbo.backupset AS bs JOIN msdb.dbo.backupmediafamily AS mf ON mf.media_set_id = bs.media_set_id',
+      "WHERE bs.database_name = @database AND bs.type = 'L' AND bs.last_lsn > CAST(@after_lsn AS numeric(25, 0))",
+      'ORDER BY bs.first_lsn, bs.backup_finish_date;',
+    ].join('\n'),
+    params: { database: checkDatabaseName(database) },
+    types: { database: 'nvarchar(128)', after_lsn: 'varchar(30)' },
   };
 }

@@ -31,6 +31,8 @@ import {
   type TrackingEvent,
   type WriteGate,
   type GateExpectation,
+  type BackupSet,
+  type LogBackupSource,
 } from './engine';
 import * as tsql from './mssql-sql';
 import * as rowHash from './mssql-row-hash';
@@ -228,6 +230,15 @@ export function logBackupFindings(facts: LogBackupFacts): string[] {
   return findings;
 }
 
+interface BackupSetRow {
+  first_lsn: string;
+  last_lsn: string;
+  device: string;
+  finished_at: Date | null;
+}
+
+const backupSet = (r: BackupSetRow): BackupSet => ({ firstLsn: String(r.first_lsn), lastLsn: String(r.last_lsn), device: r.device, ...(r.finished_at ? { finishedAt: r.finished_at } : {}) });
+
 /** One transaction's requests, commit and rollback (a seam the engine's tests record through). */
 export interface Transaction {
   request(): Pick<sql.Request, 'input' | 'query'>;
@@ -238,7 +249,7 @@ export interface Transaction {
 /** A table as the catalog describes it, and whether it has a primary key (change capture needs one). */
 type CapturedTable = tsql.MssqlTable & { hasPrimaryKey: boolean };
 
-export class MssqlEngine implements Engine {
+export class MssqlEngine implements Engine, LogBackupSource {
   readonly kind: string = 'mssql';
   readonly restoresFrom: 'file' | 'blob' = 'blob';
   private readonly pools = new Map<string, Promise<sql.ConnectionPool>>();
@@ -854,6 +865,32 @@ export class MssqlEngine implements Engine {
     const since = new Date(Date.now() - days * 86400000);
     const backups = await this.run<{ finished_at: Date; device: string }>('master', logsql.logBackupHistoryQuery(database), { since }).catch(() => []);
     return logBackupFindings({ database, recoveryModel: model?.recovery_model ?? null, jobs, backups, ourFolder: this.endpoint.backupDirectory });
+  }
+
+  /** Log shipping needs the backup folder the snapshot uses (backupDirectory and backupShare). */
+  get logBackups(): LogBackupSource | undefined {
+    return this.endpoint.backupDirectory && this.endpoint.backupShare ? this : undefined;
+  }
+
+  serverPath(file: string): string {
+    return this.serverBackupPath(file);
+  }
+
+  localPath(file: string): string {
+    return join(this.endpoint.backupShare!, file);
+  }
+
+  async backupSetOf(database: string, file: string): Promise<BackupSet | undefined> {
+    const [row] = await this.run<BackupSetRow>('master', logsql.backupSetByDeviceQuery(database), { device: this.serverBackupPath(file) });
+    return row ? backupSet(row) : undefined;
+  }
+
+  async takeLogBackup(database: string, file: string): Promise<void> {
+    await this.run('master', logsql.logBackupStatement(database, this.serverBackupPath(file), { compression: false }));
+  }
+
+  async logBackupsAfter(database: string, lsn: string): Promise<BackupSet[]> {
+    return (await this.run<BackupSetRow>('master', logsql.logBackupsAfterQuery(database), { after_lsn: lsn })).map(backupSet);
   }
 
   openEventWriter(): EventWriter {

@@ -74,6 +74,11 @@ export class StaleModeChangeError extends defineError('StaleModeChangeError', fa
 export class FencedWriteError extends defineError('FencedWriteError', true) {}
 /** Two different changes claim one key in the other side: replication stops instead of dropping one. */
 export class ReplicationConflictError extends defineError('ReplicationConflictError', false) {}
+/**
+ * Log records of the source were backed up where airlift does not ship from (someone else's log
+ * backup), or a shipped backup does not follow the one before: LRS cannot restore past the gap.
+ */
+export class LogChainBrokenError extends defineError('LogChainBrokenError', false) {}
 
 /** The failure types a retry cannot fix, for the activity presets. */
 export const nonRetryableErrorTypes: string[] = registry.filter((c) => !c.retryable).map((c) => c.type);

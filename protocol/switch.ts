@@ -8,6 +8,15 @@
 //   flip the catalog, and have every listed node confirm the flip     -- from here the switch never calls off
 //   lift the fences                                                  -- held events go to the new primary
 //
+// With log shipping (a Managed Instance restoring under LRS in continuous mode), the drain is the
+// tail-log backup: taken under the fence (so it holds every committed write), shipped, restored, and
+// the restore completed with its name; then the rows changed since journaling are compared and the
+// restored gate (fenced by this very attempt, as the log carried it) is opened. The budget is checked
+// up to the completion: once completeRestore is sent the target is online for good and takes no more
+// log backups, so from there the switch goes on to the flip. An attempt that finds the target already
+// online (an earlier attempt completed it, then failed before its flip and was called off, so the
+// source took writes the target never saw) refuses: the tenant stays on its source and is migrated again.
+//
 // Before the flip, any failure or a pause over budget calls the switch off: the old primary's gate is
 // reopened and the fences lifted, and the tenant stays where it was. After the flip, a failure is
 // finished by a retry: when the catalog already names `to`, the switch only makes `to` the one open
@@ -17,7 +26,7 @@ import type { Engine } from '../engines/engine';
 import type { Catalog, Side } from '../ingestion/catalog';
 import type { RouteControl } from '../ingestion/routes';
 import { randomUUID } from 'node:crypto';
-import { DatabaseMissingError, PauseBudgetExceededError, SwitchSupersededError, VerificationMismatchError } from './errors';
+import { DatabaseMissingError, ManagedInstanceRestoreError, PauseBudgetExceededError, SwitchSupersededError, VerificationMismatchError } from './errors';
 import { compareChangedRows } from './changed-rows';
 import { applyRange, resumePoint, streamName, type ReplicationStream } from './replicator';
 
@@ -30,6 +39,20 @@ export interface SwitchContext {
   routes: RouteControl;
   /** Called during the drain and verification: keeps a heartbeat going. */
   beat?: () => void;
+  /** For `catchUp: 'log-shipping'`: brings the target up to the fence by the tail-log backup, restored and completed. */
+  logShipping?: TailLogShipping;
+}
+
+/** The cut-over's part of log shipping (built by the activity over the source's log backups and the target's continuous restore). */
+export interface TailLogShipping {
+  /** Whether the target's restore was completed already (it is online). */
+  completed(): Promise<boolean>;
+  /** Takes and ships the tail-log backup; returns its file name. */
+  shipTail(): Promise<string>;
+  /** Waits until `name` is restored with nothing queued; `check` is called on every look (it throws past the budget). */
+  untilRestored(name: string, check: () => void): Promise<void>;
+  /** completeRestore with `name`, until the database is online. */
+  complete(name: string): Promise<void>;
 }
 
 export interface SwitchOptions {
@@ -40,13 +63,20 @@ export interface SwitchOptions {
   /** Compare every row the change log names after this seq (the rows changed since verification began). */
   verifyChangesAfter?: number;
   chunkRows: number;
+  /** How the target catches up under the fence: the change log (default) or the tail-log backup (`ctx.logShipping`). */
+  catchUp?: CatchUpMode;
 }
+
+/** How the target catches up with the source's writes until the cut-over: the dual-write, or log backups a Managed Instance restores (LRS continuous mode). */
+export type CatchUpMode = 'change-log' | 'log-shipping';
 
 export interface SwitchResult {
   pauseMs: number;
   held: number;
   /** The new primary's change head at the flip: replication back to the old side starts here. */
   reverseFrom: number;
+  /** Log shipping: the steps under the fence, in milliseconds. */
+  steps?: { tailBackupMs: number; restoreMs: number; completeMs: number };
 }
 
 const other = (side: Side): Side => (side === 'source' ? 'target' : 'source');
@@ -84,16 +114,24 @@ export async function switchPrimary(ctx: SwitchContext, to: Side, options: Switc
   };
   let flipped = false;
   let reverseFrom: number;
+  let steps: SwitchResult['steps'];
   try {
     if (!(await ctx.engines[from].setWriteGate(database, { state: 'fenced', migrationId, token: attempt.token }, { states: ['open', 'fenced', 'none'] })))
       throw new SwitchSupersededError(`${tenantId}: the ${from} is no longer a side this switch can fence; a later step has taken over`);
     assertCurrent(ctx, attempt);
     const stream: ReplicationStream = { database, from: ctx.engines[from], to: ctx.engines[to], origin: from, name: streamName(migrationId, from) };
     const fenceSeq = await stream.from.changeHead(database);
-    // Without an explicit start, drain from where the old primary began journaling for this switch.
-    const fromSeq = options.fromSeq ?? catalog.watermark(tenantId, watermarkName(migrationId, from)) ?? fenceSeq;
-    await applyRange(stream, await resumePoint(stream, fromSeq), fenceSeq, () => checkBudget('draining the change log'));
-    checkBudget('draining the change log');
+    if (options.catchUp === 'log-shipping' && to === 'target') {
+      steps = await shipTailLog(ctx, checkBudget);
+      // The restored gate is the source's as the tail-log backup carried it: fenced by this attempt.
+      if (!(await ctx.engines.target.setWriteGate(database, { state: 'standby', migrationId }, { states: ['fenced', 'standby'], token: attempt.token })))
+        throw new SwitchSupersededError(`${tenantId}: the restored target's write gate was not fenced by this attempt; a later step has taken over`);
+    } else {
+      // Without an explicit start, drain from where the old primary began journaling for this switch.
+      const fromSeq = options.fromSeq ?? catalog.watermark(tenantId, watermarkName(migrationId, from)) ?? fenceSeq;
+      await applyRange(stream, await resumePoint(stream, fromSeq), fenceSeq, () => checkBudget('draining the change log'));
+      checkBudget('draining the change log');
+    }
     // Both ways: a table the tenant created or rebuilt on either side since journaling was never
     // captured, so a flip (a rollback's too) would leave its writes behind.
     await verifySchemaUnchanged(stream);
@@ -114,7 +152,31 @@ export async function switchPrimary(ctx: SwitchContext, to: Side, options: Switc
   }
   await routes.setPrimary(tenantId, to, true);
   const released = await routes.unfence(tenantId);
-  return { ...released, reverseFrom };
+  return { ...released, reverseFrom, ...(steps ? { steps } : {}) };
+}
+
+/**
+ * Under the fence: the tail-log backup, shipped and restored within the budget, then the completion
+ * (past the point where a call-off leaves the target able to catch up again).
+ */
+async function shipTailLog(ctx: SwitchContext, checkBudget: (step: string) => void): Promise<NonNullable<SwitchResult['steps']>> {
+  const shipping = ctx.logShipping;
+  if (!shipping) throw new Error('a log-shipping cut-over needs the tail-log shipping of its activity');
+  if (await shipping.completed())
+    throw new ManagedInstanceRestoreError(
+      `${ctx.tenantId}: the target's restore was completed by an earlier cut-over attempt that did not flip; the source has taken writes since that no log backup can bring to it. Roll back (the target is dropped) and migrate again`,
+    );
+  let at = Date.now();
+  const tail = await shipping.shipTail();
+  const tailBackupMs = Date.now() - at;
+  checkBudget('taking and shipping the tail-log backup');
+  at = Date.now();
+  await shipping.untilRestored(tail, () => checkBudget('restoring the tail-log backup'));
+  const restoreMs = Date.now() - at;
+  checkBudget('restoring the tail-log backup');
+  at = Date.now();
+  await shipping.complete(tail);
+  return { tailBackupMs, restoreMs, completeMs: Date.now() - at };
 }
 
 interface Attempt {

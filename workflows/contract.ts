@@ -56,10 +56,21 @@ export interface MigrationPolicy {
   /** Wait between cut-over attempts; the forward replication keeps catching up meanwhile. */
   cutoverRetrySeconds: number;
   catchUpLagEvents: number;
+  /** The pause budget of a cut-over that ships the tail-log backup to a Managed Instance (absent in older inputs: the default). */
+  lrsCutoverPauseBudgetMs?: number;
+  /** How often a log backup is shipped to a Managed Instance in continuous mode (absent in older inputs: the default). */
+  logBackupSeconds?: number;
   rollbackWindowSeconds: number;
   /** Wave only: start a fresh run after this many tenants so the history stays small. */
   tenantsPerRun: number;
 }
+
+/** How the target catches up until the cut-over (the workflow's side of protocol/switch.ts's CatchUpMode). */
+export type CatchUpMode = 'change-log' | 'log-shipping';
+
+/** Defaults of policy fields that older workflow inputs lack. */
+export const LRS_CUTOVER_PAUSE_BUDGET_MS = 300_000;
+export const LOG_BACKUP_SECONDS = 60;
 
 export interface TenantInput {
   tenantId: string;
@@ -134,6 +145,17 @@ export interface TenantStatus {
   cutoverAborted?: string;
   /** Every cut-over that was called off before the one that went through (or the last one). */
   cutoverAttempts?: { at: string; error: string }[];
+  /**
+   * How the target catches up: `change-log` (the dual-write) or `log-shipping` (log backups restored
+   * by a Managed Instance under LRS in continuous mode). Absent in runs started before it existed.
+   */
+  catchUp?: CatchUpMode;
+  /** Log shipping: the last log backup shipped and the last one the target restored, and how many it has still to restore. */
+  logShipping?: { lastShipped: string; lastRestored?: string; filesBehind: number };
+  /** Log shipping: the steps of the last cut-over under its fence, in milliseconds. */
+  cutoverSteps?: { tailBackupMs: number; restoreMs: number; completeMs: number };
+  /** What preflight found that does not stop the migration but may (a customer's log backup job). */
+  warnings?: string[];
   /** Why a rollback was refused last (past the point of no return), for `status`. */
   rollbackRefused?: string;
   /** How the run ended, once it has (also in the `AirliftOutcome` search attribute). */

@@ -23,6 +23,8 @@ import {
   type TenantPhase,
   type TenantResult,
   type TenantStatus,
+  LOG_BACKUP_SECONDS,
+  LRS_CUTOVER_PAUSE_BUDGET_MS,
 } from './contract';
 import { activityPresets } from './presets';
 import { PauseBudgetExceededError, VerificationMismatchError } from '../protocol/errors';
@@ -50,7 +52,11 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
 
   try {
     await run.scope.run(async () => {
-      await run.phase('preflight', () => short.preflight(tenantId, migrationId));
+      // Runs started before preflight answered are change-log runs (the answer is undefined on replay).
+      const checked = await run.phase('preflight', () => short.preflight(tenantId, migrationId));
+      const logShipping = checked?.catchUp === 'log-shipping';
+      run.status.catchUp = checked?.catchUp;
+      if (checked?.warnings.length) run.status.warnings = checked.warnings;
 
       // Each undo is registered before its step, and the steps that change routing run to their end
       // even when a rollback arrives meanwhile: an undo never races the step it undoes.
@@ -69,21 +75,35 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
       run.copied(copy.bytes);
 
       compensations.add('drop target', () => undo.dropTarget(tenantId, migrationId), { unsafeAfterFailure: true });
-      await run.phase('restoring', () => transfer.restoreTarget(tenantId, migrationId, copy.blobName, policy));
+      // With log shipping the target stays restoring after the full backup, for the log backups to come.
+      await run.phase('restoring', () => transfer.restoreTarget(tenantId, migrationId, copy.blobName, policy, ...(logShipping ? [true] : [])));
 
-      const catchUp = () => run.background(() => replication.dualWrite(tenantId, migrationId, 'forward', journalFrom));
+      const catchUp = logShipping
+        ? () => run.background(() => replication.shipLogs(tenantId, migrationId, policy.logBackupSeconds ?? LOG_BACKUP_SECONDS))
+        : () => run.background(() => replication.dualWrite(tenantId, migrationId, 'forward', journalFrom));
       let forward = catchUp();
       await run.phase('catching_up', async () => {
         for (;;) {
-          const { lag } = await short.replicationLag(tenantId, migrationId, 'forward', journalFrom);
-          run.status.lag = lag;
-          run.describe();
-          if (lag <= policy.catchUpLagEvents) return;
+          if (logShipping) {
+            const lag = await short.logShippingLag(tenantId, migrationId);
+            run.status.logShipping = lag;
+            run.describe();
+            if (lag.filesBehind === 0 && lag.lastRestored === lag.lastShipped) return;
+          } else {
+            const { lag } = await short.replicationLag(tenantId, migrationId, 'forward', journalFrom);
+            run.status.lag = lag;
+            run.describe();
+            if (lag <= policy.catchUpLagEvents) return;
+          }
           await wf.sleep('1 second');
         }
       });
 
-      const verified = await run.phase('verifying', () => transfer.verifyTables(tenantId, migrationId, policy.verifyChunkRows, journalFrom));
+      // A database restoring under LRS cannot be read: with log shipping, every row changed since
+      // journaling is compared inside the cut-over, once the restore is completed.
+      const verified = logShipping
+        ? { tables: [], verifiedFrom: journalFrom }
+        : await run.phase('verifying', () => transfer.verifyTables(tenantId, migrationId, policy.verifyChunkRows, journalFrom));
       run.status.tables = verified.tables;
       assertIdentical(verified.tables);
 
@@ -100,9 +120,11 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
             return await wf.CancellationScope.nonCancellable(() =>
               cutover.switchPrimary(tenantId, migrationId, 'target', {
                 fromSeq: journalFrom,
-                budgetMs: policy.cutoverPauseBudgetMs,
+                // Under log shipping the fence also holds the tail-log backup, its restore and the completion.
+                budgetMs: logShipping ? (policy.lrsCutoverPauseBudgetMs ?? LRS_CUTOVER_PAUSE_BUDGET_MS) : policy.cutoverPauseBudgetMs,
                 verifyChangesAfter: verified.verifiedFrom,
                 chunkRows: policy.verifyChunkRows,
+                ...(logShipping ? { catchUp: 'log-shipping' as const } : {}),
               }),
             );
           } catch (err) {
@@ -119,6 +141,7 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
       });
       run.status.cutoverPauseMs = switched.pauseMs;
       run.status.heldEvents = switched.held;
+      if (switched.steps) run.status.cutoverSteps = switched.steps;
 
       run.background(() => replication.dualWrite(tenantId, migrationId, 'reverse', switched.reverseFrom));
       await run.phase('rollback_window', () => run.rollbackWindow(policy.rollbackWindowSeconds));
@@ -202,6 +225,9 @@ class TenantRun {
     else if (s.paused) lines.push(`pause requested: holds before its next phase once the ${s.phase} step ends`);
     if (s.bytesTotal) lines.push(`snapshot ${(s.bytesTotal / 1048576).toFixed(1)} MiB${s.copyBytesPerSecond ? `, copied at ${(s.copyBytesPerSecond / 1048576).toFixed(1)} MiB/s` : ''}`);
     if (s.phase === 'catching_up' && s.lag !== undefined) lines.push(`dual-write ${s.lag} events behind`);
+    if (s.phase === 'catching_up' && s.logShipping) lines.push(`log shipping: ${s.logShipping.lastShipped} shipped, ${s.logShipping.lastRestored ?? 'nothing'} restored, ${s.logShipping.filesBehind} file(s) to restore`);
+    if (s.cutoverSteps) lines.push(`under the fence: tail-log backup ${s.cutoverSteps.tailBackupMs} ms, its restore ${s.cutoverSteps.restoreMs} ms, completion ${s.cutoverSteps.completeMs} ms`);
+    if (s.warnings?.length) lines.push(`preflight warnings: ${s.warnings.join('; ')}`);
     if (s.tables.length) lines.push(`${s.tables.length} tables verified, ${s.tables.reduce((n, t) => n + t.mismatchedChunks, 0)} differing chunks`);
     if (s.phase === 'awaiting_cutover') lines.push(`waiting for approval: \`airlift approve ${s.tenantId}\``);
     if (s.cutoverPauseMs !== undefined) lines.push(`cut-over pause ${s.cutoverPauseMs} ms, ${s.heldEvents ?? 0} events held`);

@@ -20,6 +20,8 @@ const SUMMARIES: { [K in keyof AirliftActivities]: (...args: Parameters<AirliftA
   restoreTarget: () => 'restoring: snapshot restored on the target',
   dualWrite: (_tenant, _migration, direction) => (direction === 'forward' ? 'dual-write source to target (catching up)' : 'dual-write target back to source (rollback window)'),
   replicationLag: () => 'catching up: how far the dual-write is behind',
+  shipLogs: () => 'log shipping: a log backup taken and shipped to the Managed Instance, again and again (catching up)',
+  logShippingLag: () => "catching up: how far the Managed Instance's restore is behind the log backups shipped",
   verifyTables: () => 'verifying: chunk digests of every table compared',
   switchPrimary: (_tenant, _migration, to) => (to === 'target' ? 'cutting over: fence, drain, compare changed rows, flip to target' : 'rollback: route the tenant back to its source'),
   dropTarget: () => "rollback: drop this migration's target database",

@@ -3,10 +3,17 @@
 // that drifts from its snapshot is refused here too), from state a test sets and changes. It models
 // the catalog views those statements read: sys.databases, sys.master_files (as a size),
 // sys.database_principals / sys.server_principals (users and logins joined by SID), msdb's Agent
-// jobs, sys.sql_expression_dependencies, and the catalog listTablesQuery reads.
+// jobs, sys.sql_expression_dependencies, and the catalog listTablesQuery reads. For log shipping it
+// keeps each database's log as an LSN counter with the rows written at each LSN, takes full and log
+// backups (files in the emulated backup format, tests/helpers/emulated-backup.ts) into the backup
+// folder, and records them in msdb's backup history as SQL Server does (a log backup starts where the
+// last one of the database ended, whoever took it: a "customer job" moves the chain on too).
+import { join } from 'node:path';
 import type { Statement, CatalogColumnRow } from '../../engines/mssql-sql';
 import * as tsql from '../../engines/mssql-sql';
 import * as inventory from '../../engines/mssql-inventory';
+import * as logsql from '../../engines/mssql-log-sql';
+import { writeEmulatedBackup } from './emulated-backup';
 
 export interface FakeDatabase {
   recoveryModel: 'FULL' | 'SIMPLE' | 'BULK_LOGGED';
@@ -20,6 +27,22 @@ export interface FakeDatabase {
   references: { server?: string; database: string; schema: string; object: string }[];
   tables: CatalogColumnRow[];
   canBackup: boolean;
+  /** The log's current LSN (decimal text, as msdb's numeric(25,0)). */
+  lsn: string;
+  /** Where the next log backup starts: the last LSN of the last log backup, whoever took it. */
+  logChainLsn: string;
+  /** Rows written, each with the LSN of its log record. */
+  rows: { lsn: string; row: Record<string, unknown> }[];
+}
+
+/** One row of msdb.dbo.backupset joined with backupmediafamily. */
+export interface FakeBackupSet {
+  database: string;
+  type: 'D' | 'L';
+  firstLsn: string;
+  lastLsn: string;
+  device: string;
+  finishedAt: Date;
 }
 
 export interface FakeServerState {
@@ -33,12 +56,16 @@ export interface FakeServerState {
   msdbReadable: boolean;
   canCreateDatabase: boolean;
   canAlterCredential: boolean;
+  /** The backup folder: as the server writes it, and where this process reads it. */
+  backupFolder?: { server: string; local: string };
+  /** msdb's backup history. */
+  backups?: FakeBackupSet[];
 }
 
 export function fakeDatabase(more: Partial<FakeDatabase> = {}): FakeDatabase {
   return {
     recoveryModel: 'FULL', compatibilityLevel: 150, encrypted: false, collation: 'SQL_Latin1_General_CP1_CI_AS', state: 'ONLINE',
-    sizeBytes: 10 * 1024 ** 3, users: [], references: [], tables: [], canBackup: true, ...more,
+    sizeBytes: 10 * 1024 ** 3, users: [], references: [], tables: [], canBackup: true, lsn: '1000000', logChainLsn: '990000', rows: [], ...more,
   };
 }
 
@@ -68,6 +95,38 @@ export class FakeSqlServer {
     };
   }
 
+  /** A write of the tenant's application: one log record. */
+  write(database: string, row: Record<string, unknown>): void {
+    const db = this.state.databases[database];
+    db.lsn = String(BigInt(db.lsn) + 100n);
+    db.rows.push({ lsn: db.lsn, row });
+  }
+
+  /**
+   * A log backup taken by someone else (the customer's SQL Agent job) to `device`, outside airlift's
+   * folder: it moves the chain on, and its file is never shipped.
+   */
+  customerLogBackup(database: string, device: string): FakeBackupSet {
+    return this.backup(database, 'L', device);
+  }
+
+  private backup(database: string, type: 'D' | 'L', device: string): FakeBackupSet {
+    const db = this.state.databases[database];
+    // The backup's own log record, then its range: a full backup from the current LSN, a log backup from where the last one ended.
+    db.lsn = String(BigInt(db.lsn) + 1n);
+    const firstLsn = type === 'D' ? String(BigInt(db.lsn) - 1n) : db.logChainLsn;
+    const lastLsn = db.lsn;
+    if (type === 'L') db.logChainLsn = lastLsn;
+    const set: FakeBackupSet = { database, type, firstLsn, lastLsn, device, finishedAt: new Date() };
+    (this.state.backups ??= []).push(set);
+    const folder = this.state.backupFolder;
+    if (folder && device.startsWith(folder.server)) {
+      const rows = db.rows.filter((r) => (type === 'D' ? true : BigInt(r.lsn) >= BigInt(firstLsn)) && BigInt(r.lsn) < BigInt(lastLsn));
+      writeEmulatedBackup(join(folder.local, device.slice(folder.server.length).replace(/^[\\/]+/, '')), { type, database, firstLsn, lastLsn, checksum: true, rows });
+    }
+    return set;
+  }
+
   private answer(statement: Statement, values: Record<string, unknown>): unknown[] {
     const s = this.state;
     const same = (expected: Statement) => expected.sql === statement.sql && JSON.stringify(expected.types ?? {}) === JSON.stringify(statement.types ?? {});
@@ -75,8 +134,20 @@ export class FakeSqlServer {
     if (same(inventory.serverInventoryQuery)) return [{ product_version: s.productVersion, engine_edition: s.engineEdition, edition: s.edition }];
     if (same(inventory.loginsInventoryQuery)) return s.logins.map((l) => ({ login_name: l.name, sid: Buffer.from(l.sid, 'hex'), login_type: l.type }));
     if (same(inventory.restorePermissionsQuery)) return [{ create_db: s.canCreateDatabase ? 1 : 0, credential: s.canAlterCredential ? 1 : 0 }];
+    if (same(tsql.compressionSupportedQuery)) return [{ supported: false }];
+    const history = (s.backups ?? []).filter((b) => b.database === named);
+    const row = (b: FakeBackupSet) => ({ type: b.type, first_lsn: b.firstLsn, last_lsn: b.lastLsn, device: b.device, finished_at: b.finishedAt });
     if (named !== undefined) {
       const db = s.databases[named];
+      if (same(logsql.recoveryModelQuery(named))) return db ? [{ recovery_model: db.recoveryModel }] : [];
+      if (same(logsql.logBackupJobsQuery(named))) {
+        if (!s.msdbReadable) throw Object.assign(new Error("The SELECT permission was denied on the object 'sysjobs', database 'msdb', schema 'dbo'."), { number: 229 });
+        return s.jobs.filter((j) => j.database === named).map((j) => ({ job_name: j.name, step_id: 1, step_name: j.step, enabled: j.enabled }));
+      }
+      if (same(logsql.logBackupHistoryQuery(named))) return history.filter((b) => b.type === 'L' && b.finishedAt >= (values.since as Date)).sort((a, b) => cmp(a.lastLsn, b.lastLsn)).map(row);
+      if (same(logsql.backupSetByDeviceQuery(named))) return history.filter((b) => b.device === values.device).slice(-1).map(row);
+      if (same(logsql.logBackupsAfterQuery(named)))
+        return history.filter((b) => b.type === 'L' && BigInt(b.lastLsn) > BigInt(String(values.after_lsn))).sort((a, b) => cmp(a.firstLsn, b.firstLsn)).map(row);
       if (same(inventory.backupPermissionQuery(named))) return [{ id: db ? 5 : null, can_backup: db ? (db.canBackup ? 1 : 0) : null }];
       if (same(inventory.databaseInventoryQuery(named)))
         return db ? [{ recovery_model_desc: db.recoveryModel, compatibility_level: db.compatibilityLevel, is_encrypted: db.encrypted, collation_name: db.collation, state_desc: db.state, size_bytes: String(db.sizeBytes) }] : [];
@@ -87,8 +158,19 @@ export class FakeSqlServer {
       if (same(inventory.crossDatabaseInventoryQuery(named)))
         return (db?.references ?? []).map((r) => ({ referenced_server_name: r.server ?? null, referenced_database_name: r.database, referencing_schema: r.schema, referencing_object: r.object }));
     }
-    // Statements that name their database in the text (three-part names), not as a parameter.
+    // Statements that name their database in the text (three-part names, BACKUP), not as a parameter.
     for (const [name, db] of Object.entries(s.databases)) {
+      const device = String(values.disk0 ?? '');
+      if ([true, false].some((compression) => same(tsql.backupStatement(name, [device], { compression })))) {
+        if (!db.canBackup) throw Object.assign(new Error(`BACKUP DATABASE permission denied in database '${name}'.`), { number: 262 });
+        this.backup(name, 'D', device);
+        return [];
+      }
+      if ([true, false].some((compression) => same(logsql.logBackupStatement(name, device, { compression })))) {
+        if (db.recoveryModel === 'SIMPLE') throw Object.assign(new Error(`The statement BACKUP LOG is not allowed while the recovery model is SIMPLE.`), { number: 4208 });
+        this.backup(name, 'L', device);
+        return [];
+      }
       if (same(inventory.usersInventoryQuery(name)))
         return db.users.map((u) => ({ user_name: u.name, user_type: u.type, sid: Buffer.from(u.sid, 'hex'), login_name: s.logins.find((l) => l.sid === u.sid)?.name ?? null }));
       // ORDER BY s.name, t.name, c.column_id (the rows of one table are kept in column order).
@@ -97,3 +179,5 @@ export class FakeSqlServer {
     throw new Error(`fake SQL Server: statement not understood (not one airlift's inventory sends, or sent with other declared types):\n${statement.sql}`);
   }
 }
+
+const cmp = (a: string, b: string) => (BigInt(a) < BigInt(b) ? -1 : BigInt(a) > BigInt(b) ? 1 : 0);
