@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { dirname, join } from 'node:path';
 import { digestArtifact, encodeValue, renderKey, sha256File } from './checksum';
+import { chunkDigestsInThread } from './sqlite-digest-thread';
 import {
   ArtifactChecksumError,
   FencedWriteError,
@@ -204,61 +205,16 @@ export class SqliteEngine implements Engine {
     }
   }
 
-  private select(table: TableInfo, range: KeyRange | null): { sql: string; params: KeyValue[] } {
-    const keyList = table.key.map((k) => (table.keyKind === 'rowid' ? '_rowid_' : q(k))).join(', ');
-    const tuple = `(${keyList})`;
-    const marks = `(${table.key.map(() => '?').join(', ')})`;
-    const where: string[] = [];
-    const params: KeyValue[] = [];
-    if (range?.lower) {
-      where.push(`${tuple} > ${marks}`);
-      params.push(...range.lower);
-    }
-    if (range?.upper) {
-      where.push(`${tuple} <= ${marks}`);
-      params.push(...range.upper);
-    }
-    const cols = table.columns.map(q).join(', ');
-    const sql = `SELECT ${keyList}, ${cols} FROM ${q(table.name)}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY ${keyList}`;
-    return { sql, params };
-  }
-
   private *rows(db: Database.Database, table: TableInfo, range: KeyRange | null): Generator<{ key: KeyValue[]; encoded: string }> {
     const n = table.key.length;
-    for (const row of this.rawRows(db, table, range)) yield { key: row.slice(0, n), encoded: encodeRow(row, n) };
+    for (const row of rawRows(db, table, range)) yield { key: row.slice(0, n), encoded: encodeRow(row, n) };
   }
 
-  private rawRows(db: Database.Database, table: TableInfo, range: KeyRange | null): Iterable<KeyValue[]> {
-    const { sql, params } = this.select(table, range);
-    return db.prepare(sql).raw(true).iterate(...params) as Iterable<KeyValue[]>;
-  }
-
+  /** On a thread of the digest pool (engines/sqlite-digest-thread.ts), so both sides of a verification run at once. */
   async chunkDigests(database: string, table: TableInfo, chunkRows: number, within: KeyRange = { lower: null, upper: null }): Promise<ChunkDigest[]> {
-    const db = this.openReadOnly(database);
-    try {
-      const chunks: ChunkDigest[] = [];
-      const n = table.key.length;
-      let hash = new BatchedHash();
-      let rows = 0;
-      let lower: KeyValue[] | null = within.lower;
-      let last: KeyValue[] | null = null;
-      for (const row of this.rawRows(db, table, within)) {
-        if (rows === chunkRows) {
-          const upper = last!.slice(0, n);
-          chunks.push({ lower, upper, rows, digest: hash.digest() });
-          lower = upper;
-          hash = new BatchedHash();
-          rows = 0;
-        }
-        hash.add(encodeRow(row, n));
-        rows++;
-        last = row;
-      }
-      chunks.push({ lower, upper: within.upper, rows, digest: hash.digest() });
-      return chunks;
-    } finally {
-      db.close();
-    }
+    const file = this.fileOf(database);
+    if (!existsSync(file)) throw new DatabaseMissingError(`database ${database} not found: ${file} does not exist`);
+    return chunkDigestsInThread(file, table, chunkRows, within);
   }
 
   async rangeDigest(database: string, table: TableInfo, range: KeyRange): Promise<{ rows: number; digest: string }> {
@@ -267,7 +223,7 @@ export class SqliteEngine implements Engine {
       const n = table.key.length;
       const hash = new BatchedHash();
       let rows = 0;
-      for (const row of this.rawRows(db, table, range)) {
+      for (const row of rawRows(db, table, range)) {
         hash.add(encodeRow(row, n));
         rows++;
       }
@@ -592,6 +548,54 @@ function setGate(db: Database.Database, gate: WriteGate): void {
 }
 
 /** A row's non-key values (from column `from` on), each encoded by `encodeValue`, end to end. */
+function selectRows(table: TableInfo, range: KeyRange | null): { sql: string; params: KeyValue[] } {
+  const keyList = table.key.map((k) => (table.keyKind === 'rowid' ? '_rowid_' : q(k))).join(', ');
+  const tuple = `(${keyList})`;
+  const marks = `(${table.key.map(() => '?').join(', ')})`;
+  const where: string[] = [];
+  const params: KeyValue[] = [];
+  if (range?.lower) {
+    where.push(`${tuple} > ${marks}`);
+    params.push(...range.lower);
+  }
+  if (range?.upper) {
+    where.push(`${tuple} <= ${marks}`);
+    params.push(...range.upper);
+  }
+  const cols = table.columns.map(q).join(', ');
+  const sql = `SELECT ${keyList}, ${cols} FROM ${q(table.name)}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY ${keyList}`;
+  return { sql, params };
+}
+
+function rawRows(db: Database.Database, table: TableInfo, range: KeyRange | null): Iterable<KeyValue[]> {
+  const { sql, params } = selectRows(table, range);
+  return db.prepare(sql).raw(true).iterate(...params) as Iterable<KeyValue[]>;
+}
+
+/** Key-ordered chunks of about `chunkRows` rows of `table` within `within`, each with its digest (see `BatchedHash`). */
+export function chunkDigestsOf(db: Database.Database, table: TableInfo, chunkRows: number, within: KeyRange): ChunkDigest[] {
+  const chunks: ChunkDigest[] = [];
+  const n = table.key.length;
+  let hash = new BatchedHash();
+  let rows = 0;
+  let lower: KeyValue[] | null = within.lower;
+  let last: KeyValue[] | null = null;
+  for (const row of rawRows(db, table, within)) {
+    if (rows === chunkRows) {
+      const upper = last!.slice(0, n);
+      chunks.push({ lower, upper, rows, digest: hash.digest() });
+      lower = upper;
+      hash = new BatchedHash();
+      rows = 0;
+    }
+    hash.add(encodeRow(row, n));
+    rows++;
+    last = row;
+  }
+  chunks.push({ lower, upper: within.upper, rows, digest: hash.digest() });
+  return chunks;
+}
+
 function encodeRow(row: KeyValue[], from: number): string {
   let encoded = '';
   for (let c = from; c < row.length; c++) encoded += encodeValue(row[c]);

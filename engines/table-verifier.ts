@@ -1,6 +1,8 @@
-// Compares one table on two engines: key-ordered chunk digests on the source, the same key ranges
-// digested on the target, and any chunk that differs narrowed down to the keys that differ.
-import { agreedDigestFormat, type DigestFormat, type Engine, type KeyRange, type TableInfo } from './engine';
+// Compares one table on two engines: key-ordered chunk digests on both sides at once, paired chunk by
+// chunk; where the target's chunks do not line up with the source's, the source's key ranges digested
+// on the target; and any chunk that differs narrowed down to the keys that differ.
+import { agreedDigestFormat, type ChunkDigest, type DigestFormat, type Engine, type KeyRange, type KeyValue, type TableInfo } from './engine';
+import { encodeValue } from './checksum';
 import type { ChangedKeys } from '../protocol/changed-rows';
 
 export interface Difference {
@@ -35,10 +37,15 @@ export interface Side {
 export async function compareTable(source: Side, target: Side, table: TableInfo, chunkRows: number, within?: KeyRange, changing?: ChangedKeys): Promise<TableComparison> {
   // Both sides hash with the expression the older server can run (SQL Server: HASHBYTES by version).
   const format = agreedDigestFormat(await source.engine.digestFormat?.(source.database), await target.engine.digestFormat?.(target.database));
-  const chunks = await source.engine.chunkDigests(source.database, table, chunkRows, within, format);
+  // Both sides chunk the same way, so where their rows agree their chunks pair up one to one.
+  const [chunks, targetChunks] = await Promise.all([
+    source.engine.chunkDigests(source.database, table, chunkRows, within, format),
+    target.engine.chunkDigests(target.database, table, chunkRows, within, format),
+  ]);
   const result: TableComparison = { table: table.name, rows: 0, chunks: chunks.length, mismatchedChunks: 0, differences: [] };
-  for (const chunk of chunks) {
+  for (const [i, chunk] of chunks.entries()) {
     result.rows += chunk.rows;
+    if (targetChunks[i] && sameChunk(chunk, targetChunks[i])) continue;
     const theirs = await target.engine.rangeDigest(target.database, table, chunk, format);
     if (theirs.digest === chunk.digest && theirs.rows === chunk.rows) continue;
     if (!changing && result.differences.length >= MAX_DIFFERENCES_PER_TABLE) {
@@ -56,6 +63,12 @@ export async function compareTable(source: Side, target: Side, table: TableInfo,
   }
   return result;
 }
+
+const sameKey = (a: KeyValue[] | null, b: KeyValue[] | null): boolean =>
+  a === null || b === null ? a === b : a.length === b.length && a.every((v, i) => encodeValue(v) === encodeValue(b[i]));
+
+/** The same key range with the same rows and digest: the two sides hold the same rows there. */
+const sameChunk = (a: ChunkDigest, b: ChunkDigest): boolean => a.rows === b.rows && a.digest === b.digest && sameKey(a.lower, b.lower) && sameKey(a.upper, b.upper);
 
 async function rowDifferences(source: Side, target: Side, table: TableInfo, range: KeyRange, format?: DigestFormat): Promise<Difference[]> {
   const [mine, other] = await Promise.all([source.engine.rowDigests(source.database, table, range, format), target.engine.rowDigests(target.database, table, range, format)]);
