@@ -5,10 +5,10 @@ import { Context } from '@temporalio/activity';
 import { type ActivityDeps, keptAlive, tenantSides } from './context';
 import type { ModeOrder, Side } from '../ingestion/catalog';
 import { artifactFolder } from '../azure/artifact-folder';
-import { switchPrimary, type SwitchOptions, type SwitchResult } from '../protocol/switch';
+import { endSwitchAttempt, switchPrimary, type SwitchContext, type SwitchEnd, type SwitchOptions, type SwitchResult } from '../protocol/switch';
 import { StaleModeChangeError, TargetInUseError, TenantMovedError } from '../protocol/errors';
 
-export type { SwitchOptions, SwitchResult } from '../protocol/switch';
+export type { SwitchEnd, SwitchOptions, SwitchResult } from '../protocol/switch';
 
 /**
  * Steps that prepare a move from the source stop when the tenant is not served from it: a workflow
@@ -18,6 +18,19 @@ export function assertOnSource(deps: ActivityDeps, tenantId: string, step: strin
   const route = deps.catalog.ensure(tenantId);
   if (route.primary !== 'source')
     throw new TenantMovedError(`${tenantId}: ${step} refused: the catalog says the tenant is served from its ${route.primary} (a workflow reset past its cut-over?); nothing was changed`);
+}
+
+/** Runs `work` over the tenant's switch context, heartbeating every second and on each drain batch. */
+async function withSwitchContext<T>(deps: ActivityDeps, tenantId: string, migrationId: string, work: (ctx: SwitchContext) => Promise<T>): Promise<T> {
+  const { tenant, source, target } = tenantSides(deps, tenantId, migrationId);
+  const context = Context.current();
+  const beat = () => context.heartbeat();
+  const keepAlive = setInterval(beat, 1000);
+  try {
+    return await work({ tenantId, migrationId, database: tenant.database, engines: { source, target }, catalog: deps.catalog, routes: deps.routes, beat });
+  } finally {
+    clearInterval(keepAlive);
+  }
 }
 
 export function cutoverActivities(deps: ActivityDeps) {
@@ -62,22 +75,23 @@ export function cutoverActivities(deps: ActivityDeps) {
         if (primary === 'target') await source.stopCapture(tenant.database, { keepFence: true });
       }),
 
-    /** The fenced switch of protocol/switch.ts, heartbeating through the drain. */
+    /**
+     * The fenced switch of protocol/switch.ts, heartbeating through the drain. Every retry of one
+     * scheduled activity is the same attempt (its activity id): the pause budget counts from its first fence.
+     */
     async switchPrimary(tenantId: string, migrationId: string, to: Side, options: SwitchOptions): Promise<SwitchResult> {
-      const { tenant, source, target } = tenantSides(deps, tenantId, migrationId);
-      const context = Context.current();
-      const beat = () => context.heartbeat();
-      const keepAlive = setInterval(beat, 1000);
-      try {
-        return await switchPrimary(
-          { tenantId, migrationId, database: tenant.database, engines: { source, target }, catalog: deps.catalog, routes: deps.routes, beat },
-          to,
-          options,
-        );
-      } finally {
-        clearInterval(keepAlive);
-      }
+      const { info } = Context.current();
+      const attemptKey = `${info.workflowExecution?.runId ?? info.workflowType}:${info.activityId}`;
+      return withSwitchContext(deps, tenantId, migrationId, (ctx) => switchPrimary(ctx, to, { ...options, attemptKey }));
     },
+
+    /**
+     * Ends a switch attempt that failed or whose worker died (protocol/switch.ts `endSwitchAttempt`):
+     * called off if the catalog was not flipped, finished forward if it was. Run by the workflow
+     * before it waits or gives up, so no tenant stays fenced while nothing is switching.
+     */
+    endSwitchAttempt: (tenantId: string, migrationId: string, to: Side, options: Pick<SwitchOptions, 'chunkRows'>): Promise<SwitchEnd> =>
+      withSwitchContext(deps, tenantId, migrationId, (ctx) => endSwitchAttempt(ctx, to, options)),
 
     /** Drops the target database only if this migration created it. */
     dropTarget: (tenantId: string, migrationId: string): Promise<boolean> =>

@@ -31,6 +31,7 @@ import {
   type TrackingEvent,
   type WriteGate,
   type GateExpectation,
+  streamMigration,
 } from './engine';
 import * as tsql from './mssql-sql';
 import * as rowHash from './mssql-row-hash';
@@ -472,7 +473,7 @@ export class MssqlEngine implements Engine {
     if (found.exists && found.restoredBy === migrationId) {
       // Fenced for good before it goes, so no switch attempt can open it meanwhile; a database that
       // is open (the tenant's primary) is never dropped.
-      if (!(await this.setWriteGate(database, { state: 'fenced', migrationId, token: 'dropped' }, { states: ['standby', 'fenced', 'none'] })))
+      if (!(await this.setWriteGate(database, { state: 'fenced', migrationId, token: 'dropped' }, { states: ['standby', 'fenced', 'none'], migrationId })))
         throw new TargetInUseError(`target database ${database} takes writes (its write gate is open): it is the tenant's primary and is not dropped; run \`airlift reconcile\` to see why`);
       await this.closePool(database);
       await this.run('master', tsql.dropDatabaseStatement(database));
@@ -725,7 +726,7 @@ export class MssqlEngine implements Engine {
     }
     try {
       return await this.inTransaction(database, async (exec) => {
-        const [begin] = await exec<{ skip: boolean }>(capture.applyBeginStatement, { stream, upTo });
+        const [begin] = await exec<{ skip: boolean }>(capture.applyBeginStatement, { stream, upTo, migration: streamMigration(stream) });
         if (begin?.skip) return 0;
         let written = 0;
         // Deletes first, so a key or unique value a row gave up is free before another row takes it.
@@ -803,9 +804,11 @@ export class MssqlEngine implements Engine {
   async setWriteGate(database: string, gate: WriteGate, expect?: GateExpectation): Promise<boolean> {
     await this.ensureGate(database);
     return this.inTransaction(database, async (exec) => {
-      const [current] = await exec<{ state: WriteGate['state']; token: string | null }>(tsql.lockGateQuery);
+      const [current] = await exec<{ state: WriteGate['state']; migration_id: string | null; token: string | null }>(tsql.lockGateQuery);
       if (expect?.states && !expect.states.includes(current?.state ?? 'none')) return false;
       if (expect?.token !== undefined && current?.token !== expect.token) return false;
+      // Read under the update lock above, so it holds until this transaction commits.
+      if (expect?.migrationId !== undefined && current && current.migration_id !== expect.migrationId) return false;
       await exec(gate.state === 'open' ? capture.releaseStatement : capture.holdStatement);
       const [row] = await exec<{ applied: boolean | number }>(tsql.setGateStatement, {
         state: gate.state,

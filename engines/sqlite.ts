@@ -31,6 +31,7 @@ import {
   type Progress,
   type RowDigest,
   type TableInfo,
+  streamMigration,
 } from './engine';
 import { checkDatabaseName, quoteDoubled as q } from './identifiers';
 import { ReplicationConflictError } from '../protocol/errors';
@@ -177,7 +178,7 @@ export class SqliteEngine implements Engine {
     if (marker?.migrationId !== migrationId) return false;
     // Fenced for good before the files go, so no switch attempt can open it meanwhile; a database
     // that is open (the tenant's primary) is never dropped.
-    if (existsSync(file) && !(await this.setWriteGate(database, { state: 'fenced', migrationId, token: 'dropped' }, { states: ['standby', 'fenced', 'none'] })))
+    if (existsSync(file) && !(await this.setWriteGate(database, { state: 'fenced', migrationId, token: 'dropped' }, { states: ['standby', 'fenced', 'none'], migrationId })))
       throw new TargetInUseError(`target database ${database} takes writes (its write gate is open): it is the tenant's primary and is not dropped; run \`airlift reconcile\` to see why`);
     const partials = (await readdir(this.directory).catch(() => [] as string[])).filter((f) => f.startsWith(`${database}.db.partial`)).map((f) => join(this.directory, f));
     for (const f of [file, `${file}-wal`, `${file}-shm`, ...partials]) await rm(f, { force: true });
@@ -405,6 +406,10 @@ export class SqliteEngine implements Engine {
         const gate = readGate(db);
         if (!gate || gate.state === 'open')
           throw new ReplicationConflictError(`${database}: changes are not applied to a database that takes writes (its write gate is ${gate?.state ?? 'absent'}); this replication stream has ended`);
+        // Nor into a side another migration holds: an applier of a rolled-back migration that wakes
+        // late must not write its rows into the next migration's standby target.
+        if (gate.migrationId !== streamMigration(stream))
+          throw new ReplicationConflictError(`${database}: changes of migration ${streamMigration(stream)} are not applied here: its write gate belongs to migration ${gate.migrationId ?? 'unknown'}; this replication stream has ended`);
         if (Number(cursorOf.get(stream) ?? 0) >= upTo) return 0;
         db.prepare('INSERT INTO airlift_applying (id) VALUES (1)').run();
         let written = 0;
@@ -583,6 +588,7 @@ function readGate(db: Database.Database): WriteGate | null {
 
 function gateMatches(current: WriteGate | null, expect: GateExpectation | undefined): boolean {
   if (expect?.states && !expect.states.includes(current?.state ?? 'none')) return false;
+  if (expect?.migrationId !== undefined && current && current.migrationId !== expect.migrationId) return false;
   return expect?.token === undefined || current?.token === expect.token;
 }
 

@@ -134,6 +134,8 @@ export interface TenantStatus {
   cutoverAborted?: string;
   /** Every cut-over that was called off before the one that went through (or the last one). */
   cutoverAttempts?: { at: string; error: string }[];
+  /** Set when the cut-over flipped but a gateway node did not confirm it (that node reloads its route when refused). */
+  cutoverUnconfirmed?: string;
   /** Why a rollback was refused last (past the point of no return), for `status`. */
   rollbackRefused?: string;
   /** How the run ended, once it has (also in the `AirliftOutcome` search attribute). */
