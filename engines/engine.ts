@@ -193,6 +193,18 @@ export interface Engine extends RestoreTarget {
    */
   captureGaps(database: string): Promise<string[]>;
 
+  /**
+   * The counters that hand out new keys of the tenant's tables (SQLite: `sqlite_sequence`, kept by
+   * AUTOINCREMENT), by table. Replication copies rows, not counters: a row inserted and deleted before
+   * it was copied never moves the other side's counter, which would then issue its id again. The
+   * switch reads them under its fence and raises the new primary's. Optional: an engine whose
+   * counters follow the rows it is given omits both methods.
+   */
+  keyCounters?(database: string): Promise<Record<string, number>>;
+
+  /** Raises each counter to at least the value given (never lowers one); tables it lacks are skipped. */
+  raiseKeyCounters?(database: string, counters: Record<string, number>): Promise<void>;
+
   /** Highest change seq, 0 when the log is empty or not installed. */
   changeHead(database: string): Promise<number>;
 
@@ -248,7 +260,7 @@ export type SnapshotSource = Pick<Engine, 'probe' | 'artifactName' | 'snapshot' 
 export type DigestReader = Pick<Engine, 'listTables' | 'chunkDigests' | 'rangeDigest' | 'rowDigests'>;
 
 /** What change capture, replication and the fenced switch need of either side: the change log, row images, the applied cursor, the write gate. */
-export type ChangeReplica = Pick<Engine, 'startCapture' | 'stopCapture' | 'changeHead' | 'readChanges' | 'readRows' | 'applyChanges' | 'appliedCursor' | 'writeGate' | 'setWriteGate'>;
+export type ChangeReplica = Pick<Engine, 'startCapture' | 'stopCapture' | 'changeHead' | 'readChanges' | 'readRows' | 'applyChanges' | 'appliedCursor' | 'writeGate' | 'setWriteGate' | 'keyCounters' | 'raiseKeyCounters'>;
 
 /** What the ingestion gateway needs of a tenant's primary. */
 export type EventWriterFactory = Pick<Engine, 'openEventWriter'>;

@@ -342,6 +342,36 @@ export class SqliteEngine implements Engine {
     }
   }
 
+  async keyCounters(database: string): Promise<Record<string, number>> {
+    const db = this.openReadOnly(database);
+    db.defaultSafeIntegers(false);
+    try {
+      if (!hasTable(db, 'sqlite_sequence')) return {};
+      const rows = db.prepare("SELECT name, seq FROM sqlite_sequence WHERE name NOT LIKE 'airlift\\_%' ESCAPE '\\'").all() as { name: string; seq: number }[];
+      return Object.fromEntries(rows.map((r) => [r.name, r.seq]));
+    } finally {
+      db.close();
+    }
+  }
+
+  async raiseKeyCounters(database: string, counters: Record<string, number>): Promise<void> {
+    const db = this.openWritable(database);
+    try {
+      db.transaction(() => {
+        // sqlite_sequence exists once any AUTOINCREMENT table does; a name it lacks gets its row.
+        if (!hasTable(db, 'sqlite_sequence')) return;
+        const raise = db.prepare('UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = ?');
+        const add = db.prepare('INSERT INTO sqlite_sequence (name, seq) SELECT ?, ? WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = ?)');
+        for (const [table, value] of Object.entries(counters)) {
+          if (!hasTable(db, table)) continue;
+          if (raise.run(value, table).changes === 0) add.run(table, value, table);
+        }
+      }).immediate();
+    } finally {
+      db.close();
+    }
+  }
+
   async changeHead(database: string): Promise<number> {
     const db = this.openReadOnly(database);
     db.defaultSafeIntegers(false);

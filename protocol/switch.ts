@@ -4,6 +4,7 @@
 //   raise the write gate of the old primary in its own database       -- no writer, on any node, commits past it
 //   drain the old primary's change log up to its head into the new one
 //   compare every row changed since verification began (row by row)
+//   raise the new primary's key counters (AUTOINCREMENT) to the old one's
 //   record the reverse watermark (once), open the new primary's gate
 //   flip the catalog, and have every listed node confirm the flip     -- from here the switch never calls off
 //   lift the fences                                                  -- held events go to the new primary
@@ -121,6 +122,9 @@ export async function switchPrimary(ctx: SwitchContext, to: Side, options: Switc
       await verifyChangedRows(stream, options.verifyChangesAfter, fenceSeq);
       checkBudget('comparing the rows changed since verification');
     }
+    // Under the fence the old primary's key counters are final: the new one never issues an id again
+    // that the old one issued (a row inserted and deleted before replication copied it moved only the old one's).
+    await carryKeyCounters(stream);
     // Recorded once, before the flip: a retry after the release must not move it past events written since.
     reverseFrom = catalog.rememberWatermark(tenantId, watermarkName(migrationId, to), await ctx.engines[to].changeHead(database));
     await openSide(ctx, to, attempt);
@@ -222,6 +226,11 @@ async function settleOn(ctx: SwitchContext, side: Side, attempt: Attempt): Promi
     throw new SwitchSupersededError(`${tenantId}: the catalog moved on while settling on the ${side}`);
   }
   await ctx.routes.setPrimary(tenantId, side, true);
+}
+
+async function carryKeyCounters(stream: ReplicationStream): Promise<void> {
+  if (!stream.from.keyCounters || !stream.to.raiseKeyCounters) return;
+  await stream.to.raiseKeyCounters(stream.database, await stream.from.keyCounters(stream.database));
 }
 
 /**

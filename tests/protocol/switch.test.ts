@@ -338,3 +338,42 @@ test('item 5: a row that differs although replication passed it stops the re-bas
     t.close();
   }
 });
+
+test('item 7: an id the source issued is never issued again by the target: AUTOINCREMENT counters follow the switch', async () => {
+  const made = makeFleet({ tenants: 1, rows: 10 });
+  const tenant = made.fleet.tenants[0];
+  const source = new SqliteEngine(sqliteDirectory(made.fleet.sources.onprem));
+  const target = new SqliteEngine(sqliteDirectory(made.fleet.targets.cloud));
+  const catalog = new Catalog(made.fleet.catalog.path);
+  const app = (engine: SqliteEngine) => new Database(engine.fileOf(tenant.database));
+  try {
+    const setup = app(source);
+    setup.exec('CREATE TABLE notes (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT)');
+    setup.close();
+    await source.startCapture(tenant.database);
+    await source.setWriteGate(tenant.database, { state: 'open', migrationId: 'm1' });
+    await target.restore(tenant.database, await source.snapshot(tenant.database, join(made.dir, 'work', 'm1.sqlite')), 'm1');
+    // Five notes; the last two deleted before replication copied them: only the source's counter saw 4 and 5.
+    const writer = app(source);
+    for (let i = 1; i <= 5; i++) writer.prepare('INSERT INTO notes (body) VALUES (?)').run(`note ${i}`);
+    writer.prepare('DELETE FROM notes WHERE id > 3').run();
+    writer.close();
+    const ctx: SwitchContext = { tenantId: tenant.id, migrationId: 'm1', database: tenant.database, engines: { source, target }, catalog, routes: catalogRoutes(catalog) };
+    await switchPrimary(ctx, 'target', { fromSeq: 0, chunkRows: 100 });
+    const onTarget = app(target);
+    expect(Number(onTarget.prepare("INSERT INTO notes (body) VALUES ('first on target')").run().lastInsertRowid)).toBe(6);
+    onTarget.close();
+    // And back: the source does not reissue what the target issued in the window.
+    const more = app(target);
+    more.prepare("INSERT INTO notes (body) VALUES ('second on target')").run();
+    more.prepare('DELETE FROM notes WHERE id = 7').run();
+    more.close();
+    await switchPrimary(ctx, 'source', { chunkRows: 100 });
+    const back = app(source);
+    expect(Number(back.prepare("INSERT INTO notes (body) VALUES ('back on source')").run().lastInsertRowid)).toBe(8);
+    back.close();
+  } finally {
+    catalog.close();
+    made.cleanup();
+  }
+});
