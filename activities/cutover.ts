@@ -43,9 +43,13 @@ export function cutoverActivities(deps: ActivityDeps) {
       keptAlive(async () => {
         const { tenant, source } = tenantSides(deps, tenantId, migrationId);
         assertOnSource(deps, tenantId, 'journaling');
+        // An attempt that wakes after its run moved on (a switch fenced the source, or a later
+        // migration holds its gate) changes nothing: it is turned away before it installs anything.
+        const refused = () => new TenantMovedError(`${tenantId}: journaling of migration ${migrationId} refused: the source database's write gate is closed or held by another migration (a switch or a later migration has it); nothing was changed`);
+        const gate = await source.writeGate(tenant.database);
+        if (gate && (gate.state !== 'open' || gate.migrationId !== migrationId)) throw refused();
         const head = await source.startCapture(tenant.database);
-        if (!(await source.setWriteGate(tenant.database, { state: 'open', migrationId }, { states: ['none', 'open'] })))
-          throw new TenantMovedError(`${tenantId}: journaling refused: the source database's write gate is closed (a switch or another migration holds it); nothing was changed`);
+        if (!(await source.setWriteGate(tenant.database, { state: 'open', migrationId }, { states: ['none', 'open'], migrationId }))) throw refused();
         try {
           await deps.routes.setMode(tenantId, { outbox: true }, order);
         } catch (err) {
