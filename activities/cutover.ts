@@ -5,11 +5,11 @@ import { Context } from '@temporalio/activity';
 import { type ActivityDeps, keptAlive, tenantSides } from './context';
 import type { ModeOrder, Side } from '../ingestion/catalog';
 import { artifactFolder } from '../azure/artifact-folder';
-import { switchPrimary, type SwitchOptions, type SwitchResult } from '../protocol/switch';
+import { endSwitchAttempt, switchPrimary, type SwitchContext, type SwitchEnd, type SwitchOptions, type SwitchResult } from '../protocol/switch';
 import { logShippingOf, tailLogShipping } from './log-shipping';
 import { StaleModeChangeError, TargetInUseError, TenantMovedError } from '../protocol/errors';
 
-export type { SwitchOptions, SwitchResult } from '../protocol/switch';
+export type { SwitchEnd, SwitchOptions, SwitchResult } from '../protocol/switch';
 
 /**
  * Steps that prepare a move from the source stop when the tenant is not served from it: a workflow
@@ -19,6 +19,20 @@ export function assertOnSource(deps: ActivityDeps, tenantId: string, step: strin
   const route = deps.catalog.ensure(tenantId);
   if (route.primary !== 'source')
     throw new TenantMovedError(`${tenantId}: ${step} refused: the catalog says the tenant is served from its ${route.primary} (a workflow reset past its cut-over?); nothing was changed`);
+}
+
+/** Runs `work` over the tenant's switch context, heartbeating every second and on each drain batch. */
+async function withSwitchContext<T>(deps: ActivityDeps, tenantId: string, migrationId: string, work: (ctx: SwitchContext) => Promise<T>, logShipping = false): Promise<T> {
+  const { tenant, source, target } = tenantSides(deps, tenantId, migrationId);
+  const context = Context.current();
+  const beat = () => context.heartbeat();
+  const keepAlive = setInterval(beat, 1000);
+  const shipping = logShipping ? tailLogShipping(logShippingOf(deps, tenantId, migrationId), 500, beat) : undefined;
+  try {
+    return await work({ tenantId, migrationId, database: tenant.database, engines: { source, target }, catalog: deps.catalog, routes: deps.routes, beat, logShipping: shipping });
+  } finally {
+    clearInterval(keepAlive);
+  }
 }
 
 export function cutoverActivities(deps: ActivityDeps) {
@@ -31,9 +45,13 @@ export function cutoverActivities(deps: ActivityDeps) {
       keptAlive(async () => {
         const { tenant, source } = tenantSides(deps, tenantId, migrationId);
         assertOnSource(deps, tenantId, 'journaling');
+        // An attempt that wakes after its run moved on (a switch fenced the source, or a later
+        // migration holds its gate) changes nothing: it is turned away before it installs anything.
+        const refused = () => new TenantMovedError(`${tenantId}: journaling of migration ${migrationId} refused: the source database's write gate is closed or held by another migration (a switch or a later migration has it); nothing was changed`);
+        const gate = await source.writeGate(tenant.database);
+        if (gate && (gate.state !== 'open' || gate.migrationId !== migrationId)) throw refused();
         const head = await source.startCapture(tenant.database);
-        if (!(await source.setWriteGate(tenant.database, { state: 'open', migrationId }, { states: ['none', 'open'] })))
-          throw new TenantMovedError(`${tenantId}: journaling refused: the source database's write gate is closed (a switch or another migration holds it); nothing was changed`);
+        if (!(await source.setWriteGate(tenant.database, { state: 'open', migrationId }, { states: ['none', 'open'], migrationId }))) throw refused();
         try {
           await deps.routes.setMode(tenantId, { outbox: true }, order);
         } catch (err) {
@@ -63,23 +81,24 @@ export function cutoverActivities(deps: ActivityDeps) {
         if (primary === 'target') await source.stopCapture(tenant.database, { keepFence: true });
       }),
 
-    /** The fenced switch of protocol/switch.ts, heartbeating through the drain. */
+    /**
+     * The fenced switch of protocol/switch.ts, heartbeating through the drain. Every retry of one
+     * scheduled activity is the same attempt (its activity id): the pause budget counts from its first fence.
+     */
     async switchPrimary(tenantId: string, migrationId: string, to: Side, options: SwitchOptions): Promise<SwitchResult> {
-      const { tenant, source, target } = tenantSides(deps, tenantId, migrationId);
-      const context = Context.current();
-      const beat = () => context.heartbeat();
-      const keepAlive = setInterval(beat, 1000);
-      const logShipping = options.catchUp === 'log-shipping' && to === 'target' ? tailLogShipping(logShippingOf(deps, tenantId, migrationId), 500, beat) : undefined;
-      try {
-        return await switchPrimary(
-          { tenantId, migrationId, database: tenant.database, engines: { source, target }, catalog: deps.catalog, routes: deps.routes, beat, logShipping },
-          to,
-          options,
-        );
-      } finally {
-        clearInterval(keepAlive);
-      }
+      const { info } = Context.current();
+      const attemptKey = `${info.workflowExecution?.runId ?? info.workflowType}:${info.activityId}`;
+      const logShipping = options.catchUp === 'log-shipping' && to === 'target';
+      return withSwitchContext(deps, tenantId, migrationId, (ctx) => switchPrimary(ctx, to, { ...options, attemptKey }), logShipping);
     },
+
+    /**
+     * Ends a switch attempt that failed or whose worker died (protocol/switch.ts `endSwitchAttempt`):
+     * called off if the catalog was not flipped, finished forward if it was. Run by the workflow
+     * before it waits or gives up, so no tenant stays fenced while nothing is switching.
+     */
+    endSwitchAttempt: (tenantId: string, migrationId: string, to: Side, options: Pick<SwitchOptions, 'chunkRows'>): Promise<SwitchEnd> =>
+      withSwitchContext(deps, tenantId, migrationId, (ctx) => endSwitchAttempt(ctx, to, options)),
 
     /** Drops the target database only if this migration created it. */
     dropTarget: (tenantId: string, migrationId: string): Promise<boolean> =>

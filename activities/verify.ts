@@ -2,7 +2,7 @@
 // narrowed to its keys, and keys whose change is still on its way are left to the cut-over.
 // The heartbeat carries the tables already compared, so a retry continues where it stopped.
 import { compareTable, compareTableSets, type TableComparison } from '../engines/table-verifier';
-import { ChangedKeys } from '../protocol/changed-rows';
+import { ChangedKeys, rebaseline } from '../protocol/changed-rows';
 import { resumePoint } from '../protocol/replicator';
 import { replicationStream } from './dual-write';
 import { type ActivityDeps, cancellation, checkpoint, tenantSides, withHeartbeat } from './context';
@@ -33,5 +33,20 @@ export function verifyActivities(deps: ActivityDeps) {
       }, 0);
       return { tables: [...results, ...differences], verifiedFrom };
     },
+
+    /**
+     * Before each cut-over attempt (the dual-write stopped): compares online the rows changed since
+     * `verifiedFrom` up to where replication stands, and returns that point, so the fenced compare
+     * covers only what changed since (protocol/changed-rows.ts `rebaseline`).
+     */
+    rebaselineVerification: (tenantId: string, migrationId: string, journalFrom: number, verifiedFrom: number): Promise<number> =>
+      withHeartbeat(async (beat) => {
+        const { tenant, source, target } = tenantSides(deps, tenantId, migrationId);
+        const appliedUpTo = await resumePoint(replicationStream(deps, tenantId, migrationId, 'forward'), journalFrom);
+        return rebaseline({ engine: source, database: tenant.database }, { engine: target, database: tenant.database }, verifiedFrom, appliedUpTo, () => {
+          cancellation().throwIfAborted();
+          beat({ verifiedFrom, appliedUpTo });
+        });
+      }),
   };
 }

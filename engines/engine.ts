@@ -262,6 +262,18 @@ export interface Engine extends RestoreTarget {
    */
   captureGaps(database: string): Promise<string[]>;
 
+  /**
+   * The counters that hand out new keys of the tenant's tables (SQLite: `sqlite_sequence`, kept by
+   * AUTOINCREMENT), by table. Replication copies rows, not counters: a row inserted and deleted before
+   * it was copied never moves the other side's counter, which would then issue its id again. The
+   * switch reads them under its fence and raises the new primary's. Optional: an engine whose
+   * counters follow the rows it is given omits both methods.
+   */
+  keyCounters?(database: string): Promise<Record<string, number>>;
+
+  /** Raises each counter to at least the value given (never lowers one); tables it lacks are skipped. */
+  raiseKeyCounters?(database: string, counters: Record<string, number>): Promise<void>;
+
   /** Highest change seq, 0 when the log is empty or not installed. */
   changeHead(database: string): Promise<number>;
 
@@ -275,7 +287,9 @@ export interface Engine extends RestoreTarget {
    * Writes row images read from the other side (an upsert by key, or a delete for a null row), and
    * advances the cursor of `stream` to `upTo` in the same transaction; a batch whose `upTo` the cursor
    * has passed is skipped whole, so a stale applier never writes older rows over newer ones. Bypasses
-   * the write gate and is not captured itself. Returns how many images were written.
+   * the write gate and is not captured itself, but writes only into a side that is not open and whose
+   * gate was set by the stream's own migration (a zombie applier of a rolled-back migration never
+   * writes into the next migration's standby target). Returns how many images were written.
    * `stream` is `<migrationId>:<origin>`, so a later migration of the same tenant starts its own.
    */
   applyChanges(database: string, stream: string, upTo: number, images: RowImage[]): Promise<number>;
@@ -291,8 +305,8 @@ export interface Engine extends RestoreTarget {
   writeGate(database: string): Promise<WriteGate | null>;
 
   /**
-   * Sets the gate, only if it is now in one of `expect.states` (`none`: no gate row yet) and, with
-   * `expect.token`, was set by that token; returns whether it was set. Once this returns true, no
+   * Sets the gate, only if it is now in one of `expect.states` (`none`: no gate row yet), with
+   * `expect.token` was set by that token, and with `expect.migrationId` was set by that migration; returns whether it was set. Once this returns true, no
    * write transaction that began under the old gate commits. The compare-and-set is what keeps a
    * stale switch attempt (a zombie on a worker that lost its heartbeat) from reopening a side.
    * A side that is not open holds the tenant's own triggers (kept aside in airlift's table, in the
@@ -318,7 +332,7 @@ export type SnapshotSource = Pick<Engine, 'probe' | 'artifactName' | 'snapshot' 
 export type DigestReader = Pick<Engine, 'listTables' | 'chunkDigests' | 'rangeDigest' | 'rowDigests'>;
 
 /** What change capture, replication and the fenced switch need of either side: the change log, row images, the applied cursor, the write gate. */
-export type ChangeReplica = Pick<Engine, 'startCapture' | 'stopCapture' | 'changeHead' | 'readChanges' | 'readRows' | 'applyChanges' | 'appliedCursor' | 'writeGate' | 'setWriteGate'>;
+export type ChangeReplica = Pick<Engine, 'startCapture' | 'stopCapture' | 'changeHead' | 'readChanges' | 'readRows' | 'applyChanges' | 'appliedCursor' | 'writeGate' | 'setWriteGate' | 'keyCounters' | 'raiseKeyCounters'>;
 
 /** What the ingestion gateway needs of a tenant's primary. */
 export type EventWriterFactory = Pick<Engine, 'openEventWriter'>;
@@ -340,6 +354,18 @@ export interface WriteGate {
 export interface GateExpectation {
   states?: (GateState | 'none')[];
   token?: string;
+  /**
+   * The migration the gate must have been set by: a stale step of an earlier migration (rolled back,
+   * its zombie still running) cannot close, open or take over a gate a later migration holds. A side
+   * with no gate yet matches only when `states` lists `none`.
+   */
+  migrationId?: string;
+}
+
+/** The migration a replication stream (`<migrationId>:<origin>`) belongs to. */
+export function streamMigration(stream: string): string {
+  const colon = stream.lastIndexOf(':');
+  return colon < 0 ? stream : stream.slice(0, colon);
 }
 
 /** One tracking event as the gateway receives it; `TrackingMapping` says where each field goes. */

@@ -319,13 +319,19 @@ export function readRowsQuery(table: MssqlTable, count: number): Statement {
 export const applyBeginStatement: Statement = {
   sql: [
     'SET XACT_ABORT ON;',
-    'DECLARE @state nvarchar(16), @cursor bigint, @tx bigint = CURRENT_TRANSACTION_ID(), @message nvarchar(2048);',
+    'DECLARE @state nvarchar(16), @gate_migration nvarchar(64), @cursor bigint, @tx bigint = CURRENT_TRANSACTION_ID(), @message nvarchar(2048);',
     "IF OBJECT_ID(N'dbo.airlift_cursors', N'U') IS NULL OR OBJECT_ID(N'dbo.airlift_gate', N'U') IS NULL",
     `  THROW ${CONFLICT_ERROR}, N'airlift_conflict: changes cannot be applied: the database holds no airlift cursor (capture was removed or it was never restored by airlift)', 1;`,
-    'SELECT @state = state FROM dbo.airlift_gate WITH (UPDLOCK, HOLDLOCK) WHERE id = 1;',
+    'SELECT @state = state, @gate_migration = migration_id FROM dbo.airlift_gate WITH (UPDLOCK, HOLDLOCK) WHERE id = 1;',
     "IF @state IS NULL OR @state = N'open'",
     'BEGIN',
     "  SET @message = CONCAT(N'airlift_conflict: changes are not applied to a database that takes writes (its write gate is ', ISNULL(@state, N'absent'), N'); this replication stream has ended');",
+    `  THROW ${CONFLICT_ERROR}, @message, 1;`,
+    'END;',
+    // A zombie applier of a rolled-back migration never writes into the next migration's standby side.
+    "IF @gate_migration IS NULL OR @gate_migration <> @migration",
+    'BEGIN',
+    "  SET @message = CONCAT(N'airlift_conflict: changes of migration ', @migration, N' are not applied here: its write gate belongs to migration ', ISNULL(@gate_migration, N'unknown'), N'; this replication stream has ended');",
     `  THROW ${CONFLICT_ERROR}, @message, 1;`,
     'END;',
     'SELECT @cursor = cursor_seq FROM dbo.airlift_cursors WITH (UPDLOCK, HOLDLOCK) WHERE stream = @stream;',
@@ -338,7 +344,7 @@ export const applyBeginStatement: Statement = {
     'END;',
   ].join('\n'),
   params: {},
-  types: { stream: 'nvarchar(128)', upTo: 'bigint' },
+  types: { stream: 'nvarchar(128)', upTo: 'bigint', migration: 'nvarchar(64)' },
 };
 
 /** Closes an apply: clears the mark (the cursor is advanced next, by `advanceCursorStatement`, in the same transaction). */

@@ -33,6 +33,7 @@ import {
   type GateExpectation,
   type BackupSet,
   type LogBackupSource,
+  streamMigration,
 } from './engine';
 import * as tsql from './mssql-sql';
 import * as rowHash from './mssql-row-hash';
@@ -483,7 +484,7 @@ export class MssqlEngine implements Engine, LogBackupSource {
     if (found.exists && found.restoredBy === migrationId) {
       // Fenced for good before it goes, so no switch attempt can open it meanwhile; a database that
       // is open (the tenant's primary) is never dropped.
-      if (!(await this.setWriteGate(database, { state: 'fenced', migrationId, token: 'dropped' }, { states: ['standby', 'fenced', 'none'] })))
+      if (!(await this.setWriteGate(database, { state: 'fenced', migrationId, token: 'dropped' }, { states: ['standby', 'fenced', 'none'], migrationId })))
         throw new TargetInUseError(`target database ${database} takes writes (its write gate is open): it is the tenant's primary and is not dropped; run \`airlift reconcile\` to see why`);
       await this.closePool(database);
       await this.run('master', tsql.dropDatabaseStatement(database));
@@ -736,7 +737,7 @@ export class MssqlEngine implements Engine, LogBackupSource {
     }
     try {
       return await this.inTransaction(database, async (exec) => {
-        const [begin] = await exec<{ skip: boolean }>(capture.applyBeginStatement, { stream, upTo });
+        const [begin] = await exec<{ skip: boolean }>(capture.applyBeginStatement, { stream, upTo, migration: streamMigration(stream) });
         if (begin?.skip) return 0;
         let written = 0;
         // Deletes first, so a key or unique value a row gave up is free before another row takes it.
@@ -814,9 +815,11 @@ export class MssqlEngine implements Engine, LogBackupSource {
   async setWriteGate(database: string, gate: WriteGate, expect?: GateExpectation): Promise<boolean> {
     await this.ensureGate(database);
     return this.inTransaction(database, async (exec) => {
-      const [current] = await exec<{ state: WriteGate['state']; token: string | null }>(tsql.lockGateQuery);
+      const [current] = await exec<{ state: WriteGate['state']; migration_id: string | null; token: string | null }>(tsql.lockGateQuery);
       if (expect?.states && !expect.states.includes(current?.state ?? 'none')) return false;
       if (expect?.token !== undefined && current?.token !== expect.token) return false;
+      // Read under the update lock above, so it holds until this transaction commits.
+      if (expect?.migrationId !== undefined && current && current.migration_id !== expect.migrationId) return false;
       await exec(gate.state === 'open' ? capture.releaseStatement : capture.holdStatement);
       const [row] = await exec<{ applied: boolean | number }>(tsql.setGateStatement, {
         state: gate.state,

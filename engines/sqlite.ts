@@ -32,6 +32,7 @@ import {
   type Progress,
   type RowDigest,
   type TableInfo,
+  streamMigration,
 } from './engine';
 import { checkDatabaseName, quoteDoubled as q } from './identifiers';
 import { ReplicationConflictError } from '../protocol/errors';
@@ -178,7 +179,7 @@ export class SqliteEngine implements Engine {
     if (marker?.migrationId !== migrationId) return false;
     // Fenced for good before the files go, so no switch attempt can open it meanwhile; a database
     // that is open (the tenant's primary) is never dropped.
-    if (existsSync(file) && !(await this.setWriteGate(database, { state: 'fenced', migrationId, token: 'dropped' }, { states: ['standby', 'fenced', 'none'] })))
+    if (existsSync(file) && !(await this.setWriteGate(database, { state: 'fenced', migrationId, token: 'dropped' }, { states: ['standby', 'fenced', 'none'], migrationId })))
       throw new TargetInUseError(`target database ${database} takes writes (its write gate is open): it is the tenant's primary and is not dropped; run \`airlift reconcile\` to see why`);
     const partials = (await readdir(this.directory).catch(() => [] as string[])).filter((f) => f.startsWith(`${database}.db.partial`)).map((f) => join(this.directory, f));
     for (const f of [file, `${file}-wal`, `${file}-shm`, ...partials]) await rm(f, { force: true });
@@ -297,6 +298,36 @@ export class SqliteEngine implements Engine {
     }
   }
 
+  async keyCounters(database: string): Promise<Record<string, number>> {
+    const db = this.openReadOnly(database);
+    db.defaultSafeIntegers(false);
+    try {
+      if (!hasTable(db, 'sqlite_sequence')) return {};
+      const rows = db.prepare("SELECT name, seq FROM sqlite_sequence WHERE name NOT LIKE 'airlift\\_%' ESCAPE '\\'").all() as { name: string; seq: number }[];
+      return Object.fromEntries(rows.map((r) => [r.name, r.seq]));
+    } finally {
+      db.close();
+    }
+  }
+
+  async raiseKeyCounters(database: string, counters: Record<string, number>): Promise<void> {
+    const db = this.openWritable(database);
+    try {
+      db.transaction(() => {
+        // sqlite_sequence exists once any AUTOINCREMENT table does; a name it lacks gets its row.
+        if (!hasTable(db, 'sqlite_sequence')) return;
+        const raise = db.prepare('UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = ?');
+        const add = db.prepare('INSERT INTO sqlite_sequence (name, seq) SELECT ?, ? WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = ?)');
+        for (const [table, value] of Object.entries(counters)) {
+          if (!hasTable(db, table)) continue;
+          if (raise.run(value, table).changes === 0) add.run(table, value, table);
+        }
+      }).immediate();
+    } finally {
+      db.close();
+    }
+  }
+
   async changeHead(database: string): Promise<number> {
     const db = this.openReadOnly(database);
     db.defaultSafeIntegers(false);
@@ -361,6 +392,10 @@ export class SqliteEngine implements Engine {
         const gate = readGate(db);
         if (!gate || gate.state === 'open')
           throw new ReplicationConflictError(`${database}: changes are not applied to a database that takes writes (its write gate is ${gate?.state ?? 'absent'}); this replication stream has ended`);
+        // Nor into a side another migration holds: an applier of a rolled-back migration that wakes
+        // late must not write its rows into the next migration's standby target.
+        if (gate.migrationId !== streamMigration(stream))
+          throw new ReplicationConflictError(`${database}: changes of migration ${streamMigration(stream)} are not applied here: its write gate belongs to migration ${gate.migrationId ?? 'unknown'}; this replication stream has ended`);
         if (Number(cursorOf.get(stream) ?? 0) >= upTo) return 0;
         db.prepare('INSERT INTO airlift_applying (id) VALUES (1)').run();
         let written = 0;
@@ -539,6 +574,7 @@ function readGate(db: Database.Database): WriteGate | null {
 
 function gateMatches(current: WriteGate | null, expect: GateExpectation | undefined): boolean {
   if (expect?.states && !expect.states.includes(current?.state ?? 'none')) return false;
+  if (expect?.migrationId !== undefined && current && current.migrationId !== expect.migrationId) return false;
   return expect?.token === undefined || current?.token === expect.token;
 }
 

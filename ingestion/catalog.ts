@@ -47,6 +47,9 @@ export class Catalog {
     if (!columns.includes('mode_step')) this.db.exec('ALTER TABLE tenants ADD COLUMN mode_step INTEGER NOT NULL DEFAULT 0');
     this.db.exec(`CREATE TABLE IF NOT EXISTS watermarks (
       tenant_id TEXT NOT NULL, name TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (tenant_id, name))`);
+    // When each cut-over attempt first raised its fence: its retries count the pause budget from there.
+    this.db.exec(`CREATE TABLE IF NOT EXISTS fence_times (
+      tenant_id TEXT NOT NULL, attempt TEXT NOT NULL, fenced_at INTEGER NOT NULL, PRIMARY KEY (tenant_id, attempt))`);
   }
 
   get(tenantId: string): CatalogEntry | undefined {
@@ -128,6 +131,12 @@ export class Catalog {
   rememberWatermark(tenantId: string, name: string, seq: number): number {
     this.db.prepare('INSERT OR IGNORE INTO watermarks VALUES (?, ?, ?)').run(tenantId, name, seq);
     return (this.db.prepare('SELECT seq FROM watermarks WHERE tenant_id = ? AND name = ?').get(tenantId, name) as { seq: number }).seq;
+  }
+
+  /** Records `now` (ms) as the first fence of `attempt`, the first time; returns the first one recorded. */
+  firstFencedAt(tenantId: string, attempt: string, now: number): number {
+    this.db.prepare('INSERT OR IGNORE INTO fence_times VALUES (?, ?, ?)').run(tenantId, attempt, now);
+    return (this.db.prepare('SELECT fenced_at FROM fence_times WHERE tenant_id = ? AND attempt = ?').get(tenantId, attempt) as { fenced_at: number }).fenced_at;
   }
 
   watermark(tenantId: string, name: string): number | undefined {

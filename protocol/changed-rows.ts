@@ -5,6 +5,7 @@
 import { encodeValue, renderKey } from '../engines/checksum';
 import type { Engine, KeyValue, TableInfo } from '../engines/engine';
 import type { Difference } from '../engines/table-verifier';
+import { VerificationMismatchError } from './errors';
 
 const BATCH = 5000;
 
@@ -63,12 +64,14 @@ export async function compareChangedRows(
   to: { engine: Engine; database: string },
   after: number,
   until: number,
+  onBatch?: () => void,
 ): Promise<{ rows: number; differences: (Difference & { table: string })[] }> {
   const changed = await new ChangedKeys(from.engine, from.database, after).refresh(until);
   const differences: (Difference & { table: string })[] = [];
   let rows = 0;
   for (const [table, keys] of changed.entries()) {
     for (let i = 0; i < keys.length; i += BATCH) {
+      onBatch?.();
       const slice = keys.slice(i, i + BATCH);
       const [mine, theirs] = await Promise.all([from.engine.readRows(from.database, table, slice), to.engine.readRows(to.database, table, slice)]);
       slice.forEach((key, j) => {
@@ -83,4 +86,33 @@ export async function compareChangedRows(
     }
   }
   return { rows, differences };
+}
+
+/**
+ * Moves the point the cut-over compares from (`after`) up to `appliedUpTo`, the destination's cursor,
+ * online: every row changed in between is compared now, so the fenced compare covers only what changed
+ * since this check, however long the tenant waited for approval. A row that differs is in flux (not a
+ * mismatch) when the log names it again after `appliedUpTo` (read after the comparison, so a change
+ * made while it ran counts): the cut-over compares it under its fence. Any other difference is a
+ * mismatch. Returns the new point (`after` when there is nothing to move over).
+ *
+ * Why it is enough: a row compared identical here and not named after `appliedUpTo` is not written on
+ * either side any more (the source would log it; the applier writes only rows the log names after its
+ * cursor), so it is still identical under the fence.
+ */
+export async function rebaseline(
+  from: { engine: Engine; database: string },
+  to: { engine: Engine; database: string },
+  after: number,
+  appliedUpTo: number,
+  onBatch?: () => void,
+): Promise<number> {
+  if (appliedUpTo <= after) return after;
+  const { differences } = await compareChangedRows(from, to, after, appliedUpTo, onBatch);
+  if (!differences.length) return appliedUpTo;
+  const later = await new ChangedKeys(from.engine, from.database, appliedUpTo).refresh();
+  const mismatches = differences.filter((d) => !later.has(d.table, d.key));
+  if (mismatches.length)
+    throw new VerificationMismatchError(`rows changed since verification differ on the target although replication passed them: ${mismatches.slice(0, 5).map((d) => `${d.table}: ${d.key} ${d.kind.replace(/_/g, ' ')}`).join(', ')}${mismatches.length > 5 ? ', …' : ''}`);
+  return appliedUpTo;
 }

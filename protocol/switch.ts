@@ -4,6 +4,7 @@
 //   raise the write gate of the old primary in its own database       -- no writer, on any node, commits past it
 //   drain the old primary's change log up to its head into the new one
 //   compare every row changed since verification began (row by row)
+//   raise the new primary's key counters (AUTOINCREMENT) to the old one's
 //   record the reverse watermark (once), open the new primary's gate
 //   flip the catalog, and have every listed node confirm the flip     -- from here the switch never calls off
 //   lift the fences                                                  -- held events go to the new primary
@@ -18,10 +19,21 @@
 // source took writes the target never saw) refuses: the tenant stays on its source and is migrated again.
 //
 // Before the flip, any failure or a pause over budget calls the switch off: the old primary's gate is
-// reopened and the fences lifted, and the tenant stays where it was. After the flip, a failure is
-// finished by a retry: when the catalog already names `to`, the switch only makes `to` the one open
-// side, re-sends the flip to every node and lifts the fences. Writers that reach a gated side (a
-// restarted node, a stale route) are refused inside the database and reload their route.
+// reopened and the fences lifted, and the tenant stays where it was. After the flip, a failure only
+// goes forward: the fences are lifted whatever happens, and a retry (or `endSwitchAttempt`), finding
+// the catalog naming `to`, makes `to` the one open side and re-sends the flip to every node. Writers
+// that reach a gated side (a restarted node, a stale route, a node that missed the flip) are refused
+// inside the database and reload their route.
+//
+// Interleavings each piece must survive (tests/protocol/switch.test.ts, tests/workflows/protocol-races.test.ts):
+// - the worker dies holding the fence (source gate `fenced`, gateway fences up): the workflow runs
+//   `endSwitchAttempt` before it waits or gives up, so the tenant is never left fenced while nothing
+//   switches; a retry of the same attempt counts the pause budget from the attempt's first fence
+//   (kept in the catalog), so retries cannot pause writes longer than the budget in total;
+// - a node unreachable after the flip: the tenant is on `to`; the fences still lift, and the attempt
+//   ends switched (the node that missed the flip is refused at the old side's gate and reloads);
+// - an attempt of an earlier migration (rolled back, its zombie still running) wakes: every gate it
+//   touches must carry its migration id, so it can neither fence nor open the next migration's sides.
 import type { Engine } from '../engines/engine';
 import type { Catalog, Side } from '../ingestion/catalog';
 import type { RouteControl } from '../ingestion/routes';
@@ -65,6 +77,11 @@ export interface SwitchOptions {
   chunkRows: number;
   /** How the target catches up under the fence: the change log (default) or the tail-log backup (`ctx.logShipping`). */
   catchUp?: CatchUpMode;
+  /**
+   * Names one cut-over attempt across the retries of its activity (the same key each retry): the
+   * pause budget counts from the first fence this attempt raised, wherever it ran.
+   */
+  attemptKey?: string;
 }
 
 /** How the target catches up with the source's writes until the cut-over: the dual-write, or log backups a Managed Instance restores (LRS continuous mode). */
@@ -89,8 +106,9 @@ export async function switchPrimary(ctx: SwitchContext, to: Side, options: Switc
   // every gate it closes carries its token. So a stale attempt (a zombie on a worker that lost its
   // heartbeat) can neither flip after a later attempt began, nor reopen a side another one closed.
   const attempt: Attempt = { token: randomUUID(), epoch: catalog.bumpEpoch(tenantId)!.epoch };
-  // The budget is measured on this worker's clock, never against a gateway's.
-  const fencedAt = Date.now();
+  // The budget is measured on the workers' clocks, never against a gateway's, from the first fence of
+  // this attempt: a retry after a worker died holding the fence goes on counting from there.
+  const fencedAt = options.attemptKey === undefined ? Date.now() : catalog.firstFencedAt(tenantId, `${migrationId}:to-${to}:${options.attemptKey}`, Date.now());
   await routes.fence(tenantId);
 
   if (catalog.ensure(tenantId).primary === to) {
@@ -116,9 +134,12 @@ export async function switchPrimary(ctx: SwitchContext, to: Side, options: Switc
   let reverseFrom: number;
   let steps: SwitchResult['steps'];
   try {
-    if (!(await ctx.engines[from].setWriteGate(database, { state: 'fenced', migrationId, token: attempt.token }, { states: ['open', 'fenced', 'none'] })))
-      throw new SwitchSupersededError(`${tenantId}: the ${from} is no longer a side this switch can fence; a later step has taken over`);
+    // Only a gate this migration holds (no `none`: a side without a gate is one whose capture a
+    // rollback removed, and a stale attempt must not put a fence back there).
+    if (!(await ctx.engines[from].setWriteGate(database, { state: 'fenced', migrationId, token: attempt.token }, { states: ['open', 'fenced'], migrationId })))
+      throw new SwitchSupersededError(`${tenantId}: the ${from} is no longer a side this switch can fence (its gate is gone or held by another migration); a later step has taken over`);
     assertCurrent(ctx, attempt);
+    checkBudget('fencing');
     const stream: ReplicationStream = { database, from: ctx.engines[from], to: ctx.engines[to], origin: from, name: streamName(migrationId, from) };
     const fenceSeq = await stream.from.changeHead(database);
     if (options.catchUp === 'log-shipping' && to === 'target') {
@@ -139,6 +160,9 @@ export async function switchPrimary(ctx: SwitchContext, to: Side, options: Switc
       await verifyChangedRows(stream, options.verifyChangesAfter, fenceSeq);
       checkBudget('comparing the rows changed since verification');
     }
+    // Under the fence the old primary's key counters are final: the new one never issues an id again
+    // that the old one issued (a row inserted and deleted before replication copied it moved only the old one's).
+    await carryKeyCounters(stream);
     // Recorded once, before the flip: a retry after the release must not move it past events written since.
     reverseFrom = catalog.rememberWatermark(tenantId, watermarkName(migrationId, to), await ctx.engines[to].changeHead(database));
     await openSide(ctx, to, attempt);
@@ -147,11 +171,17 @@ export async function switchPrimary(ctx: SwitchContext, to: Side, options: Switc
     flipped = true;
   } catch (err) {
     // Before the flip the switch is called off; after it, a retry finishes it.
-    if (!flipped) await callOff(ctx, from, to, attempt);
+    if (!flipped) await callOff(ctx, from, to, attempt.token);
     throw err;
   }
-  await routes.setPrimary(tenantId, to, true);
-  const released = await routes.unfence(tenantId);
+  // From here only forward: the fences lift even when a node does not confirm the flip (a retry, or
+  // endSwitchAttempt, re-sends it).
+  let released: { pauseMs: number; held: number };
+  try {
+    await routes.setPrimary(tenantId, to, true);
+  } finally {
+    released = await routes.unfence(tenantId);
+  }
   return { ...released, reverseFrom, ...(steps ? { steps } : {}) };
 }
 
@@ -179,6 +209,29 @@ async function shipTailLog(ctx: SwitchContext, checkBudget: (step: string) => vo
   return { tailBackupMs, restoreMs, completeMs: Date.now() - at };
 }
 
+export type SwitchEnd = { outcome: 'switched'; result: SwitchResult; unconfirmed?: string } | { outcome: 'called_off' };
+
+/**
+ * Ends a switch attempt that failed or whose worker died, whatever it left behind; idempotent. If
+ * the catalog was not flipped, the attempt is called off: the epoch moves on (no attempt begun
+ * earlier can flip any more), the old primary's gate reopens, `to` goes back to what it was, every
+ * fence lifts. If it was flipped, it goes forward: the flip is sent again and the fences lift; a node
+ * that still does not confirm is named in `unconfirmed` (its writes are refused at the old side's
+ * gate until it reloads its route), and the tenant is reported switched.
+ */
+export async function endSwitchAttempt(ctx: SwitchContext, to: Side, options: Pick<SwitchOptions, 'chunkRows'>): Promise<SwitchEnd> {
+  const from = other(to);
+  if (await callOff(ctx, from, to)) return { outcome: 'called_off' };
+  try {
+    return { outcome: 'switched', result: await switchPrimary(ctx, to, options) };
+  } catch (err) {
+    if (ctx.catalog.ensure(ctx.tenantId).primary !== to) throw err;
+    // switchPrimary lifted the fences already (it does so whatever happens once flipped).
+    const reverseFrom = ctx.catalog.watermark(ctx.tenantId, watermarkName(ctx.migrationId, to)) ?? 0;
+    return { outcome: 'switched', result: { pauseMs: 0, held: 0, reverseFrom }, unconfirmed: err instanceof Error ? err.message : String(err) };
+  }
+}
+
 interface Attempt {
   token: string;
   epoch: number;
@@ -192,22 +245,25 @@ function assertCurrent(ctx: Pick<SwitchContext, 'catalog' | 'tenantId'>, attempt
 /** Opens `side`'s gate: a target only from standby (never once a switch back has closed it for good). */
 async function openSide(ctx: Pick<SwitchContext, 'engines' | 'database' | 'migrationId' | 'tenantId'>, side: Side, attempt: { token?: string }): Promise<void> {
   const from: ('open' | 'fenced' | 'standby' | 'none')[] = side === 'target' ? ['standby', 'open'] : ['fenced', 'open', 'none'];
-  if (!(await ctx.engines[side].setWriteGate(ctx.database, { state: 'open', migrationId: ctx.migrationId, token: attempt.token ?? null }, { states: from })))
-    throw new SwitchSupersededError(`${ctx.tenantId}: the ${side} of migration ${ctx.migrationId} was closed for good (rolled back); it is not opened again`);
+  if (!(await ctx.engines[side].setWriteGate(ctx.database, { state: 'open', migrationId: ctx.migrationId, token: attempt.token ?? null }, { states: from, migrationId: ctx.migrationId })))
+    throw new SwitchSupersededError(`${ctx.tenantId}: the ${side} of migration ${ctx.migrationId} was closed for good (rolled back) or is held by another migration; it is not opened again`);
 }
 
 /**
- * Before the flip: the old primary takes writes again, the new side goes back to standby, every
- * fence lifts. Only this attempt's own gates are touched (by token), and only while the catalog
- * still names the old primary; the epoch moves on first, so no attempt begun earlier can flip.
+ * Before the flip: the old primary takes writes again, the new side goes back to standby (or to its
+ * fence, for a switch back), every fence lifts. Only while the catalog still names the old primary:
+ * the epoch moves on first, so no attempt begun earlier can flip any more. With `token`, only that
+ * attempt's own gates are touched; without it (endSwitchAttempt), any this migration closed or opened.
+ * Returns false, changing nothing but the fences, when the catalog names `to` already (flipped).
  */
-async function callOff(ctx: SwitchContext, from: Side, to: Side, attempt: Attempt): Promise<void> {
+async function callOff(ctx: SwitchContext, from: Side, to: Side, token?: string): Promise<boolean> {
   const { database, migrationId, tenantId } = ctx;
   try {
-    if (!ctx.catalog.bumpEpoch(tenantId, from)) return; // flipped by another attempt: a retry settles it
-    await ctx.engines[from].setWriteGate(database, { state: 'open', migrationId }, { states: ['fenced'], token: attempt.token });
-    if (to === 'target')
-      await ctx.engines.target.setWriteGate(database, { state: 'standby', migrationId }, { states: ['open'], token: attempt.token }).catch(() => false);
+    if (!ctx.catalog.bumpEpoch(tenantId, from)) return false; // flipped: only going forward finishes it
+    await ctx.engines[from].setWriteGate(database, { state: 'open', migrationId }, { states: ['fenced'], token, migrationId });
+    const idle = to === 'target' ? 'standby' : 'fenced';
+    await ctx.engines[to].setWriteGate(database, { state: idle, migrationId }, { states: ['open'], token, migrationId }).catch(() => false);
+    return true;
   } finally {
     await ctx.routes.unfence(tenantId);
   }
@@ -223,14 +279,20 @@ async function settleOn(ctx: SwitchContext, side: Side, attempt: Attempt): Promi
   const otherSide = other(side);
   await openSide(ctx, side, attempt);
   assertCurrent(ctx, attempt);
-  await ctx.engines[otherSide].setWriteGate(database, { state: 'fenced', migrationId, token: attempt.token }).catch((err: unknown) => {
+  // Only a gate this migration holds (or none yet): another migration's side is not ours to close.
+  await ctx.engines[otherSide].setWriteGate(database, { state: 'fenced', migrationId, token: attempt.token }, { migrationId }).catch((err: unknown) => {
     if (!(err instanceof DatabaseMissingError)) throw err;
   });
   if (!ctx.catalog.flipPrimary(tenantId, side, true, attempt.epoch)) {
-    await ctx.engines[otherSide].setWriteGate(database, { state: 'open', migrationId }, { states: ['fenced'], token: attempt.token }).catch(() => false);
+    await ctx.engines[otherSide].setWriteGate(database, { state: 'open', migrationId }, { states: ['fenced'], token: attempt.token, migrationId }).catch(() => false);
     throw new SwitchSupersededError(`${tenantId}: the catalog moved on while settling on the ${side}`);
   }
   await ctx.routes.setPrimary(tenantId, side, true);
+}
+
+async function carryKeyCounters(stream: ReplicationStream): Promise<void> {
+  if (!stream.from.keyCounters || !stream.to.raiseKeyCounters) return;
+  await stream.to.raiseKeyCounters(stream.database, await stream.from.keyCounters(stream.database));
 }
 
 /**

@@ -156,6 +156,8 @@ export interface TenantStatus {
   cutoverSteps?: { tailBackupMs: number; restoreMs: number; completeMs: number };
   /** What preflight found that does not stop the migration but may (a customer's log backup job). */
   warnings?: string[];
+  /** Set when the cut-over flipped but a gateway node did not confirm it (that node reloads its route when refused). */
+  cutoverUnconfirmed?: string;
   /** Why a rollback was refused last (past the point of no return), for `status`. */
   rollbackRefused?: string;
   /** How the run ended, once it has (also in the `AirliftOutcome` search attribute). */

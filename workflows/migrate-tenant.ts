@@ -111,23 +111,38 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
 
       // A tenant still on its source makes this a no-op; one that flipped is drained back first.
       compensations.add('route tenant back to source', () => undo.switchPrimary(tenantId, migrationId, 'source', { chunkRows: policy.verifyChunkRows }), { routing: true });
+      let verifiedFrom = verified.verifiedFrom;
       const switched = await run.phase('cutting_over', async () => {
         for (let attempt = 1; ; attempt++) {
           await forward.stop();
           // A rollback that came while replication stopped is taken now, before anything is fenced.
           run.takeRollbackIfRequested();
+          // Whatever changed while the tenant waited (for approval, between attempts) is compared
+          // online first, so the fenced compare covers only what changed since (a target restoring
+          // under LRS cannot be read: there every row changed since journaling is compared under the fence).
+          if (!logShipping && wf.patched('rebaseline-before-cutover')) verifiedFrom = await transfer.rebaselineVerification(tenantId, migrationId, journalFrom, verifiedFrom);
           try {
             return await wf.CancellationScope.nonCancellable(() =>
               cutover.switchPrimary(tenantId, migrationId, 'target', {
                 fromSeq: journalFrom,
                 // Under log shipping the fence also holds the tail-log backup, its restore and the completion.
                 budgetMs: logShipping ? (policy.lrsCutoverPauseBudgetMs ?? LRS_CUTOVER_PAUSE_BUDGET_MS) : policy.cutoverPauseBudgetMs,
-                verifyChangesAfter: verified.verifiedFrom,
+                verifyChangesAfter: verifiedFrom,
                 chunkRows: policy.verifyChunkRows,
                 ...(logShipping ? { catchUp: 'log-shipping' as const } : {}),
               }),
             );
           } catch (err) {
+            // Before waiting or giving up: a worker that died holding the fence left the source
+            // fenced; the attempt is ended now (called off, or finished forward if it had flipped).
+            if (wf.patched('end-switch-attempt')) {
+              const ended = await wf.CancellationScope.nonCancellable(() => undo.endSwitchAttempt(tenantId, migrationId, 'target', { chunkRows: policy.verifyChunkRows }));
+              if (ended.outcome === 'switched') {
+                (run.status.cutoverAttempts ??= []).push({ at: new Date().toISOString(), error: `${reasonOf(err)}; the flip had been made, so the cut-over was finished, not called off` });
+                if (ended.unconfirmed) run.status.cutoverUnconfirmed = ended.unconfirmed;
+                return ended.result;
+              }
+            }
             // Called off (a gateway node away, over the pause budget): the tenant is still on its
             // source, unharmed. Keep catching up and try again after a while, a bounded number of times.
             if (hasCause(err, PauseBudgetExceededError)) run.status.cutoverAborted = reasonOf(err);
@@ -231,6 +246,7 @@ class TenantRun {
     if (s.tables.length) lines.push(`${s.tables.length} tables verified, ${s.tables.reduce((n, t) => n + t.mismatchedChunks, 0)} differing chunks`);
     if (s.phase === 'awaiting_cutover') lines.push(`waiting for approval: \`airlift approve ${s.tenantId}\``);
     if (s.cutoverPauseMs !== undefined) lines.push(`cut-over pause ${s.cutoverPauseMs} ms, ${s.heldEvents ?? 0} events held`);
+    if (s.cutoverUnconfirmed) lines.push(`switched, but a gateway node did not confirm the flip (it reloads its route when refused): ${s.cutoverUnconfirmed}`);
     if (s.phase === 'rollback_window')
       lines.push(`on its target; ${s.rollbackWindowEndsAt ? `window closes at ${at(s.rollbackWindowEndsAt)}` : 'window open'}: \`airlift complete ${s.tenantId}\` or \`airlift rollback ${s.tenantId} --reason …\``);
     if (s.rollbackReason !== undefined) lines.push(`rollback: ${s.rollbackReason}`);

@@ -265,13 +265,13 @@ for (const subject of [sqlite, mssqlLive]) {
     await engine.setWriteGate(b, { state: 'standby', migrationId: 'contract' });
     const campaigns = (await engine.listTables(b)).find((t) => t.name === 'campaigns')!;
     const image = { table: campaigns, key: [2], row: [2, 'applied', null] };
-    expect(await engine.applyChanges(b, 'm1:source', 5, [image])).toBe(1);
-    expect(await engine.applyChanges(b, 'm1:source', 5, [{ ...image, row: [2, 'stale', null] }])).toBe(0);
+    expect(await engine.applyChanges(b, 'contract:source', 5, [image])).toBe(1);
+    expect(await engine.applyChanges(b, 'contract:source', 5, [{ ...image, row: [2, 'stale', null] }])).toBe(0);
     expect((await engine.readRows(b, campaigns, [[2]]))[0]).toEqual([2, 'applied', null]);
-    expect(await engine.appliedCursor(b, 'm1:source')).toBe(5);
+    expect(await engine.appliedCursor(b, 'contract:source')).toBe(5);
     expect(await engine.appliedCursor(b, 'm2:source')).toBe(0);
     await engine.setWriteGate(b, { state: 'open', migrationId: 'contract' });
-    await expect(engine.applyChanges(b, 'm1:source', 6, [image])).rejects.toMatchObject({ name: 'ReplicationConflictError' });
+    await expect(engine.applyChanges(b, 'contract:source', 6, [image])).rejects.toMatchObject({ name: 'ReplicationConflictError' });
   });
 
   test("the tenant's own trigger is disabled while the side is not open and enabled again, exactly it", async () => {
@@ -281,7 +281,7 @@ for (const subject of [sqlite, mssqlLive]) {
     await engine.startCapture(b);
     await engine.setWriteGate(b, { state: 'standby', migrationId: 'contract' });
     const campaigns = (await engine.listTables(b)).find((t) => t.name === 'campaigns')!;
-    await engine.applyChanges(b, 'm1:source', 1, [{ table: campaigns, key: [1], row: [1, 'via apply', null] }]);
+    await engine.applyChanges(b, 'contract:source', 1, [{ table: campaigns, key: [1], row: [1, 'via apply', null] }]);
     const audit = async () => (await side.request().query(`SELECT COUNT(*) AS n FROM [${b}].dbo.audit`)).recordset[0].n;
     expect(await audit()).toBe(0);
     await engine.setWriteGate(b, { state: 'open', migrationId: 'contract' });

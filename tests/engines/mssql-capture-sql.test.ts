@@ -246,14 +246,17 @@ test('the verifier names a key as the change log records it, so a row changing u
 describe('the applier: one transaction, neither captured nor refused, never into a side that takes writes', () => {
   test('it refuses an open (or gateless) database and reads the gate and its cursor under update locks', () => {
     const { sql: begin } = capture.applyBeginStatement;
-    const [gate, refuse, cursor, mark] = positions(begin, [
-      'SELECT @state = state FROM dbo.airlift_gate WITH (UPDLOCK, HOLDLOCK) WHERE id = 1;',
+    const [gate, refuse, foreign, cursor, mark] = positions(begin, [
+      'SELECT @state = state, @gate_migration = migration_id FROM dbo.airlift_gate WITH (UPDLOCK, HOLDLOCK) WHERE id = 1;',
       "IF @state IS NULL OR @state = N'open'",
+      // A zombie applier of a rolled-back migration: its stream's migration is not the gate's.
+      'IF @gate_migration IS NULL OR @gate_migration <> @migration',
       'SELECT @cursor = cursor_seq FROM dbo.airlift_cursors WITH (UPDLOCK, HOLDLOCK) WHERE stream = @stream;',
       "EXEC sys.sp_set_session_context @key = N'airlift_applying', @value = @tx, @read_only = 0;",
     ]);
     expect(gate).toBeLessThan(refuse);
-    expect(refuse).toBeLessThan(cursor);
+    expect(refuse).toBeLessThan(foreign);
+    expect(foreign).toBeLessThan(cursor);
     expect(cursor).toBeLessThan(mark);
     expect(begin).toContain(`THROW ${capture.CONFLICT_ERROR}, @message, 1;`);
     // A batch the cursor has passed is skipped whole, and then nothing is marked.
@@ -266,7 +269,7 @@ describe('the applier: one transaction, neither captured nor refused, never into
     // mark left by an aborted batch names a transaction that is over, so no later write skips capture.
     expect(capture.applyBeginStatement.sql).toContain('@tx bigint = CURRENT_TRANSACTION_ID()');
     expect(capture.applyEndStatement.sql).toBe("EXEC sys.sp_set_session_context @key = N'airlift_applying', @value = NULL, @read_only = 0;");
-    expect(capture.applyBeginStatement.types).toEqual({ stream: 'nvarchar(128)', upTo: 'bigint' });
+    expect(capture.applyBeginStatement.types).toEqual({ stream: 'nvarchar(128)', upTo: 'bigint', migration: 'nvarchar(64)' });
   });
 
   test('IDENTITY_INSERT is ON only around the insert, and OFF again even when the insert fails', () => {

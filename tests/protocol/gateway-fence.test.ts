@@ -8,7 +8,7 @@ import { SqliteEngine } from '../../engines/sqlite';
 import { Catalog } from '../../ingestion/catalog';
 import { createGateway, listenGateway } from '../../ingestion/gateway';
 import { gatewayRoutes, type RouteControl } from '../../ingestion/routes';
-import { switchPrimary } from '../../protocol/switch';
+import { endSwitchAttempt, switchPrimary } from '../../protocol/switch';
 import { GatewayAdminError } from '../../protocol/errors';
 import { makeFleet } from '../helpers/stack';
 import { stallGateOpen } from '../helpers/stall';
@@ -65,6 +65,41 @@ test('a flip that fails on one node: that node, still routing to the source, is 
     const answer = await t.post(t.nodes.b.url, 'via-stale-node');
     expect(answer.status).toBe(200);
     expect(t.where('via-stale-node')).toEqual(['target']);
+  } finally {
+    await t.close();
+  }
+});
+
+test('item 2: a node unreachable after the flip: the fences still lift, and ending the attempt goes forward and reports it switched', async () => {
+  const t = await twoNodes();
+  try {
+    const flipOnlyA: RouteControl = {
+      ...t.routes,
+      setPrimary: async (tenantId, side, outbox) => {
+        await gatewayRoutes([t.nodes.a.url], TOKEN, t.ctx.catalog).setPrimary(tenantId, side, outbox);
+        throw new GatewayAdminError(`gateway ${t.nodes.b.url}: primary ${tenantId} failed: connection reset`);
+      },
+    };
+    const ctx = { ...t.ctx, routes: flipOnlyA };
+    await expect(switchPrimary(ctx, 'target', { fromSeq: 0, chunkRows: 100 })).rejects.toThrow(GatewayAdminError);
+    const fenced = async (url: string) => ((await (await fetch(`${url}/admin/tenants/${t.tenant.id}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { fenced: boolean }).fenced;
+    // Past the flip nothing waits for a retry: no node holds the tenant's events.
+    expect(await fenced(t.nodes.a.url)).toBe(false);
+    expect(await fenced(t.nodes.b.url)).toBe(false);
+    // What the workflow runs when the switch activity gave up: the flip stands, the attempt is not called off.
+    const ended = await endSwitchAttempt(ctx, 'target', { chunkRows: 100 });
+    expect(ended).toMatchObject({ outcome: 'switched', unconfirmed: expect.stringMatching(/connection reset/) });
+    expect(t.ctx.catalog.ensure(t.tenant.id).primary).toBe('target');
+    expect(await t.ctx.engines.target.writeGate(t.tenant.database)).toMatchObject({ state: 'open' });
+    expect(await t.ctx.engines.source.writeGate(t.tenant.database)).toMatchObject({ state: 'fenced' });
+    expect(await fenced(t.nodes.a.url)).toBe(false);
+    expect(await fenced(t.nodes.b.url)).toBe(false);
+    // Node B, which missed the flip, is refused at the source and lands its event on the target.
+    expect((await t.post(t.nodes.b.url, 'via-unconfirmed-node')).status).toBe(200);
+    expect(t.where('via-unconfirmed-node')).toEqual(['target']);
+    // Once B answers again, ending the attempt once more confirms the flip everywhere.
+    expect(await endSwitchAttempt(t.ctx, 'target', { chunkRows: 100 })).toMatchObject({ outcome: 'switched' });
+    expect(await endSwitchAttempt(t.ctx, 'target', { chunkRows: 100 })).not.toHaveProperty('unconfirmed');
   } finally {
     await t.close();
   }

@@ -4,8 +4,12 @@ import { Catalog } from '../../ingestion/catalog';
 import { catalogRoutes } from '../../ingestion/routes';
 import { SqliteEngine } from '../../engines/sqlite';
 import { sqliteDirectory, DEFAULT_TRACKING } from '../../config/fleet';
-import { switchPrimary, type SwitchContext } from '../../protocol/switch';
-import { FencedWriteError, TargetInUseError } from '../../protocol/errors';
+import Database from 'better-sqlite3';
+import { endSwitchAttempt, switchPrimary, type SwitchContext } from '../../protocol/switch';
+import { applyRange, streamName } from '../../protocol/replicator';
+import { rebaseline } from '../../protocol/changed-rows';
+import { FencedWriteError, PauseBudgetExceededError, ReplicationConflictError, TargetInUseError, VerificationMismatchError } from '../../protocol/errors';
+import type { Engine } from '../../engines/engine';
 import { makeFleet } from '../helpers/stack';
 import { stallGateOpen } from '../helpers/stall';
 
@@ -166,5 +170,210 @@ test('a stale attempt that opened the target and stalls before its flip cannot f
     expect(await t.source.writeGate(t.tenant.database)).toMatchObject({ state: 'open' });
   } finally {
     t.close();
+  }
+});
+
+/** What a writer of the tenant sees on the source: a write goes through, or is refused by the gate. */
+function sourceTakesWrites(t: Awaited<ReturnType<typeof restoredTenant>>, id: string): boolean {
+  const writer = t.source.openEventWriter(t.tenant.database, DEFAULT_TRACKING);
+  try {
+    return writer.write([event(id)]) === 1;
+  } catch (err) {
+    if (err instanceof FencedWriteError) return false;
+    throw err;
+  } finally {
+    writer.close();
+  }
+}
+
+test('item 1: an attempt whose worker died holding the fence is ended (called off) at once: the source takes writes again and the attempt can no longer flip', async () => {
+  const t = await restoredTenant();
+  try {
+    // The attempt has fenced and drained; its worker stops dead right before it would open the target.
+    const stalled = stallGateOpen(t.target, 'before');
+    const dead = switchPrimary({ ...t.ctx, engines: { source: t.source, target: stalled.engine } }, 'target', { fromSeq: 0, chunkRows: 100 });
+    await stalled.reached;
+    expect(sourceTakesWrites(t, 'while-fenced')).toBe(false);
+
+    // What the workflow now runs before it waits between attempts; twice, as a retry would.
+    expect(await endSwitchAttempt(t.ctx, 'target', { chunkRows: 100 })).toEqual({ outcome: 'called_off' });
+    expect(await endSwitchAttempt(t.ctx, 'target', { chunkRows: 100 })).toEqual({ outcome: 'called_off' });
+    expect(sourceTakesWrites(t, 'after-call-off')).toBe(true);
+    expect(await t.source.writeGate(t.tenant.database)).toMatchObject({ state: 'open' });
+
+    // The attempt wakes (a worker that was only stalled): it cannot flip, and leaves the target on standby.
+    stalled.wake();
+    await expect(dead).rejects.toThrow(/moved on|later switch attempt/);
+    expect(t.catalog.get(t.tenant.id)?.primary).toBe('source');
+    expect(await t.target.writeGate(t.tenant.database)).toMatchObject({ state: 'standby' });
+    expect(sourceTakesWrites(t, 'after-wake')).toBe(true);
+  } finally {
+    t.close();
+  }
+});
+
+test('item 3: a retry of the same cut-over attempt counts the pause budget from the first fence, so the pause cannot restart', async () => {
+  const t = await restoredTenant();
+  try {
+    // The first try of the attempt fences and hangs (its worker lost); the budget is 1.5 s.
+    const stalled = stallGateOpen(t.target, 'before');
+    const first = switchPrimary({ ...t.ctx, engines: { source: t.source, target: stalled.engine } }, 'target', { fromSeq: 0, chunkRows: 100, budgetMs: 1500, attemptKey: 'run-1:activity-7' });
+    await stalled.reached;
+    await new Promise((r) => setTimeout(r, 1700));
+    // Its retry (same attempt) finds writes held for longer than the budget already: called off.
+    await expect(switchPrimary(t.ctx, 'target', { fromSeq: 0, chunkRows: 100, budgetMs: 1500, attemptKey: 'run-1:activity-7' })).rejects.toThrow(PauseBudgetExceededError);
+    expect(t.catalog.get(t.tenant.id)?.primary).toBe('source');
+    expect(sourceTakesWrites(t, 'after-budget')).toBe(true);
+    stalled.wake();
+    await expect(first).rejects.toThrow(/moved on|later switch attempt/);
+    // A new attempt (a new key) has a budget of its own and goes through.
+    await switchPrimary(t.ctx, 'target', { fromSeq: 0, chunkRows: 100, budgetMs: 60_000, attemptKey: 'run-1:activity-9' });
+    expect(t.catalog.get(t.tenant.id)?.primary).toBe('target');
+  } finally {
+    t.close();
+  }
+});
+
+test('item 4: a zombie of a rolled-back migration can neither apply into nor switch the next migration\'s sides', async () => {
+  const t = await restoredTenant('m-old');
+  try {
+    // m-old is rolled back before its cut-over: target dropped, capture off the source.
+    await switchPrimary(t.ctx, 'source', { chunkRows: 100 });
+    expect(await t.target.dropRestored(t.tenant.database, 'm-old')).toBe(true);
+    await t.source.stopCapture(t.tenant.database, { keepFence: false });
+
+    // A stale cut-over attempt of m-old wakes now: no gate on the source, and it must not put one there.
+    await expect(switchPrimary(t.ctx, 'target', { fromSeq: 0, chunkRows: 100 })).rejects.toThrow(/no longer a side this switch can fence/);
+    expect(await t.source.writeGate(t.tenant.database)).toBeNull();
+    expect(sourceTakesWrites(t, 'between-migrations')).toBe(true);
+
+    // m-new journals and restores a fresh target (standby, its own gate).
+    await t.source.startCapture(t.tenant.database);
+    await t.source.setWriteGate(t.tenant.database, { state: 'open', migrationId: 'm-new' });
+    const fromSeq = await t.source.changeHead(t.tenant.database);
+    await t.target.restore(t.tenant.database, await t.source.snapshot(t.tenant.database, join(t.dir, 'work', 'm-new.sqlite')), 'm-new');
+    const writer = new Database(t.source.fileOf(t.tenant.database));
+    writer.prepare("UPDATE tracking_events SET kind = 'changed-under-m-new' WHERE seq = 3").run();
+    writer.close();
+
+    // m-old's applier wakes with its own stream: refused, nothing written, no cursor of its own.
+    const stale = { database: t.tenant.database, from: t.source as Engine, to: t.target as Engine, origin: 'source' as const, name: streamName('m-old', 'source') };
+    await expect(applyRange(stale, fromSeq, await t.source.changeHead(t.tenant.database))).rejects.toThrow(ReplicationConflictError);
+    expect(await t.target.appliedCursor(t.tenant.database, stale.name)).toBe(0);
+    const table = (await t.target.listTables(t.tenant.database)).find((x) => x.name === 'tracking_events')!;
+    expect((await t.target.readRows(t.tenant.database, table, [[3]]))[0]).not.toContain('changed-under-m-new');
+    // m-old's stale switch cannot fence m-new's source either.
+    await expect(switchPrimary(t.ctx, 'target', { fromSeq: 0, chunkRows: 100 })).rejects.toThrow(/no longer a side this switch can fence/);
+    expect(await t.source.writeGate(t.tenant.database)).toMatchObject({ state: 'open', migrationId: 'm-new' });
+    expect(await t.target.writeGate(t.tenant.database)).toMatchObject({ state: 'standby', migrationId: 'm-new' });
+    // m-new itself replicates and switches.
+    const own = { ...stale, name: streamName('m-new', 'source') };
+    expect((await applyRange(own, fromSeq, await t.source.changeHead(t.tenant.database))).applied).toBe(1);
+    await switchPrimary({ ...t.ctx, migrationId: 'm-new' }, 'target', { fromSeq, chunkRows: 100 });
+    expect(t.catalog.get(t.tenant.id)?.primary).toBe('target');
+  } finally {
+    t.close();
+  }
+});
+
+/** Counts the rows the target reads (a fenced compare reads each row it compares on both sides). */
+function countingReads(engine: SqliteEngine): { engine: Engine; reads: () => number; reset: () => void } {
+  let n = 0;
+  const counted = Object.assign(Object.create(engine) as Engine, {
+    readRows: async (database: string, table: Parameters<Engine['readRows']>[1], keys: Parameters<Engine['readRows']>[2]) => {
+      n += keys.length;
+      return engine.readRows(database, table, keys);
+    },
+  });
+  return { engine: counted, reads: () => n, reset: () => (n = 0) };
+}
+
+test('item 5: after a long wait the rows changed meanwhile are compared online, and the fenced compare covers only what changed since', async () => {
+  const t = await restoredTenant();
+  try {
+    const side = (engine: Engine) => ({ engine, database: t.tenant.database });
+    const stream = { database: t.tenant.database, from: t.source as Engine, to: t.target as Engine, origin: 'source' as const, name: streamName('m1', 'source') };
+    const verifiedFrom = await t.source.changeHead(t.tenant.database);
+    // Waiting for approval: 400 events, replicated as they come.
+    const writer = t.source.openEventWriter(t.tenant.database, DEFAULT_TRACKING);
+    for (let i = 0; i < 400; i++) writer.write([event(`waiting-${i}`)]);
+    const replicated = (await applyRange(stream, verifiedFrom, await t.source.changeHead(t.tenant.database))).cursor;
+
+    const moved = await rebaseline(side(t.source), side(t.target), verifiedFrom, replicated);
+    expect(moved).toBe(replicated);
+    // Three more events right before the cut-over: only those are compared under the fence.
+    for (let i = 0; i < 3; i++) writer.write([event(`late-${i}`)]);
+    writer.close();
+    const target = countingReads(t.target);
+    await switchPrimary({ ...t.ctx, engines: { source: t.source, target: target.engine } }, 'target', { fromSeq: 0, chunkRows: 100, verifyChangesAfter: moved });
+    expect(t.catalog.get(t.tenant.id)?.primary).toBe('target');
+    // The drain reads nothing from the target; the compare reads the 3 late rows, not the 403.
+    expect(target.reads()).toBe(3);
+  } finally {
+    t.close();
+  }
+});
+
+test('item 5: a row that differs although replication passed it stops the re-baseline; one still changing is left to the fence', async () => {
+  const t = await restoredTenant();
+  try {
+    const side = (engine: Engine) => ({ engine, database: t.tenant.database });
+    const stream = { database: t.tenant.database, from: t.source as Engine, to: t.target as Engine, origin: 'source' as const, name: streamName('m1', 'source') };
+    const writer = new Database(t.source.fileOf(t.tenant.database));
+    writer.prepare("UPDATE tracking_events SET kind = 'edited' WHERE seq IN (5, 6)").run();
+    const replicated = (await applyRange(stream, 0, await t.source.changeHead(t.tenant.database))).cursor;
+    // Row 6 changes again (not replicated yet: in flux); row 5 is damaged on the target behind airlift's back.
+    writer.prepare("UPDATE tracking_events SET kind = 'again' WHERE seq = 6").run();
+    writer.close();
+    const damage = new Database(t.target.fileOf(t.tenant.database));
+    damage.transaction(() => {
+      damage.prepare('INSERT INTO airlift_applying (id) VALUES (1)').run();
+      damage.prepare("UPDATE tracking_events SET kind = 'damaged' WHERE seq = 5").run();
+      damage.prepare('DELETE FROM airlift_applying').run();
+    })();
+    damage.close();
+    await expect(rebaseline(side(t.source), side(t.target), 0, replicated)).rejects.toThrow(VerificationMismatchError);
+    await expect(rebaseline(side(t.source), side(t.target), 0, replicated)).rejects.toThrow(/tracking_events: seq=5 changed$/);
+  } finally {
+    t.close();
+  }
+});
+
+test('item 7: an id the source issued is never issued again by the target: AUTOINCREMENT counters follow the switch', async () => {
+  const made = makeFleet({ tenants: 1, rows: 10 });
+  const tenant = made.fleet.tenants[0];
+  const source = new SqliteEngine(sqliteDirectory(made.fleet.sources.onprem));
+  const target = new SqliteEngine(sqliteDirectory(made.fleet.targets.cloud));
+  const catalog = new Catalog(made.fleet.catalog.path);
+  const app = (engine: SqliteEngine) => new Database(engine.fileOf(tenant.database));
+  try {
+    const setup = app(source);
+    setup.exec('CREATE TABLE notes (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT)');
+    setup.close();
+    await source.startCapture(tenant.database);
+    await source.setWriteGate(tenant.database, { state: 'open', migrationId: 'm1' });
+    await target.restore(tenant.database, await source.snapshot(tenant.database, join(made.dir, 'work', 'm1.sqlite')), 'm1');
+    // Five notes; the last two deleted before replication copied them: only the source's counter saw 4 and 5.
+    const writer = app(source);
+    for (let i = 1; i <= 5; i++) writer.prepare('INSERT INTO notes (body) VALUES (?)').run(`note ${i}`);
+    writer.prepare('DELETE FROM notes WHERE id > 3').run();
+    writer.close();
+    const ctx: SwitchContext = { tenantId: tenant.id, migrationId: 'm1', database: tenant.database, engines: { source, target }, catalog, routes: catalogRoutes(catalog) };
+    await switchPrimary(ctx, 'target', { fromSeq: 0, chunkRows: 100 });
+    const onTarget = app(target);
+    expect(Number(onTarget.prepare("INSERT INTO notes (body) VALUES ('first on target')").run().lastInsertRowid)).toBe(6);
+    onTarget.close();
+    // And back: the source does not reissue what the target issued in the window.
+    const more = app(target);
+    more.prepare("INSERT INTO notes (body) VALUES ('second on target')").run();
+    more.prepare('DELETE FROM notes WHERE id = 7').run();
+    more.close();
+    await switchPrimary(ctx, 'source', { chunkRows: 100 });
+    const back = app(source);
+    expect(Number(back.prepare("INSERT INTO notes (body) VALUES ('back on source')").run().lastInsertRowid)).toBe(8);
+    back.close();
+  } finally {
+    catalog.close();
+    made.cleanup();
   }
 });

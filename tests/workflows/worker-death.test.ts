@@ -5,7 +5,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { BlobServiceClient } from '@azure/storage-blob';
-import { sqliteDirectory, type LoadedFleet } from '../../config/fleet';
+import Database from 'better-sqlite3';
+import { SqliteEngine } from '../../engines/sqlite';
+
+import { DEFAULT_TRACKING, sqliteDirectory, type LoadedFleet } from '../../config/fleet';
 import { Catalog } from '../../ingestion/catalog';
 import { approveCutoverUpdate, migrationIdOf, rollbackUpdate, statusQuery, tenantWorkflowId, type MigrationPolicy, type TenantResult } from '../../workflows/contract';
 import { makeFleet, useTestStack, waitFor, workerEnv, type TestStack } from '../helpers/stack';
@@ -92,3 +95,64 @@ test('a dual-write stopped while its worker is dead (a heartbeat timeout, not a 
     cleanup();
   }
 }, 180_000);
+
+test('item 1: a worker killed in the last try of a cut-over attempt: the source is not left fenced while the workflow waits to try again', async () => {
+  const { dir, fleet, cleanup } = makeFleet({ tenants: 1, rows: 300, policy: { cutover: 'manual', cutoverAttempts: 2, cutoverRetrySeconds: 300, cutoverPauseBudgetMs: 120_000 } });
+  const tenant = fleet.tenants[0];
+  const source = new SqliteEngine(sqliteDirectory(fleet.sources.onprem));
+  const queue = `death-${randomUUID()}`;
+  let worker = spawnWorker(dir, fleet, queue);
+  // Held by the test: every switch try blocks when it opens the target's gate, the source already fenced.
+  let lock: Database.Database | undefined;
+  const sourceTakesWrites = () => {
+    const writer = source.openEventWriter(tenant.database, DEFAULT_TRACKING);
+    try {
+      return writer.write([{ event_id: randomUUID(), kind: 'view', ad_id: 1, occurred_at: '2026-11-29T00:00:00Z', user_agent: null, payload: null }]) === 1;
+    } catch {
+      return false;
+    } finally {
+      writer.close();
+    }
+  };
+  try {
+    const handle = await startTenant(fleet, queue);
+    await waitFor('awaiting cut-over', async () => ((await handle.query(statusQuery)).phase === 'awaiting_cutover' ? true : undefined));
+    lock = new Database(join(sqliteDirectory(fleet.targets.cloud), `${tenant.database}.db`));
+    lock.exec('BEGIN IMMEDIATE');
+    await handle.executeUpdate(approveCutoverUpdate);
+    // The switch activity is tried 3 times (its preset); each try's worker is killed holding the fence
+    // (the budget is long enough that a retry does not call itself off for the time its predecessor held).
+    let lastToken: string | null | undefined;
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      lastToken = await waitFor(`switch try ${attempt} holding the fence`, async () => {
+        const gate = await source.writeGate(tenant.database);
+        return gate?.state === 'fenced' && gate.token !== lastToken ? gate.token : undefined;
+      }, 60_000);
+      await kill(worker);
+      worker = spawnWorker(dir, fleet, queue);
+    }
+    // The attempt has failed; the workflow waits 300 s before trying again. Writes go through meanwhile.
+    const waiting = await waitFor('the attempt recorded as failed', async () => {
+      const s = await handle.query(statusQuery);
+      return s.cutoverAttempts?.length ? s : undefined;
+    }, 60_000);
+    expect(waiting.phase).toBe('cutting_over');
+    expect(waiting.cutoverAttempts).toHaveLength(1);
+    expect(await source.writeGate(tenant.database)).toMatchObject({ state: 'open' });
+    expect(sourceTakesWrites()).toBe(true);
+    const catalog = new Catalog(fleet.catalog.path);
+    expect(catalog.get(tenant.id)?.primary).toBe('source');
+    catalog.close();
+
+    lock.exec('ROLLBACK');
+    lock.close();
+    lock = undefined;
+    await handle.executeUpdate(rollbackUpdate, { args: ['test: done waiting'] });
+    expect(((await handle.result()) as TenantResult).outcome).toBe('rolled_back');
+    expect(sourceTakesWrites()).toBe(true);
+  } finally {
+    lock?.close();
+    await kill(worker);
+    cleanup();
+  }
+}, 240_000);
