@@ -70,10 +70,11 @@ async function migrateByScript(acts: ReturnType<typeof createActivities>, tenant
   const verified = await call(acts.verifyTables, tenantId, migrationId, policy.verifyChunkRows, journalFrom);
   if (verified.tables.some((t) => t.mismatchedChunks)) throw new Error(`${tenantId}: verification found differences`);
   await stopForward();
+  const verifiedFrom = await call(acts.rebaselineVerification, tenantId, migrationId, journalFrom, verified.verifiedFrom);
   const switched = await call(acts.switchPrimary, tenantId, migrationId, 'target', {
     fromSeq: journalFrom,
     budgetMs: policy.cutoverPauseBudgetMs,
-    verifyChangesAfter: verified.verifiedFrom,
+    verifyChangesAfter: verifiedFrom,
     chunkRows: policy.verifyChunkRows,
   });
   const stopReverse = background(acts.dualWrite, tenantId, migrationId, 'reverse', switched.reverseFrom);
