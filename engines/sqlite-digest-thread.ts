@@ -72,8 +72,7 @@ export function chunkDigestsInThread(file: string, table: TableInfo, chunkRows: 
 }
 
 if (!isMainThread && (workerData as { role?: string } | undefined)?.role === ROLE) {
-  // Loaded lazily: the thread needs the engine's digest code, the engine needs this module.
-  const { chunkDigestsOf } = require('./sqlite') as typeof import('./sqlite');
+  const { chunkDigestsOf } = require('./sqlite-digest') as typeof import('./sqlite-digest');
   parentPort!.on('message', ({ id, file, table, chunkRows, within }: Job) => {
     try {
       const db = new Database(file, { readonly: true, fileMustExist: true });

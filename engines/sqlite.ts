@@ -5,8 +5,9 @@ import { copyFile, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 
 import { existsSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { dirname, join } from 'node:path';
-import { digestArtifact, encodeValue, renderKey, sha256File } from './checksum';
+import { digestArtifact, renderKey, sha256File } from './checksum';
 import { chunkDigestsInThread } from './sqlite-digest-thread';
+import { BatchedHash, encodeRow, rawRows } from './sqlite-digest';
 import {
   ArtifactChecksumError,
   FencedWriteError,
@@ -583,78 +584,3 @@ function setGate(db: Database.Database, gate: WriteGate): void {
     .run(gate.state, gate.migrationId, gate.token ?? null, new Date().toISOString());
 }
 
-/** A row's non-key values (from column `from` on), each encoded by `encodeValue`, end to end. */
-function selectRows(table: TableInfo, range: KeyRange | null): { sql: string; params: KeyValue[] } {
-  const keyList = table.key.map((k) => (table.keyKind === 'rowid' ? '_rowid_' : q(k))).join(', ');
-  const tuple = `(${keyList})`;
-  const marks = `(${table.key.map(() => '?').join(', ')})`;
-  const where: string[] = [];
-  const params: KeyValue[] = [];
-  if (range?.lower) {
-    where.push(`${tuple} > ${marks}`);
-    params.push(...range.lower);
-  }
-  if (range?.upper) {
-    where.push(`${tuple} <= ${marks}`);
-    params.push(...range.upper);
-  }
-  const cols = table.columns.map(q).join(', ');
-  const sql = `SELECT ${keyList}, ${cols} FROM ${q(table.name)}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY ${keyList}`;
-  return { sql, params };
-}
-
-function rawRows(db: Database.Database, table: TableInfo, range: KeyRange | null): Iterable<KeyValue[]> {
-  const { sql, params } = selectRows(table, range);
-  return db.prepare(sql).raw(true).iterate(...params) as Iterable<KeyValue[]>;
-}
-
-/** Key-ordered chunks of about `chunkRows` rows of `table` within `within`, each with its digest (see `BatchedHash`). */
-export function chunkDigestsOf(db: Database.Database, table: TableInfo, chunkRows: number, within: KeyRange): ChunkDigest[] {
-  const chunks: ChunkDigest[] = [];
-  const n = table.key.length;
-  let hash = new BatchedHash();
-  let rows = 0;
-  let lower: KeyValue[] | null = within.lower;
-  let last: KeyValue[] | null = null;
-  for (const row of rawRows(db, table, within)) {
-    if (rows === chunkRows) {
-      const upper = last!.slice(0, n);
-      chunks.push({ lower, upper, rows, digest: hash.digest() });
-      lower = upper;
-      hash = new BatchedHash();
-      rows = 0;
-    }
-    hash.add(encodeRow(row, n));
-    rows++;
-    last = row;
-  }
-  chunks.push({ lower, upper: within.upper, rows, digest: hash.digest() });
-  return chunks;
-}
-
-function encodeRow(row: KeyValue[], from: number): string {
-  let encoded = '';
-  for (let c = from; c < row.length; c++) encoded += encodeValue(row[c]);
-  return encoded;
-}
-
-/**
- * The sha256 of rows each followed by a newline, fed to the hash in batches of about 64 KiB: the same
- * digest as one update per row, at a fraction of the calls.
- */
-class BatchedHash {
-  private readonly hash = createHash('sha256');
-  private pending = '';
-
-  add(encodedRow: string): void {
-    this.pending += encodedRow + '\n';
-    if (this.pending.length >= 65536) {
-      this.hash.update(this.pending);
-      this.pending = '';
-    }
-  }
-
-  digest(): string {
-    return this.hash.update(this.pending).digest('hex');
-  }
-}
