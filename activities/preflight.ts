@@ -36,6 +36,9 @@ export function preflightActivities(deps: ActivityDeps) {
       for (const problem of trackingMappingProblems(tables, trackingOf(deps.fleet, tenant))) problems.push(`source ${tenant.source}: ${problem}`);
       for (const t of tables.filter((t) => t.key.length > MAX_CAPTURED_KEY_COLUMNS))
         problems.push(`source ${tenant.source}: table "${t.name}" has a key of ${t.key.length} columns; change capture records at most ${MAX_CAPTURED_KEY_COLUMNS}`);
+      const readiness = await source.captureReadiness?.(tenant.database);
+      for (const problem of readiness?.problems ?? []) problems.push(`source ${tenant.source}: ${problem}`);
+      for (const warning of readiness?.warnings ?? []) warnings.push(`source ${tenant.source}: ${warning}`);
     }
     const gate = src?.exists ? await source.writeGate(tenant.database).catch(() => null) : null;
     if (gate && gate.state !== 'open')

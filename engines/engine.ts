@@ -274,6 +274,20 @@ export interface Engine extends RestoreTarget {
   /** Raises each counter to at least the value given (never lowers one); tables it lacks are skipped. */
   raiseKeyCounters?(database: string, counters: Record<string, number>): Promise<void>;
 
+  /**
+   * What would go wrong once capture is on, found in the database's rows: `problems` stop preflight
+   * (SQLite: a primary key column holding NULL, whose rows the change log cannot tell apart),
+   * `warnings` are shown (SQLite: tables keyed by rowid, which a VACUUM renumbers). Optional.
+   */
+  captureReadiness?(database: string): Promise<{ problems: string[]; warnings: string[] }>;
+
+  /**
+   * For a table with `keyKind: 'rowid'`: a cheap summary that two sides holding the same rows under the
+   * same row ids share (SQLite: count, highest rowid, a digest when small). The switch compares it
+   * under its fence, since a renumbering (SQLite's VACUUM) changes no row the change log names.
+   */
+  rowidSummary?(database: string, table: TableInfo): Promise<string>;
+
   /** Highest change seq, 0 when the log is empty or not installed. */
   changeHead(database: string): Promise<number>;
 

@@ -35,6 +35,23 @@ function keyOf(table: TableInfo, row: 'NEW' | 'OLD'): string[] {
 }
 
 const REFUSE = `SELECT RAISE(ABORT, 'airlift: writes to this database are fenced (its write gate is closed); reload the route and retry') WHERE EXISTS (SELECT 1 FROM airlift_gate WHERE id = 1 AND state <> 'open');`;
+
+/** `text` as an SQL string literal. */
+const sqlText = (text: string) => `'${text.replace(/'/g, "''")}'`;
+
+/**
+ * SQLite lets a primary key column of a rowid table hold NULL (unless it is the INTEGER PRIMARY KEY
+ * or declared NOT NULL), and any number of rows may hold it: the change log would record them all as
+ * one key. Such a write is refused while the database migrates (preflight refuses a table that holds
+ * one already). An AFTER trigger sees the INTEGER PRIMARY KEY assigned, and a NOT NULL column never
+ * NULL, so the check is on every key column and refuses only what the quirk lets through.
+ */
+function refuseNullKey(table: TableInfo): string {
+  if (table.keyKind !== 'primary-key') return '';
+  return table.key
+    .map((k) => `SELECT RAISE(ABORT, ${sqlText(`airlift: table ${q(table.name)} column ${q(k)}: a NULL primary key is refused while this database migrates (rows with a NULL key cannot be told apart); give the row a key`)}) WHERE NEW.${q(k)} IS NULL;`)
+    .join(' ');
+}
 const NOT_APPLYING = 'NOT EXISTS (SELECT 1 FROM airlift_applying)';
 
 /**
@@ -46,12 +63,12 @@ const NOT_APPLYING = 'NOT EXISTS (SELECT 1 FROM airlift_applying)';
 export function captureTriggers(table: TableInfo, uniques: string[][] = []): string[] {
   if (table.key.length > MAX_CAPTURED_KEY_COLUMNS) throw new Error(`table ${table.name}: a key of ${table.key.length} columns is more than change capture holds (${MAX_CAPTURED_KEY_COLUMNS})`);
   const t = q(table.name);
-  const literal = `'${q(table.name).slice(1, -1).replace(/""/g, '"').replace(/'/g, "''")}'`;
+  const literal = sqlText(table.name);
   const record = (row: 'NEW' | 'OLD') => `INSERT INTO airlift_changes (tbl, ${keyColumns(table.key.length)}) VALUES (${literal}, ${keyOf(table, row).join(', ')});`;
   const keyChanged = keyOf(table, 'OLD').map((old, i) => `${old} IS NOT ${keyOf(table, 'NEW')[i]}`).join(' OR ');
   return [
-    `CREATE TRIGGER IF NOT EXISTS ${q(triggerName(table.name, 'ins'))} AFTER INSERT ON ${t} WHEN ${NOT_APPLYING} BEGIN ${REFUSE} ${record('NEW')} END`,
-    `CREATE TRIGGER IF NOT EXISTS ${q(triggerName(table.name, 'upd'))} AFTER UPDATE ON ${t} WHEN ${NOT_APPLYING} BEGIN ${REFUSE} ${record('NEW')} END`,
+    `CREATE TRIGGER IF NOT EXISTS ${q(triggerName(table.name, 'ins'))} AFTER INSERT ON ${t} WHEN ${NOT_APPLYING} BEGIN ${REFUSE} ${refuseNullKey(table)} ${record('NEW')} END`,
+    `CREATE TRIGGER IF NOT EXISTS ${q(triggerName(table.name, 'upd'))} AFTER UPDATE ON ${t} WHEN ${NOT_APPLYING} BEGIN ${REFUSE} ${refuseNullKey(table)} ${record('NEW')} END`,
     `CREATE TRIGGER IF NOT EXISTS ${q(triggerName(table.name, 'updk'))} AFTER UPDATE ON ${t} WHEN ${NOT_APPLYING} AND (${keyChanged}) BEGIN ${record('OLD')} END`,
     `CREATE TRIGGER IF NOT EXISTS ${q(triggerName(table.name, 'del'))} AFTER DELETE ON ${t} WHEN ${NOT_APPLYING} BEGIN ${REFUSE} ${record('OLD')} END`,
     ...uniques.flatMap((columns, i) =>

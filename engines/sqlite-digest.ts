@@ -36,6 +36,7 @@ export function rawRows(db: Database.Database, table: TableInfo, range: KeyRange
 export function chunkDigestsOf(db: Database.Database, table: TableInfo, chunkRows: number, within: KeyRange): ChunkDigest[] {
   const chunks: ChunkDigest[] = [];
   const n = table.key.length;
+  const from = digestFrom(table);
   let hash = new BatchedHash();
   let rows = 0;
   let lower: KeyValue[] | null = within.lower;
@@ -48,13 +49,20 @@ export function chunkDigestsOf(db: Database.Database, table: TableInfo, chunkRow
       hash = new BatchedHash();
       rows = 0;
     }
-    hash.add(encodeRow(row, n));
+    hash.add(encodeRow(row, from));
     rows++;
     last = row;
   }
   chunks.push({ lower, upper: within.upper, rows, digest: hash.digest() });
   return chunks;
 }
+
+/**
+ * Where a row's digested values start: after its key, which its columns hold again, except for a
+ * table keyed by rowid: there the rowid is digested too, since replication keys those rows by it (a
+ * VACUUM that renumbers them changes their digests even where their values line up).
+ */
+export const digestFrom = (table: TableInfo): number => (table.keyKind === 'rowid' ? 0 : table.key.length);
 
 /** A row's non-key values (from column `from` on), each encoded by `encodeValue`, end to end. */
 export function encodeRow(row: KeyValue[], from: number): string {

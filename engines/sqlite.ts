@@ -7,7 +7,7 @@ import { Worker } from 'node:worker_threads';
 import { dirname, join } from 'node:path';
 import { digestArtifact, renderKey, sha256File } from './checksum';
 import { chunkDigestsInThread } from './sqlite-digest-thread';
-import { BatchedHash, encodeRow, rawRows } from './sqlite-digest';
+import { BatchedHash, digestFrom, encodeRow, rawRows } from './sqlite-digest';
 import {
   ArtifactChecksumError,
   FencedWriteError,
@@ -209,7 +209,55 @@ export class SqliteEngine implements Engine {
 
   private *rows(db: Database.Database, table: TableInfo, range: KeyRange | null): Generator<{ key: KeyValue[]; encoded: string }> {
     const n = table.key.length;
-    for (const row of rawRows(db, table, range)) yield { key: row.slice(0, n), encoded: encodeRow(row, n) };
+    for (const row of rawRows(db, table, range)) yield { key: row.slice(0, n), encoded: encodeRow(row, digestFrom(table)) };
+  }
+
+  /**
+   * What would go wrong once capture is on: a primary key column holding NULL (SQLite's legacy quirk:
+   * those rows cannot be told apart by key) is a problem; a table keyed by rowid is a warning (a
+   * VACUUM renumbers it under the migration, and the cut-over then refuses).
+   */
+  async captureReadiness(database: string): Promise<{ problems: string[]; warnings: string[] }> {
+    const tables = await this.listTables(database);
+    const db = this.openReadOnly(database);
+    db.defaultSafeIntegers(false);
+    try {
+      const problems: string[] = [];
+      for (const table of tables.filter((t) => t.keyKind === 'primary-key'))
+        for (const column of table.key) {
+          const rows = db.prepare(`SELECT count(*) FROM ${q(table.name)} WHERE ${q(column)} IS NULL`).pluck().get() as number;
+          if (rows)
+            problems.push(`table ${q(table.name)} has ${rows} row(s) with NULL in its primary key column ${q(column)}, which change capture cannot tell apart; give those rows a key (and declare the column NOT NULL so no new ones come)`);
+        }
+      const byRowid = tables.filter((t) => t.keyKind === 'rowid').map((t) => q(t.name));
+      const warnings = byRowid.length
+        ? [`do not VACUUM ${database} while it migrates; tables without a primary key are keyed by rowid: ${byRowid.join(', ')} (a VACUUM may renumber them, and the cut-over then refuses)`]
+        : [];
+      return { problems, warnings };
+    } finally {
+      db.close();
+    }
+  }
+
+  /**
+   * A rowid-keyed table's row count and highest rowid, and below `ROWID_DIGEST_ROWS` rows the digest
+   * of every row with its rowid: read under the cut-over's fence to notice a renumbering (VACUUM).
+   * Cost: count(*) walks the table's pages once without decoding rows; max(rowid) is one b-tree seek.
+   */
+  async rowidSummary(database: string, table: TableInfo): Promise<string> {
+    const db = this.openReadOnly(database);
+    try {
+      const [rows, max] = db.prepare(`SELECT count(*), max(_rowid_) FROM ${q(table.name)}`).raw(true).get() as [bigint, bigint | null];
+      let summary = `${rows} rows, highest rowid ${max ?? 'none'}`;
+      if (rows <= ROWID_DIGEST_ROWS) {
+        const hash = new BatchedHash();
+        for (const row of rawRows(db, table, null)) hash.add(encodeRow(row, digestFrom(table)));
+        summary += `, digest ${hash.digest().slice(0, 16)}`;
+      }
+      return summary;
+    } finally {
+      db.close();
+    }
   }
 
   /** On a thread of the digest pool (engines/sqlite-digest-thread.ts), so both sides of a verification run at once. */
@@ -222,11 +270,11 @@ export class SqliteEngine implements Engine {
   async rangeDigest(database: string, table: TableInfo, range: KeyRange): Promise<{ rows: number; digest: string }> {
     const db = this.openReadOnly(database);
     try {
-      const n = table.key.length;
+      const from = digestFrom(table);
       const hash = new BatchedHash();
       let rows = 0;
       for (const row of rawRows(db, table, range)) {
-        hash.add(encodeRow(row, n));
+        hash.add(encodeRow(row, from));
         rows++;
       }
       return { rows, digest: hash.digest() };
@@ -584,3 +632,5 @@ function setGate(db: Database.Database, gate: WriteGate): void {
     .run(gate.state, gate.migrationId, gate.token ?? null, new Date().toISOString());
 }
 
+/** Below this many rows, `rowidSummary` digests a rowid-keyed table whole (under the fence: at most a few milliseconds). */
+const ROWID_DIGEST_ROWS = 10_000n;

@@ -32,6 +32,8 @@
 //   (kept in the catalog), so retries cannot pause writes longer than the budget in total;
 // - a node unreachable after the flip: the tenant is on `to`; the fences still lift, and the attempt
 //   ends switched (the node that missed the flip is refused at the old side's gate and reloads);
+// - a VACUUM renumbers a rowid-keyed table with nothing in the log: before the online re-baseline, its
+//   full comparison refuses; after it, the summary compared under the fence refuses the flip;
 // - an attempt of an earlier migration (rolled back, its zombie still running) wakes: every gate it
 //   touches must carry its migration id, so it can neither fence nor open the next migration's sides.
 import type { Engine } from '../engines/engine';
@@ -39,7 +41,7 @@ import type { Catalog, Side } from '../ingestion/catalog';
 import type { RouteControl } from '../ingestion/routes';
 import { randomUUID } from 'node:crypto';
 import { DatabaseMissingError, ManagedInstanceRestoreError, PauseBudgetExceededError, SwitchSupersededError, VerificationMismatchError } from './errors';
-import { compareChangedRows } from './changed-rows';
+import { compareChangedRows, renumberedMessage } from './changed-rows';
 import { applyRange, resumePoint, streamName, type ReplicationStream } from './replicator';
 
 export interface SwitchContext {
@@ -156,6 +158,8 @@ export async function switchPrimary(ctx: SwitchContext, to: Side, options: Switc
     // Both ways: a table the tenant created or rebuilt on either side since journaling was never
     // captured, so a flip (a rollback's too) would leave its writes behind.
     await verifySchemaUnchanged(stream);
+    await verifyRowidsUnmoved(stream);
+    checkBudget('comparing the tables keyed by rowid');
     if (options.verifyChangesAfter !== undefined) {
       await verifyChangedRows(stream, options.verifyChangesAfter, fenceSeq);
       checkBudget('comparing the rows changed since verification');
@@ -311,6 +315,22 @@ async function verifySchemaUnchanged(stream: ReplicationStream): Promise<void> {
   const differing = [...new Set([...mine.filter((t) => !b.has(shape(t))), ...theirs.filter((t) => !a.has(shape(t)))].map((t) => t.name))];
   if (differing.length)
     throw new VerificationMismatchError(`the schema changed since journaling (table(s) ${differing.join(', ')} differ between the sides in name or columns); the tenant stays on its source`);
+}
+
+/**
+ * Under the fence: every table keyed by rowid holds the same rows under the same rowids on both
+ * sides, by a cheap summary (engine `rowidSummary`; SQLite: count(*), max(rowid) and, below 10,000
+ * rows, a digest). A VACUUM renumbers such a table without a change in the log, so the changes after
+ * it land on the wrong rows of the other side; the online re-baseline before each attempt compares
+ * these tables in full, this catches a VACUUM since then.
+ */
+async function verifyRowidsUnmoved(stream: ReplicationStream): Promise<void> {
+  const { from, to, database, origin } = stream;
+  if (!from.rowidSummary || !to.rowidSummary) return;
+  for (const table of (await from.listTables(database)).filter((t) => t.keyKind === 'rowid')) {
+    const [mine, theirs] = await Promise.all([from.rowidSummary(database, table), to.rowidSummary(database, table)]);
+    if (mine !== theirs) throw new VerificationMismatchError(renumberedMessage(table.name, origin, `${origin}: ${mine}; other side: ${theirs}`));
+  }
 }
 
 /** Every row changed since verification began must be identical on both sides after the drain. */

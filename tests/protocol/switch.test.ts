@@ -377,3 +377,77 @@ test('item 7: an id the source issued is never issued again by the target: AUTOI
     made.cleanup();
   }
 });
+
+describe('a VACUUM on the source mid-migration renumbers the rows of a table without a primary key (keyed by rowid)', () => {
+  /**
+   * A restored tenant whose audit_log (no primary key) has gaps in its rowids, so a VACUUM renumbers it;
+   * then writes replicated as the dual-write does, and `vacuum` where the test says.
+   */
+  async function migrating(vacuum: 'before re-baseline' | 'after re-baseline' | 'never') {
+    const t = await restoredTenant();
+    const file = t.source.fileOf(t.tenant.database);
+    const side = (engine: Engine) => ({ engine, database: t.tenant.database });
+    const stream = { database: t.tenant.database, from: t.source as Engine, to: t.target as Engine, origin: 'source' as const, name: streamName('m1', 'source') };
+    const app = new Database(file);
+    // Gaps, captured and replicated: rows deleted while the migration runs.
+    app.exec('DELETE FROM audit_log WHERE rowid % 3 = 0');
+    let cursor = (await applyRange(stream, 0, await t.source.changeHead(t.tenant.database))).cursor;
+    const verifiedFrom = cursor;
+    const renumber = () => {
+      const before = app.prepare('SELECT max(rowid) FROM audit_log').pluck().get();
+      app.exec('VACUUM');
+      // The premise: SQLite renumbered the table (its highest rowid went down), and logged nothing.
+      expect(app.prepare('SELECT max(rowid) FROM audit_log').pluck().get()).toBeLessThan(before as number);
+    };
+    if (vacuum === 'before re-baseline') renumber();
+    // The tenant goes on writing to audit_log by rowid; the changes are replicated.
+    app.exec("UPDATE audit_log SET detail = 'edited' WHERE rowid = 2");
+    app.exec("INSERT INTO audit_log (at, actor, action) VALUES ('2026-11-28', 'ops', 'late')");
+    cursor = (await applyRange(stream, cursor, await t.source.changeHead(t.tenant.database))).cursor;
+    const rebaselined = rebaseline(side(t.source), side(t.target), verifiedFrom, cursor);
+    return { t, app, rebaselined, renumber, verifiedFrom, cursor };
+  }
+
+  test('caught by the online re-baseline, which compares such tables in full and names the table', async () => {
+    const m = await migrating('before re-baseline');
+    try {
+      await expect(m.rebaselined).rejects.toThrow(VerificationMismatchError);
+      await expect(rebaseline({ engine: m.t.source, database: m.t.tenant.database }, { engine: m.t.target, database: m.t.tenant.database }, m.verifiedFrom, m.cursor)).rejects.toThrow(
+        /table "audit_log" \(no primary key, keyed by rowid\) differs between the sides .*a VACUUM \(or another rowid change\) on the source since journaling is the likely cause/,
+      );
+    } finally {
+      m.app.close();
+      m.t.close();
+    }
+  });
+
+  test('caught under the fence when it comes after the re-baseline: the cut-over refuses to flip, naming the table, and the tenant stays on its source', async () => {
+    const m = await migrating('after re-baseline');
+    try {
+      const moved = await m.rebaselined;
+      m.renumber();
+      const attempt = switchPrimary(m.t.ctx, 'target', { fromSeq: 0, chunkRows: 100, verifyChangesAfter: moved });
+      await expect(attempt).rejects.toThrow(VerificationMismatchError);
+      await expect(attempt).rejects.toThrow(/table "audit_log" \(no primary key, keyed by rowid\) differs between the sides .*a VACUUM \(or another rowid change\) on the source/);
+      expect(m.t.catalog.get(m.t.tenant.id)?.primary).toBe('source');
+      expect(await m.t.source.writeGate(m.t.tenant.database)).toMatchObject({ state: 'open' });
+      expect(await m.t.target.writeGate(m.t.tenant.database)).toMatchObject({ state: 'standby' });
+    } finally {
+      m.app.close();
+      m.t.close();
+    }
+  });
+
+  test('without the VACUUM the same flow passes the re-baseline and the fenced compare, and cuts over', async () => {
+    const m = await migrating('never');
+    try {
+      const moved = await m.rebaselined;
+      expect(moved).toBe(m.cursor);
+      await switchPrimary(m.t.ctx, 'target', { fromSeq: 0, chunkRows: 100, verifyChangesAfter: moved });
+      expect(m.t.catalog.get(m.t.tenant.id)?.primary).toBe('target');
+    } finally {
+      m.app.close();
+      m.t.close();
+    }
+  });
+});
