@@ -97,8 +97,9 @@ export function cutoverActivities(deps: ActivityDeps) {
      * called off if the catalog was not flipped, finished forward if it was. Run by the workflow
      * before it waits or gives up, so no tenant stays fenced while nothing is switching.
      */
-    endSwitchAttempt: (tenantId: string, migrationId: string, to: Side, options: Pick<SwitchOptions, 'chunkRows'>): Promise<SwitchEnd> =>
-      withSwitchContext(deps, tenantId, migrationId, (ctx) => endSwitchAttempt(ctx, to, options)),
+    // `_options` stays for the calls already in workflow histories; ending an attempt compares nothing.
+    endSwitchAttempt: (tenantId: string, migrationId: string, to: Side, _options?: Pick<SwitchOptions, 'chunkRows'>): Promise<SwitchEnd> =>
+      withSwitchContext(deps, tenantId, migrationId, (ctx) => endSwitchAttempt(ctx, to)),
 
     /** Drops the target database only if this migration created it. */
     dropTarget: (tenantId: string, migrationId: string): Promise<boolean> =>

@@ -47,7 +47,8 @@ function startThread(): Thread {
     else job.resolve(chunks!.map((c) => ({ ...c, lower: revive(c.lower), upper: revive(c.upper) })));
   });
   const fail = (err: Error) => {
-    threads.splice(threads.indexOf(thread), 1);
+    const at = threads.indexOf(thread);
+    if (at >= 0) threads.splice(at, 1);
     for (const [id, job] of pending)
       if (job.thread === thread) {
         pending.delete(id);

@@ -36,7 +36,7 @@ import {
   streamMigration,
 } from './engine';
 import { checkDatabaseName, quoteDoubled as q } from './identifiers';
-import { ReplicationConflictError } from '../protocol/errors';
+import { PreflightError, ReplicationConflictError } from '../protocol/errors';
 import { CAPTURE_SCHEMA, captureTriggers, triggerNameIn, keyColumns, holdTriggers, installCapture, releaseTriggers, removeCapture, uniqueIndexes } from './sqlite-capture';
 
 /** Sidecar that records which migration created a target database; only that one may drop it. */
@@ -220,20 +220,12 @@ export class SqliteEngine implements Engine {
   async captureReadiness(database: string): Promise<{ problems: string[]; warnings: string[] }> {
     const tables = await this.listTables(database);
     const db = this.openReadOnly(database);
-    db.defaultSafeIntegers(false);
     try {
-      const problems: string[] = [];
-      for (const table of tables.filter((t) => t.keyKind === 'primary-key'))
-        for (const column of table.key) {
-          const rows = db.prepare(`SELECT count(*) FROM ${q(table.name)} WHERE ${q(column)} IS NULL`).pluck().get() as number;
-          if (rows)
-            problems.push(`table ${q(table.name)} has ${rows} row(s) with NULL in its primary key column ${q(column)}, which change capture cannot tell apart; give those rows a key (and declare the column NOT NULL so no new ones come)`);
-        }
       const byRowid = tables.filter((t) => t.keyKind === 'rowid').map((t) => q(t.name));
       const warnings = byRowid.length
         ? [`do not VACUUM ${database} while it migrates; tables without a primary key are keyed by rowid: ${byRowid.join(', ')} (a VACUUM may renumber them, and the cut-over then refuses)`]
         : [];
-      return { problems, warnings };
+      return { problems: nullKeyProblems(db, tables), warnings };
     } finally {
       db.close();
     }
@@ -315,6 +307,10 @@ export class SqliteEngine implements Engine {
       return db.transaction(() => {
         db.exec(GATE_SCHEMA);
         installCapture(db, tables);
+        // Again here, where no write can slip in: a NULL key written since preflight would merge rows
+        // in the change log. The transaction is rolled back: nothing is installed.
+        const problems = nullKeyProblems(db, tables);
+        if (problems.length) throw new PreflightError(`${database}: ${problems.join('; ')}`);
         return changeHead(db);
       }).immediate();
     } finally {
@@ -630,6 +626,18 @@ function gateMatches(current: WriteGate | null, expect: GateExpectation | undefi
 function setGate(db: Database.Database, gate: WriteGate): void {
   db.prepare('INSERT INTO airlift_gate (id, state, migration_id, token, updated_at) VALUES (1, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state, migration_id = excluded.migration_id, token = excluded.token, updated_at = excluded.updated_at')
     .run(gate.state, gate.migrationId, gate.token ?? null, new Date().toISOString());
+}
+
+/** Primary key columns holding NULL (SQLite allows it outside INTEGER PRIMARY KEY): rows capture cannot tell apart. */
+function nullKeyProblems(db: Database.Database, tables: TableInfo[]): string[] {
+  const problems: string[] = [];
+  for (const table of tables.filter((t) => t.keyKind === 'primary-key'))
+    for (const column of table.key) {
+      const rows = Number(db.prepare(`SELECT count(*) FROM ${q(table.name)} WHERE ${q(column)} IS NULL`).pluck().get());
+      if (rows)
+        problems.push(`table ${q(table.name)} has ${rows} row(s) with NULL in its primary key column ${q(column)}, which change capture cannot tell apart; give those rows a key (and declare the column NOT NULL so no new ones come)`);
+    }
+  return problems;
 }
 
 /** Below this many rows, `rowidSummary` digests a rowid-keyed table whole (under the fence: at most a few milliseconds). */

@@ -113,21 +113,15 @@ export async function switchPrimary(ctx: SwitchContext, to: Side, options: Switc
   const fencedAt = options.attemptKey === undefined ? Date.now() : catalog.firstFencedAt(tenantId, `${migrationId}:to-${to}:${options.attemptKey}`, Date.now());
   await routes.fence(tenantId);
 
-  if (catalog.ensure(tenantId).primary === to) {
-    // A retry after the flip, or a rollback of a tenant that never left its source. Whatever
-    // happens, the fence raised above is lifted.
-    let released: { pauseMs: number; held: number } | undefined;
-    try {
-      await settleOn(ctx, to, attempt);
-    } finally {
-      released = await routes.unfence(tenantId);
-    }
-    const reverseFrom = catalog.rememberWatermark(tenantId, watermarkName(migrationId, to), await ctx.engines[to].changeHead(database));
-    return { ...released, reverseFrom };
-  }
+  // A retry after the flip, or a rollback of a tenant that never left its source.
+  if (catalog.ensure(tenantId).primary === to) return settleForward(ctx, to, attempt);
 
+  // Once a Managed Instance's restore is completed it takes no more log backups: from there the
+  // switch only goes on to the flip, whatever the time.
+  let completed = false;
   const checkBudget = (step: string) => {
     ctx.beat?.();
+    if (completed) return;
     const held = Date.now() - fencedAt;
     if (options.budgetMs !== undefined && held > options.budgetMs)
       throw new PauseBudgetExceededError(`cut-over called off while ${step}: events held ${held} ms, over the pause budget of ${options.budgetMs} ms; the tenant stays on its ${from}, unharmed`);
@@ -145,7 +139,8 @@ export async function switchPrimary(ctx: SwitchContext, to: Side, options: Switc
     const stream: ReplicationStream = { database, from: ctx.engines[from], to: ctx.engines[to], origin: from, name: streamName(migrationId, from) };
     const fenceSeq = await stream.from.changeHead(database);
     if (options.catchUp === 'log-shipping' && to === 'target') {
-      steps = await shipTailLog(ctx, checkBudget);
+      steps = await shipTailLog(ctx, checkBudget, () => assertCurrent(ctx, attempt));
+      completed = true;
       // The restored gate is the source's as the tail-log backup carried it: fenced by this attempt.
       if (!(await ctx.engines.target.setWriteGate(database, { state: 'standby', migrationId }, { states: ['fenced', 'standby'], token: attempt.token })))
         throw new SwitchSupersededError(`${tenantId}: the restored target's write gate was not fenced by this attempt; a later step has taken over`);
@@ -193,7 +188,7 @@ export async function switchPrimary(ctx: SwitchContext, to: Side, options: Switc
  * Under the fence: the tail-log backup, shipped and restored within the budget, then the completion
  * (past the point where a call-off leaves the target able to catch up again).
  */
-async function shipTailLog(ctx: SwitchContext, checkBudget: (step: string) => void): Promise<NonNullable<SwitchResult['steps']>> {
+async function shipTailLog(ctx: SwitchContext, checkBudget: (step: string) => void, assertStillCurrent: () => void): Promise<NonNullable<SwitchResult['steps']>> {
   const shipping = ctx.logShipping;
   if (!shipping) throw new Error('a log-shipping cut-over needs the tail-log shipping of its activity');
   if (await shipping.completed())
@@ -208,6 +203,8 @@ async function shipTailLog(ctx: SwitchContext, checkBudget: (step: string) => vo
   await shipping.untilRestored(tail, () => checkBudget('restoring the tail-log backup'));
   const restoreMs = Date.now() - at;
   checkBudget('restoring the tail-log backup');
+  // A timed-out attempt still running on its worker must not complete what a later attempt is shipping.
+  assertStillCurrent();
   at = Date.now();
   await shipping.complete(tail);
   return { tailBackupMs, restoreMs, completeMs: Date.now() - at };
@@ -223,17 +220,33 @@ export type SwitchEnd = { outcome: 'switched'; result: SwitchResult; unconfirmed
  * that still does not confirm is named in `unconfirmed` (its writes are refused at the old side's
  * gate until it reloads its route), and the tenant is reported switched.
  */
-export async function endSwitchAttempt(ctx: SwitchContext, to: Side, options: Pick<SwitchOptions, 'chunkRows'>): Promise<SwitchEnd> {
+export async function endSwitchAttempt(ctx: SwitchContext, to: Side): Promise<SwitchEnd> {
   const from = other(to);
   if (await callOff(ctx, from, to)) return { outcome: 'called_off' };
+  // Only forward from a flip that was made: never a fresh switch (no drain, no compare) here.
+  if (ctx.catalog.ensure(ctx.tenantId).primary !== to)
+    throw new SwitchSupersededError(`${ctx.tenantId}: the catalog names the ${from} again (changed while this attempt was ended); nothing is switched here`);
+  const attempt: Attempt = { token: randomUUID(), epoch: ctx.catalog.bumpEpoch(ctx.tenantId)!.epoch };
   try {
-    return { outcome: 'switched', result: await switchPrimary(ctx, to, options) };
+    return { outcome: 'switched', result: await settleForward(ctx, to, attempt) };
   } catch (err) {
     if (ctx.catalog.ensure(ctx.tenantId).primary !== to) throw err;
-    // switchPrimary lifted the fences already (it does so whatever happens once flipped).
+    // settleForward lifted the fences already (it does so whatever happens).
     const reverseFrom = ctx.catalog.watermark(ctx.tenantId, watermarkName(ctx.migrationId, to)) ?? 0;
     return { outcome: 'switched', result: { pauseMs: 0, held: 0, reverseFrom }, unconfirmed: err instanceof Error ? err.message : String(err) };
   }
+}
+
+/** The catalog names `to` already: make it the one open side, re-send the flip, lift every fence whatever happens. */
+async function settleForward(ctx: SwitchContext, to: Side, attempt: Attempt): Promise<SwitchResult> {
+  let released: { pauseMs: number; held: number } | undefined;
+  try {
+    await settleOn(ctx, to, attempt);
+  } finally {
+    released = await ctx.routes.unfence(ctx.tenantId);
+  }
+  const reverseFrom = ctx.catalog.rememberWatermark(ctx.tenantId, watermarkName(ctx.migrationId, to), await ctx.engines[to].changeHead(ctx.database));
+  return { ...released, reverseFrom };
 }
 
 interface Attempt {
@@ -248,9 +261,12 @@ function assertCurrent(ctx: Pick<SwitchContext, 'catalog' | 'tenantId'>, attempt
 
 /** Opens `side`'s gate: a target only from standby (never once a switch back has closed it for good). */
 async function openSide(ctx: Pick<SwitchContext, 'engines' | 'database' | 'migrationId' | 'tenantId'>, side: Side, attempt: { token?: string }): Promise<void> {
-  const from: ('open' | 'fenced' | 'standby' | 'none')[] = side === 'target' ? ['standby', 'open'] : ['fenced', 'open', 'none'];
-  if (!(await ctx.engines[side].setWriteGate(ctx.database, { state: 'open', migrationId: ctx.migrationId, token: attempt.token ?? null }, { states: from, migrationId: ctx.migrationId })))
-    throw new SwitchSupersededError(`${ctx.tenantId}: the ${side} of migration ${ctx.migrationId} was closed for good (rolled back) or is held by another migration; it is not opened again`);
+  const from: ('open' | 'fenced' | 'standby')[] = side === 'target' ? ['standby', 'open'] : ['fenced', 'open'];
+  if (await ctx.engines[side].setWriteGate(ctx.database, { state: 'open', migrationId: ctx.migrationId, token: attempt.token ?? null }, { states: from, migrationId: ctx.migrationId })) return;
+  // A source without a gate takes writes already (capture never installed, or removed at the end):
+  // nothing to open, and no gate is put back (a stale attempt would leave one the next migration trips on).
+  if (side === 'source' && ((await ctx.engines.source.writeGate(ctx.database))?.state ?? 'none') === 'none') return;
+  throw new SwitchSupersededError(`${ctx.tenantId}: the ${side} of migration ${ctx.migrationId} was closed for good (rolled back) or is held by another migration; it is not opened again`);
 }
 
 /**

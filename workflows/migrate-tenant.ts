@@ -32,7 +32,7 @@ import { PauseBudgetExceededError, VerificationMismatchError } from '../protocol
 export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
   const { tenantId, migrationId, policy } = input;
   const run = new TenantRun(input);
-  const { short, transfer, replication, cutover, undo, cleanup, final } = activityPresets(policy);
+  const { short, transfer, replication, cutover, lrsCutover, undo, cleanup, final } = activityPresets(policy);
   const compensations = new Compensations();
 
   wf.setHandler(statusQuery, () => run.status);
@@ -123,7 +123,7 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
           if (!logShipping && wf.patched('rebaseline-before-cutover')) verifiedFrom = await transfer.rebaselineVerification(tenantId, migrationId, journalFrom, verifiedFrom);
           try {
             return await wf.CancellationScope.nonCancellable(() =>
-              cutover.switchPrimary(tenantId, migrationId, 'target', {
+              (logShipping ? lrsCutover : cutover).switchPrimary(tenantId, migrationId, 'target', {
                 fromSeq: journalFrom,
                 // Under log shipping the fence also holds the tail-log backup, its restore and the completion.
                 budgetMs: logShipping ? (policy.lrsCutoverPauseBudgetMs ?? LRS_CUTOVER_PAUSE_BUDGET_MS) : policy.cutoverPauseBudgetMs,

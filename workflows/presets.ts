@@ -4,7 +4,7 @@
 // under a long copy costs one heartbeat timeout, not one of a few tries.
 import { ActivityCancellationType, proxyActivities, type ActivityInterfaceFor, type ActivityOptions } from '@temporalio/workflow';
 import type { AirliftActivities } from '../activities';
-import type { MigrationPolicy } from './contract';
+import { LRS_CUTOVER_PAUSE_BUDGET_MS, type MigrationPolicy } from './contract';
 import { nonRetryableErrorTypes } from '../protocol/errors';
 
 /**
@@ -43,6 +43,14 @@ function withSummaries(options: ActivityOptions): ActivityInterfaceFor<AirliftAc
   });
 }
 
+function cutoverOptions(startToCloseTimeout: ActivityOptions['startToCloseTimeout']): ActivityOptions {
+  return {
+    startToCloseTimeout,
+    heartbeatTimeout: '10 seconds',
+    retry: { initialInterval: '200 milliseconds', maximumInterval: '2 seconds', maximumAttempts: 3, nonRetryableErrorTypes },
+  };
+}
+
 export function activityPresets(policy: MigrationPolicy) {
   return {
     /** Quick checks and mode changes: a gateway node that restarts is waited for, within minutes. */
@@ -72,11 +80,13 @@ export function activityPresets(policy: MigrationPolicy) {
      * times at once; the workflow calls it from a non-cancellable scope and tries a called-off
      * cut-over again later.
      */
-    cutover: withSummaries({
-      startToCloseTimeout: '2 minutes',
-      heartbeatTimeout: '10 seconds',
-      retry: { initialInterval: '200 milliseconds', maximumInterval: '2 seconds', maximumAttempts: 3, nonRetryableErrorTypes },
-    }),
+    cutover: withSummaries(cutoverOptions('2 minutes')),
+    /**
+     * The same for a Managed Instance under log shipping: the fence also holds the tail-log backup,
+     * its restore and the completion, so an attempt must outlive its pause budget; otherwise Temporal
+     * starts the next attempt while this one, still running, completes the restore under it.
+     */
+    lrsCutover: withSummaries(cutoverOptions((policy.lrsCutoverPauseBudgetMs ?? LRS_CUTOVER_PAUSE_BUDGET_MS) + 10 * 60_000)),
     /** Compensations: retried hard, since they put a tenant back where it was. */
     undo: withSummaries({
       startToCloseTimeout: '5 minutes',

@@ -100,3 +100,25 @@ describe('capture on the held-out schema', () => {
     after.close();
   });
 });
+
+test('a NULL key written after preflight and before capture is caught where capture is installed: nothing is installed', async () => {
+  const t = preflightTenant();
+  try {
+    const app = new Database(t.file);
+    app.exec('CREATE TABLE "Kunden" ("Kunden-Nr" TEXT PRIMARY KEY, name TEXT)');
+    app.exec("INSERT INTO \"Kunden\" VALUES ('K-1', 'c')");
+    app.close();
+    await t.preflight();
+    const late = new Database(t.file);
+    late.exec("INSERT INTO \"Kunden\" VALUES (NULL, 'late')");
+    const before = late.prepare("SELECT name FROM sqlite_schema WHERE name LIKE 'airlift%' ORDER BY name").pluck().all();
+    late.close();
+    const source = new SqliteEngine(join(t.file, '..'));
+    await expect(source.startCapture(t.tenant.database)).rejects.toThrow(/table "Kunden" has 1 row\(s\) with NULL in its primary key column "Kunden-Nr"/);
+    const after = new Database(t.file, { readonly: true });
+    expect(after.prepare("SELECT name FROM sqlite_schema WHERE name LIKE 'airlift%' ORDER BY name").pluck().all()).toEqual(before);
+    after.close();
+  } finally {
+    t.close();
+  }
+});

@@ -87,7 +87,7 @@ test('item 2: a node unreachable after the flip: the fences still lift, and endi
     expect(await fenced(t.nodes.a.url)).toBe(false);
     expect(await fenced(t.nodes.b.url)).toBe(false);
     // What the workflow runs when the switch activity gave up: the flip stands, the attempt is not called off.
-    const ended = await endSwitchAttempt(ctx, 'target', { chunkRows: 100 });
+    const ended = await endSwitchAttempt(ctx, 'target');
     expect(ended).toMatchObject({ outcome: 'switched', unconfirmed: expect.stringMatching(/connection reset/) });
     expect(t.ctx.catalog.ensure(t.tenant.id).primary).toBe('target');
     expect(await t.ctx.engines.target.writeGate(t.tenant.database)).toMatchObject({ state: 'open' });
@@ -98,8 +98,8 @@ test('item 2: a node unreachable after the flip: the fences still lift, and endi
     expect((await t.post(t.nodes.b.url, 'via-unconfirmed-node')).status).toBe(200);
     expect(t.where('via-unconfirmed-node')).toEqual(['target']);
     // Once B answers again, ending the attempt once more confirms the flip everywhere.
-    expect(await endSwitchAttempt(t.ctx, 'target', { chunkRows: 100 })).toMatchObject({ outcome: 'switched' });
-    expect(await endSwitchAttempt(t.ctx, 'target', { chunkRows: 100 })).not.toHaveProperty('unconfirmed');
+    expect(await endSwitchAttempt(t.ctx, 'target')).toMatchObject({ outcome: 'switched' });
+    expect(await endSwitchAttempt(t.ctx, 'target')).not.toHaveProperty('unconfirmed');
   } finally {
     await t.close();
   }

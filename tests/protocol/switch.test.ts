@@ -196,8 +196,8 @@ test('item 1: an attempt whose worker died holding the fence is ended (called of
     expect(sourceTakesWrites(t, 'while-fenced')).toBe(false);
 
     // What the workflow now runs before it waits between attempts; twice, as a retry would.
-    expect(await endSwitchAttempt(t.ctx, 'target', { chunkRows: 100 })).toEqual({ outcome: 'called_off' });
-    expect(await endSwitchAttempt(t.ctx, 'target', { chunkRows: 100 })).toEqual({ outcome: 'called_off' });
+    expect(await endSwitchAttempt(t.ctx, 'target')).toEqual({ outcome: 'called_off' });
+    expect(await endSwitchAttempt(t.ctx, 'target')).toEqual({ outcome: 'called_off' });
     expect(sourceTakesWrites(t, 'after-call-off')).toBe(true);
     expect(await t.source.writeGate(t.tenant.database)).toMatchObject({ state: 'open' });
 
@@ -450,4 +450,22 @@ describe('a VACUUM on the source mid-migration renumbers the rows of a table wit
       m.t.close();
     }
   });
+});
+
+test('review: a stale route-back that wakes after capture was removed from the source puts no gate back there (the next migration could not start)', async () => {
+  const t = await restoredTenant();
+  try {
+    // The rollback's route-back ran, then journaling was stopped: the source has no gate any more.
+    await switchPrimary(t.ctx, 'source', { chunkRows: 100 });
+    await t.source.stopCapture(t.tenant.database, { keepFence: false });
+    expect(await t.source.writeGate(t.tenant.database)).toBeNull();
+    // A zombie of that route-back wakes now: the tenant is on its source, so it only settles there.
+    await switchPrimary(t.ctx, 'source', { chunkRows: 100 });
+    expect(await t.source.writeGate(t.tenant.database)).toBeNull();
+    // The next migration journals as if the first had never been.
+    await t.source.startCapture(t.tenant.database);
+    expect(await t.source.setWriteGate(t.tenant.database, { state: 'open', migrationId: 'm2' }, { states: ['none'] })).toBe(true);
+  } finally {
+    t.close();
+  }
 });
