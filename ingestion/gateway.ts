@@ -21,6 +21,8 @@ export interface GatewayOptions {
   /** The bearer token of the admin API (read by the caller from the env var the fleet names). */
   adminToken: string;
   holdTimeoutMs?: number;
+  /** How long a fence holds unless raised again or lifted (router.ts `DEFAULT_FENCE_LEASE_MS`). */
+  fenceLeaseMs?: number;
 }
 
 export interface Gateway {
@@ -47,7 +49,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   if (options.adminToken.length < 16) throw new MissingSecretError(`admin token: ${options.adminToken.length} characters; at least 16 are needed (e.g. \`openssl rand -hex 16\`)`);
   const metrics = new GatewayMetrics();
   const catalog = new Catalog(options.fleet.catalog.path);
-  const router = new TenantRouter(options.fleet, catalog, metrics, options.holdTimeoutMs);
+  const router = new TenantRouter(options.fleet, catalog, metrics, options.holdTimeoutMs, options.fenceLeaseMs);
   const app = new Hono();
 
   const fail = (status: 400 | 401 | 403 | 404 | 409 | 413 | 415 | 503, reason: string, message: string): never => {

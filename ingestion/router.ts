@@ -25,6 +25,8 @@ interface TenantState {
   inflight: number;
   /** Resolved when the fence lifts; created when it is raised. */
   release?: { promise: Promise<void>; resolve: () => void };
+  /** Lifts the fence by itself if no switch lifts it (its worker died, it cannot reach this node). */
+  lease?: NodeJS.Timeout;
   drained: (() => void)[];
   writers: Partial<Record<Side, EventWriter>>;
 }
@@ -44,6 +46,9 @@ export interface TenantView {
   fenced: boolean;
 }
 
+/** Longer than any cut-over's fenced work (a Managed Instance's tail-log restore and completion included). */
+export const DEFAULT_FENCE_LEASE_MS = 30 * 60_000;
+
 export class TenantRouter {
   private readonly tenants = new Map<string, TenantState>();
 
@@ -53,6 +58,13 @@ export class TenantRouter {
     private readonly metrics: GatewayMetrics,
     /** How long a fenced tenant's events may wait before the client is told to retry. */
     private readonly holdTimeoutMs = 10_000,
+    /**
+     * How long a fence holds without being raised again or lifted: a fence whose switch died (a
+     * killed worker, a zombie attempt, an unfence that never reached this node) lifts by itself, so
+     * no node answers 503 for a tenant forever. Safe to lift early: the write gate in the database is
+     * what refuses writes to a side that is not open; the fence only spares them the refusal.
+     */
+    private readonly fenceLeaseMs = DEFAULT_FENCE_LEASE_MS,
   ) {}
 
   private state(tenantId: string): TenantState {
@@ -145,6 +157,9 @@ export class TenantRouter {
       s.fencedAt = Date.now();
       s.heldSinceFence = 0;
     }
+    // Each fence call (a retry re-raises it) starts the lease again.
+    clearTimeout(s.lease);
+    s.lease = setTimeout(() => this.unfence(tenantId), this.fenceLeaseMs).unref();
     if (s.inflight > 0) await new Promise<void>((r) => s.drained.push(r));
     return { fencedAt: s.fencedAt!, epoch: s.route.epoch };
   }
@@ -155,6 +170,8 @@ export class TenantRouter {
     const pauseMs = s.fencedAt !== undefined ? Date.now() - s.fencedAt : 0;
     const held = s.heldSinceFence;
     const release = s.release;
+    clearTimeout(s.lease);
+    s.lease = undefined;
     s.release = undefined;
     s.fencedAt = undefined;
     release?.resolve();

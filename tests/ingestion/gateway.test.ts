@@ -142,6 +142,29 @@ test('a fence held past the hold limit answers 503 and the event is not written'
   expect(rows()).toBe(before);
 });
 
+test('a fence nobody lifts (its switch died, or the unfence never reached this node) lifts by itself when its lease runs out; a fence raised again starts the lease over', async () => {
+  const made = makeFleet({ tenants: 1, rows: 10 });
+  const node = await listenGateway(createGateway({ fleet: made.fleet, adminToken: TOKEN, holdTimeoutMs: 300, fenceLeaseMs: 1500 }));
+  const tenant = made.fleet.tenants[0].id;
+  const call = (path: string, body?: object) =>
+    fetch(`${node.url}/admin/tenants/${tenant}${path}`, { method: body ? 'POST' : 'GET', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: body ? JSON.stringify(body) : undefined });
+  const send = (id: string) => fetch(`${node.url}/t/${tenant}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ kind: 'view', event_id: id }) });
+  try {
+    await call('/fence', {});
+    await new Promise((r) => setTimeout(r, 1000));
+    await call('/fence', {}); // raised again by a retry: the lease starts over
+    await new Promise((r) => setTimeout(r, 1000));
+    expect((await send('still-fenced')).status).toBe(503);
+    expect(await (await call('')).json()).toMatchObject({ fenced: true });
+    await new Promise((r) => setTimeout(r, 800));
+    expect(await (await call('')).json()).toMatchObject({ fenced: false });
+    expect((await send('after-lease')).status).toBe(200);
+  } finally {
+    await node.stop();
+    made.cleanup();
+  }
+});
+
 test('a payload nested too deep, a body of brackets or a pixel with too many parameters gets a 4xx naming the field; nothing is written and the next good event is stored', async () => {
   const nested = (levels: number) => `${'['.repeat(levels)}1${']'.repeat(levels)}`;
   const chunked = (body: string) =>
