@@ -31,18 +31,26 @@ let stack: TestStack;
 beforeEach(() => (stack = currentStack()));
 
 /** Slows the first call of one activity (optionally only when its arguments match) before it runs. */
-function slowOnce(activity: string, ms: number, when: (args: unknown[]) => boolean = () => true) {
+function slowOnce(activity: string, ms: number, when: (args: unknown[]) => boolean = () => true, options: { heartbeat?: boolean } = {}) {
   let done = false;
   let woke = false;
   let entered!: () => void;
   const started = new Promise<void>((r) => (entered = r));
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
   const interceptor = (ctx: Context): { inbound: ActivityInboundCallsInterceptor } => ({
     inbound: {
       async execute(input: ActivityExecuteInput, next: Next<ActivityInboundCallsInterceptor, 'execute'>) {
         if (!done && ctx.info.activityType === activity && when(input.args)) {
           done = true;
           entered();
-          await new Promise((r) => setTimeout(r, ms));
+          // Held `ms`, or until the test releases it (a window that must stay open however slow the machine).
+          // With `heartbeat`, the held attempt stays alive (not timed out and retried) however long it is held.
+          let timer: NodeJS.Timeout | undefined;
+          const beat = options.heartbeat ? setInterval(() => ctx.heartbeat(), 1000) : undefined;
+          await Promise.race([new Promise((r) => (timer = setTimeout(r, ms))), released]);
+          clearTimeout(timer);
+          clearInterval(beat);
           try {
             return await next(input);
           } finally {
@@ -53,7 +61,7 @@ function slowOnce(activity: string, ms: number, when: (args: unknown[]) => boole
       },
     },
   });
-  return { interceptor, started, finished: () => woke };
+  return { interceptor, started, release, finished: () => woke };
 }
 
 async function runWith(fleet: LoadedFleet, slow: ReturnType<typeof slowOnce>, body: (handle: Awaited<ReturnType<typeof start>>) => Promise<void>) {
@@ -119,8 +127,8 @@ test('item 1: a rollback during cutting_over waits for the switch, then routes b
 
 test('item 2: past the rollback window a rollback is refused with the reason, and the tenant completes on its target', async () => {
   const { fleet, cleanup } = makeFleet({ tenants: 1, rows: 300, policy: { rollbackWindowSeconds: 1 } });
-  // The first step past the window (capture coming off), held open.
-  const slow = slowOnce('stopJournaling', 8000);
+  // The first step past the window (capture coming off), held open until the refusals are checked.
+  const slow = slowOnce('stopJournaling', 90_000, () => true, { heartbeat: true });
   try {
     await runWith(fleet, slow, async (handle) => {
       await slow.started;
@@ -137,6 +145,7 @@ test('item 2: past the rollback window a rollback is refused with the reason, an
       expect(cli.code).not.toBe(0);
       expect(cli.stderr.trim().split('\n')).toEqual([expect.stringMatching(/rollback refused: .* past the point of no return/)]);
       await handle.signal(rollbackSignal, 'test: too late, from the UI');
+      slow.release();
       const result = (await handle.result()) as TenantResult;
       expect(result.outcome).toBe('completed');
       expect(result.status.rollbackRefused).toMatch(/past the point of no return/);
