@@ -63,7 +63,9 @@ export function writeDemoFleet(dir: string, tenants: number, rows: number, concu
     catalog: { path: './catalog.db' },
     workDirectory: './work',
     ingestion: { gateways: [gatewayUrl], adminTokenEnv: DEMO_ADMIN_TOKEN_ENV },
-    policy: { concurrency, verifyChunkRows: 1000, blockSizeMiB: 1, uploadConcurrency: 4, rollbackWindowSeconds },
+    // The copy is capped as in business hours (`maxUploadMiBps`), so it lasts long enough (a few
+    // seconds) to see the application keep writing through it.
+    policy: { concurrency, verifyChunkRows: 1000, blockSizeMiB: 1, uploadConcurrency: 4, maxUploadMiBps: 2, rollbackWindowSeconds },
     tenants: tenantList,
   };
   const file = join(dir, 'fleet.yaml');
