@@ -30,6 +30,14 @@ async function twoNodes() {
   await routes.setMode(tenant.id, { outbox: true });
   await target.restore(tenant.database, await source.snapshot(tenant.database, join(made.dir, 'work', 'm1.sqlite')), 'm1');
   const ctx = { tenantId: tenant.id, migrationId: 'm1', database: tenant.database, engines: { source, target }, catalog, routes };
+  /** Routes whose flip reaches node A only: node B's admin call fails (a reset connection). */
+  const flipOnlyA: RouteControl = {
+    ...routes,
+    setPrimary: async (tenantId, side, outbox) => {
+      await gatewayRoutes([nodes.a.url], TOKEN, catalog).setPrimary(tenantId, side, outbox);
+      throw new GatewayAdminError(`gateway ${nodes.b.url}: primary ${tenantId} failed: connection reset`);
+    },
+  };
   const post = (url: string, id: string) =>
     fetch(`${url}/t/${tenant.id}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ kind: 'click', event_id: id }) });
   const where = (id: string) =>
@@ -46,21 +54,14 @@ async function twoNodes() {
     catalog.close();
     made.cleanup();
   };
-  return { ...made, tenant, nodes, serve, portB, ctx, routes, post, where, close };
+  return { ...made, tenant, nodes, serve, portB, ctx, routes, flipOnlyA, post, where, close };
 }
 
 test('a flip that fails on one node: that node, still routing to the source, is refused there and its event lands on the target', async () => {
   const t = await twoNodes();
   try {
     // Node B never hears of the flip (its admin call fails); the switch reports it.
-    const flipOnlyA: RouteControl = {
-      ...t.routes,
-      setPrimary: async (tenantId, side, outbox) => {
-        await gatewayRoutes([t.nodes.a.url], TOKEN, t.ctx.catalog).setPrimary(tenantId, side, outbox);
-        throw new GatewayAdminError(`gateway ${t.nodes.b.url}: primary ${tenantId} failed: connection reset`);
-      },
-    };
-    await expect(switchPrimary({ ...t.ctx, routes: flipOnlyA }, 'target', { fromSeq: 0, chunkRows: 100 })).rejects.toThrow(GatewayAdminError);
+    await expect(switchPrimary({ ...t.ctx, routes: t.flipOnlyA }, 'target', { fromSeq: 0, chunkRows: 100 })).rejects.toThrow(GatewayAdminError);
     await t.routes.unfence(t.tenant.id); // as the retry would, before it re-sends the flip
     const answer = await t.post(t.nodes.b.url, 'via-stale-node');
     expect(answer.status).toBe(200);
@@ -73,14 +74,7 @@ test('a flip that fails on one node: that node, still routing to the source, is 
 test('item 2: a node unreachable after the flip: the fences still lift, and ending the attempt goes forward and reports it switched', async () => {
   const t = await twoNodes();
   try {
-    const flipOnlyA: RouteControl = {
-      ...t.routes,
-      setPrimary: async (tenantId, side, outbox) => {
-        await gatewayRoutes([t.nodes.a.url], TOKEN, t.ctx.catalog).setPrimary(tenantId, side, outbox);
-        throw new GatewayAdminError(`gateway ${t.nodes.b.url}: primary ${tenantId} failed: connection reset`);
-      },
-    };
-    const ctx = { ...t.ctx, routes: flipOnlyA };
+    const ctx = { ...t.ctx, routes: t.flipOnlyA };
     await expect(switchPrimary(ctx, 'target', { fromSeq: 0, chunkRows: 100 })).rejects.toThrow(GatewayAdminError);
     const fenced = async (url: string) => ((await (await fetch(`${url}/admin/tenants/${t.tenant.id}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { fenced: boolean }).fenced;
     // Past the flip nothing waits for a retry: no node holds the tenant's events.
