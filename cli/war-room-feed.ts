@@ -219,7 +219,8 @@ export class TemporalFeed implements FeedSource {
     };
     const current = timeline.find((t) => t.current);
     const writeMode = status?.writeMode ?? (view.state === 'running' ? this.catalog?.get(view.tenantId)?.writeMode : undefined);
-    const frozenAt = writeMode === 'read_only' ? (status?.frozenSince ? Date.parse(status.frozenSince) : phaseStart('freezing')) : undefined;
+    // Only a run from before the freeze went (a `freezing` phase no longer exists) can report read_only.
+    const frozenAt = writeMode === 'read_only' && status?.frozenSince ? Date.parse(status.frozenSince) : undefined;
     const cutoverStart = phaseStart('cutting_over');
     const cutover = timeline.find((t) => t.phase === 'cutting_over');
     const rate = this.throughput(view, info.runId, now);

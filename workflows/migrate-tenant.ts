@@ -228,14 +228,15 @@ class TenantRun {
 
   /**
    * The workflow's current details in the Temporal UI (user metadata), in words: the phase and since
-   * when, whether writes are frozen and since when, a pause, what the operator can do next. Times are
+   * when, whether writes are open, a pause, what the operator can do next. Times are
    * absolute (UTC): the text is read later than it is written.
    */
   describe(): void {
     const s = this.status;
     const at = (iso: string) => iso.slice(11, 19) + ' UTC';
     const lines = [`**tenant ${s.tenantId}: ${s.phase.replace(/_/g, ' ')}** since ${at(s.phaseSince)}${s.waveId ? ` (wave ${s.waveId})` : ''}`];
-    if (!s.outcome) lines.push(s.writeMode === 'read_only' ? `writes FROZEN since ${at(s.frozenSince!)}` : 'writes open');
+    // Writes are never frozen for a phase any more: they wait only inside the cut-over's fence.
+    if (!s.outcome) lines.push(s.phase === 'cutting_over' ? 'writes open, but held inside the fence while the switch runs' : 'writes open');
     if (s.heldBefore) lines.push(`held before ${s.heldBefore} by ${s.pausedBy === 'policy' ? "the policy's pauseBefore" : 'an operator'}: \`airlift resume ${s.tenantId}\``);
     else if (s.paused) lines.push(`pause requested: holds before its next phase once the ${s.phase} step ends`);
     if (s.bytesTotal) lines.push(`snapshot ${(s.bytesTotal / 1048576).toFixed(1)} MiB${s.copyBytesPerSecond ? `, copied at ${(s.copyBytesPerSecond / 1048576).toFixed(1)} MiB/s` : ''}`);
@@ -410,11 +411,10 @@ class TenantRun {
     this.status.paused = true;
     this.status.pausedBy = 'operator';
     this.describe();
-    const { phase, tenantId, writeMode } = this.status;
-    const frozen = writeMode === 'read_only' ? '; its writes stay frozen while it is held' : '';
+    const { phase, tenantId } = this.status;
     return phase === 'awaiting_cutover'
-      ? `tenant ${tenantId} paused: approved or not, it holds before cutting_over until \`airlift resume ${tenantId}\`${frozen}`
-      : `tenant ${tenantId} will hold before its next phase; the ${phase} step runs on until it ends${frozen}`;
+      ? `tenant ${tenantId} paused: approved or not, it holds before cutting_over until \`airlift resume ${tenantId}\``
+      : `tenant ${tenantId} will hold before its next phase; the ${phase} step runs on until it ends`;
   }
 
   private resumeRefusal(): string | undefined {
