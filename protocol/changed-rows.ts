@@ -120,16 +120,22 @@ export async function rebaseline(
     if (differences.length) await later.refresh();
     const mismatches = differences.filter((d) => !later.has(d.table, d.key));
     if (mismatches.length)
-      throw new VerificationMismatchError(`rows changed since verification differ on the target although replication passed them: ${mismatches.slice(0, 5).map((d) => `${d.table}: ${d.key} ${d.kind.replace(/_/g, ' ')}`).join(', ')}${mismatches.length > 5 ? ', …' : ''}`);
+      throw new VerificationMismatchError(`rows changed since verification differ on the target although replication passed them: ${someDifferences(mismatches)}`);
   }
   const theirs = new Set((await to.engine.listTables(to.database)).map((t) => t.name));
   for (const table of (await from.engine.listTables(from.database)).filter((t) => t.keyKind === 'rowid' && theirs.has(t.name))) {
     onBatch?.();
     const compared = await compareTable(from, to, table, chunkRows, undefined, later);
     if (compared.differences.length)
-      throw new VerificationMismatchError(renumberedMessage(table.name, 'source', `rows ${compared.differences.slice(0, 5).map((d) => `${d.key} ${d.kind.replace(/_/g, ' ')}`).join(', ')}${compared.differences.length > 5 ? ', …' : ''}`));
+      throw new VerificationMismatchError(renumberedMessage(table.name, 'source', `rows ${someDifferences(compared.differences)}`));
   }
   return Math.max(after, appliedUpTo);
+}
+
+/** The first five differences for a person (`campaigns: id=2 changed, …`), and `…` when there are more. */
+export function someDifferences(differences: (Difference & { table?: string })[]): string {
+  const named = differences.slice(0, 5).map((d) => `${d.table ? `${d.table}: ` : ''}${d.key} ${d.kind.replace(/_/g, ' ')}`);
+  return `${named.join(', ')}${differences.length > 5 ? ', …' : ''}`;
 }
 
 /** Rows of a rebaseline's full comparison of a rowid-keyed table per chunk. */

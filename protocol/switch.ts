@@ -41,7 +41,7 @@ import type { Catalog, Side } from '../ingestion/catalog';
 import type { RouteControl } from '../ingestion/routes';
 import { randomUUID } from 'node:crypto';
 import { DatabaseMissingError, ManagedInstanceRestoreError, PauseBudgetExceededError, SwitchSupersededError, VerificationMismatchError } from './errors';
-import { compareChangedRows, renumberedMessage } from './changed-rows';
+import { compareChangedRows, renumberedMessage, someDifferences } from './changed-rows';
 import { applyRange, resumePoint, streamName, type ReplicationStream } from './replicator';
 
 export interface SwitchContext {
@@ -353,5 +353,5 @@ async function verifyRowidsUnmoved(stream: ReplicationStream): Promise<void> {
 async function verifyChangedRows(stream: ReplicationStream, after: number, until: number): Promise<void> {
   const { differences } = await compareChangedRows({ engine: stream.from, database: stream.database }, { engine: stream.to, database: stream.database }, after, until);
   if (differences.length)
-    throw new VerificationMismatchError(`rows changed since verification differ after the drain: ${differences.slice(0, 5).map((d) => `${d.table}: ${d.key} ${d.kind.replace(/_/g, ' ')}`).join(', ')}`);
+    throw new VerificationMismatchError(`rows changed since verification differ after the drain: ${someDifferences(differences)}`);
 }
