@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import { rm } from 'node:fs/promises';
 import type { Artifact } from '../engines';
 import { artifactBlobName } from '../azure/blob-store';
-import { blockSizeFor, uploadResumable } from '../azure/block-upload';
-import { downloadVerified } from '../azure/block-download';
+import { uploadBlockSize, uploadResumable } from '../azure/block-upload';
+import { downloadRangeBytes, downloadVerified } from '../azure/block-download';
 import { type ActivityDeps, cancellation, tenantSides, withHeartbeat } from './context';
 import { assertOnSource } from './cutover';
 
@@ -42,7 +42,9 @@ export function transferActivities(deps: ActivityDeps) {
     /** With the transfer tuning, the snapshot also records the MD5 of each block the copy will send. */
     async snapshotSource(tenantId: string, migrationId: string, tuning?: TransferTuning): Promise<Artifact> {
       const { tenant, source, workDir } = tenantSides(deps, tenantId, migrationId);
-      const blockSizeOf = tuning && ((size: number) => blockSizeFor(size, Math.round(tuning.blockSizeMiB * MiB)));
+      const blockSizeOf =
+        tuning &&
+        ((size: number) => uploadBlockSize(size, { blockSizeBytes: Math.round(tuning.blockSizeMiB * MiB), concurrency: tuning.uploadConcurrency, maxMiBps: tuning.maxUploadMiBps }));
       return withHeartbeat((heartbeat) =>
         source.snapshot(tenant.database, join(workDir, source.artifactName(tenant.database, migrationId)), (fraction) => heartbeat({ fraction }), blockSizeOf),
       );
@@ -99,7 +101,11 @@ export function transferActivities(deps: ActivityDeps) {
       );
       return;
     }
-    const downloaded = await downloadVerified(deps.container, blobName, join(workDir, 'download', blobName.split('/').pop()!), transferOptions(tuning, heartbeat));
+    const options = transferOptions(tuning, heartbeat);
+    const downloaded = await downloadVerified(deps.container, blobName, join(workDir, 'download', blobName.split('/').pop()!), {
+      ...options,
+      blockSizeBytes: downloadRangeBytes(options.blockSizeBytes),
+    });
     signal.throwIfAborted();
     await restorer.restore(tenant.database, { file: downloaded.file, sizeBytes: downloaded.bytes, sha256: downloaded.sha256 }, migrationId, (fraction) =>
       heartbeat({ bytesDone: downloaded.bytes, bytesTotal: downloaded.bytes, fraction }),

@@ -3,6 +3,8 @@
 // block moves to the thread and back without a copy), and the running sha256 of a download, fed
 // block by block in order from the file it landed in. The thread handles messages in posted order.
 import { Worker } from 'node:worker_threads';
+import { createHash } from 'node:crypto';
+import { closeSync, openSync, readSync } from 'node:fs';
 
 const THREAD = `
 const { parentPort } = require('node:worker_threads');
@@ -91,5 +93,42 @@ export function startBlockHasher(): BlockHasher {
       worker.removeAllListeners('exit');
       await worker.terminate();
     },
+  };
+}
+
+/** The running sha256 of file pieces, as the thread keeps it; on the calling thread, pieces still in memory can be fed too. */
+export type Sha256Feed = Pick<BlockHasher, 'sha256File' | 'sha256Digest' | 'close'> & { sha256Bytes?: (chunks: Buffer[]) => void };
+
+/**
+ * The same running sha256 on the calling thread, for work too small to repay starting a thread
+ * (about 30 ms of a core): each piece is hashed before the call returns, from memory when given
+ * (`sha256Bytes`), else read back from the file.
+ */
+export function inlineSha256(): Sha256Feed {
+  let running = createHash('sha256');
+  const chunk = Buffer.allocUnsafe(1 << 20);
+  return {
+    sha256File: async (file, offset, length) => {
+      const fd = openSync(file, 'r');
+      try {
+        for (let done = 0; done < length; ) {
+          const n = readSync(fd, chunk, 0, Math.min(chunk.length, length - done), offset + done);
+          if (n === 0) throw new Error(`block hashing: ${file} ends before ${offset + length} bytes`);
+          running.update(chunk.subarray(0, n));
+          done += n;
+        }
+      } finally {
+        closeSync(fd);
+      }
+    },
+    sha256Digest: async () => {
+      const hex = running.digest('hex');
+      running = createHash('sha256');
+      return hex;
+    },
+    sha256Bytes: (chunks) => {
+      for (const c of chunks) running.update(c);
+    },
+    close: async () => {},
   };
 }

@@ -1,7 +1,7 @@
 // Resumable, parallel block upload of one artifact. Block ids are derived from the artifact's sha256
 // and the block index, so a retry lists the blocks already staged and sends only the rest.
 // Memory is bounded by concurrency x block size, whatever the artifact's size.
-import type { ContainerClient } from '@azure/storage-blob';
+import type { BlockBlobClient, ContainerClient } from '@azure/storage-blob';
 import { open, readFile, stat } from 'node:fs/promises';
 import { sha256File, type BlockDigests } from '../engines/checksum';
 import { startBlockHasher } from './block-hasher';
@@ -50,6 +50,25 @@ export function blockSizeFor(size: number, requested: number, maxBlocks = MAX_BL
   if (blockSize > MAX_BLOCK_BYTES)
     throw new RangeError(`an artifact of ${size} bytes needs blocks of ${blockSize} bytes to fit ${maxBlocks} blocks, more than the ${MAX_BLOCK_BYTES} bytes a block may hold`);
   return blockSize;
+}
+
+/**
+ * An artifact that fits in one round of parallel blocks (block size x concurrency) gains nothing
+ * from blocks: they would all be in flight at once, and a retry would send most of it again either
+ * way. It goes whole, in one Put Blob: one request where blocks take a check, the blocks and a
+ * commit. Not under a bandwidth cap, where blocks keep the rate even and the progress moving.
+ */
+export function sentWhole(size: number, t: Pick<TransferOptions, 'blockSizeBytes' | 'concurrency' | 'maxMiBps'>): boolean {
+  return !t.maxMiBps && size <= t.blockSizeBytes * t.concurrency;
+}
+
+/**
+ * The block size an upload with these settings cuts an artifact of `size` bytes into: the whole
+ * artifact when it goes in one request, else `blockSizeFor`. The snapshot records the block MD5s
+ * with the same, so the upload finds them ready.
+ */
+export function uploadBlockSize(size: number, t: Pick<TransferOptions, 'blockSizeBytes' | 'concurrency' | 'maxMiBps' | 'maxBlocks'>): number {
+  return sentWhole(size, t) ? Math.max(1, size) : blockSizeFor(size, t.blockSizeBytes, t.maxBlocks);
 }
 
 export const blockId = (sha256: string, index: number): string =>
@@ -111,9 +130,11 @@ export async function uploadResumable(
   const { size } = await stat(file);
   const sha256 = options.sha256 ?? (await sha256File(file));
   const blob = container.getBlockBlobClient(blobName);
-  const blockSize = blockSizeFor(size, options.blockSizeBytes, options.maxBlocks);
+  const blockSize = uploadBlockSize(size, options);
   const blocks = Math.max(1, Math.ceil(size / blockSize));
   const base = { blobName, bytes: size, blocks, sha256, blockSizeBytes: blockSize };
+  const recorded = await recordedDigests(options.blockDigests, { sha256, bytes: size, blockSizeBytes: blockSize, blocks });
+  if (sentWhole(size, options)) return { ...base, ...(await putWhole(blob, file, size, sha256, recorded?.[0], options)) };
 
   // Both asked at once: one round trip before the first block, not two.
   const missing = (err: { statusCode?: number }) => {
@@ -128,7 +149,6 @@ export async function uploadResumable(
   const staged = new Map<string, number>((list?.uncommittedBlocks ?? []).map((b) => [b.name, b.size]));
 
   const ids = Array.from({ length: blocks }, (_, i) => blockId(sha256, i));
-  const recorded = await recordedDigests(options.blockDigests, { sha256, bytes: size, blockSizeBytes: blockSize, blocks });
   const lengthOf = (i: number) => Math.max(0, Math.min(blockSize, size - i * blockSize));
   let blocksSent = 0;
   let blocksReused = 0;
@@ -167,4 +187,61 @@ export async function uploadResumable(
     abortSignal: options.signal,
   });
   return { ...base, blocksSent, blocksReused, alreadyCommitted: false };
+}
+
+/**
+ * The artifact in one Put Blob, sent only if no blob of that name exists yet (If-None-Match: *). The
+ * service computes the MD5 of what it received and answers with it (Put Blob, response header
+ * Content-MD5, "computed by Blob Storage"); it must equal the MD5 of what the snapshot wrote
+ * (`md5`, else hashed here as read), or the blob is deleted and the upload fails. A blob already
+ * there is kept when its sha256, size and stored MD5 say it is this artifact (an earlier attempt
+ * finished), and replaced otherwise.
+ */
+async function putWhole(
+  blob: BlockBlobClient,
+  file: string,
+  size: number,
+  sha256: string,
+  md5: Buffer | undefined,
+  options: { metadata?: Record<string, string>; signal?: AbortSignal; onProgress?: (done: number, total: number) => void },
+): Promise<Pick<UploadResult, 'blocksSent' | 'blocksReused' | 'alreadyCommitted'>> {
+  let body: Buffer = Buffer.allocUnsafeSlow(size);
+  const handle = await open(file, 'r');
+  const { bytesRead } = await handle.read(body, 0, size, 0).finally(() => handle.close());
+  if (bytesRead !== size) throw new Error(`${file} changed while uploading: read ${bytesRead} of ${size} bytes`);
+  if (!md5) {
+    const hasher = startBlockHasher();
+    try {
+      ({ block: body, md5 } = await hasher.md5(body, size));
+    } finally {
+      await hasher.close();
+    }
+  }
+  const put = (onlyIfAbsent: boolean) =>
+    blob.upload(body, size, {
+      conditions: onlyIfAbsent ? { ifNoneMatch: '*' } : undefined,
+      metadata: { ...options.metadata, sha256 },
+      blobHTTPHeaders: { blobContentType: 'application/octet-stream' },
+      abortSignal: options.signal,
+    });
+  let answer = await put(true).catch((err: { statusCode?: number }) => {
+    if (err.statusCode === 409) return undefined;
+    throw err;
+  });
+  if (!answer) {
+    const there = await blob.getProperties({ abortSignal: options.signal });
+    if (there.metadata?.sha256 === sha256 && there.contentLength === size && there.contentMD5 && Buffer.from(there.contentMD5).equals(md5!)) {
+      options.onProgress?.(size, size);
+      return { blocksSent: 0, blocksReused: 1, alreadyCommitted: true };
+    }
+    answer = await put(false);
+  }
+  if (!answer.contentMD5 || !Buffer.from(answer.contentMD5).equals(md5!)) {
+    await blob.deleteIfExists();
+    throw new Error(
+      `the service stored ${file} with MD5 ${answer.contentMD5 ? Buffer.from(answer.contentMD5).toString('base64') : '(none)'}, not the ${md5!.toString('base64')} the snapshot wrote: the blob was deleted and nothing was kept; a retry sends it again`,
+    );
+  }
+  options.onProgress?.(size, size);
+  return { blocksSent: 1, blocksReused: 0, alreadyCommitted: false };
 }

@@ -7,8 +7,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startAzurite, type AzuriteHandle } from '../../azure/azurite';
-import { blockSizeFor, MAX_BLOCKS, uploadResumable } from '../../azure/block-upload';
+import { blockSizeFor, MAX_BLOCKS, uploadBlockSize, uploadResumable } from '../../azure/block-upload';
 import { BlobChecksumError, downloadVerified } from '../../azure/block-download';
+import { BlobNotOursError } from '../../protocol/errors';
 import { digestArtifact } from '../../engines/checksum';
 import { startCountingProxy, type CountingProxy } from '../helpers/counting-proxy';
 
@@ -137,29 +138,78 @@ test('block MD5s recorded by the snapshot are the ones sent; bytes changed on di
   expect(other.blocksSent).toBe(3);
 });
 
-test('a download whose first block is held back fetches ahead only a bounded window, then checks the sha256 in order', async () => {
+test('an artifact that fits in one round of blocks goes whole in one request, checked against the MD5 the snapshot wrote', async () => {
+  const settings = { blockSizeBytes: BLOCK, concurrency: 4 };
+  const { file, sha256 } = artifact('whole.bin', 3 * BLOCK + 10);
+  const data = readFileSync(file);
+  const recorded = await digestArtifact(file, data.length, file, (size) => uploadBlockSize(size, settings));
+  const md5 = createHash('md5').update(data).digest();
+  expect(JSON.parse(readFileSync(recorded.blockDigests!, 'utf8')).md5).toEqual([md5.toString('base64')]);
+
+  proxy.seen.length = 0;
+  const up = await uploadResumable(container, 't9/m1/whole.bin', file, { ...settings, sha256, blockDigests: recorded.blockDigests });
+  expect(up).toMatchObject({ blocks: 1, blocksSent: 1, alreadyCommitted: false });
+  // One Put Blob: no check before it, no blocks, no commit.
+  expect(proxy.seen).toEqual(['PUT']);
+  const props = await container.getBlobClient('t9/m1/whole.bin').getProperties();
+  expect(props.metadata?.sha256).toBe(sha256);
+  expect(Buffer.from(props.contentMD5!).equals(md5)).toBe(true);
+
+  // Sent again (an attempt that finished, then retried): the blob there is this artifact, so nothing is sent.
+  proxy.seen.length = 0;
+  const again = await uploadResumable(container, 't9/m1/whole.bin', file, { ...settings, sha256, blockDigests: recorded.blockDigests });
+  expect(again).toMatchObject({ alreadyCommitted: true, blocksSent: 0 });
+  expect(proxy.seen).toEqual(['PUT', 'HEAD']);
+
+  // Bytes changed on disk after the snapshot: what the service received does not have the MD5 the
+  // snapshot wrote, so the blob is deleted and the upload fails.
+  const changed = Buffer.from(data);
+  changed[BLOCK + 5] ^= 0xff;
+  writeFileSync(file, changed);
+  await expect(uploadResumable(container, 't9/m1/changed.bin', file, { ...settings, sha256, blockDigests: recorded.blockDigests })).rejects.toThrow(/MD5/);
+  expect(await container.getBlobClient('t9/m1/changed.bin').exists()).toBe(false);
+
+  // A blob of that name holding something else is replaced; without recorded MD5s the file is hashed as read.
+  writeFileSync(file, data);
+  await container.getBlockBlobClient('t9/m1/stale.bin').upload('stale', 5, { metadata: { sha256: 'e'.repeat(64) } });
+  const replaced = await uploadResumable(container, 't9/m1/stale.bin', file, { ...settings, sha256 });
+  expect(replaced).toMatchObject({ alreadyCommitted: false, blocksSent: 1 });
+  const back = await downloadVerified(container, 't9/m1/stale.bin', join(dir, 'back', 'stale.bin'), { blockSizeBytes: BLOCK, concurrency: 2 });
+  expect(readFileSync(back.file).equals(data)).toBe(true);
+
+  // Under a bandwidth cap the same artifact goes in blocks.
+  proxy.seen.length = 0;
+  const capped = await uploadResumable(container, 't9/m1/capped.bin', file, { ...settings, sha256, maxMiBps: 100 });
+  expect(capped.blocks).toBe(4);
+  expect(count('PUT block')).toBe(4);
+});
+
+test('a download whose second range is held back fetches ahead only a bounded window, then checks the sha256 in order', async () => {
   const blocks = 12;
-  const { file, sha256 } = artifact('late-first.bin', blocks * BLOCK + 5);
-  await uploadResumable(container, 't6/m1/late-first.bin', file, { blockSizeBytes: BLOCK, concurrency: 4, sha256 });
+  const { file, sha256 } = artifact('late-second.bin', blocks * BLOCK + 5);
+  await uploadResumable(container, 't6/m1/late-second.bin', file, { blockSizeBytes: BLOCK, concurrency: 4, sha256 });
   const ranged = () => proxy.headers.filter((h, i) => proxy.seen[i] === 'GET' && h['x-ms-range']).length;
   proxy.seen.length = 0;
   proxy.headers.length = 0;
   let fetchedWhileHeld = -1;
   proxy.delay = (method, headers) => {
-    if (method !== 'GET' || headers['x-ms-range'] !== `bytes=0-${BLOCK - 1}`) return 0;
+    if (method !== 'GET' || headers['x-ms-range'] !== `bytes=${BLOCK}-${2 * BLOCK - 1}`) return 0;
     setTimeout(() => (fetchedWhileHeld = ranged()), 1500);
     return 1600;
   };
   try {
-    const down = await downloadVerified(container, 't6/m1/late-first.bin', join(dir, 'back', 'late-first.bin'), { blockSizeBytes: BLOCK, concurrency: 4 });
+    const down = await downloadVerified(container, 't6/m1/late-second.bin', join(dir, 'back', 'late-second.bin'), { blockSizeBytes: BLOCK, concurrency: 4 });
     expect(down.sha256).toBe(sha256);
     expect(readFileSync(down.file).equals(readFileSync(file))).toBe(true);
   } finally {
     proxy.delay = undefined;
   }
-  // Blocks 1..7 came while block 0 was held (a window of 2 x concurrency), and no further.
-  expect(fetchedWhileHeld).toBe(8);
+  // The first range (which also told the size) is hashed; while the second is held, ranges run
+  // ahead of the hash by a window of 2 x concurrency ranges and no further: ranges 0..8 asked for.
+  expect(fetchedWhileHeld).toBe(9);
+  // No HEAD before the data: every request of the download is a ranged GET, one per range.
   expect(ranged()).toBe(blocks + 1);
+  expect(proxy.seen.filter((m) => m !== 'GET')).toEqual([]);
 });
 
 test('a download stopped half way resumes: only the missing blocks are fetched, and the whole file is checked', async () => {
@@ -171,7 +221,7 @@ test('a download stopped half way resumes: only the missing blocks are fetched, 
   const stop = new AbortController();
   const halfWay = (done: number) => done >= (blocks / 2) * BLOCK && stop.abort();
   await expect(downloadVerified(container, blobName, dest, { blockSizeBytes: BLOCK, concurrency: 2, signal: stop.signal, onProgress: halfWay })).rejects.toThrow();
-  const finished = JSON.parse(readFileSync(`${dest}.partial.done.json`, 'utf8')) as number[];
+  const finished = (JSON.parse(readFileSync(`${dest}.partial.done.json`, 'utf8')) as { done: number[] }).done;
   expect(finished.length).toBeGreaterThanOrEqual(blocks / 2);
   expect(finished.length).toBeLessThan(blocks);
 
@@ -182,6 +232,21 @@ test('a download stopped half way resumes: only the missing blocks are fetched, 
   expect(count('GET')).toBe(blocks - finished.length);
   expect(readFileSync(dest).equals(readFileSync(file))).toBe(true);
   expect(() => readFileSync(`${dest}.partial.done.json`)).toThrow();
+});
+
+test('a download stopped half way and resumed with another range size starts over, and still checks out', async () => {
+  const blocks = 8;
+  const { file, sha256 } = artifact('resize-down.bin', blocks * BLOCK);
+  const blobName = 't7/m1/resize-down.bin';
+  await uploadResumable(container, blobName, file, { blockSizeBytes: BLOCK, concurrency: 4, sha256 });
+  const dest = join(dir, 'back', 'resize-down.bin');
+  const stop = new AbortController();
+  const halfWay = (done: number) => done >= (blocks / 2) * BLOCK && stop.abort();
+  await expect(downloadVerified(container, blobName, dest, { blockSizeBytes: BLOCK, concurrency: 1, signal: stop.signal, onProgress: halfWay })).rejects.toThrow();
+  // The journal's range indexes mean nothing for ranges twice as large: none is taken as done.
+  const down = await downloadVerified(container, blobName, dest, { blockSizeBytes: 2 * BLOCK, concurrency: 2 });
+  expect(down).toMatchObject({ sha256, blocksReused: 0, blocksFetched: blocks / 2 });
+  expect(readFileSync(dest).equals(readFileSync(file))).toBe(true);
 });
 
 test('an upload killed half way resumes without sending the staged blocks again', async () => {
@@ -229,6 +294,20 @@ test('a download whose bytes do not match the recorded sha256 is refused and lea
   await expect(downloadVerified(container, 't3/m1/corrupt.bin', dest, { blockSizeBytes: BLOCK, concurrency: 2 })).rejects.toThrow(BlobChecksumError);
   expect(() => readFileSync(dest)).toThrow();
   expect(() => readFileSync(`${dest}.partial`)).toThrow();
+});
+
+test('a blob airlift did not upload is refused before anything is written; an empty artifact comes back empty', async () => {
+  await container.getBlockBlobClient('t3/m1/foreign.bin').upload('not ours', 8);
+  const dest = join(dir, 'back', 'foreign.bin');
+  await expect(downloadVerified(container, 't3/m1/foreign.bin', dest, { blockSizeBytes: BLOCK, concurrency: 2 })).rejects.toThrow(BlobNotOursError);
+  expect(() => readFileSync(`${dest}.partial`)).toThrow();
+
+  // An empty blob has no byte range to ask for (the service answers 416): its properties are asked instead.
+  const { file, sha256 } = artifact('empty.bin', 0);
+  await uploadResumable(container, 't3/m1/empty.bin', file, { blockSizeBytes: BLOCK, concurrency: 1, sha256 });
+  const down = await downloadVerified(container, 't3/m1/empty.bin', join(dir, 'back', 'empty.bin'), { blockSizeBytes: BLOCK, concurrency: 2 });
+  expect(down).toMatchObject({ bytes: 0, sha256: createHash('sha256').digest('hex') });
+  expect(readFileSync(down.file).length).toBe(0);
 });
 
 test('the restore SAS reads and lists the one container, and cannot write or reach another', async () => {
