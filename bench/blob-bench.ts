@@ -3,7 +3,7 @@
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startAzurite } from '../azure/azurite';
@@ -43,29 +43,21 @@ export async function bestOf<K extends string>(repeats: number, methods: Record<
 }
 
 /**
- * Azurite in memory keeps the extents of deleted blobs until its own collection runs, and refuses
- * writes past half the machine's memory: uploads are counted, and past this much a fresh Azurite
- * (same port, empty store) takes over before the next upload.
+ * Azurite in memory keeps the extents of deleted blobs until its own collection runs, and a fuller
+ * store makes it slower (and past half the machine's memory, it refuses writes): each upload runs
+ * against a fresh Azurite (same port, empty store), so no method pays for another's garbage.
  */
-const UPLOADS_PER_AZURITE = 4 * 1024 * MiB;
-
 export async function withBlobBench<T>(name: string, work: (container: ContainerClient, dir: string, transfer: RunTransfer) => Promise<T>): Promise<T> {
   let azurite = await startAzurite();
   const dir = mkdtempSync(join(tmpdir(), `airlift-bench-${name}-`));
   try {
     const container = BlobServiceClient.fromConnectionString(azurite.connectionString).getContainerClient('bench');
     await container.createIfNotExists();
-    let uploaded = 0;
     const transfer: RunTransfer = async (job) => {
       if (job.method.endsWith('-upload')) {
-        const { size } = statSync(job.file);
-        if (uploaded + size > UPLOADS_PER_AZURITE) {
-          await azurite.stop();
-          azurite = await startAzurite({ port: azurite.port });
-          await container.createIfNotExists();
-          uploaded = 0;
-        }
-        uploaded += size;
+        await azurite.stop();
+        azurite = await startAzurite({ port: azurite.port });
+        await container.createIfNotExists();
       }
       const { stdout } = await promisify(execFile)(process.execPath, ['-r', 'tsx/cjs', join(__dirname, 'transfer-child.ts'), JSON.stringify({ ...job, container: 'bench' })], {
         env: { ...process.env, AIRLIFT_BENCH_STORAGE: azurite.connectionString },

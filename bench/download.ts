@@ -1,5 +1,5 @@
 // Download of artifacts of growing size through one Azurite, side by side in the same run: airlift's
-// resumable ranged download checked against the blob's sha256, the Azure SDK's `downloadToFile`
+// resumable ranged download checked against the blob's sha256 (ranges as the restore activity asks), the Azure SDK's `downloadToFile`
 // (one streamed GET, its only way to a file), and the SDK's parallel ranged download with tuned block
 // size x concurrency (`downloadToBuffer`, which holds the whole blob in memory, then one write).
 // Each run is a fresh process; each method's fastest of `repeats` round-robin runs is kept.
@@ -7,6 +7,7 @@ import type { ContainerClient } from '@azure/storage-blob';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { uploadResumable } from '../azure/block-upload';
+import { downloadRangeBytes } from '../azure/block-download';
 import { MiB, ratio, round, writeRandomFile, type BenchResult } from './measure';
 import { bestOf, policyDefaults, withBlobBench, type RunTransfer } from './blob-bench';
 
@@ -17,6 +18,8 @@ export const SDK_DOWNLOAD_TUNINGS = [
 
 export async function benchDownload(sizesMiB: number[], repeats: number): Promise<BenchResult> {
   const { blockSizeBytes, concurrency } = policyDefaults();
+  // The range size the restore activity asks for with the policy's block size.
+  const rangeBytes = downloadRangeBytes(blockSizeBytes);
   return withBlobBench('download', async (container: ContainerClient, dir: string, transfer: RunTransfer) => {
     const rows: Record<string, unknown>[] = [];
     const vsDefault: number[] = [];
@@ -34,10 +37,10 @@ export async function benchDownload(sizesMiB: number[], repeats: number): Promis
         rmSync(file, { force: true });
         return m;
       };
-      const ours = `airlift (${blockSizeBytes / MiB} MiB x ${concurrency}, sha256 checked)`;
+      const ours = `airlift (${rangeBytes / MiB} MiB x ${concurrency}, sha256 checked)`;
       const tuned = SDK_DOWNLOAD_TUNINGS.map((t) => `downloadToBuffer + write (${t.blockMiB} MiB x ${t.concurrency})`);
       const best = await bestOf(repeats, {
-        [ours]: download({ method: 'airlift-download', blockSizeBytes, concurrency }),
+        [ours]: download({ method: 'airlift-download', blockSizeBytes: rangeBytes, concurrency }),
         'downloadToFile (defaults)': download({ method: 'sdk-download' }),
         ...Object.fromEntries(SDK_DOWNLOAD_TUNINGS.map((t, i) => [tuned[i], download({ method: 'sdk-download-buffer', blockSizeBytes: t.blockMiB * MiB, concurrency: t.concurrency })])),
       });

@@ -8,7 +8,7 @@ import type { ContainerClient } from '@azure/storage-blob';
 import { join } from 'node:path';
 import { rmSync } from 'node:fs';
 import { digestArtifact, sha256File } from '../engines/checksum';
-import { blockSizeFor } from '../azure/block-upload';
+import { uploadBlockSize } from '../azure/block-upload';
 import { MiB, ratio, round, writeRandomFile, type BenchResult } from './measure';
 import { bestOf, policyDefaults, withBlobBench, type RunTransfer } from './blob-bench';
 
@@ -35,7 +35,7 @@ export async function benchUpload(sizesMiB: number[], repeats: number): Promise<
       await sha256File(file);
       const sha256Seconds = Number(process.hrtime.bigint() - started) / 1e9;
       started = process.hrtime.bigint();
-      const { sha256, blockDigests } = await digestArtifact(file, size * MiB, file, (bytes) => blockSizeFor(bytes, blockSizeBytes));
+      const { sha256, blockDigests } = await digestArtifact(file, size * MiB, file, (bytes) => uploadBlockSize(bytes, { blockSizeBytes, concurrency }));
       const digestSeconds = Number(process.hrtime.bigint() - started) / 1e9;
       const blobName = `bench/${size}.bin`;
       const upload = (job: Omit<Parameters<RunTransfer>[0], 'blobName' | 'file'>) => async () => {
