@@ -157,7 +157,8 @@ async function writeAll(file: FileHandle, chunks: Buffer[], position: number): P
 /**
  * Writes the blob's `length` bytes from `offset` to the same place in `file`: one ranged GET (or the
  * body of one already answered, `answered`) written as it arrives, in runs of WRITE_RUN_BYTES, each
- * reported to `wrote` (with its chunks) once in the file, so memory stays flat whatever the range size. Anything but exactly `length` bytes is an error.
+ * reported to `wrote` (with its chunks) once in the file, so memory stays flat whatever the range
+ * size. Anything but exactly `length` bytes is an error.
  */
 async function fetchRange(
   blob: BlobClient,
@@ -194,7 +195,7 @@ async function fetchRange(
 
 /**
  * The blob's size and sha256 metadata. With `firstBlockBytes`, from the ranged GET of the first
- * block, whose answer carries both (Content-Range names the whole size, and a GET returns the
+ * range, whose answer carries both (Content-Range names the whole size, and a GET returns the
  * metadata as a HEAD does): one round trip before the data flows, not two. That answer's body is
  * still unread and is returned as `first`. An empty blob has no range to ask for (416), so its
  * properties are asked instead.
@@ -235,7 +236,12 @@ export async function downloadVerified(container: ContainerClient, blobName: str
     throw new BlobNotOursError(`blob ${blobName} carries no sha256 metadata; it was not uploaded by airlift`);
   }
   const journal = rangeJournal(journalFile, rangeBytes, done);
-  const handle = await open(partial, resumed ? 'r+' : 'w+').catch(() => open(partial, 'w+'));
+  const handle = await open(partial, resumed ? 'r+' : 'w+')
+    .catch(() => open(partial, 'w+'))
+    .catch((err: unknown) => {
+      first?.readableStreamBody?.destroy();
+      throw err;
+    });
   const blocks = Math.max(1, Math.ceil(size / rangeBytes));
   // One range is hashed on this thread as it lands; more are hashed on a thread of their own, which
   // starts while the first range arrives.
