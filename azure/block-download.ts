@@ -26,16 +26,16 @@ export interface DownloadResult {
 }
 
 /**
- * The journal of finished ranges (their size and indexes), rewritten after each range; writes never
- * overlap and the latest state always lands.
+ * The journal of finished ranges (the range size, the blob version they came from, their indexes),
+ * rewritten after each range; writes never overlap and the latest state always lands.
  */
-function rangeJournal(file: string, rangeBytes: number, done: Set<number>): { record: () => Promise<void> } {
+function rangeJournal(file: string, rangeBytes: number, etag: string | undefined, done: Set<number>): { record: () => Promise<void> } {
   let writing: Promise<void> | undefined;
   let dirty = false;
   const flush = async (): Promise<void> => {
     while (dirty) {
       dirty = false;
-      await writeFile(`${file}.tmp`, JSON.stringify({ rangeBytes, done: [...done] }));
+      await writeFile(`${file}.tmp`, JSON.stringify({ rangeBytes, etag, done: [...done] }));
       await rename(`${file}.tmp`, file);
     }
   };
@@ -48,10 +48,11 @@ function rangeJournal(file: string, rangeBytes: number, done: Set<number>): { re
   };
 }
 
-/** The ranges an earlier attempt finished, if it cut the blob into ranges of this size; else none. */
-async function finishedRanges(file: string, rangeBytes: number): Promise<Set<number>> {
-  const journal = await readFile(file, 'utf8').then((t) => JSON.parse(t) as { rangeBytes?: number; done?: number[] }, () => undefined);
-  return new Set(journal?.rangeBytes === rangeBytes && Array.isArray(journal.done) ? journal.done : []);
+/** What an earlier attempt journalled: the ranges it finished, if it cut the blob into ranges of this size. */
+async function journalled(file: string, rangeBytes: number): Promise<{ etag?: string; done: Set<number> }> {
+  const journal = await readFile(file, 'utf8').then((t) => JSON.parse(t) as { rangeBytes?: number; etag?: string; done?: number[] }, () => undefined);
+  const fits = journal?.rangeBytes === rangeBytes && Array.isArray(journal.done);
+  return { etag: journal?.etag, done: new Set(fits ? journal.done : []) };
 }
 
 /**
@@ -104,23 +105,25 @@ class InOrderHash {
     if (offset === this.frontier && this.hasher.sha256Bytes) {
       this.hasher.sha256Bytes(chunks);
       this.frontier += length;
-      this.hashedBytes += length;
-      return;
+      this.hashed(length);
+    } else {
+      this.landed.set(offset, length);
     }
-    this.landed.set(offset, length);
     for (let run = this.landed.get(this.frontier); run !== undefined; run = this.landed.get(this.frontier)) {
       this.landed.delete(this.frontier);
       const at = this.frontier;
       this.frontier += run;
       this.lastInThread = this.hasher.sha256File(this.file, at, run).then(
-        () => {
-          this.hashedBytes += run;
-          for (let i = this.waiting.length - 1; i >= 0; i--)
-            if (this.waiting[i].offset < this.hashedBytes + this.windowBytes) this.waiting.splice(i, 1)[0].wake();
-        },
+        () => this.hashed(run),
         (err: unknown) => this.abort(err),
       );
     }
+  }
+
+  private hashed(bytes: number): void {
+    this.hashedBytes += bytes;
+    for (let i = this.waiting.length - 1; i >= 0; i--)
+      if (this.waiting[i].offset < this.hashedBytes + this.windowBytes) this.waiting.splice(i, 1)[0].wake();
   }
 
   async digest(): Promise<string> {
@@ -156,7 +159,7 @@ async function writeAll(file: FileHandle, chunks: Buffer[], position: number): P
 
 /**
  * Writes the blob's `length` bytes from `offset` to the same place in `file`: one ranged GET (or the
- * body of one already answered, `answered`) written as it arrives, in runs of WRITE_RUN_BYTES, each
+ * body of one already answered, `answered`), of the blob version `etag` only, written as it arrives, in runs of WRITE_RUN_BYTES, each
  * reported to `wrote` (with its chunks) once in the file, so memory stays flat whatever the range
  * size. Anything but exactly `length` bytes is an error.
  */
@@ -166,10 +169,12 @@ async function fetchRange(
   offset: number,
   length: number,
   wrote: (offset: number, length: number, chunks: Buffer[]) => void,
+  etag: string | undefined,
   signal?: AbortSignal,
   answered?: Ranged,
 ): Promise<void> {
-  const { readableStreamBody: body } = answered ?? (await blob.download(offset, length, { abortSignal: signal, maxRetryRequests: 5 }));
+  const { readableStreamBody: body } =
+    answered ?? (await blob.download(offset, length, { abortSignal: signal, maxRetryRequests: 5, conditions: etag ? { ifMatch: etag } : undefined }));
   let at = offset;
   let run: Buffer[] = [];
   let runBytes = 0;
@@ -200,19 +205,22 @@ async function fetchRange(
  * still unread and is returned as `first`. An empty blob has no range to ask for (416), so its
  * properties are asked instead.
  */
-async function lookUp(blob: BlobClient, firstBlockBytes: number | undefined, signal?: AbortSignal): Promise<{ size: number; sha256?: string; first?: Ranged }> {
+async function lookUp(blob: BlobClient, firstBlockBytes: number | undefined, signal?: AbortSignal): Promise<{ size: number; sha256?: string; etag?: string; first?: Ranged }> {
   if (firstBlockBytes) {
     const first = await blob.download(0, firstBlockBytes, { abortSignal: signal, maxRetryRequests: 5 }).catch((err: { statusCode?: number }) => {
       if (err.statusCode === 416) return undefined;
       throw err;
     });
     if (first) {
+      // Nobody reads the body until its range's turn: an error before then is kept for that reader
+      // (the stream stays errored), not thrown at the process.
+      first.readableStreamBody?.on('error', () => {});
       const whole = Number(/\/(\d+)$/.exec(first.contentRange ?? '')?.[1] ?? first.contentLength);
-      return { size: whole, sha256: first.metadata?.sha256, first };
+      return { size: whole, sha256: first.metadata?.sha256, etag: first.etag, first };
     }
   }
   const props = await blob.getProperties({ abortSignal: signal });
-  return { size: props.contentLength ?? 0, sha256: props.metadata?.sha256 };
+  return { size: props.contentLength ?? 0, sha256: props.metadata?.sha256, etag: props.etag };
 }
 
 /**
@@ -226,22 +234,28 @@ export async function downloadVerified(container: ContainerClient, blobName: str
   const partial = `${destFile}.partial`;
   const journalFile = `${partial}.done.json`;
   await mkdir(dirname(destFile), { recursive: true });
-  const done = await finishedRanges(journalFile, rangeBytes);
-  const resumed = done.size > 0;
+  const before = await journalled(journalFile, rangeBytes);
+  const done = before.done;
   // A fresh download asks for its first range straight away and learns the size from it.
-  const { size, sha256: expected, first: firstAnswer } = await lookUp(blob, done.has(0) ? undefined : rangeBytes, options.signal);
+  const { size, sha256: expected, etag, first: firstAnswer } = await lookUp(blob, done.has(0) ? undefined : rangeBytes, options.signal);
   let first = firstAnswer;
   if (!expected) {
     first?.readableStreamBody?.destroy();
     throw new BlobNotOursError(`blob ${blobName} carries no sha256 metadata; it was not uploaded by airlift`);
   }
-  const journal = rangeJournal(journalFile, rangeBytes, done);
-  const handle = await open(partial, resumed ? 'r+' : 'w+')
-    .catch(() => open(partial, 'w+'))
-    .catch((err: unknown) => {
-      first?.readableStreamBody?.destroy();
-      throw err;
-    });
+  // Ranges of another version of the blob, or of a partial file that is gone, are worth nothing.
+  if (before.etag !== etag) done.clear();
+  let handle = done.size ? await open(partial, 'r+').catch(() => undefined) : undefined;
+  if (!handle) done.clear();
+  const resumed = done.size > 0;
+  try {
+    if (!resumed) await rm(journalFile, { force: true });
+    handle ??= await open(partial, 'w+');
+  } catch (err) {
+    first?.readableStreamBody?.destroy();
+    throw err;
+  }
+  const journal = rangeJournal(journalFile, rangeBytes, etag, done);
   const blocks = Math.max(1, Math.ceil(size / rangeBytes));
   // One range is hashed on this thread as it lands; more are hashed on a thread of their own, which
   // starts while the first range arrives.
@@ -262,7 +276,7 @@ export async function downloadVerified(container: ContainerClient, blobName: str
         try {
           const answered = i === 0 ? first : undefined;
           if (i === 0) first = undefined;
-          if (length > 0) await fetchRange(blob, handle, offset, length, (at, bytes, chunks) => inOrder?.add(at, bytes, chunks), options.signal, answered);
+          if (length > 0) await fetchRange(blob, handle, offset, length, (at, bytes, chunks) => inOrder?.add(at, bytes, chunks), etag, options.signal, answered);
         } catch (err) {
           inOrder?.abort(err);
           throw err;

@@ -53,14 +53,17 @@ export function blockSizeFor(size: number, requested: number, maxBlocks = MAX_BL
 }
 
 /**
- * An artifact that fits in one round of parallel blocks (block size x concurrency) gains nothing
- * from blocks: they would all be in flight at once, and a retry would send most of it again either
+ * An artifact that fits in one round of parallel blocks (block size x concurrency, at most
+ * MAX_WHOLE_BYTES) gains nothing from blocks: they would all be in flight at once, and a retry would send most of it again either
  * way. It goes whole, in one Put Blob: one request where blocks take a check, the blocks and a
  * commit. Not under a bandwidth cap, where blocks keep the rate even and the progress moving.
  */
 export function sentWhole(size: number, t: Pick<TransferOptions, 'blockSizeBytes' | 'concurrency' | 'maxMiBps'>): boolean {
-  return !t.maxMiBps && size <= t.blockSizeBytes * t.concurrency;
+  return !t.maxMiBps && size <= Math.min(t.blockSizeBytes * t.concurrency, MAX_WHOLE_BYTES);
 }
+
+/** The largest artifact sent whole: held in memory for the one request, as the Azure SDK's own single-shot limit. */
+export const MAX_WHOLE_BYTES = 256 * 1024 * 1024;
 
 /**
  * The block size an upload with these settings cuts an artifact of `size` bytes into: the whole
@@ -134,7 +137,14 @@ export async function uploadResumable(
   const blocks = Math.max(1, Math.ceil(size / blockSize));
   const base = { blobName, bytes: size, blocks, sha256, blockSizeBytes: blockSize };
   const recorded = await recordedDigests(options.blockDigests, { sha256, bytes: size, blockSizeBytes: blockSize, blocks });
-  if (sentWhole(size, options)) return { ...base, ...(await putWhole(blob, file, size, sha256, recorded?.[0], options)) };
+  let unconfirmed = false;
+  if (sentWhole(size, options)) {
+    const whole = await putWhole(blob, file, size, sha256, recorded?.[0], options);
+    if (whole) return { ...base, ...whole };
+    // The service did not say what it received: the same bytes go again as one block, checked before
+    // the commit, and the blob just put is not taken as finished.
+    unconfirmed = true;
+  }
 
   // Both asked at once: one round trip before the first block, not two.
   const missing = (err: { statusCode?: number }) => {
@@ -142,7 +152,11 @@ export async function uploadResumable(
     throw err;
   };
   const [existing, list] = await Promise.all([blob.getProperties().catch(missing), blob.getBlockList('uncommitted').catch(missing)]);
-  if (existing?.metadata?.sha256 === sha256 && existing.contentLength === size) {
+  // A blob committed from blocks (each checked against its MD5 on the way in) has no MD5 of its own;
+  // one put whole has the MD5 of what the service received, which must be this artifact's.
+  const storedMd5 = existing?.contentMD5 && Buffer.from(existing.contentMD5);
+  const sameBytes = storedMd5 ? blocks === 1 && recorded !== undefined && storedMd5.equals(recorded[0]) : true;
+  if (!unconfirmed && existing?.metadata?.sha256 === sha256 && existing.contentLength === size && sameBytes) {
     options.onProgress?.(size, size);
     return { ...base, blocksSent: 0, blocksReused: blocks, alreadyCommitted: true };
   }
@@ -190,25 +204,36 @@ export async function uploadResumable(
 }
 
 /**
- * The artifact in one Put Blob, sent only if no blob of that name exists yet (If-None-Match: *). The
- * service computes the MD5 of what it received and answers with it (Put Blob, response header
- * Content-MD5, "computed by Blob Storage"); it must equal the MD5 of what the snapshot wrote
- * (`md5`, else hashed here as read), or the blob is deleted and the upload fails. A blob already
- * there is kept when its sha256, size and stored MD5 say it is this artifact (an earlier attempt
- * finished), and replaced otherwise.
+ * The artifact in one Put Blob, sent only if no blob of that name exists yet (If-None-Match: *), with
+ * the MD5 the snapshot recorded of the whole file (else hashed here as read) as
+ * `x-ms-blob-content-md5`, which Azurite (and, per its maintainers, Azure) checks before it keeps the
+ * blob. The check that does not rest on that: the service answers with the MD5 it computed of what it
+ * received (Put Blob, response header Content-MD5, "computed by Blob Storage"); if that differs, the
+ * blob is deleted (only the version this call wrote, If-Match) and the upload fails. An answer
+ * without it proves nothing, so the caller sends the bytes again as one block, which the service
+ * checks before the commit (undefined is returned). A blob already there is kept when its sha256,
+ * size and stored MD5 say it is this artifact (an earlier attempt finished), and replaced otherwise.
  */
 async function putWhole(
   blob: BlockBlobClient,
   file: string,
   size: number,
   sha256: string,
-  md5: Buffer | undefined,
+  recordedMd5: Buffer | undefined,
   options: { metadata?: Record<string, string>; signal?: AbortSignal; onProgress?: (done: number, total: number) => void },
-): Promise<Pick<UploadResult, 'blocksSent' | 'blocksReused' | 'alreadyCommitted'>> {
+): Promise<Pick<UploadResult, 'blocksSent' | 'blocksReused' | 'alreadyCommitted'> | undefined> {
   let body: Buffer = Buffer.allocUnsafeSlow(size);
   const handle = await open(file, 'r');
-  const { bytesRead } = await handle.read(body, 0, size, 0).finally(() => handle.close());
-  if (bytesRead !== size) throw new Error(`${file} changed while uploading: read ${bytesRead} of ${size} bytes`);
+  try {
+    for (let done = 0; done < size; ) {
+      const { bytesRead } = await handle.read(body, done, size - done, done);
+      if (bytesRead === 0) throw new Error(`${file} changed while uploading: it ends after ${done} of ${size} bytes`);
+      done += bytesRead;
+    }
+  } finally {
+    await handle.close();
+  }
+  let md5 = recordedMd5;
   if (!md5) {
     const hasher = startBlockHasher();
     try {
@@ -221,25 +246,31 @@ async function putWhole(
     blob.upload(body, size, {
       conditions: onlyIfAbsent ? { ifNoneMatch: '*' } : undefined,
       metadata: { ...options.metadata, sha256 },
-      blobHTTPHeaders: { blobContentType: 'application/octet-stream' },
+      blobHTTPHeaders: { blobContentType: 'application/octet-stream', blobContentMD5: md5 },
       abortSignal: options.signal,
     });
-  let answer = await put(true).catch((err: { statusCode?: number }) => {
-    if (err.statusCode === 409) return undefined;
+  const refused = (err: { statusCode?: number; code?: string }) => {
+    // The service compared the bytes with the MD5 sent and refused them: nothing was kept.
+    if (err.statusCode === 400 && /md5/i.test(`${err.code} ${(err as Error).message}`))
+      throw new Error(`the service refused ${file}: its bytes do not have the MD5 ${md5!.toString('base64')} the snapshot wrote (changed on disk since?); nothing was kept`);
     throw err;
-  });
+  };
+  let answer = await put(true).catch((err: { statusCode?: number }) => (err.statusCode === 409 ? undefined : refused(err)));
   if (!answer) {
     const there = await blob.getProperties({ abortSignal: options.signal });
     if (there.metadata?.sha256 === sha256 && there.contentLength === size && there.contentMD5 && Buffer.from(there.contentMD5).equals(md5!)) {
       options.onProgress?.(size, size);
       return { blocksSent: 0, blocksReused: 1, alreadyCommitted: true };
     }
-    answer = await put(false);
+    answer = await put(false).catch(refused);
   }
-  if (!answer.contentMD5 || !Buffer.from(answer.contentMD5).equals(md5!)) {
-    await blob.deleteIfExists();
+  if (!answer.contentMD5) return undefined;
+  if (!Buffer.from(answer.contentMD5).equals(md5!)) {
+    await blob.deleteIfExists({ conditions: { ifMatch: answer.etag }, abortSignal: options.signal }).catch((err: { statusCode?: number }) => {
+      if (err.statusCode !== 412) throw err;
+    });
     throw new Error(
-      `the service stored ${file} with MD5 ${answer.contentMD5 ? Buffer.from(answer.contentMD5).toString('base64') : '(none)'}, not the ${md5!.toString('base64')} the snapshot wrote: the blob was deleted and nothing was kept; a retry sends it again`,
+      `the service stored ${file} with MD5 ${Buffer.from(answer.contentMD5).toString('base64')}, not the ${md5!.toString('base64')} the snapshot wrote: the blob was deleted; a retry sends it again`,
     );
   }
   options.onProgress?.(size, size);

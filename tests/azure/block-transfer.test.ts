@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startAzurite, type AzuriteHandle } from '../../azure/azurite';
-import { blockSizeFor, MAX_BLOCKS, uploadBlockSize, uploadResumable } from '../../azure/block-upload';
+import { blockSizeFor, MAX_BLOCKS, MAX_WHOLE_BYTES, sentWhole, uploadBlockSize, uploadResumable } from '../../azure/block-upload';
 import { BlobChecksumError, downloadVerified } from '../../azure/block-download';
 import { BlobNotOursError } from '../../protocol/errors';
 import { digestArtifact } from '../../engines/checksum';
@@ -177,11 +177,36 @@ test('an artifact that fits in one round of blocks goes whole in one request, ch
   const back = await downloadVerified(container, 't9/m1/stale.bin', join(dir, 'back', 'stale.bin'), { blockSizeBytes: BLOCK, concurrency: 2 });
   expect(readFileSync(back.file).equals(data)).toBe(true);
 
+  // A service that does not say what MD5 it computed proves nothing: the same bytes go again as one
+  // block, which the service checks against the snapshot's MD5 before the commit.
+  proxy.seen.length = 0;
+  proxy.dropResponseHeaders = (method, comp) => (method === 'PUT' && comp === '' ? ['content-md5'] : []);
+  try {
+    const unsaid = await uploadResumable(container, 't9/m1/unsaid.bin', file, { ...settings, sha256, blockDigests: recorded.blockDigests });
+    expect(unsaid).toMatchObject({ blocks: 1, blocksSent: 1 });
+  } finally {
+    proxy.dropResponseHeaders = undefined;
+  }
+  expect(proxy.seen).toEqual(['PUT', 'HEAD', 'GET blocklist', 'PUT block', 'PUT blocklist']);
+  expect((await container.getBlobClient('t9/m1/unsaid.bin').downloadToBuffer()).equals(data)).toBe(true);
+
   // Under a bandwidth cap the same artifact goes in blocks.
   proxy.seen.length = 0;
   const capped = await uploadResumable(container, 't9/m1/capped.bin', file, { ...settings, sha256, maxMiBps: 100 });
   expect(capped.blocks).toBe(4);
   expect(count('PUT block')).toBe(4);
+});
+
+test('only what fits in one round of blocks, at most 256 MiB and not under a bandwidth cap, goes whole', () => {
+  const MiB = 1024 * 1024;
+  expect(sentWhole(32 * MiB, { blockSizeBytes: 8 * MiB, concurrency: 4 })).toBe(true);
+  expect(sentWhole(32 * MiB + 1, { blockSizeBytes: 8 * MiB, concurrency: 4 })).toBe(false);
+  expect(sentWhole(32 * MiB, { blockSizeBytes: 8 * MiB, concurrency: 4, maxMiBps: 50 })).toBe(false);
+  // 256 MiB blocks x 16 would hold 4 GiB in memory for one request (and past 2 GiB one read cannot fill it).
+  expect(sentWhole(3 * 1024 * MiB, { blockSizeBytes: 256 * MiB, concurrency: 16 })).toBe(false);
+  expect(sentWhole(MAX_WHOLE_BYTES, { blockSizeBytes: 256 * MiB, concurrency: 16 })).toBe(true);
+  expect(uploadBlockSize(3 * 1024 * MiB, { blockSizeBytes: 256 * MiB, concurrency: 16 })).toBe(256 * MiB);
+  expect(uploadBlockSize(0, { blockSizeBytes: MiB, concurrency: 4 })).toBe(1);
 });
 
 test('a download whose second range is held back fetches ahead only a bounded window, then checks the sha256 in order', async () => {
@@ -247,6 +272,33 @@ test('a download stopped half way and resumed with another range size starts ove
   const down = await downloadVerified(container, blobName, dest, { blockSizeBytes: 2 * BLOCK, concurrency: 2 });
   expect(down).toMatchObject({ sha256, blocksReused: 0, blocksFetched: blocks / 2 });
   expect(readFileSync(dest).equals(readFileSync(file))).toBe(true);
+});
+
+test('a download stopped half way starts over when the blob was replaced since, or its partial file is gone', async () => {
+  const blocks = 8;
+  const first = artifact('replaced-v1.bin', blocks * BLOCK);
+  const blobName = 't7/m1/replaced.bin';
+  await uploadResumable(container, blobName, first.file, { blockSizeBytes: BLOCK, concurrency: 4, sha256: first.sha256 });
+  const dest = join(dir, 'back', 'replaced.bin');
+  const stopHalfWay = async () => {
+    const stop = new AbortController();
+    const halfWay = (done: number) => done >= (blocks / 2) * BLOCK && stop.abort();
+    await expect(downloadVerified(container, blobName, dest, { blockSizeBytes: BLOCK, concurrency: 1, signal: stop.signal, onProgress: halfWay })).rejects.toThrow();
+  };
+  await stopHalfWay();
+  // Another version under the same name (its ETag differs): the journalled ranges are of the old one.
+  const second = artifact('replaced-v2.bin', blocks * BLOCK);
+  await container.getBlobClient(blobName).delete();
+  await uploadResumable(container, blobName, second.file, { blockSizeBytes: BLOCK, concurrency: 4, sha256: second.sha256 });
+  const down = await downloadVerified(container, blobName, dest, { blockSizeBytes: BLOCK, concurrency: 2 });
+  expect(down).toMatchObject({ sha256: second.sha256, blocksReused: 0, blocksFetched: blocks });
+  expect(readFileSync(dest).equals(readFileSync(second.file))).toBe(true);
+
+  rmSync(dest);
+  await stopHalfWay();
+  rmSync(`${dest}.partial`);
+  const again = await downloadVerified(container, blobName, dest, { blockSizeBytes: BLOCK, concurrency: 2 });
+  expect(again).toMatchObject({ sha256: second.sha256, blocksReused: 0, blocksFetched: blocks });
 });
 
 test('an upload killed half way resumes without sending the staged blocks again', async () => {

@@ -10,6 +10,8 @@ export interface CountingProxy {
   headers: Record<string, string | string[] | undefined>[];
   /** When set, a request is forwarded only after this many milliseconds (0: at once). */
   delay?: (method: string, headers: Record<string, string | string[] | undefined>) => number;
+  /** When set, the response to a request it picks loses these headers on the way back. */
+  dropResponseHeaders?: (method: string, comp: string) => string[];
   close(): Promise<void>;
 }
 
@@ -35,7 +37,9 @@ export async function startCountingProxy(azuriteConnectionString: string): Promi
     const forward = request(
       { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: { ...req.headers, host: upstream.host } },
       (up) => {
-        res.writeHead(up.statusCode!, up.headers);
+        const upHeaders = { ...up.headers };
+        for (const name of proxy.dropResponseHeaders?.(req.method!, url.searchParams.get('comp') ?? '') ?? []) delete upHeaders[name.toLowerCase()];
+        res.writeHead(up.statusCode!, upHeaders);
         up.pipe(res);
       },
     );
