@@ -206,8 +206,9 @@ export async function uploadResumable(
 /**
  * The artifact in one Put Blob, sent only if no blob of that name exists yet (If-None-Match: *), with
  * the MD5 the snapshot recorded of the whole file (else hashed here as read) as
- * `x-ms-blob-content-md5`, which Azurite (and, per its maintainers, Azure) checks before it keeps the
- * blob. The check that does not rest on that: the service answers with the MD5 it computed of what it
+ * `x-ms-blob-content-md5`, which the service checks before it keeps the blob (for a block blob put
+ * in one request Azure takes it as Content-MD5, its maintainers in Azure/azure-storage-ruby#64;
+ * Azurite 3.35 compares it too). The check that does not rest on that: the service answers with the MD5 it computed of what it
  * received (Put Blob, response header Content-MD5, "computed by Blob Storage"); if that differs, the
  * blob is deleted (only the version this call wrote, If-Match) and the upload fails. An answer
  * without it proves nothing, so the caller sends the bytes again as one block, which the service
