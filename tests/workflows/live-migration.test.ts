@@ -60,7 +60,10 @@ test('no acknowledged event is lost or doubled through migration, cut-over, and 
     load.start();
     const handles = [await start(fleet, kept), await start(fleet, rolled)];
     for (const h of handles) await waitFor('the rollback window', async () => ((await h.query(statusQuery)).phase === 'rollback_window' ? true : undefined));
-    await new Promise((r) => setTimeout(r, 1000)); // events now land on the target and flow back to the source
+    // Events now land on the target and flow back to the source: a second of that, and enough acked
+    // events in all that the check below means something however fast the copy went.
+    await new Promise((r) => setTimeout(r, 1000));
+    await waitFor('400 acknowledged events per tenant', async () => ([kept, rolled].every((id) => (load.acked.get(id)?.size ?? 0) > 400) ? true : undefined));
     await handles[1].signal(rollbackSignal, 'test: roll back after cut-over');
     await handles[0].signal(completeSignal);
     const [done, back] = (await Promise.all(handles.map((h) => h.result()))) as TenantResult[];
