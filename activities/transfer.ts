@@ -1,6 +1,10 @@
 // Phases 4-6: snapshot the source, copy the artifact to blob storage, restore it on the target.
 import { join } from 'node:path';
-import { rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
+import { Context } from '@temporalio/activity';
+import type { BlockDigests } from '../engines/checksum';
+import { ArtifactMissingError } from '../protocol/errors';
 import type { Artifact } from '../engines';
 import { artifactBlobName } from '../azure/blob-store';
 import { uploadBlockSize, uploadResumable } from '../azure/block-upload';
@@ -71,8 +75,33 @@ export function transferActivities(deps: ActivityDeps) {
     },
   };
 
+  /**
+   * The artifact's blob, there for the restore. A blob that is gone (a lifecycle rule, a hand, a
+   * storage emulator killed before it saved) is sent again from the snapshot this worker still holds,
+   * each block checked by the service against the MD5 the snapshot recorded; the download then checks
+   * the whole against the snapshot's sha256. Without that snapshot the restore cannot happen, and
+   * says so once instead of retrying.
+   */
+  async function ensureArtifactBlob(tenantId: string, migrationId: string, blobName: string, tuning: TransferTuning, heartbeat: (p: TransferProgress) => void): Promise<void> {
+    if (await deps.container.getBlobClient(blobName).exists()) return;
+    const { tenant, source, workDir } = tenantSides(deps, tenantId, migrationId);
+    const file = join(workDir, source.artifactName(tenant.database, migrationId));
+    const recorded = await readFile(`${file}.blocks.json`, 'utf8').then((text) => JSON.parse(text) as BlockDigests, () => undefined);
+    if (!recorded || !existsSync(file))
+      throw new ArtifactMissingError(`the artifact blob ${blobName} is gone and this worker holds no snapshot of ${tenantId} to send again; roll the tenant back and migrate it again`);
+    Context.current().log.warn(`restoring ${tenantId}: the artifact blob ${blobName} is gone; sending it again from the snapshot`);
+    await uploadResumable(deps.container, blobName, file, {
+      ...transferOptions(tuning, heartbeat),
+      sha256: recorded.sha256,
+      blockDigests: `${file}.blocks.json`,
+      maxMiBps: tuning.maxUploadMiBps,
+      metadata: { tenant: tenantId, migration: migrationId },
+    });
+  }
+
   /** Restores the artifact on the target: the target reads the blob itself (ARM, RESTORE FROM URL), or from a downloaded file. */
   async function restore(tenantId: string, migrationId: string, blobName: string, tuning: TransferTuning, heartbeat: (details: unknown) => void, keepRestoring: boolean): Promise<void> {
+    await ensureArtifactBlob(tenantId, migrationId, blobName, tuning, heartbeat);
     const { tenant, restorer, workDir } = tenantSides(deps, tenantId, migrationId);
     const signal = cancellation();
     if (restorer.restoresFrom === 'blob') {

@@ -51,6 +51,8 @@ export class IntegrityCheckError extends defineError('IntegrityCheckError', fals
 export class ArtifactChecksumError extends defineError('ArtifactChecksumError', false) {}
 /** A blob without airlift's sha256 metadata was not uploaded by airlift: a retry cannot fix it. */
 export class BlobNotOursError extends defineError('BlobNotOursError', false) {}
+/** The artifact's blob is gone and this worker holds no snapshot to send again: a retry cannot bring it back. */
+export class ArtifactMissingError extends defineError('ArtifactMissingError', false) {}
 /** A download whose bytes did not match: the partial file is discarded and a retry fetches it again. */
 export class BlobChecksumError extends defineError('BlobChecksumError', true) {}
 /** The Managed Instance reports files it cannot restore, or the restore failed for good. */
