@@ -237,15 +237,25 @@ test('a download whose second range is held back fetches ahead only a bounded wi
   expect(proxy.seen.filter((m) => m !== 'GET')).toEqual([]);
 });
 
-test('a download stopped half way resumes: only the missing blocks are fetched, and the whole file is checked', async () => {
-  const blocks = 16;
-  const { file, sha256 } = artifact('resume-down.bin', blocks * BLOCK);
-  const blobName = 't7/m1/resume-down.bin';
+/** An artifact of `blocks` BLOCKs uploaded as t7/m1/<name>.bin, and where its download goes. */
+async function uploaded(name: string, blocks: number): Promise<{ file: string; sha256: string; blobName: string; dest: string }> {
+  const { file, sha256 } = artifact(`${name}.bin`, blocks * BLOCK);
+  const blobName = `t7/m1/${name}.bin`;
   await uploadResumable(container, blobName, file, { blockSizeBytes: BLOCK, concurrency: 4, sha256 });
-  const dest = join(dir, 'back', 'resume-down.bin');
+  return { file, sha256, blobName, dest: join(dir, 'back', `${name}.bin`) };
+}
+
+/** Downloads `blobName` to `dest` in BLOCK ranges and stops it once half of its `blocks` are in. */
+async function stopHalfWay(blobName: string, dest: string, blocks: number, concurrency: number): Promise<void> {
   const stop = new AbortController();
   const halfWay = (done: number) => done >= (blocks / 2) * BLOCK && stop.abort();
-  await expect(downloadVerified(container, blobName, dest, { blockSizeBytes: BLOCK, concurrency: 2, signal: stop.signal, onProgress: halfWay })).rejects.toThrow();
+  await expect(downloadVerified(container, blobName, dest, { blockSizeBytes: BLOCK, concurrency, signal: stop.signal, onProgress: halfWay })).rejects.toThrow();
+}
+
+test('a download stopped half way resumes: only the missing blocks are fetched, and the whole file is checked', async () => {
+  const blocks = 16;
+  const { file, sha256, blobName, dest } = await uploaded('resume-down', blocks);
+  await stopHalfWay(blobName, dest, blocks, 2);
   const finished = (JSON.parse(readFileSync(`${dest}.partial.done.json`, 'utf8')) as { done: number[] }).done;
   expect(finished.length).toBeGreaterThanOrEqual(blocks / 2);
   expect(finished.length).toBeLessThan(blocks);
@@ -261,13 +271,8 @@ test('a download stopped half way resumes: only the missing blocks are fetched, 
 
 test('a download stopped half way and resumed with another range size starts over, and still checks out', async () => {
   const blocks = 8;
-  const { file, sha256 } = artifact('resize-down.bin', blocks * BLOCK);
-  const blobName = 't7/m1/resize-down.bin';
-  await uploadResumable(container, blobName, file, { blockSizeBytes: BLOCK, concurrency: 4, sha256 });
-  const dest = join(dir, 'back', 'resize-down.bin');
-  const stop = new AbortController();
-  const halfWay = (done: number) => done >= (blocks / 2) * BLOCK && stop.abort();
-  await expect(downloadVerified(container, blobName, dest, { blockSizeBytes: BLOCK, concurrency: 1, signal: stop.signal, onProgress: halfWay })).rejects.toThrow();
+  const { file, sha256, blobName, dest } = await uploaded('resize-down', blocks);
+  await stopHalfWay(blobName, dest, blocks, 1);
   // The journal's range indexes mean nothing for ranges twice as large: none is taken as done.
   const down = await downloadVerified(container, blobName, dest, { blockSizeBytes: 2 * BLOCK, concurrency: 2 });
   expect(down).toMatchObject({ sha256, blocksReused: 0, blocksFetched: blocks / 2 });
@@ -280,12 +285,7 @@ test('a download stopped half way starts over when the blob was replaced since, 
   const blobName = 't7/m1/replaced.bin';
   await uploadResumable(container, blobName, first.file, { blockSizeBytes: BLOCK, concurrency: 4, sha256: first.sha256 });
   const dest = join(dir, 'back', 'replaced.bin');
-  const stopHalfWay = async () => {
-    const stop = new AbortController();
-    const halfWay = (done: number) => done >= (blocks / 2) * BLOCK && stop.abort();
-    await expect(downloadVerified(container, blobName, dest, { blockSizeBytes: BLOCK, concurrency: 1, signal: stop.signal, onProgress: halfWay })).rejects.toThrow();
-  };
-  await stopHalfWay();
+  await stopHalfWay(blobName, dest, blocks, 1);
   // Another version under the same name (its ETag differs): the journalled ranges are of the old one.
   const second = artifact('replaced-v2.bin', blocks * BLOCK);
   await container.getBlobClient(blobName).delete();
@@ -295,7 +295,7 @@ test('a download stopped half way starts over when the blob was replaced since, 
   expect(readFileSync(dest).equals(readFileSync(second.file))).toBe(true);
 
   rmSync(dest);
-  await stopHalfWay();
+  await stopHalfWay(blobName, dest, blocks, 1);
   rmSync(`${dest}.partial`);
   const again = await downloadVerified(container, blobName, dest, { blockSizeBytes: BLOCK, concurrency: 2 });
   expect(again).toMatchObject({ sha256: second.sha256, blocksReused: 0, blocksFetched: blocks });
