@@ -36,35 +36,37 @@ export interface TransferTuning {
 }
 
 export function transferActivities(deps: ActivityDeps) {
-  const transferOptions = (tuning: TransferTuning, heartbeat: (p: TransferProgress) => void) => ({
-    blockSizeBytes: Math.round(tuning.blockSizeMiB * MiB),
-    concurrency: tuning.uploadConcurrency,
-    signal: cancellation(),
-    onProgress: (bytesDone: number, bytesTotal: number) => heartbeat({ bytesDone, bytesTotal }),
-  });
+  /** The policy's transfer settings, as the upload and the snapshot's plan of its blocks take them. */
+  const uploadSettings = (tuning: TransferTuning) => ({ blockSizeBytes: Math.round(tuning.blockSizeMiB * MiB), concurrency: tuning.uploadConcurrency, maxMiBps: tuning.maxUploadMiBps });
+  const transferOptions = (tuning: TransferTuning, heartbeat: (p: TransferProgress) => void) => {
+    const { blockSizeBytes, concurrency } = uploadSettings(tuning);
+    return { blockSizeBytes, concurrency, signal: cancellation(), onProgress: (bytesDone: number, bytesTotal: number) => heartbeat({ bytesDone, bytesTotal }) };
+  };
+  /** Where this worker keeps the snapshot of a tenant's migration. */
+  const snapshotFile = (tenantId: string, migrationId: string): string => {
+    const { tenant, source, workDir } = tenantSides(deps, tenantId, migrationId);
+    return join(workDir, source.artifactName(tenant.database, migrationId));
+  };
+  /** The artifact to its blob, the sha256 in the metadata, each block checked against the MD5 the snapshot recorded. */
+  const sendArtifact = (tenantId: string, migrationId: string, blobName: string, artifact: Pick<Artifact, 'file' | 'sha256' | 'blockDigests'>, tuning: TransferTuning, heartbeat: (p: TransferProgress) => void) =>
+    uploadResumable(deps.container, blobName, artifact.file, {
+      ...transferOptions(tuning, heartbeat),
+      maxMiBps: tuning.maxUploadMiBps,
+      sha256: artifact.sha256,
+      blockDigests: artifact.blockDigests,
+      metadata: { tenant: tenantId, migration: migrationId },
+    });
   return {
     /** With the transfer tuning, the snapshot also records the MD5 of each block the copy will send. */
     async snapshotSource(tenantId: string, migrationId: string, tuning?: TransferTuning): Promise<Artifact> {
-      const { tenant, source, workDir } = tenantSides(deps, tenantId, migrationId);
-      const blockSizeOf =
-        tuning &&
-        ((size: number) => uploadBlockSize(size, { blockSizeBytes: Math.round(tuning.blockSizeMiB * MiB), concurrency: tuning.uploadConcurrency, maxMiBps: tuning.maxUploadMiBps }));
-      return withHeartbeat((heartbeat) =>
-        source.snapshot(tenant.database, join(workDir, source.artifactName(tenant.database, migrationId)), (fraction) => heartbeat({ fraction }), blockSizeOf),
-      );
+      const { tenant, source } = tenantSides(deps, tenantId, migrationId);
+      const blockSizeOf = tuning && ((size: number) => uploadBlockSize(size, uploadSettings(tuning)));
+      return withHeartbeat((heartbeat) => source.snapshot(tenant.database, snapshotFile(tenantId, migrationId), (fraction) => heartbeat({ fraction }), blockSizeOf));
     },
 
     async copyArtifact(tenantId: string, migrationId: string, artifact: Artifact, tuning: TransferTuning): Promise<CopyResult> {
       const blobName = artifactBlobName(tenantId, migrationId, artifact.file.split(/[\\/]/).pop()!);
-      const result = await withHeartbeat((heartbeat) =>
-        uploadResumable(deps.container, blobName, artifact.file, {
-          ...transferOptions(tuning, heartbeat),
-          sha256: artifact.sha256,
-          blockDigests: artifact.blockDigests,
-          maxMiBps: tuning.maxUploadMiBps,
-          metadata: { tenant: tenantId, migration: migrationId },
-        }),
-      );
+      const result = await withHeartbeat((heartbeat) => sendArtifact(tenantId, migrationId, blobName, artifact, tuning, heartbeat));
       return { blobName, bytes: result.bytes, blocksSent: result.blocksSent, blocksReused: result.blocksReused };
     },
 
@@ -84,19 +86,13 @@ export function transferActivities(deps: ActivityDeps) {
    */
   async function ensureArtifactBlob(tenantId: string, migrationId: string, blobName: string, tuning: TransferTuning, heartbeat: (p: TransferProgress) => void): Promise<void> {
     if (await deps.container.getBlobClient(blobName).exists()) return;
-    const { tenant, source, workDir } = tenantSides(deps, tenantId, migrationId);
-    const file = join(workDir, source.artifactName(tenant.database, migrationId));
-    const recorded = await readFile(`${file}.blocks.json`, 'utf8').then((text) => JSON.parse(text) as BlockDigests, () => undefined);
+    const file = snapshotFile(tenantId, migrationId);
+    const blockDigests = `${file}.blocks.json`;
+    const recorded = await readFile(blockDigests, 'utf8').then((text) => JSON.parse(text) as BlockDigests, () => undefined);
     if (!recorded || !existsSync(file))
       throw new ArtifactMissingError(`the artifact blob ${blobName} is gone and this worker holds no snapshot of ${tenantId} to send again; roll the tenant back and migrate it again`);
     Context.current().log.warn(`restoring ${tenantId}: the artifact blob ${blobName} is gone; sending it again from the snapshot`);
-    await uploadResumable(deps.container, blobName, file, {
-      ...transferOptions(tuning, heartbeat),
-      sha256: recorded.sha256,
-      blockDigests: `${file}.blocks.json`,
-      maxMiBps: tuning.maxUploadMiBps,
-      metadata: { tenant: tenantId, migration: migrationId },
-    });
+    await sendArtifact(tenantId, migrationId, blobName, { file, sha256: recorded.sha256, blockDigests }, tuning, heartbeat);
   }
 
   /** Restores the artifact on the target: the target reads the blob itself (ARM, RESTORE FROM URL), or from a downloaded file. */

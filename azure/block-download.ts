@@ -158,10 +158,10 @@ async function writeAll(file: FileHandle, chunks: Buffer[], position: number): P
 }
 
 /**
- * Writes the blob's `length` bytes from `offset` to the same place in `file`: one ranged GET (or the
- * body of one already answered, `answered`), of the blob version `etag` only, written as it arrives, in runs of WRITE_RUN_BYTES, each
- * reported to `wrote` (with its chunks) once in the file, so memory stays flat whatever the range
- * size. Anything but exactly `length` bytes is an error.
+ * Writes the blob's `length` bytes from `offset` to the same place in `file`: one ranged GET of the
+ * blob version `etag` only (or the body of one already answered, `answered`), written as it arrives
+ * in runs of WRITE_RUN_BYTES, each reported to `wrote` (with its chunks) once in the file, so memory
+ * stays flat whatever the range size. Anything but exactly `length` bytes is an error.
  */
 async function fetchRange(
   blob: BlobClient,

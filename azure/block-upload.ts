@@ -54,9 +54,10 @@ export function blockSizeFor(size: number, requested: number, maxBlocks = MAX_BL
 
 /**
  * An artifact that fits in one round of parallel blocks (block size x concurrency, at most
- * MAX_WHOLE_BYTES) gains nothing from blocks: they would all be in flight at once, and a retry would send most of it again either
- * way. It goes whole, in one Put Blob: one request where blocks take a check, the blocks and a
- * commit. Not under a bandwidth cap, where blocks keep the rate even and the progress moving.
+ * MAX_WHOLE_BYTES) gains nothing from blocks: they would all be in flight at once, and a retry would
+ * send most of it again either way. It goes whole, in one Put Blob: one request where blocks take a
+ * check, the blocks and a commit. Not under a bandwidth cap, where blocks keep the rate even and the
+ * progress moving.
  */
 export function sentWhole(size: number, t: Pick<TransferOptions, 'blockSizeBytes' | 'concurrency' | 'maxMiBps'>): boolean {
   return !t.maxMiBps && size <= Math.min(t.blockSizeBytes * t.concurrency, MAX_WHOLE_BYTES);
