@@ -1,9 +1,6 @@
 // Phases 4-6: snapshot the source, copy the artifact to blob storage, restore it on the target.
 import { join } from 'node:path';
-import { existsSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
-import { Context } from '@temporalio/activity';
-import type { BlockDigests } from '../engines/checksum';
+import { rm } from 'node:fs/promises';
 import { ArtifactMissingError } from '../protocol/errors';
 import type { Artifact } from '../engines';
 import { artifactBlobName } from '../azure/blob-store';
@@ -42,31 +39,37 @@ export function transferActivities(deps: ActivityDeps) {
     const { blockSizeBytes, concurrency } = uploadSettings(tuning);
     return { blockSizeBytes, concurrency, signal: cancellation(), onProgress: (bytesDone: number, bytesTotal: number) => heartbeat({ bytesDone, bytesTotal }) };
   };
-  /** Where this worker keeps the snapshot of a tenant's migration. */
-  const snapshotFile = (tenantId: string, migrationId: string): string => {
-    const { tenant, source, workDir } = tenantSides(deps, tenantId, migrationId);
-    return join(workDir, source.artifactName(tenant.database, migrationId));
+  /**
+   * A blob that is gone (a lifecycle rule, a hand, a storage emulator killed before it saved) cannot
+   * be restored from, and retrying cannot bring it back: the restore fails at once, and the tenant is
+   * rolled back onto its source. It is not sent again from here: a restore attempt that outlived its
+   * heartbeat could then put a blob back after a rollback had removed the migration's blobs.
+   */
+  const artifactGone = (blobName: string) => (err: { statusCode?: number }) => {
+    if (err.statusCode === 404)
+      throw new ArtifactMissingError(`the artifact blob ${blobName} is gone (deleted, or lost by the storage); nothing can be restored from it: the tenant stays on its source, migrate it again`);
+    throw err;
   };
-  /** The artifact to its blob, the sha256 in the metadata, each block checked against the MD5 the snapshot recorded. */
-  const sendArtifact = (tenantId: string, migrationId: string, blobName: string, artifact: Pick<Artifact, 'file' | 'sha256' | 'blockDigests'>, tuning: TransferTuning, heartbeat: (p: TransferProgress) => void) =>
-    uploadResumable(deps.container, blobName, artifact.file, {
-      ...transferOptions(tuning, heartbeat),
-      maxMiBps: tuning.maxUploadMiBps,
-      sha256: artifact.sha256,
-      blockDigests: artifact.blockDigests,
-      metadata: { tenant: tenantId, migration: migrationId },
-    });
+
   return {
     /** With the transfer tuning, the snapshot also records the MD5 of each block the copy will send. */
     async snapshotSource(tenantId: string, migrationId: string, tuning?: TransferTuning): Promise<Artifact> {
-      const { tenant, source } = tenantSides(deps, tenantId, migrationId);
+      const { tenant, source, workDir } = tenantSides(deps, tenantId, migrationId);
       const blockSizeOf = tuning && ((size: number) => uploadBlockSize(size, uploadSettings(tuning)));
-      return withHeartbeat((heartbeat) => source.snapshot(tenant.database, snapshotFile(tenantId, migrationId), (fraction) => heartbeat({ fraction }), blockSizeOf));
+      return withHeartbeat((heartbeat) => source.snapshot(tenant.database, join(workDir, source.artifactName(tenant.database, migrationId)), (fraction) => heartbeat({ fraction }), blockSizeOf));
     },
 
     async copyArtifact(tenantId: string, migrationId: string, artifact: Artifact, tuning: TransferTuning): Promise<CopyResult> {
       const blobName = artifactBlobName(tenantId, migrationId, artifact.file.split(/[\\/]/).pop()!);
-      const result = await withHeartbeat((heartbeat) => sendArtifact(tenantId, migrationId, blobName, artifact, tuning, heartbeat));
+      const result = await withHeartbeat((heartbeat) =>
+        uploadResumable(deps.container, blobName, artifact.file, {
+          ...transferOptions(tuning, heartbeat),
+          maxMiBps: tuning.maxUploadMiBps,
+          sha256: artifact.sha256,
+          blockDigests: artifact.blockDigests,
+          metadata: { tenant: tenantId, migration: migrationId },
+        }),
+      );
       return { blobName, bytes: result.bytes, blocksSent: result.blocksSent, blocksReused: result.blocksReused };
     },
 
@@ -77,32 +80,13 @@ export function transferActivities(deps: ActivityDeps) {
     },
   };
 
-  /**
-   * The artifact's blob, there for the restore. A blob that is gone (a lifecycle rule, a hand, a
-   * storage emulator killed before it saved) is sent again from the snapshot this worker still holds,
-   * each block checked by the service against the MD5 the snapshot recorded; the download then checks
-   * the whole against the snapshot's sha256. Without that snapshot the restore cannot happen, and
-   * says so once instead of retrying.
-   */
-  async function ensureArtifactBlob(tenantId: string, migrationId: string, blobName: string, tuning: TransferTuning, heartbeat: (p: TransferProgress) => void): Promise<void> {
-    if (await deps.container.getBlobClient(blobName).exists()) return;
-    const file = snapshotFile(tenantId, migrationId);
-    const blockDigests = `${file}.blocks.json`;
-    const recorded = await readFile(blockDigests, 'utf8').then((text) => JSON.parse(text) as BlockDigests, () => undefined);
-    if (!recorded || !existsSync(file))
-      throw new ArtifactMissingError(`the artifact blob ${blobName} is gone and this worker holds no snapshot of ${tenantId} to send again; roll the tenant back and migrate it again`);
-    Context.current().log.warn(`restoring ${tenantId}: the artifact blob ${blobName} is gone; sending it again from the snapshot`);
-    await sendArtifact(tenantId, migrationId, blobName, { file, sha256: recorded.sha256, blockDigests }, tuning, heartbeat);
-  }
-
   /** Restores the artifact on the target: the target reads the blob itself (ARM, RESTORE FROM URL), or from a downloaded file. */
   async function restore(tenantId: string, migrationId: string, blobName: string, tuning: TransferTuning, heartbeat: (details: unknown) => void, keepRestoring: boolean): Promise<void> {
-    await ensureArtifactBlob(tenantId, migrationId, blobName, tuning, heartbeat);
     const { tenant, restorer, workDir } = tenantSides(deps, tenantId, migrationId);
     const signal = cancellation();
     if (restorer.restoresFrom === 'blob') {
       const blob = deps.container.getBlobClient(blobName);
-      const props = await blob.getProperties();
+      const props = await blob.getProperties().catch(artifactGone(blobName));
       const folder = blobName.slice(0, blobName.lastIndexOf('/'));
       // The container's one SAS (or the instance's identity), from the worker's wiring; never in the workflow.
       const sas = () => deps.restoreAccess.sas(tuning.activityTimeoutMinutes);
@@ -130,7 +114,7 @@ export function transferActivities(deps: ActivityDeps) {
     const downloaded = await downloadVerified(deps.container, blobName, join(workDir, 'download', blobName.split('/').pop()!), {
       ...options,
       blockSizeBytes: downloadRangeBytes(options.blockSizeBytes),
-    });
+    }).catch(artifactGone(blobName));
     signal.throwIfAborted();
     await restorer.restore(tenant.database, { file: downloaded.file, sizeBytes: downloaded.bytes, sha256: downloaded.sha256 }, migrationId, (fraction) =>
       heartbeat({ bytesDone: downloaded.bytes, bytesTotal: downloaded.bytes, fraction }),
