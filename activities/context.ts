@@ -4,7 +4,7 @@ import { Context } from '@temporalio/activity';
 import type { ContainerClient } from '@azure/storage-blob';
 import { join } from 'node:path';
 import { findTenant, type LoadedFleet, type Tenant } from '../config/fleet';
-import { createEngine, createRestoreTarget, type Engine, type RestoreTarget } from '../engines';
+import { createEngine, createRestoreTarget, type Engine, type EndpointConfig, type RestoreTarget } from '../engines';
 import type { ContainerReadAccess } from '../azure/sas';
 import type { ManagedInstanceRef } from '../azure/managed-instance';
 import type { Catalog } from '../ingestion/catalog';
@@ -22,6 +22,8 @@ export interface ActivityDeps {
   restoreAccess: ContainerReadAccess;
   /** The Managed Instance restorer of a target, signed in by the wiring. */
   managedInstance: (endpoint: ManagedInstanceRef) => RestoreTarget;
+  /** Builds the engine of an endpoint; `createEngine` of engines/ unless the wiring gives another. */
+  createEngine?: (endpoint: EndpointConfig, env?: NodeJS.ProcessEnv) => Engine;
 }
 
 /** One engine per endpoint per worker, so SQL Server connection pools are shared and reused. */
@@ -32,7 +34,7 @@ function engineFor(deps: ActivityDeps, side: 'sources' | 'targets', name: string
   if (!cache) engineCache.set(deps, (cache = new Map()));
   const key = `${side}/${name}`;
   let engine = cache.get(key);
-  if (!engine) cache.set(key, (engine = createEngine(deps.fleet[side][name], deps.env)));
+  if (!engine) cache.set(key, (engine = (deps.createEngine ?? createEngine)(deps.fleet[side][name], deps.env)));
   return engine;
 }
 

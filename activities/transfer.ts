@@ -6,6 +6,7 @@ import type { Artifact } from '../engines';
 import { artifactBlobName } from '../azure/blob-store';
 import { uploadBlockSize, uploadResumable } from '../azure/block-upload';
 import { downloadRangeBytes, downloadVerified } from '../azure/block-download';
+import { restoreAsStandby } from '../protocol/restore';
 import { type ActivityDeps, cancellation, tenantSides, withHeartbeat } from './context';
 import { assertOnSource } from './cutover';
 
@@ -80,9 +81,12 @@ export function transferActivities(deps: ActivityDeps) {
     },
   };
 
-  /** Restores the artifact on the target: the target reads the blob itself (ARM, RESTORE FROM URL), or from a downloaded file. */
+  /**
+   * Restores the artifact on the target (the target reads the blob itself, ARM or RESTORE FROM URL, or
+   * a downloaded file), and leaves it standby (protocol/restore.ts), whatever the restorer.
+   */
   async function restore(tenantId: string, migrationId: string, blobName: string, tuning: TransferTuning, heartbeat: (details: unknown) => void, keepRestoring: boolean): Promise<void> {
-    const { tenant, restorer, workDir } = tenantSides(deps, tenantId, migrationId);
+    const { tenant, restorer, target, workDir } = tenantSides(deps, tenantId, migrationId);
     const signal = cancellation();
     if (restorer.restoresFrom === 'blob') {
       const blob = deps.container.getBlobClient(blobName);
@@ -90,7 +94,9 @@ export function transferActivities(deps: ActivityDeps) {
       const folder = blobName.slice(0, blobName.lastIndexOf('/'));
       // The container's one SAS (or the instance's identity), from the worker's wiring; never in the workflow.
       const sas = () => deps.restoreAccess.sas(tuning.activityTimeoutMinutes);
-      await restorer.restore(
+      await restoreAsStandby(
+        restorer,
+        target,
         tenant.database,
         {
           url: blob.url,
@@ -116,9 +122,9 @@ export function transferActivities(deps: ActivityDeps) {
       blockSizeBytes: downloadRangeBytes(options.blockSizeBytes),
     }).catch(artifactGone(blobName));
     signal.throwIfAborted();
-    await restorer.restore(tenant.database, { file: downloaded.file, sizeBytes: downloaded.bytes, sha256: downloaded.sha256 }, migrationId, (fraction) =>
+    await restoreAsStandby(restorer, target, tenant.database, { file: downloaded.file, sizeBytes: downloaded.bytes, sha256: downloaded.sha256 }, migrationId, (fraction) =>
       heartbeat({ bytesDone: downloaded.bytes, bytesTotal: downloaded.bytes, fraction }),
-    );
+    signal);
     await rm(downloaded.file, { force: true });
   }
 }

@@ -9,7 +9,7 @@ import { managedInstanceRestorers } from '../azure/managed-instance';
 import { DefaultAzureCredential } from '@azure/identity';
 import type { TokenCredential } from '@azure/core-auth';
 import { Catalog } from '../ingestion/catalog';
-import { createActivities } from '../activities';
+import { createActivities, type ActivityDeps } from '../activities';
 import { TASK_QUEUE } from '../workflows/contract';
 
 export interface AirliftWorkerOptions {
@@ -24,6 +24,8 @@ export interface AirliftWorkerOptions {
   interceptors?: WorkerOptions['interceptors'];
   /** How this worker signs in to Azure Resource Manager; DefaultAzureCredential by default. */
   azureCredential?: TokenCredential;
+  /** Builds the engine of an endpoint (engines/ `createEngine` by default). */
+  createEngine?: ActivityDeps['createEngine'];
 }
 
 export const workflowsPath = require.resolve('../workflows');
@@ -52,6 +54,7 @@ export async function createAirliftWorker(options: AirliftWorkerOptions): Promis
       env,
       restoreAccess: new ContainerReadAccess(container),
       managedInstance: managedInstanceRestorers(options.azureCredential ?? new DefaultAzureCredential()),
+      createEngine: options.createEngine,
     }),
     // Progress and cancellation ride on heartbeats: a cancellation reaches a running activity only
     // in the answer to its next heartbeat sent, so this bounds how long stopping the dual-write

@@ -38,13 +38,21 @@
 //    The 30 days of one LRS job were 36 hours in older documentation; the current limit is kept.
 // Backup files are read in the emulated format of tests/helpers/emulated-backup.ts (the facts RESTORE
 // HEADERONLY gives: type, first and last LSN, and the rows they hold); a file in another format (a
-// SQLite snapshot) is restored as one full backup, in name order. Not emulated: differential
-// backups, striped backups, SQL connections to the restored database.
+// SQLite snapshot) is restored as one full backup, in name order.
+// The restored database's state: a restore "recovers" the database from what the backup holds, so
+// the database comes online carrying the source's own objects as they were when the backup was
+// taken: airlift's write gate (`open`, set by the source's journaling), its capture triggers and
+// change log. With `sqlDirectory`, a restored SQLite snapshot comes online as `<database>.db` in that
+// folder once the restore is completed (not before: "the database is not accessible while the
+// restore is in progress", a database in the RESTORING state), and goes with the database when it is
+// deleted; tests connect the target's SQL side to that file. It answers SQL as SQLite, not T-SQL:
+// what the SQL Server engine sends to a Managed Instance is tested by its exact text (tests/engines).
+// Not emulated: differential backups, striped backups, T-SQL connections to the restored database.
 // The status codes and error codes of refusals are the emulator's own choice where the documentation
 // names none (marked EMULATOR-CODE).
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -69,6 +77,8 @@ export interface ManagedInstanceEmulatorOptions {
   maxConcurrentRestores?: number;
   /** Whether the instance's managed identity holds Storage Blob Data Reader on the account. */
   identityCanRead?: boolean;
+  /** Where a restored SQLite snapshot comes online as `<database>.db` (the restored database's SQL side). */
+  sqlDirectory?: string;
   clock?: () => number;
 }
 
@@ -83,7 +93,7 @@ interface LrsJob {
   lastBackupName?: string;
   startedAt: number;
   /** Files of the folder as they were found, each with when, and its header when it has one. */
-  files: { name: string; foundAt: number; backup?: EmulatedBackup }[];
+  files: { name: string; foundAt: number; backup?: EmulatedBackup; bytes?: Buffer }[];
   failure?: string;
   completed: boolean;
 }
@@ -246,6 +256,7 @@ export class ManagedInstanceEmulator {
       if (req.method === 'DELETE') {
         this.count(name, 'deletes');
         if (!this.databases.delete(name)) return json(res, 204);
+        this.removeSqlFiles(name);
         return this.accepted(res, 'delete', true);
       }
       throw new Refusal(405, 'MethodNotAllowed', req.method!);
@@ -393,7 +404,8 @@ export class ManagedInstanceEmulator {
       } catch (err) {
         throw new Error(`cannot read ${prefix}${name} with the given credential: ${(err as { statusCode?: number }).statusCode ?? ''}`);
       }
-      job.files.push({ name, foundAt: this.clock(), backup: parseEmulatedBackup(bytes) });
+      const backup = parseEmulatedBackup(bytes);
+      job.files.push({ name, foundAt: this.clock(), backup, ...(backup ? {} : { bytes }) });
     }
     if (job.autoComplete && job.lastBackupName) {
       const at = job.files.findIndex((f) => f.name === job.lastBackupName);
@@ -458,7 +470,7 @@ export class ManagedInstanceEmulator {
     if (!job.autoComplete && !job.completed && !job.failure) await this.scan(job).catch((err: Error) => (job.failure = err.message));
     const p = this.progressOf(job);
     if (p.gap && !job.completed) job.failure ??= p.gap;
-    if (job.autoComplete && !job.failure && job.lastBackupName && p.restored.includes(job.lastBackupName)) job.completed = true;
+    if (job.autoComplete && !job.failure && job.lastBackupName && p.restored.includes(job.lastBackupName)) this.online(d);
     const status = job.failure ? 'Failed' : job.completed ? 'Completed' : 'Restoring';
     return {
       id,
@@ -502,8 +514,35 @@ export class ManagedInstanceEmulator {
     if (job.failure) throw new Refusal(400, 'RestoreFailed', `the restore of ${name} failed: ${job.failure}`); // EMULATOR-CODE
     if (p.restored.at(-1) !== last || p.queued || p.restoring)
       throw new Refusal(400, 'LastBackupNotRestored', `the last backup file ${last} has not been restored yet (last restored: ${p.restored.at(-1) ?? 'none'}); complete the restore once it has`); // EMULATOR-CODE
-    job.completed = true;
+    this.online(d);
     this.accepted(res, 'complete', true);
+  }
+
+  /**
+   * The restore completes: the database comes online as recovered from its backups. A SQLite snapshot
+   * (the last full backup in the folder) is written to `sqlDirectory` as it is, carrying the source's
+   * gate, capture triggers and change log; nothing of airlift's is changed in it (that is the restore
+   * step's own work, through a SQL connection).
+   */
+  private online(d: EmulatedDatabase): void {
+    const job = d.job!;
+    if (job.completed) return;
+    job.completed = true;
+    const snapshot = job.files.filter((f) => f.bytes).at(-1);
+    if (this.options.sqlDirectory && snapshot?.bytes) {
+      mkdirSync(this.options.sqlDirectory, { recursive: true });
+      writeFileSync(this.sqlFile(d.name)!, snapshot.bytes);
+    }
+  }
+
+  /** The restored database's SQL side (with `sqlDirectory`): the file it answers from once online. */
+  sqlFile(name: string): string | undefined {
+    return this.options.sqlDirectory && join(this.options.sqlDirectory, `${name}.db`);
+  }
+
+  private removeSqlFiles(name: string): void {
+    const file = this.sqlFile(name);
+    if (file) for (const f of [file, `${file}-wal`, `${file}-shm`]) rmSync(f, { force: true });
   }
 
   private newOperation(kind: 'create' | 'complete' | 'delete', done: boolean, error?: string): string {

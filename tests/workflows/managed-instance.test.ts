@@ -1,20 +1,28 @@
 // The tenant workflow's Managed Instance branch, end to end, against the Managed Instance EMULATOR
-// (tests/helpers/mi-emulator.ts) on the real stack: Temporal, Azurite, and real `airlift worker`
-// processes that sign in with DefaultAzureCredential (the emulator answers as an App Service managed
-// identity endpoint). Exercised: preflight through ARM, the upload into the tenant's own flat folder,
-// the LRS restore with the container's one SAS (read in Azurite by the emulator), its progress in the
-// heartbeat, a worker killed with SIGKILL during the restore and its successor resuming without a
-// second create, manual completion once the last backup is restored, and a rollback that deletes only
-// the tagged database. Not exercised: the source is SQLite (no SQL Server here) and the restored
-// database is not queried (no SQL connection to an emulated instance), so catching up and verifying
-// against a Managed Instance are not run; the workflow is held before catching_up and rolled back.
+// (tests/helpers/mi-emulator.ts) on the real stack: Temporal, Azurite, and worker processes
+// (tests/helpers/mi-worker.ts: the real airlift worker, signing in with DefaultAzureCredential to the
+// emulator's managed identity endpoint) that a test kills with SIGKILL. Exercised: preflight through
+// ARM, the upload into the tenant's own flat folder, the LRS restore with the container's one SAS
+// (read in Azurite by the emulator), its progress in the heartbeat, a worker killed during the
+// restore and its successor resuming without a second create, completion (manual once the last
+// backup is restored, or auto-complete), the restored database's state as the backup carried it
+// (the source's gate `open`, its capture triggers) made standby by the restore step, catching up,
+// verifying, the cut-over, writes on the target, a rollback after the cut-over that brings them back,
+// and the deletion of only the tagged database.
+// Not exercised (no SQL Server can run here): the source is SQLite, and the restored database's SQL
+// side is the restored SQLite snapshot the emulator brings online (`sqlDirectory`), answered as
+// SQLite. The T-SQL the SQL Server engine sends to a Managed Instance is tested by its exact text
+// (tests/engines/mssql-*.test.ts), never against a server.
+import Database from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { BlobServiceClient } from '@azure/storage-blob';
 import type { LoadedFleet } from '../../config/fleet';
-import { migrationIdOf, rollbackUpdate, statusQuery, tenantWorkflowId, type MigrationPolicy, type TenantResult } from '../../workflows/contract';
+import { migrationIdOf, resumeUpdate, rollbackUpdate, statusQuery, tenantWorkflowId, type MigrationPolicy, type TenantResult } from '../../workflows/contract';
 import { ManagedInstanceEmulator } from '../helpers/mi-emulator';
 import { makeFleet, TEST_DB_PASSWORD_ENV, useTestStack, waitFor, workerEnv, type TestStack } from '../helpers/stack';
 
@@ -25,18 +33,61 @@ const SUB = '6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f';
 
 beforeAll(async () => {
   stack = currentStack();
-  // Each backup file takes 25 s to restore: long enough to kill a worker in the middle of it.
-  emulator = await ManagedInstanceEmulator.start({ subscriptionId: SUB, resourceGroup: 'rg-test', managedInstance: 'mi-test', azuriteConnectionString: stack.azurite.connectionString, fileRestoreMs: 25_000 });
 });
-afterAll(async () => emulator?.close());
+afterEach(async () => {
+  await emulator?.close();
+  if (emulator?.options.sqlDirectory) rmSync(emulator.options.sqlDirectory, { recursive: true, force: true });
+});
+
+/** An emulated instance whose restored databases come online as files in a folder of their own. */
+async function startEmulator(fileRestoreMs: number): Promise<ManagedInstanceEmulator> {
+  const sqlDirectory = mkdtempSync(join(tmpdir(), 'airlift-mi-sql-'));
+  return ManagedInstanceEmulator.start({ subscriptionId: SUB, resourceGroup: 'rg-test', managedInstance: 'mi-test', azuriteConnectionString: stack.azurite.connectionString, fileRestoreMs, sqlDirectory });
+}
 
 function spawnWorker(dir: string, fleet: LoadedFleet, queue: string): ChildProcess {
-  return spawn(process.execPath, [join(__dirname, '../../bin/airlift.js'), 'worker', '-f', join(dir, 'fleet.yaml'), '--task-queue', queue], {
-    env: { ...workerEnv(stack, fleet), ...emulator.workerEnv(), TEMPORAL_ADDRESS: stack.env.address, TEMPORAL_NAMESPACE: stack.env.namespace ?? 'default' },
-    stdio: ['ignore', 'ignore', 'ignore'],
+  return spawn(process.execPath, ['-r', 'tsx/cjs', join(__dirname, '../helpers/mi-worker.ts'), join(dir, 'fleet.yaml'), queue], {
+    env: { ...workerEnv(stack, fleet), ...emulator.workerEnv(), TEMPORAL_ADDRESS: stack.env.address, TEMPORAL_NAMESPACE: stack.env.namespace ?? 'default', AIRLIFT_MI_SQL_DIRECTORY: emulator.options.sqlDirectory! },
+    stdio: ['ignore', 'ignore', 'inherit'],
   });
 }
 
+/** The Managed Instance target of a test fleet; its T-SQL endpoint is never connected to (see mi-worker.ts). */
+const managedInstanceTarget = (autoCompleteRestore: boolean) => ({
+  engine: 'azure-sql-mi',
+  subscriptionId: SUB,
+  resourceGroup: 'rg-test',
+  managedInstance: 'mi-test',
+  server: '127.0.0.1',
+  port: 1,
+  user: 'airlift',
+  passwordEnv: TEST_DB_PASSWORD_ENV,
+  encrypt: false,
+  autoCompleteRestore,
+  resourceManagerUrl: emulator.url,
+  restorePollSeconds: 0.5,
+});
+
+/** Read straight from a database file, sharing no code with airlift's engines (the checker). */
+function readFile<T>(file: string, sql: string, ...params: unknown[]): T[] {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    return db.prepare(sql).all(...params) as T[];
+  } finally {
+    db.close();
+  }
+}
+
+/** A write of the tenant's own application, straight into a database file (capture's triggers record it). */
+function writeFile(file: string, sql: string, ...params: unknown[]): void {
+  const db = new Database(file, { fileMustExist: true });
+  try {
+    db.pragma('busy_timeout = 10000');
+    db.prepare(sql).run(...params);
+  } finally {
+    db.close();
+  }
+}
 const kill = async (worker: ChildProcess) => {
   if (worker.exitCode !== null) return;
   worker.kill('SIGKILL');
@@ -52,27 +103,9 @@ async function restoreBeat(tenantId: string): Promise<{ attempt: number; details
 }
 
 test('Managed Instance: restore with progress, a worker killed mid-restore resumes without a second create, completion after the last backup, rollback deletes only the tagged database', async () => {
-  const { dir, fleet, cleanup } = makeFleet({
-    tenants: 1,
-    rows: 300,
-    storage: { restoreAccess: 'sas' },
-    policy: { cutover: 'manual', pauseBefore: ['catching_up'] },
-    target: {
-      engine: 'azure-sql-mi',
-      subscriptionId: SUB,
-      resourceGroup: 'rg-test',
-      managedInstance: 'mi-test',
-      // The T-SQL side of the instance (catching up, verifying) is not emulated: nothing listens here.
-      server: '127.0.0.1',
-      port: 1,
-      user: 'airlift',
-      passwordEnv: TEST_DB_PASSWORD_ENV,
-      encrypt: false,
-      autoCompleteRestore: false,
-      resourceManagerUrl: emulator.url,
-      restorePollSeconds: 0.5,
-    },
-  });
+  // Each backup file takes 25 s to restore: long enough to kill a worker in the middle of it.
+  emulator = await startEmulator(25_000);
+  const { dir, fleet, cleanup } = makeFleet({ tenants: 1, rows: 300, storage: { restoreAccess: 'sas' }, policy: { cutover: 'manual', pauseBefore: ['catching_up'] }, target: managedInstanceTarget(false) });
   const tenant = fleet.tenants[0];
   // Someone else's databases on the same instance: never touched.
   emulator.seed('other_team_db');
@@ -115,6 +148,10 @@ test('Managed Instance: restore with progress, a worker killed mid-restore resum
     await waitFor('restored and held before catching_up', async () => ((await handle.query(statusQuery)).paused ? true : undefined), 120_000);
     expect(emulator.countsFor(tenant.database)).toEqual({ creates: 1, completes: 1, deletes: 0 });
     expect(emulator.list().find((d) => d.name === tenant.database)).toMatchObject({ status: 'Online', tags: { 'airlift-migration': migrationId } });
+    // The restored database carries the source's capture triggers; the restore step closed the gate the backup carried open.
+    const restored = emulator.sqlFile(tenant.database)!;
+    expect(readFile(restored, "SELECT count(*) AS n FROM sqlite_schema WHERE type = 'trigger' AND name LIKE 'airlift%'")).not.toEqual([{ n: 0 }]);
+    expect(readFile(restored, 'SELECT state, migration_id FROM airlift_gate')).toEqual([{ state: 'standby', migration_id: migrationId }]);
     // No SAS in the workflow's history: the activity fetched it from the worker's wiring.
     // Payloads are bytes: decode every one so the search sees what is really stored.
     const history = JSON.stringify(await handle.fetchHistory(), (k, v) =>
@@ -132,9 +169,68 @@ test('Managed Instance: restore with progress, a worker killed mid-restore resum
     expect(result.outcome).toBe('rolled_back');
     expect(emulator.countsFor(tenant.database)).toMatchObject({ creates: 1, deletes: 1 });
     expect(emulator.list().map((d) => d.name).sort()).toEqual(['earlier_migration_db', 'other_team_db']);
+    expect(existsSync(restored)).toBe(false);
     const left: string[] = [];
     for await (const b of container.listBlobsFlat({ prefix: `${tenant.id}.${migrationId}/` })) left.push(b.name);
     expect(left).toEqual([]);
+  } finally {
+    await kill(worker);
+    cleanup();
+  }
+}, 300_000);
+
+test('Managed Instance, auto-complete and dual-write: the restored database (gate open, as the backup carried it) is made standby, caught up, verified, cut over; writes on it come back with a rollback after the cut-over', async () => {
+  emulator = await startEmulator(500);
+  const { dir, fleet, cleanup } = makeFleet({
+    tenants: 1,
+    rows: 300,
+    storage: { restoreAccess: 'sas' },
+    policy: { cutover: 'auto', pauseBefore: ['catching_up'], rollbackWindowSeconds: 3600, cutoverPauseBudgetMs: 30_000, catchUpLagEvents: 0 },
+    target: managedInstanceTarget(true),
+  });
+  const tenant = fleet.tenants[0];
+  const sourceFile = join(dir, 'source', `${tenant.database}.db`);
+  const queue = `mi-${randomUUID()}`;
+  const worker = spawnWorker(dir, fleet, queue);
+  try {
+    const migrationId = migrationIdOf(randomUUID());
+    const handle = await stack.env.client.workflow.start('migrateTenant', {
+      workflowId: tenantWorkflowId(tenant.id),
+      taskQueue: queue,
+      args: [{ tenantId: tenant.id, migrationId, policy: fleet.policy as MigrationPolicy }],
+    });
+    await waitFor('restored and held before catching_up', async () => ((await handle.query(statusQuery)).heldBefore === 'catching_up' ? true : undefined), 120_000);
+    // Auto-complete: one create naming the last backup, no completeRestore.
+    expect(emulator.countsFor(tenant.database)).toEqual({ creates: 1, completes: 0, deletes: 0 });
+    expect(emulator.requests.find((r) => r.method === 'PUT')!.body).toMatchObject({ properties: { autoCompleteRestore: true, lastBackupName: `${tenant.database}.sqlite` } });
+    const restored = emulator.sqlFile(tenant.database)!;
+    expect(readFile(restored, 'SELECT state, migration_id FROM airlift_gate')).toEqual([{ state: 'standby', migration_id: migrationId }]);
+
+    // The tenant's application keeps writing on its source while the target catches up.
+    for (let id = 900_001; id <= 900_020; id++) writeFile(sourceFile, "INSERT INTO campaigns (id, name, status, starts_at) VALUES (?, ?, 'active', '2026-01-01')", id, `written during catching up ${id}`);
+    await handle.executeUpdate(resumeUpdate);
+    const onTarget = await waitFor('cut over: the rollback window', async () => {
+      const status = await handle.query(statusQuery);
+      return status.phase === 'rollback_window' ? status : undefined;
+    }, 180_000);
+    expect(Object.keys(onTarget.phaseMs)).toEqual(expect.arrayContaining(['restoring', 'catching_up', 'verifying', 'cutting_over']));
+    expect(onTarget.tables.length).toBeGreaterThan(0);
+    expect(onTarget.tables.every((t) => t.mismatchedChunks === 0)).toBe(true);
+    expect(readFile(restored, 'SELECT count(*) AS n FROM campaigns WHERE id > 900000')).toEqual([{ n: 20 }]);
+    expect(readFile(restored, 'SELECT state FROM airlift_gate')).toEqual([{ state: 'open' }]);
+    expect(readFile(sourceFile, 'SELECT state FROM airlift_gate')).toEqual([{ state: 'fenced' }]);
+
+    // The target is the primary now: the application writes there; a rollback brings every write back.
+    writeFile(restored, "INSERT INTO campaigns (id, name, status, starts_at) VALUES (900100, 'written on the Managed Instance', 'active', '2026-02-01')");
+    expect(await handle.executeUpdate(rollbackUpdate, { args: ['test: back out after the cut-over'] })).toMatch(/rollback of .* started from phase rollback_window/);
+    const result = (await handle.result()) as TenantResult;
+    expect(result.outcome).toBe('rolled_back');
+    expect(readFile(sourceFile, 'SELECT name FROM campaigns WHERE id = 900100')).toEqual([{ name: 'written on the Managed Instance' }]);
+    expect(readFile(sourceFile, 'SELECT count(*) AS n FROM campaigns WHERE id > 900000')).toEqual([{ n: 21 }]);
+    // Only the database this migration restored is deleted, and its SQL side with it.
+    expect(emulator.countsFor(tenant.database)).toEqual({ creates: 1, completes: 0, deletes: 1 });
+    expect(emulator.list()).toEqual([]);
+    expect(existsSync(restored)).toBe(false);
   } finally {
     await kill(worker);
     cleanup();
