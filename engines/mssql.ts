@@ -39,6 +39,7 @@ import * as tsql from './mssql-sql';
 import * as rowHash from './mssql-row-hash';
 import * as capture from './mssql-capture-sql';
 import * as logsql from './mssql-log-sql';
+import * as counters from './mssql-counters-sql';
 
 /** Rows per page of row hashes: verification holds one page, never a whole table. */
 export const ROW_HASH_PAGE_ROWS = 2000;
@@ -689,6 +690,35 @@ export class MssqlEngine implements Engine, LogBackupSource {
     const triggers = await this.run<{ schema_name: string; table_name: string; trigger_name: string }>(database, tsql.captureTriggersQuery);
     const present = new Set(triggers.map((r) => `${r.schema_name}\u0000${r.table_name}\u0000${r.trigger_name}`));
     return tables.filter(({ schema }) => !present.has(`${schema.schema}\u0000${schema.name}\u0000${capture.triggerName(schema, 'capture')}`)).map((t) => t.id);
+  }
+
+  /**
+   * IDENTITY (by table id) and SEQUENCE (by `sequence:[schema].[name]`) positions, read under the
+   * switch's fence (mssql-counters-sql.ts). A value past 2^53 cannot be carried exactly as a number:
+   * refused with its name rather than carried lower than it is.
+   */
+  async keyCounters(database: string): Promise<Record<string, number>> {
+    const found: Record<string, number> = {};
+    for (const r of await this.run<{ kind: string; schema_name: string; object_name: string; current_value: string | null }>(database, counters.keyCountersQuery)) {
+      if (r.current_value === null) continue;
+      const key = r.kind === 'sequence' ? counters.sequenceKey(r.schema_name, r.object_name) : capture.tableId({ schema: r.schema_name, name: r.object_name });
+      const value = Number(r.current_value);
+      if (!Number.isSafeInteger(value))
+        throw new VerificationUnsupportedError(`${this.where(database)}: the key counter of ${key} stands at ${r.current_value}, beyond what airlift carries exactly (2^53); carry it by hand (DBCC CHECKIDENT / ALTER SEQUENCE … RESTART WITH) before the cut-over`);
+      found[key] = value;
+    }
+    return found;
+  }
+
+  /** Raises each counter so the next key it issues is above the value given; never lowers one. Tables and sequences this side lacks are skipped. */
+  async raiseKeyCounters(database: string, values: Record<string, number>): Promise<void> {
+    const tables = new Map((await this.listTables(database)).map((t) => [t.name, this.tableSchemas.get(`${database}.${t.name}`)!]));
+    for (const [key, value] of Object.entries(values)) {
+      const sequence = counters.parseSequenceKey(key);
+      const table = sequence ? undefined : tables.get(key);
+      if (sequence) await this.run(database, counters.raiseSequenceStatement, { ...sequence, value });
+      else if (table?.columns.some((c) => c.identity)) await this.run(database, counters.raiseIdentityStatement, { schema: table.schema, name: table.name, value });
+    }
   }
 
   async changeHead(database: string): Promise<number> {

@@ -14,7 +14,7 @@ export class FakeBackedMssqlEngine extends MssqlEngine {
   }
 
   protected override async run<T = Record<string, unknown>>(database: string, statement: Statement, values: Record<string, unknown> = {}): Promise<T[]> {
-    const connection = this.fake.connect();
+    const connection = this.fake.connect(database);
     try {
       return await connection.run<T>(statement, values);
     } catch (err) {

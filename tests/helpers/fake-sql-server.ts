@@ -13,6 +13,7 @@ import type { Statement, CatalogColumnRow } from '../../engines/mssql-sql';
 import * as tsql from '../../engines/mssql-sql';
 import * as inventory from '../../engines/mssql-inventory';
 import * as logsql from '../../engines/mssql-log-sql';
+import * as counters from '../../engines/mssql-counters-sql';
 import { writeEmulatedBackup } from './emulated-backup';
 
 export interface FakeDatabase {
@@ -33,6 +34,10 @@ export interface FakeDatabase {
   logChainLsn: string;
   /** Rows written, each with the LSN of its log record. */
   rows: { lsn: string; row: Record<string, unknown> }[];
+  /** IDENTITY columns: the current identity value, and whether the table ever issued one (sys.identity_columns.last_value not NULL). */
+  identities?: { schema: string; table: string; current: bigint; increment: bigint; used: boolean }[];
+  /** SEQUENCE objects: current_value and increment (sys.sequences). */
+  sequences?: { schema: string; name: string; current: bigint; increment: bigint }[];
 }
 
 /** One row of msdb.dbo.backupset joined with backupmediafamily. */
@@ -78,7 +83,7 @@ export class FakeSqlServer {
   constructor(public state: FakeServerState) {}
 
   /** A connection to this server; statements on a closed one fail as they would on a real one. */
-  connect(): inventory.SqlRunner & { close(): Promise<void> } {
+  connect(database?: string): inventory.SqlRunner & { close(): Promise<void> } {
     let closed = false;
     this.open++;
     return {
@@ -86,13 +91,34 @@ export class FakeSqlServer {
         if (closed) throw new Error('fake SQL Server: connection closed');
         const all = { ...statement.params, ...values };
         this.sent.push({ sql: statement.sql, values: all, types: statement.types });
-        return this.answer(statement, all) as T[];
+        return this.answer(statement, all, database) as T[];
       },
       close: async () => {
         if (!closed) this.open--;
         closed = true;
       },
     };
+  }
+
+  /**
+   * An insert into a table with an IDENTITY column: the value it gets, as "DBCC CHECKIDENT
+   * (Transact-SQL)" describes it: the current value plus the increment, or, on a table that never
+   * issued one (created, or emptied by TRUNCATE TABLE, since), the current value itself (the seed, or
+   * what RESEED set).
+   */
+  insertIdentity(database: string, schema: string, table: string): bigint {
+    const id = this.state.databases[database].identities!.find((i) => i.schema === schema && i.table === table)!;
+    id.current = id.used ? id.current + id.increment : id.current;
+    id.used = true;
+    return id.current;
+  }
+
+  /** NEXT VALUE FOR a sequence ("ALTER SEQUENCE": after RESTART WITH v, the next value is v). */
+  nextValueFor(database: string, schema: string, name: string): bigint {
+    const sq = this.state.databases[database].sequences!.find((q) => q.schema === schema && q.name === name)!;
+    const next = sq.current + sq.increment;
+    sq.current = next;
+    return next;
   }
 
   /** A write of the tenant's application: one log record. */
@@ -127,7 +153,7 @@ export class FakeSqlServer {
     return set;
   }
 
-  private answer(statement: Statement, values: Record<string, unknown>): unknown[] {
+  private answer(statement: Statement, values: Record<string, unknown>, connected?: string): unknown[] {
     const s = this.state;
     const same = (expected: Statement) => expected.sql === statement.sql && JSON.stringify(expected.types ?? {}) === JSON.stringify(statement.types ?? {});
     const named = typeof values.database === 'string' ? values.database : undefined;
@@ -158,6 +184,31 @@ export class FakeSqlServer {
       if (same(inventory.crossDatabaseInventoryQuery(named)))
         return (db?.references ?? []).map((r) => ({ referenced_server_name: r.server ?? null, referenced_database_name: r.database, referencing_schema: r.schema, referencing_object: r.object }));
     }
+    // Statements run in the database the connection opened.
+    const here = connected !== undefined ? s.databases[connected] : undefined;
+    if (here && same(counters.keyCountersQuery))
+      return [
+        ...(here.identities ?? []).filter((i) => i.used && i.increment > 0n).map((i) => ({ kind: 'identity', schema_name: i.schema, object_name: i.table, current_value: String(i.current) })),
+        ...(here.sequences ?? []).filter((q) => q.increment > 0n).map((q) => ({ kind: 'sequence', schema_name: q.schema, object_name: q.name, current_value: String(q.current) })),
+      ];
+    if (here && same(counters.raiseIdentityStatement)) {
+      const id = (here.identities ?? []).find((i) => i.schema === values.schema && i.table === values.name);
+      const value = BigInt(values.value as number);
+      if (!id || id.increment <= 0n || !(id.used ? id.current < value : id.current <= value)) return [{ raised: false }];
+      // DBCC CHECKIDENT (table, RESEED, v) sets the current value to v, whatever it was.
+      id.current = id.used ? value : value + id.increment;
+      return [{ raised: true }];
+    }
+    if (here && same(counters.raiseSequenceStatement)) {
+      const sq = (here.sequences ?? []).find((q) => q.schema === values.schema && q.name === values.name);
+      const value = BigInt(values.value as number);
+      if (!sq || sq.increment <= 0n || !(sq.current < value)) return [{ raised: false }];
+      // ALTER SEQUENCE … RESTART WITH v (the statement restarts with @value + increment): the next value returned is v.
+      const restartWith = value + sq.increment;
+      sq.current = restartWith - sq.increment;
+      return [{ raised: true }];
+    }
+    if (here && same(tsql.listTablesQuery)) return [...here.tables].sort((a, b) => `${a.schema_name}.${a.table_name}`.localeCompare(`${b.schema_name}.${b.table_name}`));
     // Statements that name their database in the text (three-part names, BACKUP), not as a parameter.
     for (const [name, db] of Object.entries(s.databases)) {
       const device = String(values.disk0 ?? '');
