@@ -30,9 +30,18 @@
 //    names one transaction, so a value left on a pooled connection (a batch aborted before it was
 //    cleared) never matches a later transaction on that connection; it is cleared at the end anyway.
 //  - While a side is not open, its tenant triggers are disabled (DISABLE TRIGGER: the trigger stays,
-//    it only stops firing) and its foreign keys unchecked (ALTER TABLE … NOCHECK CONSTRAINT), each
-//    recorded in dbo.airlift_held so exactly those are given back, foreign keys re-checked as trusted
-//    as they were (WITH CHECK CHECK CONSTRAINT).
+//    it only stops firing), each recorded in dbo.airlift_held so exactly those are given back. A
+//    standby target (restored, never open in this migration, where the forward stream applies rows
+//    out of the tenant's statement order) also has its foreign keys unchecked (ALTER TABLE … NOCHECK
+//    CONSTRAINT). A fenced side (the source under the cut-over's fence, or after the flip) keeps its
+//    foreign keys as they are: its gate already stops every writer, and giving keys back there would
+//    touch the production source's constraints (issue 20, defect 2).
+//  - Giving foreign keys back happens under the fence (the switch opens the target): ALTER TABLE …
+//    WITH NOCHECK CHECK CONSTRAINT re-enables a key without reading a row ("ALTER TABLE
+//    (Transact-SQL)": WITH NOCHECK, existing data is not validated; the constraint is then not
+//    trusted, sys.foreign_keys.is_not_trusted = 1). The keys that were trusted are recorded in
+//    dbo.airlift_untrusted, and `retrustStatement` re-validates them (WITH CHECK CHECK CONSTRAINT, a
+//    read of the child table) online, once the side is the open primary, never while writes wait.
 import { createHash } from 'node:crypto';
 import { quoteBracketed as b } from './identifiers';
 import type { MssqlColumn, MssqlTable, Statement } from './mssql-sql';
@@ -426,7 +435,7 @@ function heldScript(action: 'hold' | 'release'): string {
   const each =
     action === 'hold'
       ? `CASE kind WHEN N'trigger' THEN N'DISABLE TRIGGER ' + QUOTENAME(schema_name) + N'.' + QUOTENAME(object_name) + N' ON ' + ${target} ELSE N'ALTER TABLE ' + ${target} + N' NOCHECK CONSTRAINT ' + QUOTENAME(object_name) END`
-      : `CASE kind WHEN N'trigger' THEN N'ENABLE TRIGGER ' + QUOTENAME(schema_name) + N'.' + QUOTENAME(object_name) + N' ON ' + ${target} ELSE N'ALTER TABLE ' + ${target} + CASE WHEN was_trusted = 1 THEN N' WITH CHECK' ELSE N' WITH NOCHECK' END + N' CHECK CONSTRAINT ' + QUOTENAME(object_name) END`;
+      : `CASE kind WHEN N'trigger' THEN N'ENABLE TRIGGER ' + QUOTENAME(schema_name) + N'.' + QUOTENAME(object_name) + N' ON ' + ${target} ELSE N'ALTER TABLE ' + ${target} + N' WITH NOCHECK CHECK CONSTRAINT ' + QUOTENAME(object_name) END`;
   return [
     'DECLARE @sql nvarchar(max) = (',
     `  SELECT ${each} + N';'`,
@@ -437,18 +446,23 @@ function heldScript(action: 'hold' | 'release'): string {
   ].join('\n');
 }
 
+const HELD_TRIGGERS = [
+  "SELECT N'trigger', s.name, t.name, tr.name, NULL",
+  'FROM sys.triggers AS tr JOIN sys.tables AS t ON t.object_id = tr.parent_id JOIN sys.schemas AS s ON s.schema_id = t.schema_id',
+  "WHERE tr.is_disabled = 0 AND tr.is_ms_shipped = 0 AND t.is_ms_shipped = 0 AND tr.name NOT LIKE N'airlift[_]%'",
+  "  AND NOT EXISTS (SELECT 1 FROM dbo.airlift_held AS h WHERE h.kind = N'trigger' AND h.schema_name = s.name AND h.table_name = t.name AND h.object_name = tr.name)",
+];
+
 /**
- * Holds the tenant's enabled triggers and foreign keys aside (a side that is not open), recording
- * each in dbo.airlift_held first, in the caller's transaction. airlift's own triggers are not held.
+ * Holds the tenant's enabled triggers and foreign keys aside on a standby target (where the forward
+ * stream applies), recording each in dbo.airlift_held first, in the caller's transaction. airlift's
+ * own triggers are not held.
  */
 export const holdStatement: Statement = {
   sql: [
     HELD_TABLE,
     'INSERT INTO dbo.airlift_held (kind, schema_name, table_name, object_name, was_trusted)',
-    "SELECT N'trigger', s.name, t.name, tr.name, NULL",
-    'FROM sys.triggers AS tr JOIN sys.tables AS t ON t.object_id = tr.parent_id JOIN sys.schemas AS s ON s.schema_id = t.schema_id',
-    "WHERE tr.is_disabled = 0 AND tr.is_ms_shipped = 0 AND t.is_ms_shipped = 0 AND tr.name NOT LIKE N'airlift[_]%'",
-    "  AND NOT EXISTS (SELECT 1 FROM dbo.airlift_held AS h WHERE h.kind = N'trigger' AND h.schema_name = s.name AND h.table_name = t.name AND h.object_name = tr.name)",
+    ...HELD_TRIGGERS,
     'UNION ALL',
     "SELECT N'foreign_key', s.name, t.name, fk.name, CASE WHEN fk.is_not_trusted = 0 THEN 1 ELSE 0 END",
     'FROM sys.foreign_keys AS fk JOIN sys.tables AS t ON t.object_id = fk.parent_object_id JOIN sys.schemas AS s ON s.schema_id = t.schema_id',
@@ -459,9 +473,60 @@ export const holdStatement: Statement = {
   params: {},
 };
 
-/** Gives back exactly what `holdStatement` held, then forgets it, in the caller's transaction. */
+/** Holds only the tenant's triggers on a fenced side: its foreign keys are not touched (see the design notes). */
+export const holdTriggersStatement: Statement = {
+  sql: [HELD_TABLE, 'INSERT INTO dbo.airlift_held (kind, schema_name, table_name, object_name, was_trusted)', ...HELD_TRIGGERS.slice(0, -1), `${HELD_TRIGGERS.at(-1)};`, heldScript('hold')].join('\n'),
+  params: {},
+};
+
+const UNTRUSTED_TABLE = [
+  "IF OBJECT_ID(N'dbo.airlift_untrusted', N'U') IS NULL",
+  '  CREATE TABLE dbo.airlift_untrusted (schema_name sysname NOT NULL, table_name sysname NOT NULL, object_name sysname NOT NULL, PRIMARY KEY (schema_name, table_name, object_name));',
+].join('\n');
+
+/**
+ * Gives back exactly what `holdStatement` held, then forgets it, in the caller's transaction: foreign
+ * keys WITH NOCHECK (no row read under the fence), those that were trusted recorded for `retrustStatement`.
+ */
 export const releaseStatement: Statement = {
-  sql: ["IF OBJECT_ID(N'dbo.airlift_held', N'U') IS NOT NULL", 'BEGIN', heldScript('release'), 'DELETE FROM dbo.airlift_held;', 'END;'].join('\n'),
+  sql: [
+    "IF OBJECT_ID(N'dbo.airlift_held', N'U') IS NOT NULL",
+    'BEGIN',
+    UNTRUSTED_TABLE,
+    'INSERT INTO dbo.airlift_untrusted (schema_name, table_name, object_name)',
+    "SELECT h.schema_name, h.table_name, h.object_name FROM dbo.airlift_held AS h WHERE h.kind = N'foreign_key' AND h.was_trusted = 1",
+    '  AND NOT EXISTS (SELECT 1 FROM dbo.airlift_untrusted AS u WHERE u.schema_name = h.schema_name AND u.table_name = h.table_name AND u.object_name = h.object_name);',
+    heldScript('release'),
+    'DELETE FROM dbo.airlift_held;',
+    'END;',
+  ].join('\n'),
+  params: {},
+};
+
+/**
+ * Online, on the open primary: re-validates each foreign key that `releaseStatement` gave back
+ * untrusted (ALTER TABLE … WITH CHECK CHECK CONSTRAINT reads the child table) and forgets it once it
+ * is trusted again, one at a time, so an interrupted run goes on where it stopped. A key the tenant
+ * dropped or disabled meanwhile is forgotten. Rows that break a key stop it with the server's error (547).
+ */
+export const retrustStatement: Statement = {
+  sql: [
+    "IF OBJECT_ID(N'dbo.airlift_untrusted', N'U') IS NOT NULL",
+    'BEGIN',
+    '  DECLARE @schema sysname, @table sysname, @key sysname, @sql nvarchar(max);',
+    '  WHILE 1 = 1',
+    '  BEGIN',
+    '    SELECT TOP (1) @schema = schema_name, @table = table_name, @key = object_name FROM dbo.airlift_untrusted ORDER BY schema_name, table_name, object_name;',
+    '    IF @@ROWCOUNT = 0 BREAK;',
+    "    IF EXISTS (SELECT 1 FROM sys.foreign_keys AS fk WHERE fk.name = @key AND fk.parent_object_id = OBJECT_ID(QUOTENAME(@schema) + N'.' + QUOTENAME(@table)) AND fk.is_disabled = 0 AND fk.is_not_trusted = 1)",
+    '    BEGIN',
+    "      SET @sql = N'ALTER TABLE ' + QUOTENAME(@schema) + N'.' + QUOTENAME(@table) + N' WITH CHECK CHECK CONSTRAINT ' + QUOTENAME(@key) + N';';",
+    '      EXEC sys.sp_executesql @sql;',
+    '    END;',
+    '    DELETE FROM dbo.airlift_untrusted WHERE schema_name = @schema AND table_name = @table AND object_name = @key;',
+    '  END;',
+    'END;',
+  ].join('\n'),
   params: {},
 };
 
@@ -470,6 +535,6 @@ export const releaseStatement: Statement = {
  * first) and the capture triggers dropped; `dropGate` also removes the gate and cursors (no fence kept).
  */
 export function dropCaptureTablesStatement(dropGate: boolean): Statement {
-  const tables = ['airlift_changes', 'airlift_held', ...(dropGate ? ['airlift_cursors', 'airlift_gate'] : [])];
+  const tables = ['airlift_changes', 'airlift_held', 'airlift_untrusted', ...(dropGate ? ['airlift_cursors', 'airlift_gate'] : [])];
   return { sql: tables.map((t) => `IF OBJECT_ID(N'dbo.${t}', N'U') IS NOT NULL DROP TABLE dbo.${t};`).join('\n'), params: {} };
 }

@@ -676,6 +676,11 @@ export class MssqlEngine implements Engine, LogBackupSource {
       await exec(capture.dropTriggersStatement('capture'));
       if (!options.keepFence) await exec(capture.dropTriggersStatement('fence'));
       await exec(capture.releaseStatement);
+    });
+    // Online, once the side is the tenant's for good: the foreign keys given back WITH NOCHECK under
+    // the fence are validated again, before the record of them goes.
+    if (!options.keepFence) await this.run(database, capture.retrustStatement);
+    await this.inTransaction(database, async (exec) => {
       await exec(capture.dropCaptureTablesStatement(!options.keepFence));
     });
     this.safePoints.delete(database);
@@ -850,7 +855,8 @@ export class MssqlEngine implements Engine, LogBackupSource {
       if (expect?.token !== undefined && current?.token !== expect.token) return false;
       // Read under the update lock above, so it holds until this transaction commits.
       if (expect?.migrationId !== undefined && current && current.migration_id !== expect.migrationId) return false;
-      await exec(gate.state === 'open' ? capture.releaseStatement : capture.holdStatement);
+      // Foreign keys are held on a standby target only; a fenced side keeps its own (mssql-capture-sql.ts).
+      await exec(gate.state === 'open' ? capture.releaseStatement : gate.state === 'standby' ? capture.holdStatement : capture.holdTriggersStatement);
       const [row] = await exec<{ applied: boolean | number }>(tsql.setGateStatement, {
         state: gate.state,
         migration: gate.migrationId,

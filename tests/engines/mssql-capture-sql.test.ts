@@ -302,13 +302,32 @@ describe("the tenant's own triggers and foreign keys are held aside while a side
     expect(hold).toContain('WHERE fk.is_disabled = 0');
   });
 
-  test('release gives back only what was held, foreign keys as trusted as they were, and forgets them', () => {
+  test('release (under the fence, as the switch opens a side) gives back only what was held and reads no row: foreign keys WITH NOCHECK, the trusted ones recorded (issue 20, defect 2)', () => {
     const { sql: release } = capture.releaseStatement;
     expect(release).toContain("N'ENABLE TRIGGER ' + QUOTENAME(schema_name) + N'.' + QUOTENAME(object_name) + N' ON '");
-    // ALTER TABLE: WITH CHECK CHECK CONSTRAINT re-validates the rows and leaves the key trusted.
-    expect(release).toContain("CASE WHEN was_trusted = 1 THEN N' WITH CHECK' ELSE N' WITH NOCHECK' END + N' CHECK CONSTRAINT '");
-    expect(release).toContain('FROM dbo.airlift_held AS h');
-    expect(release.indexOf('EXEC sys.sp_executesql @sql;')).toBeLessThan(release.indexOf('DELETE FROM dbo.airlift_held;'));
+    // "ALTER TABLE (Transact-SQL)", learn.microsoft.com/sql/t-sql/statements/alter-table-transact-sql:
+    // WITH CHECK CHECK CONSTRAINT validates every existing row (a scan of the child table); WITH
+    // NOCHECK re-enables the key for new rows without reading the existing ones (it is then not trusted).
+    expect(release).toContain("N' WITH NOCHECK CHECK CONSTRAINT ' + QUOTENAME(object_name)");
+    expect(release).not.toMatch(/WITH CHECK/);
+    const [record, enable, forget] = positions(release, ['INSERT INTO dbo.airlift_untrusted', 'EXEC sys.sp_executesql @sql;', 'DELETE FROM dbo.airlift_held;']);
+    expect(record).toBeLessThan(enable);
+    expect(enable).toBeLessThan(forget);
+    expect(release).toContain("WHERE h.kind = N'foreign_key' AND h.was_trusted = 1");
+  });
+
+  test('a fenced side (the source) holds its triggers only: its foreign keys are never touched', () => {
+    const { sql: hold } = capture.holdTriggersStatement;
+    expect(hold).toContain("N'DISABLE TRIGGER '");
+    expect(hold).not.toContain('sys.foreign_keys');
+  });
+
+  test('trust comes back online, one key at a time, each forgotten once validated (an interrupted run goes on)', () => {
+    const { sql: retrust } = capture.retrustStatement;
+    const [pick, validate, forget] = positions(retrust, ['SELECT TOP (1) @schema = schema_name', "N' WITH CHECK CHECK CONSTRAINT ' + QUOTENAME(@key)", 'DELETE FROM dbo.airlift_untrusted WHERE']);
+    expect(pick).toBeLessThan(validate);
+    expect(validate).toBeLessThan(forget);
+    expect(retrust).toContain('fk.is_disabled = 0 AND fk.is_not_trusted = 1');
   });
 
   test('stopCapture drops only airlift triggers, by their prefix, and the gate tables only without a fence', () => {
@@ -346,6 +365,8 @@ test.each([
   ['delete rows', capture.deleteRowsStatement(plain, 2)],
   ['hold tenant triggers and foreign keys', capture.holdStatement],
   ['release held', capture.releaseStatement],
+  ['hold tenant triggers only (fenced)', capture.holdTriggersStatement],
+  ['restore foreign key trust online', capture.retrustStatement],
   ['drop capture tables', capture.dropCaptureTablesStatement(false)],
   ['reset restored log', capture.resetChangesStatement],
 ])('%s statement', (_name, statement) => {

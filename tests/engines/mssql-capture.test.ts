@@ -132,3 +132,38 @@ describe('readChanges never reads past the safe point', () => {
     expect(await live.changeHead('acme')).toBe(7); // the last safe point, not a guess past it
   });
 });
+
+describe('foreign keys: held on a standby target only, given back without a scan under the fence, trusted again online (issue 20, defect 2)', () => {
+  const gateRow = (state: string) => (text: string) => (text === tsql.lockGateQuery.sql ? [{ state, migration_id: 'm1', token: null }] : text === tsql.setGateStatement.sql ? [{ applied: true }] : []);
+
+  test('standby holds triggers and foreign keys; fenced (the source) holds triggers only; open gives back WITH NOCHECK', async () => {
+    const sentFor = async (from: string, to: 'standby' | 'fenced' | 'open') => {
+      const engine = new RecordingEngine(gateRow(from));
+      expect(await engine.setWriteGate('acme', { state: to, migrationId: 'm1' })).toBe(true);
+      return engine.sent.filter((s) => s.via === 'transaction').map((s) => s.sql);
+    };
+    expect(await sentFor('open', 'standby')).toContain(capture.holdStatement.sql);
+    const fencing = await sentFor('open', 'fenced');
+    expect(fencing).toContain(capture.holdTriggersStatement.sql);
+    expect(fencing).not.toContain(capture.holdStatement.sql);
+    expect(await sentFor('standby', 'open')).toContain(capture.releaseStatement.sql);
+  });
+
+  test('stopCapture on the primary gives back what is held in one transaction, then re-trusts the keys online, then drops the record', async () => {
+    const engine = new RecordingEngine(scripted([]));
+    await engine.stopCapture('acme', { keepFence: false });
+    const order = engine.sent.map((s) => `${s.via}:${s.sql === capture.releaseStatement.sql ? 'release' : s.sql === capture.retrustStatement.sql ? 'retrust' : s.sql.startsWith("IF OBJECT_ID(N'dbo.airlift_changes'") ? 'drop' : 'other'}`);
+    const at = (step: string) => order.indexOf(step);
+    expect(at('transaction:release')).toBeGreaterThan(-1);
+    expect(at('pool:retrust')).toBeGreaterThan(at('transaction:release'));
+    expect(at('transaction:drop')).toBeGreaterThan(at('pool:retrust'));
+    expect(engine.outcomes).toEqual(['begin', 'commit', 'begin', 'commit']);
+    expect(capture.dropCaptureTablesStatement(true).sql).toContain('DROP TABLE dbo.airlift_untrusted;');
+  });
+
+  test('a retired source (keepFence) is not re-trusted: its keys were never held', async () => {
+    const engine = new RecordingEngine(scripted([]));
+    await engine.stopCapture('acme', { keepFence: true });
+    expect(engine.sent.some((s) => s.sql === capture.retrustStatement.sql)).toBe(false);
+  });
+});
