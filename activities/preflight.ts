@@ -64,7 +64,7 @@ export function preflightActivities(deps: ActivityDeps) {
     if (catchUp === 'log-shipping' && src?.exists) {
       // A recovery model without log backups stops it; someone else's log backup jobs may break the chain later: warned.
       for (const finding of await source.logBackups!.logBackupPreflight(tenant.database))
-        (/recovery model/.test(finding) ? problems : warnings).push(`source ${tenant.source}: ${finding}`);
+        (/recovery model|no log chain/.test(finding) ? problems : warnings).push(`source ${tenant.source}: ${finding}`);
     }
     if (problems.length) throw new PreflightError(`preflight failed for ${tenantId}: ${problems.join('; ')}`);
     return { catchUp, warnings };

@@ -168,7 +168,8 @@ const gib = (bytes: number) => `${(bytes / GiB).toFixed(1)} GiB`;
  * What stands between a source database and its target, by the rules of the Log Replay Service
  * ("Migrate databases from SQL Server by using Log Replay Service", Limitations and prerequisites)
  * and of RESTORE:
- * - a backup restores only on the same or a newer version: LRS takes SQL Server 2008 and later;
+ * - a backup restores only on the same or a newer version (LRS takes SQL Server 2008 and later), and
+ *   airlift's change capture needs SQL Server 2016 SP1 or later (`MIN_CAPTURE_VERSION`);
  * - LRS restores full, differential and log backups of databases in the FULL recovery model;
  * - a database encrypted with TDE needs its certificate on the target first;
  * - Managed Instance supports compatibility level 100 and higher;
@@ -183,7 +184,8 @@ export function assessInventory(inv: SourceInventory, target: TargetFacts): Find
   const { server } = inv;
   const major = server.level;
   const version = `${server.version} (${major >= NEWEST_LEVEL ? 'Azure SQL' : `SQL Server ${releaseName(major)}`}), ${server.edition}`;
-  if (major < 10) add('version', 'blocking', version, 'upgrade the source to SQL Server 2008 or later: older backups cannot be restored on Azure');
+  const tooOld = captureVersionProblem(server.version, server.engineEdition);
+  if (tooOld) add('version', 'blocking', `${version}: ${tooOld}`, `upgrade the source to SQL Server 2016 SP1 (${MIN_CAPTURE_VERSION}) or later`);
   else if (target.level !== undefined && target.level < major)
     add('version', 'blocking', `${version}; the target runs SQL Server ${releaseName(target.level)}`, 'restore onto a target of the same or a newer version: a backup never restores on an older one');
   else add('version', 'ready', version);
@@ -250,6 +252,27 @@ export function assessInventory(inv: SourceInventory, target: TargetFacts): Find
       `migrate ${name} to the same target, or point these objects at where it will live (a linked server on the target)`);
   }
   return findings;
+}
+
+/**
+ * The oldest source change capture runs on: SQL Server 2016 SP1 (13.0.4001). Its T-SQL uses CREATE OR
+ * ALTER ("CREATE TRIGGER (Transact-SQL)": SQL Server 2016 (13.x) SP1 and later), CURRENT_TRANSACTION_ID()
+ * and SESSION_CONTEXT ("CURRENT_TRANSACTION_ID (Transact-SQL)", "SESSION_CONTEXT (Transact-SQL)":
+ * SQL Server 2016 (13.x) and later). Azure SQL (EngineEdition 5, 8) runs the newest.
+ */
+export const MIN_CAPTURE_VERSION = '13.0.4001';
+
+/** Why a server of `productVersion` cannot run change capture, or undefined when it can. */
+export function captureVersionProblem(productVersion: string, engineEdition?: number): string | undefined {
+  if (engineEdition === 5 || engineEdition === 8) return undefined;
+  const have = productVersion.split('.').map(Number);
+  const need = MIN_CAPTURE_VERSION.split('.').map(Number);
+  for (let i = 0; i < need.length; i++) {
+    if ((have[i] ?? 0) > need[i]) return undefined;
+    if ((have[i] ?? 0) < need[i])
+      return `change capture needs SQL Server 2016 SP1 (${MIN_CAPTURE_VERSION}) or later: its triggers use CREATE OR ALTER, CURRENT_TRANSACTION_ID() and SESSION_CONTEXT, which ${productVersion} does not accept`;
+  }
+  return undefined;
 }
 
 function releaseName(level: number): string {

@@ -18,9 +18,22 @@ export function logBackupStatement(database: string, file: string, options: { co
   return { sql: `BACKUP LOG ${b(checkDatabaseName(database))} TO DISK = @disk0 WITH ${withs.join(', ')};`, params: { disk0: file }, types: { disk0: 'nvarchar(260)' } };
 }
 
-/** The database's recovery model: log backups need FULL (or BULK_LOGGED). */
+/**
+ * The database's recovery model, and whether its log chain has started: "sys.database_recovery_status
+ * (Transact-SQL)": last_log_backup_lsn is NULL when "a transaction log backup cannot be performed
+ * because the database is in SIMPLE recovery or there is no current database backup" (a database
+ * switched to FULL whose only backups are COPY_ONLY: airlift's own full backup does not start a chain).
+ */
 export function recoveryModelQuery(database: string): Statement {
-  return { sql: 'SELECT recovery_model_desc AS recovery_model FROM sys.databases WHERE name = @database;', params: { database: checkDatabaseName(database) }, types: { database: 'nvarchar(128)' } };
+  return {
+    sql: [
+      'SELECT d.recovery_model_desc AS recovery_model, CAST(CASE WHEN rs.last_log_backup_lsn IS NULL THEN 0 ELSE 1 END AS bit) AS log_chain_started',
+      'FROM sys.databases AS d JOIN sys.database_recovery_status AS rs ON rs.database_id = d.database_id',
+      'WHERE d.name = @database;',
+    ].join('\n'),
+    params: { database: checkDatabaseName(database) },
+    types: { database: 'nvarchar(128)' },
+  };
 }
 
 /**
@@ -46,13 +59,16 @@ export function logBackupJobsQuery(database: string): Statement {
 /**
  * Log backups of this database recorded in msdb since `@since`, whoever took them (an Agent job, a
  * maintenance plan, a backup product): the ones not in airlift's folder are the ones LRS never sees.
+ * A COPY_ONLY log backup is not one of them: it leaves the chain as it was ("Copy-only backups":
+ * the log is not truncated and the next regular log backup holds the same records), and
+ * msdb.dbo.backupset marks it is_copy_only = 1.
  */
 export function logBackupHistoryQuery(database: string): Statement {
   return {
     sql: [
       'SELECT bs.backup_finish_date AS finished_at, CONVERT(nvarchar(30), bs.first_lsn) AS first_lsn, CONVERT(nvarchar(30), bs.last_lsn) AS last_lsn, mf.physical_device_name AS device',
       'FROM msdb.dbo.backupset AS bs JOIN msdb.dbo.backupmediafamily AS mf ON mf.media_set_id = bs.media_set_id',
-      "WHERE bs.database_name = @database AND bs.type = 'L' AND bs.backup_finish_date >= @since",
+      "WHERE bs.database_name = @database AND bs.type = 'L' AND bs.is_copy_only = 0 AND bs.backup_finish_date >= @since",
       'ORDER BY bs.last_lsn;',
     ].join('\n'),
     params: { database: checkDatabaseName(database) },
@@ -81,14 +97,15 @@ export function backupSetByDeviceQuery(database: string): Statement {
 
 /**
  * Every log backup of this database that holds log records after `@after_lsn`, whoever took it, in
- * chain order: one that is not airlift's holds records LRS will never see (the chain is broken).
+ * chain order: one that is not airlift's holds records LRS will never see (the chain is broken). A
+ * COPY_ONLY one breaks nothing (see `logBackupHistoryQuery`) and is left out.
  */
 export function logBackupsAfterQuery(database: string): Statement {
   return {
     sql: [
       'SELECT CONVERT(nvarchar(30), bs.first_lsn) AS first_lsn, CONVERT(nvarchar(30), bs.last_lsn) AS last_lsn, mf.physical_device_name AS device, bs.backup_finish_date AS finished_at',
       'FROM msdb.dbo.backupset AS bs JOIN msdb.dbo.backupmediafamily AS mf ON mf.media_set_id = bs.media_set_id',
-      "WHERE bs.database_name = @database AND bs.type = 'L' AND bs.last_lsn > CAST(@after_lsn AS numeric(25, 0))",
+      "WHERE bs.database_name = @database AND bs.type = 'L' AND bs.is_copy_only = 0 AND bs.last_lsn > CAST(@after_lsn AS numeric(25, 0))",
       'ORDER BY bs.first_lsn, bs.backup_finish_date;',
     ].join('\n'),
     params: { database: checkDatabaseName(database) },

@@ -40,6 +40,7 @@ import * as rowHash from './mssql-row-hash';
 import * as capture from './mssql-capture-sql';
 import * as logsql from './mssql-log-sql';
 import * as counters from './mssql-counters-sql';
+import { captureVersionProblem } from './mssql-inventory';
 
 /** Rows per page of row hashes: verification holds one page, never a whole table. */
 export const ROW_HASH_PAGE_ROWS = 2000;
@@ -204,6 +205,8 @@ export function classifyMssqlError(err: unknown, where: string, secrets: (string
 export interface LogBackupFacts {
   database: string;
   recoveryModel: string | null;
+  /** Whether a log backup can be taken now (sys.database_recovery_status.last_log_backup_lsn is set). */
+  logChainStarted?: boolean;
   jobs: { job_name: string; step_id: number; step_name: string; enabled: boolean }[] | 'unreadable';
   /** Log backups recorded in msdb recently, with where they were written. */
   backups: { finished_at: Date; device: string }[];
@@ -219,8 +222,13 @@ export interface LogBackupFacts {
 export function logBackupFindings(facts: LogBackupFacts): string[] {
   const findings: string[] = [];
   const db = facts.database;
-  if (facts.recoveryModel !== 'FULL' && facts.recoveryModel !== 'BULK_LOGGED')
-    findings.push(`database ${db} uses the ${facts.recoveryModel ?? 'unknown'} recovery model: log shipping needs FULL (ALTER DATABASE [${db}] SET RECOVERY FULL, then a full backup)`);
+  // "Migrate databases from SQL Server to SQL Managed Instance by using Log Replay Service": the
+  // databases must use the full recovery model (BULK_LOGGED log backups of minimally logged work
+  // need the data files too, and LRS does not take them).
+  if (facts.recoveryModel !== 'FULL')
+    findings.push(`database ${db} uses the ${facts.recoveryModel ?? 'unknown'} recovery model: log shipping to Managed Instance needs FULL (ALTER DATABASE [${db}] SET RECOVERY FULL, then a full backup that is not COPY_ONLY)`);
+  else if (facts.logChainStarted === false)
+    findings.push(`database ${db} has no log chain yet (recovery model FULL, but no full backup since: BACKUP LOG would fail and airlift's COPY_ONLY backup does not start one); take one full backup that is not COPY_ONLY (BACKUP DATABASE [${db}] TO …) before the migration`);
   if (facts.jobs === 'unreadable') findings.push(`cannot read msdb job steps to find log backup jobs of ${db}: grant the login SQLAgentReaderRole in msdb, or check the jobs yourself`);
   else
     for (const j of facts.jobs)
@@ -655,6 +663,13 @@ export class MssqlEngine implements Engine, LogBackupSource {
     return Boolean(row?.installed);
   }
 
+  /** Preflight: a source older than SQL Server 2016 SP1 cannot run change capture (mssql-inventory.ts `captureVersionProblem`). */
+  async captureReadiness(): Promise<{ problems: string[]; warnings: string[] }> {
+    const [row] = await this.run<{ product_version: string | null; engine_edition: number | null }>('master', rowHash.serverLevelQuery);
+    const problem = captureVersionProblem(String(row?.product_version ?? ''), row?.engine_edition ?? undefined);
+    return { problems: problem ? [`${this.describe()}: ${problem}; upgrade the source first`] : [], warnings: [] };
+  }
+
   async startCapture(database: string): Promise<number> {
     const tables = await this.capturedTables(database);
     await this.ensureGate(database);
@@ -896,14 +911,14 @@ export class MssqlEngine implements Engine, LogBackupSource {
    * Instance (recovery model, Agent jobs, log backups in the last `days`), as findings.
    */
   async logBackupPreflight(database: string, days = 7): Promise<string[]> {
-    const [model] = await this.run<{ recovery_model: string }>('master', logsql.recoveryModelQuery(database));
+    const [model] = await this.run<{ recovery_model: string; log_chain_started: boolean }>('master', logsql.recoveryModelQuery(database));
     const jobs = await this.run<{ job_name: string; step_id: number; step_name: string; enabled: boolean }>('master', logsql.logBackupJobsQuery(database)).catch((err: unknown) => {
       if ((err as Error).name === 'PermissionError') return 'unreadable' as const;
       throw err;
     });
     const since = new Date(Date.now() - days * 86400000);
     const backups = await this.run<{ finished_at: Date; device: string }>('master', logsql.logBackupHistoryQuery(database), { since }).catch(() => []);
-    return logBackupFindings({ database, recoveryModel: model?.recovery_model ?? null, jobs, backups, ourFolder: this.endpoint.backupDirectory });
+    return logBackupFindings({ database, recoveryModel: model?.recovery_model ?? null, logChainStarted: model ? Boolean(model.log_chain_started) : undefined, jobs, backups, ourFolder: this.endpoint.backupDirectory });
   }
 
   /** Log shipping needs the backup folder the snapshot uses (backupDirectory and backupShare). */

@@ -135,10 +135,18 @@ test('Agent jobs that run in the database are listed; an unreadable msdb is said
   expect(section((await h.run()).output, 'acme')).toContain('WARNING   Agent job (msdb not readable by this login)');
 });
 
-test('version, edition and collation: 2014 Standard compresses; Express does not; a newer source than the target blocks', async () => {
+test('version, edition and collation: 2014 Standard compresses but cannot run change capture; 2016 RTM neither, 2016 SP1 can; Express does not compress; a newer source than the target blocks', async () => {
   const h = harness();
   const acme = section((await h.run()).output, 'acme');
-  expect(acme).toContain('ready     version: 12.0.6024.0 (SQL Server 2014), Standard Edition (64-bit)');
+  // Issue 20, defect 4: capture's T-SQL uses CREATE OR ALTER ("CREATE TRIGGER (Transact-SQL)": SQL
+  // Server 2016 (13.x) SP1 and later), CURRENT_TRANSACTION_ID() and SESSION_CONTEXT (2016 and later).
+  expect(acme).toContain('BLOCKING  version: 12.0.6024.0 (SQL Server 2014), Standard Edition (64-bit): change capture needs SQL Server 2016 SP1 (13.0.4001) or later: its triggers use CREATE OR ALTER, CURRENT_TRANSACTION_ID() and SESSION_CONTEXT, which 12.0.6024.0 does not accept');
+  expect(acme).toContain('fix: upgrade the source to SQL Server 2016 SP1 (13.0.4001) or later');
+  h.source.state.productVersion = '13.0.1601.5';
+  expect(section((await h.run()).output, 'acme')).toContain('BLOCKING  version: 13.0.1601.5 (SQL Server 2016)');
+  h.source.state.productVersion = '13.0.4001.0';
+  expect(section((await h.run()).output, 'acme')).toContain('ready     version: 13.0.4001.0 (SQL Server 2016), Standard Edition (64-bit)');
+  h.source.state.productVersion = '12.0.6024.0';
   expect(acme).toContain('ready     edition: Standard Edition (64-bit): compressed backups');
   expect(acme).toContain('ready     collation: SQL_Latin1_General_CP1_CI_AS');
   h.source.state.edition = 'Express Edition (64-bit)';

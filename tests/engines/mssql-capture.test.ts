@@ -167,3 +167,20 @@ describe('foreign keys: held on a standby target only, given back without a scan
     expect(engine.sent.some((s) => s.sql === capture.retrustStatement.sql)).toBe(false);
   });
 });
+
+describe('preflight refuses a source older than SQL Server 2016 SP1 with the reason (issue 20, defect 4)', () => {
+  const at = (product_version: string, engine_edition = 3) => new RecordingEngine((text) => (text.startsWith("SELECT CAST(SERVERPROPERTY('ProductVersion')") ? [{ product_version, engine_edition }] : []));
+  test.each([
+    ['10.50.6000.34', true],
+    ['13.0.1601.5', true],
+    ['13.0.4001.0', false],
+    ['16.0.4135.4', false],
+  ])('%s refused: %s', async (version, refused) => {
+    const { problems } = await at(version).captureReadiness();
+    if (refused) expect(problems).toEqual([expect.stringMatching(new RegExp(`change capture needs SQL Server 2016 SP1 \\(13\\.0\\.4001\\) or later: .*which ${version.replace(/\./g, '\\.')} does not accept; upgrade the source first`))]);
+    else expect(problems).toEqual([]);
+  });
+  test('Azure SQL (EngineEdition 5 or 8) runs the newest T-SQL', async () => {
+    expect((await at('12.0.2000.8', 8).captureReadiness()).problems).toEqual([]);
+  });
+});

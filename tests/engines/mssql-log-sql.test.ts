@@ -43,10 +43,30 @@ describe('preflight findings about log backups', () => {
       ],
     });
     expect(findings).toEqual([
-      'database acme uses the SIMPLE recovery model: log shipping needs FULL (ALTER DATABASE [acme] SET RECOVERY FULL, then a full backup)',
+      'database acme uses the SIMPLE recovery model: log shipping to Managed Instance needs FULL (ALTER DATABASE [acme] SET RECOVERY FULL, then a full backup that is not COPY_ONLY)',
       "SQL Agent job 'DatabaseBackup - USER_DATABASES - LOG' step 1 ('backup') takes log backups of acme: a log backup airlift does not ship breaks the chain; disable the job for the migration or let airlift take the log backups",
       "1 log backup(s) of acme were written outside airlift's folder recently (last: \\\\nas\\sql\\acme_LOG_20261129_1015.trn at 2026-11-29T10:15:00.000Z): whoever takes them must stop during the migration",
     ]);
+  });
+
+  // "Migrate databases from SQL Server to SQL Managed Instance by using Log Replay Service"
+  // (learn.microsoft.com/azure/azure-sql/managed-instance/log-replay-service-migrate): the databases
+  // must use the full recovery model. "sys.database_recovery_status (Transact-SQL)": last_log_backup_lsn
+  // NULL means no log backup can be taken (no current database backup) (issue 20, defect 6).
+  test('BULK_LOGGED is refused, and a FULL database with no log chain yet is named with the full backup to take', () => {
+    expect(logBackupFindings({ ...facts, recoveryModel: 'BULK_LOGGED' })).toEqual([expect.stringMatching(/^database acme uses the BULK_LOGGED recovery model: log shipping to Managed Instance needs FULL/)]);
+    expect(logBackupFindings({ ...facts, logChainStarted: false })).toEqual([
+      "database acme has no log chain yet (recovery model FULL, but no full backup since: BACKUP LOG would fail and airlift's COPY_ONLY backup does not start one); take one full backup that is not COPY_ONLY (BACKUP DATABASE [acme] TO …) before the migration",
+    ]);
+    const q = logsql.recoveryModelQuery('acme');
+    expect(q.sql).toContain('CAST(CASE WHEN rs.last_log_backup_lsn IS NULL THEN 0 ELSE 1 END AS bit) AS log_chain_started');
+    expect(q.sql).toContain('JOIN sys.database_recovery_status AS rs ON rs.database_id = d.database_id');
+  });
+
+  // "Copy-only backups (SQL Server)": a copy-only log backup does not truncate the log or move the
+  // chain; msdb.dbo.backupset.is_copy_only marks it ("backupset (Transact-SQL)").
+  test("someone else's COPY_ONLY log backup is not called a break in the chain", () => {
+    for (const q of [logsql.logBackupHistoryQuery('acme'), logsql.logBackupsAfterQuery('acme')]) expect(q.sql).toContain("bs.type = 'L' AND bs.is_copy_only = 0");
   });
 
   test('a login that cannot read msdb gets a finding naming the role, not a crash', () => {

@@ -32,6 +32,8 @@ export interface FakeDatabase {
   lsn: string;
   /** Where the next log backup starts: the last LSN of the last log backup, whoever took it. */
   logChainLsn: string;
+  /** false: FULL but no full backup since (sys.database_recovery_status.last_log_backup_lsn NULL): BACKUP LOG fails. */
+  logChainStarted?: boolean;
   /** Rows written, each with the LSN of its log record. */
   rows: { lsn: string; row: Record<string, unknown> }[];
   /** IDENTITY columns: the current identity value, and whether the table ever issued one (sys.identity_columns.last_value not NULL). */
@@ -48,6 +50,8 @@ export interface FakeBackupSet {
   lastLsn: string;
   device: string;
   finishedAt: Date;
+  /** A COPY_ONLY backup (msdb backupset.is_copy_only): it does not move the log chain on. */
+  copyOnly?: boolean;
 }
 
 export interface FakeServerState {
@@ -136,6 +140,18 @@ export class FakeSqlServer {
     return this.backup(database, 'L', device);
   }
 
+  /**
+   * A COPY_ONLY log backup someone else takes: it holds the log since the last log backup but leaves
+   * the chain where it was ("Copy-only backups (SQL Server)"), so the next log backup starts there too.
+   */
+  customerCopyOnlyLogBackup(database: string, device: string): FakeBackupSet {
+    const db = this.state.databases[database];
+    db.lsn = String(BigInt(db.lsn) + 1n);
+    const set: FakeBackupSet = { database, type: 'L', firstLsn: db.logChainLsn, lastLsn: db.lsn, device, finishedAt: new Date(), copyOnly: true };
+    (this.state.backups ??= []).push(set);
+    return set;
+  }
+
   private backup(database: string, type: 'D' | 'L', device: string): FakeBackupSet {
     const db = this.state.databases[database];
     // The backup's own log record, then its range: a full backup from the current LSN, a log backup from where the last one ended.
@@ -165,15 +181,15 @@ export class FakeSqlServer {
     const row = (b: FakeBackupSet) => ({ type: b.type, first_lsn: b.firstLsn, last_lsn: b.lastLsn, device: b.device, finished_at: b.finishedAt });
     if (named !== undefined) {
       const db = s.databases[named];
-      if (same(logsql.recoveryModelQuery(named))) return db ? [{ recovery_model: db.recoveryModel }] : [];
+      if (same(logsql.recoveryModelQuery(named))) return db ? [{ recovery_model: db.recoveryModel, log_chain_started: db.recoveryModel !== 'SIMPLE' && db.logChainStarted !== false }] : [];
       if (same(logsql.logBackupJobsQuery(named))) {
         if (!s.msdbReadable) throw Object.assign(new Error("The SELECT permission was denied on the object 'sysjobs', database 'msdb', schema 'dbo'."), { number: 229 });
         return s.jobs.filter((j) => j.database === named).map((j) => ({ job_name: j.name, step_id: 1, step_name: j.step, enabled: j.enabled }));
       }
-      if (same(logsql.logBackupHistoryQuery(named))) return history.filter((b) => b.type === 'L' && b.finishedAt >= (values.since as Date)).sort((a, b) => cmp(a.lastLsn, b.lastLsn)).map(row);
+      if (same(logsql.logBackupHistoryQuery(named))) return history.filter((b) => b.type === 'L' && !b.copyOnly && b.finishedAt >= (values.since as Date)).sort((a, b) => cmp(a.lastLsn, b.lastLsn)).map(row);
       if (same(logsql.backupSetByDeviceQuery(named))) return history.filter((b) => b.device === values.device).slice(-1).map(row);
       if (same(logsql.logBackupsAfterQuery(named)))
-        return history.filter((b) => b.type === 'L' && BigInt(b.lastLsn) > BigInt(String(values.after_lsn))).sort((a, b) => cmp(a.firstLsn, b.firstLsn)).map(row);
+        return history.filter((b) => b.type === 'L' && !b.copyOnly && BigInt(b.lastLsn) > BigInt(String(values.after_lsn))).sort((a, b) => cmp(a.firstLsn, b.firstLsn)).map(row);
       if (same(inventory.backupPermissionQuery(named))) return [{ id: db ? 5 : null, can_backup: db ? (db.canBackup ? 1 : 0) : null }];
       if (same(inventory.databaseInventoryQuery(named)))
         return db ? [{ recovery_model_desc: db.recoveryModel, compatibility_level: db.compatibilityLevel, is_encrypted: db.encrypted, collation_name: db.collation, state_desc: db.state, size_bytes: String(db.sizeBytes) }] : [];
@@ -219,6 +235,8 @@ export class FakeSqlServer {
       }
       if ([true, false].some((compression) => same(logsql.logBackupStatement(name, device, { compression })))) {
         if (db.recoveryModel === 'SIMPLE') throw Object.assign(new Error(`The statement BACKUP LOG is not allowed while the recovery model is SIMPLE.`), { number: 4208 });
+        // Msg 4214: "BACKUP LOG cannot be performed because there is no current database backup."
+        if (db.logChainStarted === false) throw Object.assign(new Error('BACKUP LOG cannot be performed because there is no current database backup.'), { number: 4214 });
         this.backup(name, 'L', device);
         return [];
       }

@@ -162,6 +162,23 @@ test("a log backup taken by the customer's own job breaks the chain: shipping re
   expect(emulator.list().map((d) => d.name)).not.toContain(t.database);
 }, 60_000);
 
+// "Copy-only backups (SQL Server)": a copy-only log backup leaves the log chain as it was; the next
+// regular log backup holds the same records (issue 20, defect 6: it is not a break in the chain).
+test("someone else's COPY_ONLY log backup between two shipments breaks nothing: shipping goes on and LRS restores the chain", async () => {
+  const t = tenant('hooli', 'lrs0000000000009');
+  t.fake.write(t.database, row(1));
+  await t.snapshotAndCopy();
+  await t.restorer.restore(t.database, t.artifact(), 'lrs0000000000009', undefined, undefined, { keepRestoring: true });
+  const first = await shipNext(t.shipping, await resumeCursor(t.shipping));
+  t.fake.write(t.database, row(2));
+  t.fake.customerCopyOnlyLogBackup(t.database, 'E:\\adhoc\\hooli_db_copyonly.trn');
+  t.fake.write(t.database, row(3));
+  const second = await shipNext(t.shipping, first);
+  expect(second.seq).toBe(2);
+  await waitFor('both log backups restored', async () => ((await t.restorer.state(t.database)).lastRestoredFileName === second.lastBackupName ? true : undefined), 20_000);
+  expect(await t.restorer.dropRestored(t.database, 'lrs0000000000009')).toBe(true);
+}, 60_000);
+
 test('a retried attempt neither takes a log backup twice nor skips one: it finds the one it took by its file name in the backup history', async () => {
   const t = tenant('initech', 'lrs0000000000003');
   t.fake.write(t.database, row(1));
