@@ -6,13 +6,16 @@ import { OperatorError } from './waves';
 
 export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'];
 
+/** Where Debian's chromium package puts the browser. */
+export const DEBIAN_CHROMIUM = '/usr/bin/chromium';
+
 export function chromiumPath(env: NodeJS.ProcessEnv = process.env): string {
-  return env.AIRLIFT_CHROMIUM ?? '/usr/bin/chromium';
+  return env.AIRLIFT_CHROMIUM || DEBIAN_CHROMIUM;
 }
 
 export async function launchChromium(): Promise<Browser> {
   const executablePath = chromiumPath();
-  if (!existsSync(executablePath)) throw new OperatorError(`Chromium not found at ${executablePath}; install it (apt-get install chromium) or set AIRLIFT_CHROMIUM to its path`);
+  if (!existsSync(executablePath)) throw new OperatorError(`Chromium not found at ${executablePath}; run \`npx airlift setup\` (installs it with apt-get as root, or says what to run) or set AIRLIFT_CHROMIUM to its path`);
   return chromium.launch({ executablePath, args: CHROMIUM_ARGS, headless: true });
 }
 

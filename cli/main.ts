@@ -28,7 +28,8 @@ import { formatDuration, noteOf, observeTenant, observeWave, phaseCounts, phaseT
 import { runningTenant, runningWave, sendUpdate, whereIsTenant } from './steer';
 import { startEmbeddedStack } from './stack';
 import { createGateway, listenGateway } from '../ingestion/gateway';
-import { ensureTemporalCli } from './temporal-cli';
+import { ensureTemporalCli, findTemporalCli } from './temporal-cli';
+import { ensureChromium, SetupError } from './setup';
 import { OperatorError, previousWave, startWave, summarize, watchWave } from './waves';
 import { serveWarRoom } from './war-room';
 
@@ -79,11 +80,15 @@ program
 
 program
   .command('setup')
-  .description('make sure the embedded stack can start (builds the Temporal CLI with Go when missing)')
+  .description('make sure the demo and the tests can run: builds the Temporal CLI with Go when missing, installs Debian\'s Chromium (as root with apt-get) for the war-room browser tests, or says what to run')
   .option('--quiet', 'print only what is being done', false)
+  .option('--dry-run', 'say what would be installed, install nothing', false)
   .action((o) => {
-    const path = ensureTemporalCli((line) => console.log(line));
-    if (!o.quiet) console.log(path ? `Temporal CLI: ${path}` : 'Temporal CLI: the SDK will download it on first use');
+    const log = (line: string) => console.log(line);
+    const path = o.dryRun ? findTemporalCli() : ensureTemporalCli(log);
+    if (!o.quiet || (o.dryRun && !path)) console.log(path ? `Temporal CLI: ${path}` : o.dryRun ? 'Temporal CLI: would be built with Go (or downloaded by the SDK)' : 'Temporal CLI: the SDK will download it on first use');
+    const chromium = ensureChromium(log, { dryRun: o.dryRun });
+    if (!o.quiet && chromium) console.log(`Chromium: ${chromium}`);
   });
 
 program
@@ -373,7 +378,7 @@ program
   });
 
 /** Errors written for the operator: their message is the whole answer, without a stack. */
-const KNOWN_ERRORS = [OperatorError, InvalidArgumentError];
+const KNOWN_ERRORS = [OperatorError, InvalidArgumentError, SetupError];
 
 program.parseAsync(process.argv).catch((err: Error) => {
   // One line for the operator; the stack trace of an unexpected error only with --debug.
