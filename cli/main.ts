@@ -31,6 +31,7 @@ import { createGateway, listenGateway } from '../ingestion/gateway';
 import { ensureTemporalCli, findTemporalCli } from './temporal-cli';
 import { ensureChromium, SetupError } from './setup';
 import { OperatorError, previousWave, startWave, summarize, watchWave } from './waves';
+import { chooseTenants } from './wave-choice';
 import { serveWarRoom } from './war-room';
 
 Runtime.install({ logger: new DefaultLogger((process.env.AIRLIFT_LOG_LEVEL as 'WARN' | undefined) ?? 'WARN') });
@@ -168,10 +169,10 @@ wave
   .command('start')
   .description('start a wave of tenant migrations from a fleet file')
   .requiredOption('-f, --fleet <file>', 'fleet file (YAML or JSON)')
-  .option('--tenants <ids>', 'comma-separated tenant ids (default: every tenant in the file)')
+  .option('--tenants <ids>', 'comma-separated tenant ids (default: every tenant in the file not already on its target, running elsewhere, or rolled back by an operator)')
   .option('--concurrency <n>', 'tenants migrating at once (default: policy.concurrency)', positiveInt('--concurrency'))
   .option('--wave <id>', 'wave id (default: a timestamp); a wave id runs once', safeName('--wave'))
-  .option('--rerun', 'start a wave id that already ran again; the tenants it rolled back are skipped unless named with --tenants', false)
+  .option('--rerun', 'start a wave id that already ran again: only its tenants that did not finish (the ones it rolled back only when named with --tenants)', false)
   .option('--watch', 'stay and show progress until the wave ends', false)
   .action(async (o) => {
     const fleet = loadFleet(o.fleet);
@@ -182,18 +183,17 @@ wave
     const waveId = o.wave ?? `w${new Date().toISOString().replace(/\D/g, '').slice(0, 14)}`;
     const policy = { ...fleet.policy, concurrency: o.concurrency ?? fleet.policy.concurrency };
     await withClient(async (client) => {
-      let tenants = named ?? [...known];
       const previous = await previousWave(client, waveId);
       if (previous && !o.rerun)
-        throw new OperatorError(`wave ${waveId} already ran (${previous.summary}); a wave id runs once: choose another --wave id, or start it again with --rerun (the tenants it rolled back are then skipped unless named with --tenants)`);
-      if (previous) {
-        const skipped = previous.rolledBack.filter((r) => !named?.includes(r.tenantId));
-        const again = previous.rolledBack.filter((r) => named?.includes(r.tenantId));
-        tenants = tenants.filter((t) => !skipped.some((r) => r.tenantId === t));
-        for (const r of skipped) console.log(`skipped ${r.tenantId}: rolled back in the earlier run of ${waveId}${r.reason ? ` (${r.reason})` : ''}; name it with --tenants to migrate it again`);
-        for (const r of again) console.log(`migrating ${r.tenantId} again although the earlier run of ${waveId} rolled it back${r.reason ? ` (${r.reason})` : ''}, since --tenants names it`);
-        if (!tenants.length) throw new OperatorError(`wave ${waveId} --rerun: no tenant left to start; name the rolled-back ones with --tenants to migrate them again`);
-      }
+        throw new OperatorError(`wave ${waveId} already ran (${previous.summary}); a wave id runs once: choose another --wave id, or start it again with --rerun (only its tenants that did not finish start; the ones it rolled back only when named with --tenants)`);
+      if (previous && !previous.status && !named)
+        throw new OperatorError(`wave ${waveId} --rerun: the earlier run's tenants cannot be read (${previous.summary}); name the tenants to start with --tenants`);
+      const choice = await chooseTenants(client, { fleetTenants: [...known], named, rerunOf: previous?.status, fleetFile: fleet.file });
+      for (const s of choice.skipped) console.log(`skipped ${s.tenantId}: ${s.why}`);
+      for (const s of choice.again) console.log(`migrating ${s.tenantId} again, since --tenants names it: ${s.why}`);
+      const tenants = choice.start;
+      if (!tenants.length)
+        throw new OperatorError(`wave ${waveId}${previous ? ' --rerun' : ''}: no tenant left to start (${choice.skipped.length} skipped, each with why above)${previous ? '; name a rolled-back tenant with --tenants to migrate it again' : ''}`);
       const started = Date.now();
       await startWave(client, waveId, tenants, policy, undefined, previous ? previous.rerun + 1 : undefined);
       console.log(`wave ${waveId} ${previous ? `started again (rerun ${previous.rerun + 1})` : 'started'}: ${tenants.length} tenants, concurrency ${policy.concurrency} (workflow ${waveWorkflowId(waveId)})`);

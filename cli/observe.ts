@@ -76,10 +76,11 @@ function heartbeatOf(raw: { pendingActivities?: { heartbeatDetails?: { payloads?
  */
 export async function observeTenant(client: Client, tenantId: string, row?: WaveTenantRow, waveId?: string, now = Date.now()): Promise<TenantView> {
   const view: TenantView = {
-    tenantId, state: row?.state ?? 'unknown', phase: row?.state === 'pending' ? 'pending' : 'unknown',
+    tenantId, state: row?.state ?? 'unknown', phase: row?.state === 'pending' || row?.state === 'skipped' ? row.state : 'unknown',
     bytesDone: 0, bytesTotal: 0, tablesVerified: 0, mismatches: 0, paused: false, error: row?.error,
   };
-  if (row?.state === 'pending') return view;
+  // A skipped tenant's workflow is another wave's run: nothing of it belongs to this wave's row.
+  if (row?.state === 'pending' || row?.state === 'skipped') return view;
   const handle = client.workflow.getHandle(tenantWorkflowId(tenantId), row?.runId);
   try {
     const description = await handle.describe();

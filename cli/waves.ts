@@ -2,8 +2,6 @@
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import {
   TASK_QUEUE,
-  statusQuery,
-  tenantWorkflowId,
   waveSearchAttribute,
   waveStatusQuery,
   waveWorkflowId,
@@ -17,10 +15,11 @@ export class OperatorError extends Error {
   override name = 'OperatorError';
 }
 
-/** What an earlier, ended run of a wave id left: a sentence, its tenants rolled back (with why), its rerun count. */
+/** What an earlier, ended run of a wave id left: a sentence, its rows (when they can be read), its rerun count. */
 export interface PreviousWave {
   summary: string;
-  rolledBack: { tenantId: string; reason?: string }[];
+  /** Its rows as it ended; absent when neither its result nor its query can be read. */
+  status?: WaveStatus;
   /** 1 for a wave that ran once. */
   rerun: number;
 }
@@ -41,19 +40,12 @@ export async function previousWave(client: Client, waveId: string): Promise<Prev
   // Its result, or (terminated, failed) what its status query still answers.
   const status: WaveStatus | undefined = description.status.name === 'COMPLETED' ? await handle.result() : await handle.query(waveStatusQuery).catch(() => undefined);
   const ended = description.closeTime?.toISOString() ?? 'earlier';
-  if (!status) return { summary: `${description.status.name.toLowerCase()} at ${ended}`, rolledBack: [], rerun: 1 };
-  const rolledBack = await Promise.all(
-    status.tenants.filter((r) => r.state === 'rolled_back').map(async (r) => {
-      // A closed run answers queries only while a worker runs: its reason is a nicety, not worth a wait.
-      const query = client.workflow.getHandle(tenantWorkflowId(r.tenantId), r.runId).query(statusQuery).then((s) => s.rollbackReason, () => undefined);
-      const reason = await Promise.race([query, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 5000).unref())]);
-      return { tenantId: r.tenantId, reason };
-    }),
-  );
+  if (!status) return { summary: `${description.status.name.toLowerCase()} at ${ended}`, rerun: 1 };
   const count = (state: string) => status.tenants.filter((r) => r.state === state).length;
+  const others = status.tenants.length - count('completed') - count('rolled_back') - count('failed');
   return {
-    summary: `ended ${ended}: ${count('completed')} migrated, ${rolledBack.length} rolled back, ${count('failed')} failed of ${status.tenants.length}`,
-    rolledBack,
+    summary: `ended ${ended}: ${count('completed')} migrated, ${count('rolled_back')} rolled back, ${count('failed')} failed${others ? `, ${others} not finished` : ''} of ${status.tenants.length}`,
+    status,
     rerun: status.rerun ?? 1,
   };
 }

@@ -185,7 +185,8 @@ export interface WaveInput {
 
 export interface WaveTenantRow {
   tenantId: string;
-  state: 'pending' | 'running' | EndState;
+  /** `skipped`: not started by this wave, because another workflow was migrating the tenant already (`error` says so). */
+  state: 'pending' | 'running' | 'skipped' | EndState;
   error?: string;
   /** The run of the tenant's workflow this wave started, so a later run (another wave) is not shown as this wave's. */
   runId?: string;

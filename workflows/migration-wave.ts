@@ -100,10 +100,13 @@ async function runChild(input: WaveInput, row: WaveTenantRow): Promise<void> {
     row.runId = child.firstExecutionRunId;
     row.state = (await child.result()).outcome;
   } catch (err) {
+    // A tenant another wave (or a start by hand) is migrating is that wave's, not a failure of this one.
+    if (err instanceof WorkflowExecutionAlreadyStartedError) {
+      row.state = 'skipped';
+      row.error = `skipped: ${row.tenantId} is being migrated by another run of ${tenantWorkflowId(row.tenantId)} (see \`airlift status --tenant ${row.tenantId}\`); a tenant migrates in one workflow at a time`;
+      return;
+    }
     row.state = 'failed';
-    row.error =
-      err instanceof WorkflowExecutionAlreadyStartedError
-        ? `${row.tenantId} is already being migrated (workflow ${tenantWorkflowId(row.tenantId)}); a tenant migrates in one workflow at a time`
-        : reasonOf(err);
+    row.error = reasonOf(err);
   }
 }

@@ -5,8 +5,8 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { decideChromium, ensureChromium, machineFacts, type MachineFacts } from '../../cli/setup';
 
-const missing = (file: string) => file !== '/usr/bin/apt-get';
-const facts = (over: Partial<MachineFacts>): MachineFacts => ({ path: '/usr/bin/chromium', chosenByEnv: false, executable: missing, uid: 0, aptGet: '/usr/bin/apt-get', ...over });
+const onlyAptGet = (file: string) => file === '/usr/bin/apt-get';
+const facts = (over: Partial<MachineFacts>): MachineFacts => ({ path: '/usr/bin/chromium', chosenByEnv: false, executable: onlyAptGet, uid: 0, aptGet: '/usr/bin/apt-get', ...over });
 
 test('as root with apt-get and no Chromium, setup installs Debian\'s chromium non-interactively', () => {
   const decision = decideChromium(facts({}));
