@@ -190,11 +190,15 @@ export interface WaveTenantRow {
   error?: string;
   /** The run of the tenant's workflow this wave started, so a later run (another wave) is not shown as this wave's. */
   runId?: string;
+  /** Set once the tenant's rollback window opened: it no longer holds one of the wave's concurrency slots. */
+  inWindow?: boolean;
 }
 
 export interface WaveStatus {
   waveId: string;
   rerun?: number;
+  /** The wave's concurrency limit (absent in waves started before it was reported). */
+  concurrency?: number;
   paused: boolean;
   aborted: boolean;
   runs: number;
@@ -229,6 +233,8 @@ export const approveCutoverUpdate = defineUpdate<string, []>('approveCutover');
 // Wave workflow messages.
 export const waveStatusQuery = defineQuery<WaveStatus>('waveStatus');
 export const abortSignal = defineSignal('abort');
+/** Sent by a tenant's workflow to the wave that started it when its rollback window opens: its concurrency slot is free. */
+export const rollbackWindowOpenedSignal = defineSignal<[string]>('rollbackWindowOpened');
 
 /** A migration id from a random UUID (crypto.randomUUID in the CLI, wf.uuid4 in a workflow): 16 hex characters. */
 export function migrationIdOf(uuid: string): string {

@@ -27,6 +27,7 @@ import {
   LRS_CUTOVER_PAUSE_BUDGET_MS,
 } from './contract';
 import { activityPresets } from './presets';
+import { releaseWaveSlot } from './wave-slot';
 import { PauseBudgetExceededError, VerificationMismatchError } from '../protocol/errors';
 
 export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
@@ -159,6 +160,7 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
       if (switched.steps) run.status.cutoverSteps = switched.steps;
 
       run.background(() => replication.dualWrite(tenantId, migrationId, 'reverse', switched.reverseFrom));
+      await releaseWaveSlot(tenantId);
       await run.phase('rollback_window', () => run.rollbackWindow(policy.rollbackWindowSeconds));
       run.passPointOfNoReturn();
     });

@@ -9,6 +9,7 @@ import {
   pauseUpdate,
   resumeSignal,
   resumeUpdate,
+  rollbackWindowOpenedSignal,
   tenantSearchAttribute,
   tenantWorkflowId,
   waveSearchAttribute,
@@ -22,15 +23,20 @@ import { migrateTenant } from './migrate-tenant';
 
 export async function migrationWave(input: WaveInput): Promise<WaveStatus> {
   const finished = new Map((input.finished ?? []).map((row) => [row.tenantId, row]));
+  // Waves from before a tenant in its rollback window freed its slot replay as they ran.
+  const windowFreesSlot = wf.patched('rollback-window-frees-wave-slot');
   const status: WaveStatus = {
     waveId: input.waveId,
     ...(input.rerun ? { rerun: input.rerun } : {}),
+    ...(windowFreesSlot ? { concurrency: input.policy.concurrency } : {}),
     // A pause outlives the run it was given in: the next run starts held until `resume`.
     paused: input.paused ?? false,
     aborted: false,
     runs: input.run ?? 1,
     tenants: input.tenants.map((tenantId) => finished.get(tenantId) ?? { tenantId, state: 'pending' }),
   };
+  /** Tenants that hold a slot: running and not yet in their rollback window. */
+  const slotsInUse = () => status.tenants.filter((r) => r.state === 'running' && !r.inWindow).length;
   wf.setHandler(waveStatusQuery, () => status);
   wf.setHandler(pauseSignal, () => void (status.paused = true));
   wf.setHandler(resumeSignal, () => void (status.paused = false));
@@ -45,13 +51,20 @@ export async function migrationWave(input: WaveInput): Promise<WaveStatus> {
   });
   wf.setHandler(resumeUpdate, () => {
     status.paused = false;
-    return `wave ${input.waveId} resumed: pending tenants start again`;
+    const pending = status.tenants.filter((r) => r.state === 'pending').length;
+    const busy = slotsInUse();
+    const free = Math.max(0, input.policy.concurrency - busy);
+    return `wave ${input.waveId} resumed: ${pending} pending tenant(s); ${Math.min(free, pending)} start now, the rest as slots free (concurrency ${input.policy.concurrency}, ${busy} in use${windowFreesSlot ? '; a tenant in its rollback window holds none' : ''})`;
   }, {
     validator: () => {
       if (!status.paused) throw new Error(`resume refused: wave ${input.waveId} is not paused`);
     },
   });
   wf.setHandler(abortSignal, () => void (status.aborted = true));
+  wf.setHandler(rollbackWindowOpenedSignal, (tenantId) => {
+    const row = status.tenants.find((r) => r.tenantId === tenantId && r.state === 'running');
+    if (row && windowFreesSlot) row.inWindow = true;
+  });
   wf.upsertSearchAttributes([{ key: waveSearchAttribute, value: input.waveId }]);
 
   let running = 0;
@@ -59,7 +72,7 @@ export async function migrationWave(input: WaveInput): Promise<WaveStatus> {
   for (const row of status.tenants.filter((r) => r.state === 'pending')) {
     // The run's quota is checked before waiting, so a pause given now is carried into the next run.
     if (startedThisRun >= input.policy.tenantsPerRun) break;
-    await wf.condition(() => status.aborted || (!status.paused && running < input.policy.concurrency));
+    await wf.condition(() => status.aborted || (!status.paused && (windowFreesSlot ? slotsInUse() : running) < input.policy.concurrency));
     if (status.aborted) break;
     startedThisRun++;
     running++;
@@ -99,6 +112,7 @@ async function runChild(input: WaveInput, row: WaveTenantRow): Promise<void> {
     });
     row.runId = child.firstExecutionRunId;
     row.state = (await child.result()).outcome;
+    delete row.inWindow;
   } catch (err) {
     // A tenant another wave (or a start by hand) is migrating is that wave's, not a failure of this one.
     if (err instanceof WorkflowExecutionAlreadyStartedError) {

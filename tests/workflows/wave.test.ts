@@ -5,8 +5,12 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { startWave } from '../../cli/waves';
 import {
   abortSignal,
+  completeUpdate,
   pauseSignal,
+  pauseUpdate,
   resumeSignal,
+  resumeUpdate,
+  rollbackUpdate,
   statusQuery,
   TASK_QUEUE,
   tenantWorkflowId,
@@ -99,6 +103,57 @@ test('an aborted wave starts no more tenants and ends only when its running tena
       { tenantId: second, state: 'pending' },
     ]);
     expect(await neverStarted(stack.env.client, second)).toBe(true);
+  } finally {
+    await worker.stop();
+    cleanup();
+  }
+});
+
+test('a tenant in its rollback window holds no concurrency slot: the next tenant starts while the window is open', async () => {
+  // A window of ten minutes: with the slot held, the second tenant could not start within the test.
+  const { fleet, cleanup } = makeFleet({ tenants: 2, rows: 100, policy: { concurrency: 1, rollbackWindowSeconds: 600 } });
+  const worker = await startWorker(stack, fleet, TASK_QUEUE);
+  const [first, second] = fleet.tenants.map((t) => t.id);
+  const waveId = `window-${first}`;
+  const client = stack.env.client;
+  const wave = client.workflow.getHandle(waveWorkflowId(waveId));
+  const phaseOf = (tenantId: string) => client.workflow.getHandle(tenantWorkflowId(tenantId)).query(statusQuery).then((s) => s.phase);
+  try {
+    await startWave(client, waveId, [first, second], fleet.policy);
+    await waitFor(`${first} in its rollback window`, async () => ((await phaseOf(first)) === 'rollback_window' ? true : undefined));
+    await waitFor(`${second} in its rollback window too`, async () => ((await phaseOf(second)) === 'rollback_window' ? true : undefined));
+    // The first is still in its window: both are, with a limit of one.
+    expect(await phaseOf(first)).toBe('rollback_window');
+    const status = await wave.query(waveStatusQuery);
+    expect(status.concurrency).toBe(1);
+    expect(status.tenants.map((r) => [r.state, r.inWindow])).toEqual([['running', true], ['running', true]]);
+    for (const t of [first, second]) await client.workflow.getHandle(tenantWorkflowId(t)).executeUpdate(completeUpdate);
+    const final = (await wave.result()) as WaveStatus;
+    expect(final.tenants).toEqual([
+      { tenantId: first, state: 'completed', runId: expect.any(String) },
+      { tenantId: second, state: 'completed', runId: expect.any(String) },
+    ]);
+  } finally {
+    await worker.stop();
+    cleanup();
+  }
+});
+
+test('resume says how many pending tenants start now and why the others wait', async () => {
+  const { fleet, cleanup } = makeFleet({ tenants: 3, rows: 100, policy: { concurrency: 1, pauseBefore: ['snapshotting'] } });
+  const worker = await startWorker(stack, fleet, TASK_QUEUE);
+  const [first, second, third] = fleet.tenants.map((t) => t.id);
+  const waveId = `resume-${first}`;
+  const client = stack.env.client;
+  const wave = client.workflow.getHandle(waveWorkflowId(waveId));
+  try {
+    await startWave(client, waveId, [first, second, third], fleet.policy);
+    const held = await heldAtBreakpoint(client, first);
+    expect(await wave.executeUpdate(pauseUpdate)).toContain('paused');
+    expect(await wave.executeUpdate(resumeUpdate)).toBe(`wave ${waveId} resumed: 2 pending tenant(s); 0 start now, the rest as slots free (concurrency 1, 1 in use; a tenant in its rollback window holds none)`);
+    await wave.signal(abortSignal);
+    await held.executeUpdate(rollbackUpdate, { args: ['test: end'] });
+    await wave.result();
   } finally {
     await worker.stop();
     cleanup();
