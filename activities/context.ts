@@ -4,9 +4,8 @@ import { Context } from '@temporalio/activity';
 import type { ContainerClient } from '@azure/storage-blob';
 import { join } from 'node:path';
 import { findTenant, type LoadedFleet, type Tenant } from '../config/fleet';
-import { createEngine, createRestoreTarget, type Engine, type EndpointConfig, type RestoreTarget } from '../engines';
+import type { Engine, FleetEngines, RestoreTarget } from '../engines';
 import type { ContainerReadAccess } from '../azure/sas';
-import type { ManagedInstanceRef } from '../azure/managed-instance';
 import type { Catalog } from '../ingestion/catalog';
 import type { RouteControl } from '../ingestion/routes';
 
@@ -16,26 +15,10 @@ export interface ActivityDeps {
   catalog: Catalog;
   /** Fences, modes and primary flips: through the gateways, or the catalog alone. */
   routes: RouteControl;
-  /** Where passwords are read from (the worker's environment). */
-  env?: NodeJS.ProcessEnv;
+  /** The engines of the fleet's endpoints and the restorers of its targets, built once by the worker's wiring. */
+  engines: FleetEngines;
   /** The container's one read access for restores (its SAS made once and shared). */
   restoreAccess: ContainerReadAccess;
-  /** The Managed Instance restorer of a target, signed in by the wiring. */
-  managedInstance: (endpoint: ManagedInstanceRef) => RestoreTarget;
-  /** Builds the engine of an endpoint; `createEngine` of engines/ unless the wiring gives another. */
-  createEngine?: (endpoint: EndpointConfig, env?: NodeJS.ProcessEnv) => Engine;
-}
-
-/** One engine per endpoint per worker, so SQL Server connection pools are shared and reused. */
-const engineCache = new WeakMap<ActivityDeps, Map<string, Engine>>();
-
-function engineFor(deps: ActivityDeps, side: 'sources' | 'targets', name: string): Engine {
-  let cache = engineCache.get(deps);
-  if (!cache) engineCache.set(deps, (cache = new Map()));
-  const key = `${side}/${name}`;
-  let engine = cache.get(key);
-  if (!engine) cache.set(key, (engine = (deps.createEngine ?? createEngine)(deps.fleet[side][name], deps.env)));
-  return engine;
 }
 
 export interface TenantSides {
@@ -50,12 +33,11 @@ export interface TenantSides {
 
 export function tenantSides(deps: ActivityDeps, tenantId: string, migrationId: string): TenantSides {
   const tenant = findTenant(deps.fleet, tenantId);
-  const target = engineFor(deps, 'targets', tenant.target);
   return {
     tenant,
-    source: engineFor(deps, 'sources', tenant.source),
-    target,
-    restorer: createRestoreTarget(deps.fleet.targets[tenant.target], target, deps.managedInstance),
+    source: deps.engines.engine('sources', tenant.source),
+    target: deps.engines.engine('targets', tenant.target),
+    restorer: deps.engines.restorer(tenant.target),
     workDir: join(deps.fleet.workDirectory, tenantId, migrationId),
   };
 }

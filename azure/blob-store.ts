@@ -12,13 +12,9 @@ export interface StorageConfig {
 
 export { StorageConfigError };
 
-/** Removes keys, SAS signatures and connection-string secrets from any text. */
-export function redactSecrets(text: string): string {
-  return text
-    .replace(/(AccountKey|SharedAccessSignature|SharedAccessKey)=[^;\s"']+/gi, '$1=[redacted]')
-    .replace(/([?&]sig=)[^&\s"']+/gi, '$1[redacted]')
-    .replace(/(Password|Pwd)=[^;\s"']+/gi, '$1=[redacted]');
-}
+import { redactSecrets } from '../protocol/errors';
+
+export { redactSecrets };
 
 export function connectContainer(config: StorageConfig, env: NodeJS.ProcessEnv = process.env): ContainerClient {
   if (config.connectionStringEnv) {

@@ -12,17 +12,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { Client, Connection } from '@temporalio/client';
-import { ContainerReadAccess } from '../azure/sas';
-import { managedInstanceRestorers } from '../azure/managed-instance';
-import { DefaultAzureCredential } from '@azure/identity';
 import { createActivities } from '../activities';
-import { connectContainer } from '../azure/blob-store';
+import { createAdapters } from '../workers/adapters';
 import { createTenantDatabase } from '../cli/demo-data';
 import { startEmbeddedStack, type EmbeddedStack } from '../cli/stack';
 import { startWave } from '../cli/waves';
 import { parseFleet, type LoadedFleet } from '../config/fleet';
-import { Catalog } from '../ingestion/catalog';
-import { catalogRoutes } from '../ingestion/routes';
 import { forEachLimited } from '../azure/block-upload';
 import { migrationIdOf, waveWorkflowId, type MigrationPolicy, type WaveStatus } from '../workflows/contract';
 import { measured, ratio, round, type BenchResult } from './measure';
@@ -86,15 +81,13 @@ async function migrateByScript(acts: ReturnType<typeof createActivities>, tenant
 
 async function byScript(stack: EmbeddedStack, tenants: number, concurrency: number): Promise<{ seconds: number }> {
   const { dir, fleet } = makeFleet(tenants, concurrency);
-  const catalog = new Catalog(fleet.catalog.path);
+  const adapters = createAdapters(fleet, { ...process.env, [STORAGE_ENV]: stack.azurite.connectionString });
   try {
-    const env = { ...process.env, [STORAGE_ENV]: stack.azurite.connectionString };
-    const container = connectContainer(fleet.storage, env);
-    const acts = createActivities({ fleet, container, catalog, routes: catalogRoutes(catalog), env, restoreAccess: new ContainerReadAccess(container), managedInstance: managedInstanceRestorers(new DefaultAzureCredential()) });
+    const acts = createActivities(adapters);
     const run = await measured(() => forEachLimited(fleet.tenants.length, concurrency, (i) => migrateByScript(acts, fleet.tenants[i].id, fleet.policy)));
     return { seconds: run.seconds };
   } finally {
-    catalog.close();
+    await adapters.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -4,7 +4,7 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { LoadedFleet } from '../config/fleet';
-import { createEngine, createRestoreTarget, type Engine } from '../engines';
+import { fleetEngines } from '../engines';
 import { Catalog } from '../ingestion/catalog';
 import { catalogRoutes, gatewayRoutes, type RouteControl } from '../ingestion/routes';
 import { GatewayAdmin } from '../ingestion/admin-client';
@@ -100,13 +100,7 @@ export async function reconcileFleet(fleet: LoadedFleet, temporal: TemporalAcces
   const tenants = fleet.tenants.filter((t) => !wanted || wanted.has(t.id));
 
   const catalog = new Catalog(fleet.catalog.path);
-  const engines = new Map<string, Engine>();
-  const engineFor = (kind: 'sources' | 'targets', name: string): Engine => {
-    const key = `${kind}/${name}`;
-    if (!engines.has(key)) engines.set(key, createEngine(fleet[kind][name], env));
-    return engines.get(key)!;
-  };
-  const managedInstance = managedInstanceRestorers(new DefaultAzureCredential());
+  const engines = fleetEngines(fleet, env, { managedInstance: managedInstanceRestorers(new DefaultAzureCredential()) });
   try {
     const { routes, views } = routesFor(fleet, catalog, env);
     let container: ReturnType<typeof connectContainer> | undefined;
@@ -138,13 +132,12 @@ export async function reconcileFleet(fleet: LoadedFleet, temporal: TemporalAcces
     };
     const reports: TenantReport[] = [];
     for (const t of tenants) {
-      const endpoint = fleet.targets[t.target];
       const tenant: ReconcileTenant = {
         tenantId: t.id,
         database: t.database,
-        source: engineFor('sources', t.source),
-        target: engineFor('targets', t.target),
-        dropTarget: (migrationId) => createRestoreTarget(endpoint, engineFor('targets', t.target), managedInstance).dropRestored(t.database, migrationId),
+        source: engines.engine('sources', t.source),
+        target: engines.engine('targets', t.target),
+        dropTarget: (migrationId) => engines.restorer(t.target).dropRestored(t.database, migrationId),
       };
       const report = await inspectTenant(adapters, tenant, owners.get(t.id));
       if (options.apply && report.repairs.length && !report.problems.length) {
@@ -168,6 +161,6 @@ export async function reconcileFleet(fleet: LoadedFleet, temporal: TemporalAcces
     };
   } finally {
     catalog.close();
-    await Promise.allSettled([...engines.values()].map((e) => e.close()));
+    await engines.close();
   }
 }

@@ -6,7 +6,7 @@
 // primary holds each one.
 import Database from 'better-sqlite3';
 import type { LoadedFleet, Tenant } from '../config/fleet';
-import { sqliteDirectory } from '../config/fleet';
+import { sqliteDirectory } from '../engines/sqlite-kind';
 import { percentile } from './waves';
 
 export interface AppReport {

@@ -2,6 +2,8 @@
 // names of environment variables that the worker resolves.
 import { FleetConfigError } from '../protocol/errors';
 import type { TrackingMapping } from '../engines/engine';
+import { envName, path } from '../engines/endpoint-fields';
+import { endpointSchema, kindOf, resolveEndpointPaths } from '../engines/registry';
 import { readFileSync } from 'node:fs';
 import { dirname, extname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -10,7 +12,6 @@ import { z } from 'zod';
 /** Ids, database names and env-var names share one rule so they are safe in paths, T-SQL and blob names. */
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
 const NAME_HINT = 'letters, digits, _ and - only, starting with a letter or digit, at most 63 characters';
-const ENV_NAME = /^[A-Z_][A-Z0-9_]*$/;
 const PHASE_NAMES = [
   'preflight', 'journaling', 'snapshotting', 'copying', 'restoring',
   'catching_up', 'verifying', 'awaiting_cutover', 'cutting_over', 'rollback_window', 'completed',
@@ -18,53 +19,8 @@ const PHASE_NAMES = [
 
 const name = (what: string) =>
   z.string({ error: `must be a string (${what})` }).regex(NAME, { error: (i) => `${JSON.stringify(i.input)} is not a valid ${what} (${NAME_HINT})` });
-const envName = z
-  .string({ error: 'must be the name of an environment variable' })
-  .regex(ENV_NAME, { error: (i) => `${JSON.stringify(i.input)} is not an environment variable name; give the NAME of the variable that holds the secret (A-Z, 0-9, _), never the secret itself` });
-const path = z.string({ error: 'must be a path (string)' }).min(1, { error: 'must not be empty' });
 
-const sqliteEndpoint = z.strictObject({
-  engine: z.literal('sqlite'),
-  /** Folder holding one `<database>.db` file per tenant. */
-  directory: path,
-});
-/** SQL Server connection fields shared by a SQL Server endpoint and a Managed Instance. */
-const sqlLogin = {
-  server: z.string({ error: 'must be the host name of the SQL Server' }).min(1),
-  port: z.int().min(1).max(65535).default(1433),
-  user: z.string().min(1).optional(),
-  passwordEnv: envName.optional(),
-  encrypt: z.boolean().default(true),
-  trustServerCertificate: z.boolean().default(false),
-};
-
-const mssqlEndpoint = z.strictObject({
-  engine: z.literal('mssql'),
-  ...sqlLogin,
-  /** Where the server writes backups, as the server sees it (source only). */
-  backupDirectory: z.string().min(1).optional(),
-  /** The same folder as the worker sees it (source only). */
-  backupShare: path.optional(),
-  compression: z.boolean().default(true),
-});
-
-const managedInstanceEndpoint = z.strictObject({
-  engine: z.literal('azure-sql-mi'),
-  ...sqlLogin,
-  subscriptionId: z.uuid({ error: 'must be the subscription id (a GUID)' }),
-  resourceGroup: z.string().min(1).max(90),
-  managedInstance: z.string().regex(/^[a-z0-9][a-z0-9-]{0,61}[a-z0-9]$/, { error: 'must be the Managed Instance name (lowercase letters, digits, hyphens)' }),
-  collation: z.string().regex(/^[A-Za-z0-9_]+$/).default('SQL_Latin1_General_CP1_CI_AS'),
-  autoCompleteRestore: z.boolean().default(true),
-  /** Azure Resource Manager for a sovereign cloud (e.g. https://management.usgovcloudapi.net); Azure public by default. */
-  resourceManagerUrl: z.url({ error: 'must be the https URL of Azure Resource Manager, such as https://management.azure.com' }).optional(),
-  /** How often the restore's progress (restoreDetails) is read. */
-  restorePollSeconds: z.number().min(0.1).max(600).default(15),
-});
-
-const endpoint = z.discriminatedUnion('engine', [sqliteEndpoint, mssqlEndpoint, managedInstanceEndpoint], {
-  error: (i) => `${JSON.stringify((i.input as { engine?: unknown })?.engine)} is not a supported engine; use "sqlite", "mssql" or "azure-sql-mi"`,
-});
+const endpoint = endpointSchema;
 
 const storage = z
   .strictObject({
@@ -174,20 +130,22 @@ export const fleetSchema = z
   })
   .superRefine((fleet, ctx) => {
     for (const [name, e] of Object.entries(fleet.sources)) {
-      if (e.engine === 'azure-sql-mi') ctx.addIssue({ code: 'custom', path: ['sources', name, 'engine'], message: 'a Managed Instance is a target, not a source' });
-      if (e.engine === 'mssql' && (!e.backupDirectory || !e.backupShare))
-        ctx.addIssue({ code: 'custom', path: ['sources', name], message: 'a SQL Server source needs backupDirectory (the folder the server writes backups to) and backupShare (the same folder as the worker reads it)' });
+      const kind = kindOf(e);
+      if (!kind.sides.source) ctx.addIssue({ code: 'custom', path: ['sources', name, 'engine'], message: `${e.engine} is a target, not a source` });
+      for (const issue of kind.sourceIssues?.(e) ?? []) ctx.addIssue({ code: 'custom', path: ['sources', name, ...issue.path], message: issue.message });
     }
-    // Log Replay Service: "The backup URI path should not have the container name or the folder name as
-    // keywords backup or backups" (Overview of Log Replay Service, Limitations). The folder is named after the tenant id.
-    const reserved = /backup/i;
-    const lrsTargets = new Set(Object.entries(fleet.targets).filter(([, e]) => e.engine === 'azure-sql-mi').map(([n]) => n));
-    if (lrsTargets.size && reserved.test(fleet.storage.container))
-      ctx.addIssue({ code: 'custom', path: ['storage', 'container'], message: `"${fleet.storage.container}" contains "backup", which the Managed Instance Log Replay Service refuses in a container name; choose another container name` });
+    for (const [name, e] of Object.entries(fleet.targets))
+      if (!kindOf(e).sides.target) ctx.addIssue({ code: 'custom', path: ['targets', name, 'engine'], message: `${e.engine} is a source, not a target` });
+    // Each tenant's artifacts go to a folder named after its id, in the fleet's one container.
+    const reservedBy = (target: string) => (fleet.targets[target] ? kindOf(fleet.targets[target]).reservedFolderWord : undefined);
+    for (const reserved of new Set(Object.keys(fleet.targets).map(reservedBy)))
+      if (reserved?.pattern.test(fleet.storage.container))
+        ctx.addIssue({ code: 'custom', path: ['storage', 'container'], message: `"${fleet.storage.container}" contains "${fleet.storage.container.match(reserved.pattern)![0]}", which ${reserved.reason} in a container name; choose another container name` });
     const seen = new Map<string, number>();
     fleet.tenants.forEach((t, i) => {
-      if (lrsTargets.has(t.target) && reserved.test(t.id))
-        ctx.addIssue({ code: 'custom', path: ['tenants', i, 'id'], message: `"${t.id}" contains "backup", which the Managed Instance Log Replay Service refuses in a folder name (each tenant's backups go to a folder named after its id); give this tenant another id (its database name can stay)` });
+      const reserved = reservedBy(t.target);
+      if (reserved?.pattern.test(t.id))
+        ctx.addIssue({ code: 'custom', path: ['tenants', i, 'id'], message: `"${t.id}" contains "${t.id.match(reserved.pattern)![0]}", which ${reserved.reason} in a folder name (each tenant's backups go to a folder named after its id); give this tenant another id (its database name can stay)` });
       if (!(t.source in fleet.sources))
         ctx.addIssue({ code: 'custom', path: ['tenants', i, 'source'], message: `"${t.source}" is not defined under sources (defined: ${Object.keys(fleet.sources).join(', ') || 'none'})` });
       if (!(t.target in fleet.targets))
@@ -235,9 +193,7 @@ export function parseFleet(doc: unknown, file: string): LoadedFleet {
   const base = dirname(resolve(file));
   const fleet = result.data;
   const abs = (p: string) => resolve(base, p);
-  const resolvePaths = (e: Endpoint): Endpoint =>
-    e.engine === 'sqlite' ? { ...e, directory: abs(e.directory) } : e.engine === 'mssql' && e.backupShare ? { ...e, backupShare: abs(e.backupShare) } : e;
-  const mapEndpoints = (all: Record<string, Endpoint>) => Object.fromEntries(Object.entries(all).map(([k, e]) => [k, resolvePaths(e)]));
+  const mapEndpoints = (all: Record<string, Endpoint>) => Object.fromEntries(Object.entries(all).map(([k, e]) => [k, resolveEndpointPaths(e, abs)]));
   return {
     ...fleet,
     file: resolve(file),
@@ -273,10 +229,4 @@ export function findTenant(fleet: Fleet, tenantId: string): Tenant {
   const t = fleet.tenants.find((x) => x.id === tenantId);
   if (!t) throw new FleetConfigError(`tenant "${tenantId}" is not in the fleet file; add it under tenants`);
   return t;
-}
-
-/** The folder of a SQLite endpoint (the embedded default and the tests work with files). */
-export function sqliteDirectory(e: Endpoint): string {
-  if (e.engine !== 'sqlite') throw new FleetConfigError(`this needs a sqlite endpoint, not ${e.engine}`);
-  return e.directory;
 }

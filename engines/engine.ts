@@ -1,6 +1,8 @@
-// The Engine interface: what a database engine must implement for airlift to move its tenants.
-// A new engine (PostgreSQL, say) implements this interface and passes tests/engines/contract.test.ts;
-// nothing above engines/ changes. Engines know nothing of Temporal.
+// The engine contracts: small asynchronous roles (inventory, snapshot, restore per target kind, change
+// capture with its write gate, change reader, change applier, digester, key counters, event writer)
+// that a database engine implements for airlift to move its tenants. A new engine implements the
+// roles it plays, passes tests/engines/contract.test.ts and is registered with one line in
+// engines/registry.ts; nothing above engines/ changes. Engines know nothing of Temporal.
 
 /** A key value as the engine's driver returns it (bigint for integers, Buffer for blobs). */
 export type KeyValue = null | bigint | number | string | Buffer;
@@ -197,49 +199,47 @@ export interface LogBackupSource {
   logBackupPreflight(database: string): Promise<string[]>;
 }
 
-/**
- * A database engine: what a new engine (PostgreSQL, say) implements, and passes
- * tests/engines/contract.test.ts. Steps ask for the roles below, not for all of it.
- */
-export interface Engine extends RestoreTarget {
-  /** `sqlite`, `mssql`, … as written in the fleet file. */
-  readonly kind: string;
+// The roles. A step takes only the roles it uses; an engine implements each role it can play, and
+// `Engine` is their sum. Every member is asynchronous: the database may be a server on the network.
 
+/** Where a database lives and whether it is there: what every role that names one can say. */
+export interface Inventory {
   /** Whether the tenant's database exists, and its size when known. */
   probe(database: string): Promise<{ exists: boolean; sizeBytes?: number; restoredBy?: string }>;
-
-  /** The artifact's file name: a SQLite copy, a SQL Server `.bak` named after the migration. */
-  artifactName(database: string, migrationId: string): string;
-
-  /** The snapshotting step as `airlift plan` prints it. */
-  planSnapshot(database: string, migrationId: string): PlanStep;
-
   /** Where the database lives, for a person (`SQLite files in …`, `SQL Server host:port`). */
   describe(): string;
+  listTables(database: string): Promise<TableInfo[]>;
+  /**
+   * What would go wrong once capture is on, found in the database itself: `problems` stop preflight
+   * (SQLite: a primary key column holding NULL, whose rows the change log cannot tell apart),
+   * `warnings` are shown (SQLite: tables keyed by rowid, which a VACUUM renumbers). Optional.
+   */
+  captureReadiness?(database: string): Promise<{ problems: string[]; warnings: string[] }>;
+}
 
+/** Snapshotting a live source into one artifact file. */
+export interface Snapshotter {
+  /** The artifact's file name: a SQLite copy, a SQL Server `.bak` named after the migration. */
+  artifactName(database: string, migrationId: string): string;
+  /** The snapshotting step as `airlift plan` prints it. */
+  planSnapshot(database: string, migrationId: string): PlanStep;
   /**
    * A transactionally consistent copy of the live database in `destFile`, safe while writes continue,
-   * with its sha256 and, given the upload's block size for its size, the MD5 of each block.
+   * with its sha256 and, given the upload's block size for its size, the MD5 of each block. Taken at
+   * the point of the capture watermark or later: every change after it is in the change log.
    */
   snapshot(database: string, destFile: string, onProgress?: Progress, blockSizeOf?: (sizeBytes: number) => number): Promise<Artifact>;
+}
 
-  listTables(database: string): Promise<TableInfo[]>;
+/** What the snapshotting step needs of a source. */
+export type SnapshotSource = Snapshotter & Pick<Inventory, 'probe' | 'describe'>;
 
-  /**
-   * Key-ordered chunks of about `chunkRows` rows covering `within` (default: the whole table); the
-   * first and last chunks reach to its bounds, so rows only the other side has are caught too.
-   */
-  chunkDigests(database: string, table: TableInfo, chunkRows: number, within?: KeyRange, format?: DigestFormat): Promise<ChunkDigest[]>;
-
-  /** The digest of the rows in one range, computed exactly as `chunkDigests` does. */
-  rangeDigest(database: string, table: TableInfo, range: KeyRange, format?: DigestFormat): Promise<{ rows: number; digest: string }>;
-
-  /** One digest per row in the range, to name the rows that differ. */
-  rowDigests(database: string, table: TableInfo, range: KeyRange, format?: DigestFormat): Promise<RowDigest[]>;
-
-  /** The digest format this engine's server computes for `database` (optional: engines with one format omit it). */
-  digestFormat?(database: string): Promise<DigestFormat>;
-
+/**
+ * Change capture and the write gate it enforces. The gate is kept in the tenant database: every
+ * write (through the capture triggers, and the tracking writer itself) checks it in its own
+ * transaction and commits only while it is `open` (no gate yet: open).
+ */
+export interface ChangeCapture {
   /**
    * Installs change capture on every user table (idempotent): a change log, and triggers that record
    * the key of every inserted, updated or deleted row in the same transaction as the write, whoever
@@ -248,55 +248,46 @@ export interface Engine extends RestoreTarget {
    * journal watermark w0 (every write committed after it is in the log).
    */
   startCapture(database: string): Promise<number>;
-
   /**
    * Removes what `startCapture` installed and gives back the tenant's own triggers, leaving the
    * tenant's schema exactly as it was. With `keepFence` (a retired source), the triggers that refuse
    * writes while the gate is closed stay, so a stale writer cannot write where nobody reads.
    */
   stopCapture(database: string, options: { keepFence: boolean }): Promise<void>;
-
   /**
    * Tables whose writes would escape the change log: created, renamed or rebuilt since capture was
    * installed (their triggers are missing). The switch refuses to flip while there are any.
    */
   captureGaps(database: string): Promise<string[]>;
-
+  writeGate(database: string): Promise<WriteGate | null>;
   /**
-   * The counters that hand out new keys of the tenant's tables (SQLite: `sqlite_sequence`, kept by
-   * AUTOINCREMENT), by table. Replication copies rows, not counters: a row inserted and deleted before
-   * it was copied never moves the other side's counter, which would then issue its id again. The
-   * switch reads them under its fence and raises the new primary's. Optional: an engine whose
-   * counters follow the rows it is given omits both methods.
+   * Sets the gate, only if it is now in one of `expect.states` (`none`: no gate row yet), with
+   * `expect.token` was set by that token, and with `expect.migrationId` was set by that migration;
+   * returns whether it was set. Once this returns true, no write transaction that began under the old
+   * gate commits. The compare-and-set is what keeps a stale switch attempt (a zombie on a worker that
+   * lost its heartbeat) from reopening a side. A side that is not open holds the tenant's own
+   * triggers (kept aside in airlift's table, in the same transaction): changes applied to it must not
+   * fire them a second time. Opening gives them back.
    */
-  keyCounters?(database: string): Promise<Record<string, number>>;
+  setWriteGate(database: string, gate: WriteGate, expect?: GateExpectation): Promise<boolean>;
+}
 
-  /** Raises each counter to at least the value given (never lowers one); tables it lacks are skipped. */
-  raiseKeyCounters?(database: string, counters: Record<string, number>): Promise<void>;
-
-  /**
-   * What would go wrong once capture is on, found in the database's rows: `problems` stop preflight
-   * (SQLite: a primary key column holding NULL, whose rows the change log cannot tell apart),
-   * `warnings` are shown (SQLite: tables keyed by rowid, which a VACUUM renumbers). Optional.
-   */
-  captureReadiness?(database: string): Promise<{ problems: string[]; warnings: string[] }>;
-
-  /**
-   * For a table with `keyKind: 'rowid'`: a cheap summary that two sides holding the same rows under the
-   * same row ids share (SQLite: count, highest rowid, a digest when small). The switch compares it
-   * under its fence, since a renumbering (SQLite's VACUUM) changes no row the change log names.
-   */
-  rowidSummary?(database: string, table: TableInfo): Promise<string>;
-
-  /** Highest change seq, 0 when the log is empty or not installed. */
+/** Reading the change log and the rows it names. */
+export interface ChangeReader {
+  listTables(database: string): Promise<TableInfo[]>;
+  /** Highest change seq a reader may pass, 0 when the log is empty or not installed. */
   changeHead(database: string): Promise<number>;
-
-  /** Changes after `afterSeq`, oldest first (seq order is commit order). */
+  /**
+   * Changes after `afterSeq`, oldest first, never past a change a transaction still open may yet
+   * commit below (on a server, commit order is not sequence order).
+   */
   readChanges(database: string, afterSeq: number, limit: number): Promise<Change[]>;
-
   /** The current rows for `keys` (values in `table.columns` order), null where the row is gone. */
   readRows(database: string, table: TableInfo, keys: KeyValue[][]): Promise<(KeyValue[] | null)[]>;
+}
 
+/** Writing row images read from the other side, with the replication cursor in the same transaction. */
+export interface ChangeApplier {
   /**
    * Writes row images read from the other side (an upsert by key, or a delete for a null row), and
    * advances the cursor of `stream` to `upTo` in the same transaction; a batch whose `upTo` the cursor
@@ -307,49 +298,64 @@ export interface Engine extends RestoreTarget {
    * `stream` is `<migrationId>:<origin>`, so a later migration of the same tenant starts its own.
    */
   applyChanges(database: string, stream: string, upTo: number, images: RowImage[]): Promise<number>;
-
   /** The cursor `applyChanges` keeps for `stream`; 0 before the first apply. */
   appliedCursor(database: string, stream: string): Promise<number>;
+}
 
+/** Chunk and row digests, computed in the database, the same way on both sides. */
+export interface Digester {
+  listTables(database: string): Promise<TableInfo[]>;
   /**
-   * The write gate kept in the tenant database: every write (through the capture triggers, and the
-   * tracking writer itself) checks it in its own transaction and commits only while it is `open`
-   * (no gate yet: open). Raised (`fenced`) by a switch before it drains, so no writer on any node, stale or restarted, commits past it.
+   * Key-ordered chunks of about `chunkRows` rows covering `within` (default: the whole table); the
+   * first and last chunks reach to its bounds, so rows only the other side has are caught too.
    */
-  writeGate(database: string): Promise<WriteGate | null>;
-
+  chunkDigests(database: string, table: TableInfo, chunkRows: number, within?: KeyRange, format?: DigestFormat): Promise<ChunkDigest[]>;
+  /** The digest of the rows in one range, computed exactly as `chunkDigests` does. */
+  rangeDigest(database: string, table: TableInfo, range: KeyRange, format?: DigestFormat): Promise<{ rows: number; digest: string }>;
+  /** One digest per row in the range, to name the rows that differ. */
+  rowDigests(database: string, table: TableInfo, range: KeyRange, format?: DigestFormat): Promise<RowDigest[]>;
+  /** The digest format this engine's server computes for `database` (optional: engines with one format omit it). */
+  digestFormat?(database: string): Promise<DigestFormat>;
   /**
-   * Sets the gate, only if it is now in one of `expect.states` (`none`: no gate row yet), with
-   * `expect.token` was set by that token, and with `expect.migrationId` was set by that migration; returns whether it was set. Once this returns true, no
-   * write transaction that began under the old gate commits. The compare-and-set is what keeps a
-   * stale switch attempt (a zombie on a worker that lost its heartbeat) from reopening a side.
-   * A side that is not open holds the tenant's own triggers (kept aside in airlift's table, in the
-   * same transaction): changes applied to it must not fire them a second time. Opening gives them back.
+   * For a table with `keyKind: 'rowid'`: a cheap summary that two sides holding the same rows under the
+   * same row ids share (SQLite: count, highest rowid, a digest when small). The switch compares it
+   * under its fence, since a renumbering (SQLite's VACUUM) changes no row the change log names.
    */
-  setWriteGate(database: string, gate: WriteGate, expect?: GateExpectation): Promise<boolean>;
+  rowidSummary?(database: string, table: TableInfo): Promise<string>;
+}
 
-  /** The tracking write path for the ingestion gateway, into the tenant's tracking table. */
+/**
+ * The counters that hand out new keys of the tenant's tables (SQLite: `sqlite_sequence`; PostgreSQL:
+ * sequences and identity columns), by table. Replication copies rows, not counters: a row inserted and
+ * deleted before it was copied never moves the other side's counter, which would then issue its id
+ * again. The switch reads them under its fence and raises the new primary's. An engine whose counters
+ * follow the rows it is given does not play this role.
+ */
+export interface KeyCounters {
+  keyCounters(database: string): Promise<Record<string, number>>;
+  /** Raises each counter to at least the value given (never lowers one); counters it lacks are skipped. */
+  raiseKeyCounters(database: string, counters: Record<string, number>): Promise<void>;
+}
+
+/** The tracking write path for the ingestion gateway, into the tenant's tracking table. */
+export interface EventWriters {
   openEventWriter(database: string, mapping: TrackingMapping): EventWriter;
+}
 
+/**
+ * A database engine: every role above that it plays, what a new engine (PostgreSQL, say) implements
+ * and proves with tests/engines/contract.test.ts, registered with one line in engines/registry.ts.
+ */
+export interface Engine extends Inventory, Snapshotter, RestoreTarget, ChangeCapture, ChangeReader, ChangeApplier, Digester, EventWriters, Partial<KeyCounters> {
+  /** `sqlite`, `mssql`, … as written in the fleet file. */
+  readonly kind: string;
   /** Present when this source can take log backups for a target that restores them as they come. */
   readonly logBackups?: LogBackupSource;
-
   close(): Promise<void>;
 }
 
-// The roles each step asks for, cut from the one Engine: a step takes only what it uses.
-
-/** What snapshotting needs of a source. */
-export type SnapshotSource = Pick<Engine, 'probe' | 'artifactName' | 'snapshot' | 'planSnapshot' | 'describe'>;
-
-/** What verification needs of either side: tables, and digests computed the same way on both. */
-export type DigestReader = Pick<Engine, 'listTables' | 'chunkDigests' | 'rangeDigest' | 'rowDigests'>;
-
-/** What change capture, replication and the fenced switch need of either side: the change log, row images, the applied cursor, the write gate. */
-export type ChangeReplica = Pick<Engine, 'startCapture' | 'stopCapture' | 'changeHead' | 'readChanges' | 'readRows' | 'applyChanges' | 'appliedCursor' | 'writeGate' | 'setWriteGate' | 'keyCounters' | 'raiseKeyCounters'>;
-
-/** What the ingestion gateway needs of a tenant's primary. */
-export type EventWriterFactory = Pick<Engine, 'openEventWriter'>;
+/** What change capture, replication and the fenced switch need of either side. */
+export type ReplicaSide = ChangeCapture & ChangeReader & ChangeApplier & Digester & Partial<KeyCounters>;
 
 /**
  * `open`: the side takes writes (the primary). `fenced`: a switch is draining it or it was demoted;
@@ -421,11 +427,11 @@ export interface TrackingMapping {
 export interface EventWriter {
   /**
    * Writes events (one already stored under its event_id is skipped) in one transaction; change
-   * capture, when installed, records them like any other write. Returns how many were new.
+   * capture, when installed, records them like any other write. Returns how many were new. Throws
+   * FencedWriteError, writing nothing, when the database's write gate is not open.
    */
-  write(events: TrackingEvent[]): number;
-  /** Throws FencedWriteError, writing nothing, when the database's write gate is not open. */
-  close(): void;
+  write(events: TrackingEvent[]): Promise<number>;
+  close(): Promise<void>;
 }
 
 export { TargetExistsError, TargetInUseError, ArtifactChecksumError, IntegrityCheckError, DatabaseMissingError, ConnectionError, FencedWriteError } from '../protocol/errors';

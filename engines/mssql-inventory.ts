@@ -5,6 +5,7 @@
 import { checkDatabaseName, quoteBracketed as b } from './identifiers';
 import type { Statement } from './mssql-sql';
 import { serverLevel, serverLevelQuery, NEWEST_LEVEL } from './mssql-row-hash';
+import type { Finding, Verdict } from './plan-check';
 
 /** Runs one statement on a server's `master` connection and returns its rows. */
 export interface SqlRunner {
@@ -151,15 +152,7 @@ export interface TargetFacts {
   plannedBytes?: number;
 }
 
-export type Verdict = 'ready' | 'warning' | 'blocking';
-
-export interface Finding {
-  item: string;
-  verdict: Verdict;
-  detail: string;
-  /** What to do, for a warning or a blocking finding. */
-  fix?: string;
-}
+export type { Finding, Verdict } from './plan-check';
 
 const GiB = 1024 ** 3;
 const gib = (bytes: number) => `${(bytes / GiB).toFixed(1)} GiB`;

@@ -536,7 +536,7 @@ export class SqliteEngine implements Engine {
       for (const event of events) fresh += insert.run(Object.fromEntries(fields.map((f) => [f, event[f]]))).changes;
       return fresh;
     });
-    return { write: (events) => write.immediate(events), close: () => db.close() };
+    return { write: async (events) => write.immediate(events), close: async () => void db.close() };
   }
 
   async close(): Promise<void> {}

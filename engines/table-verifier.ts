@@ -1,7 +1,7 @@
 // Compares one table on two engines: key-ordered chunk digests on both sides at once, paired chunk by
 // chunk; where the target's chunks do not line up with the source's, the source's key ranges digested
 // on the target; and any chunk that differs narrowed down to the keys that differ.
-import { agreedDigestFormat, type ChunkDigest, type DigestFormat, type Engine, type KeyRange, type KeyValue, type TableInfo } from './engine';
+import { agreedDigestFormat, type ChunkDigest, type DigestFormat, type Digester, type KeyRange, type KeyValue, type TableInfo } from './engine';
 import { encodeValue, renderKey } from './checksum';
 import type { ChangedKeys } from '../protocol/changed-rows';
 
@@ -24,7 +24,7 @@ export interface TableComparison {
 const MAX_DIFFERENCES_PER_TABLE = 50;
 
 export interface Side {
-  engine: Engine;
+  engine: Digester;
   database: string;
 }
 

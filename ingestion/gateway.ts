@@ -11,6 +11,7 @@ import { BadEventError, MAX_BODY_BYTES, parseEventBody, parsePixelQuery } from '
 import { GatewayMetrics } from './metrics';
 import { HeldTooLongError, StaleRouteChangeError, TenantRouter, UnknownTenantError } from './router';
 import { MissingSecretError } from '../protocol/errors';
+import { fleetEngines, type FleetEngines } from '../engines';
 
 /** The 1x1 transparent GIF. */
 const PIXEL = Buffer.from('R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7', 'base64');
@@ -23,6 +24,8 @@ export interface GatewayOptions {
   holdTimeoutMs?: number;
   /** How long a fence holds unless raised again or lifted (router.ts `DEFAULT_FENCE_LEASE_MS`). */
   fenceLeaseMs?: number;
+  /** The engines of the fleet's endpoints; built here, from this node's environment, when not given. */
+  engines?: FleetEngines;
 }
 
 export interface Gateway {
@@ -49,7 +52,9 @@ export function createGateway(options: GatewayOptions): Gateway {
   if (options.adminToken.length < 16) throw new MissingSecretError(`admin token: ${options.adminToken.length} characters; at least 16 are needed (e.g. \`openssl rand -hex 16\`)`);
   const metrics = new GatewayMetrics();
   const catalog = new Catalog(options.fleet.catalog.path);
-  const router = new TenantRouter(options.fleet, catalog, metrics, options.holdTimeoutMs, options.fenceLeaseMs);
+  // A gateway writes events only: no target is restored through it, so no restorer needs signing in.
+  const engines = options.engines ?? fleetEngines(options.fleet, process.env, { managedInstance: () => { throw new Error('a gateway restores nothing'); } });
+  const router = new TenantRouter(options.fleet, catalog, metrics, engines, options.holdTimeoutMs, options.fenceLeaseMs);
   const app = new Hono();
 
   const fail = (status: 400 | 401 | 403 | 404 | 409 | 413 | 415 | 503, reason: string, message: string): never => {
@@ -142,7 +147,14 @@ export function createGateway(options: GatewayOptions): Gateway {
   });
   app.notFound((c) => c.json({ error: `no route ${c.req.method} ${c.req.path}` }, 404));
 
-  return { app, router, metrics, close: () => { router.close(); catalog.close(); } };
+  return {
+    app, router, metrics,
+    close: () => {
+      router.close();
+      catalog.close();
+      if (!options.engines) void engines.close();
+    },
+  };
 }
 
 /** Serves a gateway (or another airlift Hono app, such as the war room) on `port` (0: a free one); returns its base URL. */

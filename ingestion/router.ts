@@ -1,7 +1,7 @@
 // The per-tenant router of one gateway node: which side is primary, whether the outbox is on, and
 // the fence that holds a tenant's new events while a cut-over drains and flips.
 import { trackingOf, type LoadedFleet, type Tenant } from '../config/fleet';
-import { createEngine, type EventWriter, type TrackingEvent } from '../engines';
+import type { EventWriter, FleetEngines, TrackingEvent } from '../engines';
 import type { Catalog, CatalogEntry, Side, WriteMode } from './catalog';
 import type { GatewayMetrics } from './metrics';
 import { FencedWriteError } from '../protocol/errors';
@@ -56,6 +56,8 @@ export class TenantRouter {
     private readonly fleet: LoadedFleet,
     private readonly catalog: Catalog,
     private readonly metrics: GatewayMetrics,
+    /** The engines of the fleet's endpoints, built once by whoever wires this node. */
+    private readonly engines: FleetEngines,
     /** How long a fenced tenant's events may wait before the client is told to retry. */
     private readonly holdTimeoutMs = 10_000,
     /**
@@ -86,8 +88,8 @@ export class TenantRouter {
   private writer(s: TenantState, side: Side): EventWriter {
     const existing = s.writers[side];
     if (existing) return existing;
-    const endpoint = side === 'source' ? this.fleet.sources[s.tenant.source] : this.fleet.targets[s.tenant.target];
-    const created = createEngine(endpoint).openEventWriter(s.tenant.database, trackingOf(this.fleet, s.tenant));
+    const engine = side === 'source' ? this.engines.engine('sources', s.tenant.source) : this.engines.engine('targets', s.tenant.target);
+    const created = engine.openEventWriter(s.tenant.database, trackingOf(this.fleet, s.tenant));
     s.writers[side] = created;
     return created;
   }
@@ -119,7 +121,7 @@ export class TenantRouter {
       }
       s.inflight++;
       try {
-        const fresh = this.writer(s, s.route.primary).write(events);
+        const fresh = await this.writer(s, s.route.primary).write(events);
         this.metrics.accepted += fresh;
         this.metrics.duplicates += events.length - fresh;
         return { fresh, duplicates: events.length - fresh, heldMs: Date.now() - started };
@@ -143,7 +145,7 @@ export class TenantRouter {
   private useRoute(s: TenantState, route: CatalogEntry): void {
     s.route = route;
     const other: Side = route.primary === 'source' ? 'target' : 'source';
-    s.writers[other]?.close();
+    void s.writers[other]?.close();
     delete s.writers[other];
   }
 
@@ -207,7 +209,7 @@ export class TenantRouter {
   close(): void {
     for (const s of this.tenants.values()) {
       s.release?.resolve();
-      for (const w of Object.values(s.writers)) w?.close();
+      for (const w of Object.values(s.writers)) void w?.close();
     }
     this.tenants.clear();
   }

@@ -3,7 +3,10 @@
 // way is not a mismatch; it is compared again under the cut-over's fence) and by the switch, which
 // compares every row changed since verification once the log is drained and nobody writes.
 import { encodeValue, renderKey } from '../engines/checksum';
-import type { Engine, KeyValue, TableInfo } from '../engines/engine';
+import type { ChangeReader, Digester, KeyValue, TableInfo } from '../engines/engine';
+
+/** What comparing changed rows reads of a side: its change log, its rows and their digests. */
+type ComparedSide = ChangeReader & Digester;
 import { compareTable, type Difference } from '../engines/table-verifier';
 import { VerificationMismatchError } from './errors';
 
@@ -15,7 +18,7 @@ export class ChangedKeys {
   private tables?: Map<string, TableInfo>;
 
   constructor(
-    private readonly engine: Engine,
+    private readonly engine: ChangeReader,
     private readonly database: string,
     /** The last seq read. */
     public seq: number,
@@ -60,8 +63,8 @@ export class ChangedKeys {
  * the rows a switch must find identical once the log is drained.
  */
 export async function compareChangedRows(
-  from: { engine: Engine; database: string },
-  to: { engine: Engine; database: string },
+  from: { engine: ComparedSide; database: string },
+  to: { engine: ComparedSide; database: string },
   after: number,
   until: number,
   onBatch?: () => void,
@@ -107,8 +110,8 @@ export async function compareChangedRows(
  * both sides before each cut-over attempt, online.
  */
 export async function rebaseline(
-  from: { engine: Engine; database: string },
-  to: { engine: Engine; database: string },
+  from: { engine: ComparedSide; database: string },
+  to: { engine: ComparedSide; database: string },
   after: number,
   appliedUpTo: number,
   onBatch?: () => void,

@@ -95,3 +95,11 @@ export function isRetryable(err: unknown): boolean {
   const type = (err as { type?: string; name?: string } | undefined)?.type ?? (err as { name?: string } | undefined)?.name;
   return !nonRetryableErrorTypes.includes(type ?? '');
 }
+
+/** Removes keys, SAS signatures and connection-string secrets from any text. */
+export function redactSecrets(text: string): string {
+  return text
+    .replace(/(AccountKey|SharedAccessSignature|SharedAccessKey)=[^;\s"']+/gi, '$1=[redacted]')
+    .replace(/([?&]sig=)[^&\s"']+/gi, '$1[redacted]')
+    .replace(/(Password|Pwd)=[^;\s"']+/gi, '$1=[redacted]');
+}

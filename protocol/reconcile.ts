@@ -7,7 +7,7 @@
 // other side, thaws writes, turns journaling off, lifts every gateway fence, and drops the target
 // only when the tenant is on its source and the target's marker names a migration no workflow runs.
 // It never drops a source, and never a target the tenant is served from.
-import type { Engine, WriteGate } from '../engines/engine';
+import type { ChangeCapture, Inventory, WriteGate } from '../engines/engine';
 import { migrationOfBlob, tenantFolderPrefix } from '../azure/artifact-folder';
 import type { Side, WriteMode } from '../ingestion/catalog';
 import type { RouteControl } from '../ingestion/routes';
@@ -19,7 +19,7 @@ export type Ownership =
   | { kind: 'unknown'; reason: string };
 
 /** One side of a tenant: what reconcile reads and changes there. */
-export type SideEngine = Pick<Engine, 'probe' | 'writeGate' | 'setWriteGate' | 'stopCapture'>;
+export type SideEngine = Pick<Inventory, 'probe'> & Pick<ChangeCapture, 'writeGate' | 'setWriteGate' | 'stopCapture'>;
 
 export interface ReconcileTenant {
   tenantId: string;

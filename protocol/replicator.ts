@@ -4,17 +4,17 @@
 // is copied again when that change's turn comes, so when the log is drained both sides agree. A
 // stream is named by migration and origin, so a later migration of the same tenant never inherits an
 // old cursor.
-import type { Change, Engine, RowImage, TableInfo } from '../engines/engine';
+import type { Change, ChangeApplier, ChangeReader, RowImage, TableInfo } from '../engines/engine';
 import { encodeValue } from '../engines/checksum';
 
 export type Direction = 'forward' | 'reverse';
 export type Origin = 'source' | 'target';
 
 /** The engines and names of one direction of one migration. */
-export interface ReplicationStream {
+export interface ReplicationStream<From extends ChangeReader = ChangeReader, To extends ChangeApplier = ChangeApplier> {
   database: string;
-  from: Engine;
-  to: Engine;
+  from: From;
+  to: To;
   origin: Origin;
   /** `<migrationId>:<origin>`: the key of the cursor kept in the destination. */
   name: string;

@@ -36,7 +36,7 @@
 //   full comparison refuses; after it, the summary compared under the fence refuses the flip;
 // - an attempt of an earlier migration (rolled back, its zombie still running) wakes: every gate it
 //   touches must carry its migration id, so it can neither fence nor open the next migration's sides.
-import type { Engine } from '../engines/engine';
+import type { ReplicaSide } from '../engines/engine';
 import type { Catalog, Side } from '../ingestion/catalog';
 import type { RouteControl } from '../ingestion/routes';
 import { randomUUID } from 'node:crypto';
@@ -44,11 +44,14 @@ import { DatabaseMissingError, ManagedInstanceRestoreError, PauseBudgetExceededE
 import { compareChangedRows, renumberedMessage, someDifferences } from './changed-rows';
 import { applyRange, resumePoint, streamName, type ReplicationStream } from './replicator';
 
+/** A drain of one side into the other, under the fence: both sides play every replica role. */
+type SwitchStream = ReplicationStream<ReplicaSide, ReplicaSide>;
+
 export interface SwitchContext {
   tenantId: string;
   migrationId: string;
   database: string;
-  engines: Record<Side, Engine>;
+  engines: Record<Side, ReplicaSide>;
   catalog: Catalog;
   routes: RouteControl;
   /** Called during the drain and verification: keeps a heartbeat going. */
@@ -136,7 +139,7 @@ export async function switchPrimary(ctx: SwitchContext, to: Side, options: Switc
       throw new SwitchSupersededError(`${tenantId}: the ${from} is no longer a side this switch can fence (its gate is gone or held by another migration); a later step has taken over`);
     assertCurrent(ctx, attempt);
     checkBudget('fencing');
-    const stream: ReplicationStream = { database, from: ctx.engines[from], to: ctx.engines[to], origin: from, name: streamName(migrationId, from) };
+    const stream: SwitchStream = { database, from: ctx.engines[from], to: ctx.engines[to], origin: from, name: streamName(migrationId, from) };
     const fenceSeq = await stream.from.changeHead(database);
     if (options.catchUp === 'log-shipping' && to === 'target') {
       steps = await shipTailLog(ctx, checkBudget, () => assertCurrent(ctx, attempt));
@@ -310,7 +313,7 @@ async function settleOn(ctx: SwitchContext, side: Side, attempt: Attempt): Promi
   await ctx.routes.setPrimary(tenantId, side, true);
 }
 
-async function carryKeyCounters(stream: ReplicationStream): Promise<void> {
+async function carryKeyCounters(stream: SwitchStream): Promise<void> {
   if (!stream.from.keyCounters || !stream.to.raiseKeyCounters) return;
   await stream.to.raiseKeyCounters(stream.database, await stream.from.keyCounters(stream.database));
 }
@@ -320,7 +323,7 @@ async function carryKeyCounters(stream: ReplicationStream): Promise<void> {
  * A table created, renamed or rebuilt since journaling (its writes never reached the change log), or
  * one that exists on one side only, stops the cut-over: the tenant stays on its source.
  */
-async function verifySchemaUnchanged(stream: ReplicationStream): Promise<void> {
+async function verifySchemaUnchanged(stream: SwitchStream): Promise<void> {
   const gaps = await stream.from.captureGaps(stream.database);
   if (gaps.length)
     throw new VerificationMismatchError(`table(s) ${gaps.join(', ')} changed since journaling (created, renamed or rebuilt) and are not captured; their writes would not reach the target. Migrate again once the schema is settled`);
@@ -340,7 +343,7 @@ async function verifySchemaUnchanged(stream: ReplicationStream): Promise<void> {
  * it land on the wrong rows of the other side; the online re-baseline before each attempt compares
  * these tables in full, this catches a VACUUM since then.
  */
-async function verifyRowidsUnmoved(stream: ReplicationStream): Promise<void> {
+async function verifyRowidsUnmoved(stream: SwitchStream): Promise<void> {
   const { from, to, database, origin } = stream;
   if (!from.rowidSummary || !to.rowidSummary) return;
   for (const table of (await from.listTables(database)).filter((t) => t.keyKind === 'rowid')) {
@@ -350,7 +353,7 @@ async function verifyRowidsUnmoved(stream: ReplicationStream): Promise<void> {
 }
 
 /** Every row changed since verification began must be identical on both sides after the drain. */
-async function verifyChangedRows(stream: ReplicationStream, after: number, until: number): Promise<void> {
+async function verifyChangedRows(stream: SwitchStream, after: number, until: number): Promise<void> {
   const { differences } = await compareChangedRows({ engine: stream.from, database: stream.database }, { engine: stream.to, database: stream.database }, after, until);
   if (differences.length)
     throw new VerificationMismatchError(`rows changed since verification differ after the drain: ${someDifferences(differences)}`);

@@ -2,7 +2,8 @@
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FleetConfigError, loadFleet, sqliteDirectory } from '../../config/fleet';
+import { FleetConfigError, loadFleet } from '../../config/fleet';
+import { sqliteDirectory } from '../../engines/sqlite-kind';
 
 const dir = mkdtempSync(join(tmpdir(), 'airlift-fleet-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

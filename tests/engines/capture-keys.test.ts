@@ -14,9 +14,10 @@ import { join } from 'node:path';
 import { Catalog } from '../../ingestion/catalog';
 import { catalogRoutes } from '../../ingestion/routes';
 import { SqliteEngine } from '../../engines/sqlite';
-import { sqliteDirectory } from '../../config/fleet';
+import { sqliteDirectory } from '../../engines/sqlite-kind';
 import { preflightActivities } from '../../activities/preflight';
 import type { ActivityDeps } from '../../activities/context';
+import { fleetEngines } from '../../engines';
 import type { PreflightResult } from '../../activities/preflight';
 import { makeFleet } from '../helpers/stack';
 import { CUSTOMERS, createHeldOutDatabase, dumpRows, schemaOf } from '../helpers/held-out-schema';
@@ -31,7 +32,7 @@ const writableContainer = {
 function preflightTenant() {
   const made = makeFleet({ tenants: 1, rows: 20 });
   const catalog = new Catalog(made.fleet.catalog.path);
-  const deps = { fleet: made.fleet, catalog, routes: catalogRoutes(catalog), container: writableContainer } as unknown as ActivityDeps;
+  const deps = { fleet: made.fleet, catalog, routes: catalogRoutes(catalog), engines: fleetEngines(made.fleet, process.env, { managedInstance: () => { throw new Error('no Managed Instance here'); } }), container: writableContainer } as unknown as ActivityDeps;
   const tenant = made.fleet.tenants[0];
   const source = new SqliteEngine(sqliteDirectory(made.fleet.sources.onprem));
   const preflight = () =>

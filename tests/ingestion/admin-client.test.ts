@@ -2,7 +2,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { sqliteDirectory } from '../../config/fleet';
+import { sqliteDirectory } from '../../engines/sqlite-kind';
 import { GatewayAdmin, GatewayAdminError, GatewayAdminRefusedError } from '../../ingestion/admin-client';
 import { createGateway, listenGateway } from '../../ingestion/gateway';
 import { isRetryable } from '../../protocol/errors';

@@ -1,5 +1,5 @@
 // The tracking gateway over real HTTP and real SQLite files.
-import { sqliteDirectory } from '../../config/fleet';
+import { sqliteDirectory } from '../../engines/sqlite-kind';
 import Database from 'better-sqlite3';
 import { basename, dirname, join } from 'node:path';
 import { createGateway, listenGateway } from '../../ingestion/gateway';

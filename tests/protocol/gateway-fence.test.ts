@@ -3,7 +3,7 @@
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { freePort } from '../../azure/azurite';
-import { sqliteDirectory } from '../../config/fleet';
+import { sqliteDirectory } from '../../engines/sqlite-kind';
 import { SqliteEngine } from '../../engines/sqlite';
 import { Catalog } from '../../ingestion/catalog';
 import { createGateway, listenGateway } from '../../ingestion/gateway';

@@ -6,9 +6,10 @@ import { DefaultLogger } from '@temporalio/worker';
 import { Catalog } from '../../ingestion/catalog';
 import { catalogRoutes } from '../../ingestion/routes';
 import { SqliteEngine } from '../../engines/sqlite';
-import { sqliteDirectory } from '../../config/fleet';
+import { sqliteDirectory } from '../../engines/sqlite-kind';
 import { cutoverActivities } from '../../activities/cutover';
 import type { ActivityDeps } from '../../activities/context';
+import { fleetEngines } from '../../engines';
 import { makeFleet } from '../helpers/stack';
 import { schemaOf } from '../helpers/held-out-schema';
 
@@ -16,7 +17,7 @@ function journalingTenant() {
   const made = makeFleet({ tenants: 1, rows: 20 });
   const catalog = new Catalog(made.fleet.catalog.path);
   // Journaling needs the fleet, the catalog and the routes only.
-  const deps = { fleet: made.fleet, catalog, routes: catalogRoutes(catalog) } as unknown as ActivityDeps;
+  const deps = { fleet: made.fleet, catalog, routes: catalogRoutes(catalog), engines: fleetEngines(made.fleet, process.env, { managedInstance: () => { throw new Error('no Managed Instance here'); } }) } as unknown as ActivityDeps;
   const activities = cutoverActivities(deps);
   const tenant = made.fleet.tenants[0];
   const source = new SqliteEngine(sqliteDirectory(made.fleet.sources.onprem));

@@ -1,7 +1,8 @@
 // Item 11 of issue 7: the replicator reports after every batch, so a large backlog never outlives
 // the heartbeat timeout; and it resumes from the cursor kept in the destination.
 import { join } from 'node:path';
-import { sqliteDirectory, DEFAULT_TRACKING } from '../../config/fleet';
+import { DEFAULT_TRACKING } from '../../config/fleet';
+import { sqliteDirectory } from '../../engines/sqlite-kind';
 import { SqliteEngine } from '../../engines/sqlite';
 import { replicate, streamName, type ReplicationProgress } from '../../protocol/replicator';
 import { makeFleet } from '../helpers/stack';
@@ -16,8 +17,8 @@ test('a backlog of 5,000 events is applied with a report after every batch, then
     await target.restore(db, await source.snapshot(db, join(dir, 'snap.sqlite')), 'm1');
     const writer = source.openEventWriter(db, DEFAULT_TRACKING);
     for (let i = 0; i < 5000; i += 100)
-      writer.write(Array.from({ length: 100 }, (_, j) => ({ event_id: `e-${i + j}`, kind: 'view', ad_id: 1, occurred_at: '2026-11-27T00:00:00Z', user_agent: null, payload: null })));
-    writer.close();
+      await writer.write(Array.from({ length: 100 }, (_, j) => ({ event_id: `e-${i + j}`, kind: 'view', ad_id: 1, occurred_at: '2026-11-27T00:00:00Z', user_agent: null, payload: null })));
+    await writer.close();
     const stream = { database: db, from: source, to: target, origin: 'source' as const, name: streamName('m1', 'source') };
 
     const reports: ReplicationProgress[] = [];

@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { Catalog } from '../../ingestion/catalog';
 import { catalogRoutes } from '../../ingestion/routes';
 import { SqliteEngine } from '../../engines/sqlite';
-import { sqliteDirectory, DEFAULT_TRACKING } from '../../config/fleet';
+import { DEFAULT_TRACKING } from '../../config/fleet';
+import { sqliteDirectory } from '../../engines/sqlite-kind';
 import Database from 'better-sqlite3';
 import { endSwitchAttempt, switchPrimary, type SwitchContext } from '../../protocol/switch';
 import { applyRange, streamName } from '../../protocol/replicator';
@@ -37,8 +38,8 @@ test('a switch retried after its release keeps the first watermark, so events wr
 
     // Released: the new primary takes events (with its outbox) before the activity could report back.
     const writer = t.target.openEventWriter(t.tenant.database, DEFAULT_TRACKING);
-    writer.write(['after-1', 'after-2', 'after-3'].map(event));
-    writer.close();
+    await writer.write(['after-1', 'after-2', 'after-3'].map(event));
+    await writer.close();
 
     const retried = await switchPrimary(t.ctx, 'target', { fromSeq: 0, chunkRows: 100 });
     expect(retried.reverseFrom).toBe(first.reverseFrom);
@@ -61,11 +62,11 @@ test('the write gate holds for every writer: a writer with a stale route is refu
   const earlyTarget = t.target.openEventWriter(t.tenant.database, DEFAULT_TRACKING);
   try {
     // A restored target is on standby: nothing may write there before the flip.
-    expect(() => earlyTarget.write([event('too-early')])).toThrow(FencedWriteError);
+    await expect(earlyTarget.write([event('too-early')])).rejects.toThrow(FencedWriteError);
     await switchPrimary(t.ctx, 'target', { fromSeq: 0, chunkRows: 100 });
     // The demoted source refuses the stale writer; nothing was written there.
-    expect(() => staleSource.write([event('stale-1')])).toThrow(FencedWriteError);
-    expect(earlyTarget.write([event('on-target')])).toBe(1);
+    await expect(staleSource.write([event('stale-1')])).rejects.toThrow(FencedWriteError);
+    expect(await earlyTarget.write([event('on-target')])).toBe(1);
     const table = (await t.source.listTables(t.tenant.database)).find((x) => x.name === 'tracking_events')!;
     expect((await t.source.rowDigests(t.tenant.database, table, { lower: [50], upper: null })).length).toBe(0);
     expect(await t.source.writeGate(t.tenant.database)).toMatchObject({ state: 'fenced' });
@@ -83,8 +84,8 @@ test('item 3: a second migration of the same tenant replicates from its own curs
     // Migration 1 cuts over, takes events on the target, and rolls back: its reverse cursor on the source is high.
     await switchPrimary(first.ctx, 'target', { fromSeq: 0, chunkRows: 100 });
     const w = first.target.openEventWriter(first.tenant.database, DEFAULT_TRACKING);
-    for (let i = 0; i < 20; i++) w.write([event(`m1-${i}`)]);
-    w.close();
+    for (let i = 0; i < 20; i++) await w.write([event(`m1-${i}`)]);
+    await w.close();
     await switchPrimary(first.ctx, 'source', { chunkRows: 100 });
     await first.target.dropRestored(first.tenant.database, 'm-first');
     const reverseCursorOfFirst = await first.source.appliedCursor(first.tenant.database, 'm-first:target');
@@ -98,8 +99,8 @@ test('item 3: a second migration of the same tenant replicates from its own curs
     await switchPrimary(ctx, 'target', { fromSeq, chunkRows: 100 });
     const w2 = first.target.openEventWriter(first.tenant.database, DEFAULT_TRACKING);
     const acked = ['m2-a', 'm2-b', 'm2-c', 'm2-d', 'm2-e'];
-    for (const id of acked) w2.write([event(id)]);
-    w2.close();
+    for (const id of acked) await w2.write([event(id)]);
+    await w2.close();
     await switchPrimary(ctx, 'source', { chunkRows: 100 });
 
     const table = (await first.source.listTables(first.tenant.database)).find((x) => x.name === 'tracking_events')!;
@@ -120,8 +121,8 @@ test('a stale switch attempt that wakes up after a later attempt and a rollback 
     // Attempt 2 cuts over, the target takes events, and the operator rolls back.
     await switchPrimary(t.ctx, 'target', { fromSeq: 0, chunkRows: 100 });
     const w = t.target.openEventWriter(t.tenant.database, DEFAULT_TRACKING);
-    w.write([event('in-window')]);
-    w.close();
+    await w.write([event('in-window')]);
+    await w.close();
     await switchPrimary(t.ctx, 'source', { chunkRows: 100 });
     stalled.wake();
     await expect(zombie).rejects.toThrow(/closed for good/);
@@ -174,15 +175,15 @@ test('a stale attempt that opened the target and stalls before its flip cannot f
 });
 
 /** What a writer of the tenant sees on the source: a write goes through, or is refused by the gate. */
-function sourceTakesWrites(t: Awaited<ReturnType<typeof restoredTenant>>, id: string): boolean {
+async function sourceTakesWrites(t: Awaited<ReturnType<typeof restoredTenant>>, id: string): Promise<boolean> {
   const writer = t.source.openEventWriter(t.tenant.database, DEFAULT_TRACKING);
   try {
-    return writer.write([event(id)]) === 1;
+    return (await writer.write([event(id)])) === 1;
   } catch (err) {
     if (err instanceof FencedWriteError) return false;
     throw err;
   } finally {
-    writer.close();
+    await writer.close();
   }
 }
 
@@ -193,12 +194,12 @@ test('item 1: an attempt whose worker died holding the fence is ended (called of
     const stalled = stallGateOpen(t.target, 'before');
     const dead = switchPrimary({ ...t.ctx, engines: { source: t.source, target: stalled.engine } }, 'target', { fromSeq: 0, chunkRows: 100 });
     await stalled.reached;
-    expect(sourceTakesWrites(t, 'while-fenced')).toBe(false);
+    expect(await sourceTakesWrites(t, 'while-fenced')).toBe(false);
 
     // What the workflow now runs before it waits between attempts; twice, as a retry would.
     expect(await endSwitchAttempt(t.ctx, 'target')).toEqual({ outcome: 'called_off' });
     expect(await endSwitchAttempt(t.ctx, 'target')).toEqual({ outcome: 'called_off' });
-    expect(sourceTakesWrites(t, 'after-call-off')).toBe(true);
+    expect(await sourceTakesWrites(t, 'after-call-off')).toBe(true);
     expect(await t.source.writeGate(t.tenant.database)).toMatchObject({ state: 'open' });
 
     // The attempt wakes (a worker that was only stalled): it cannot flip, and leaves the target on standby.
@@ -206,7 +207,7 @@ test('item 1: an attempt whose worker died holding the fence is ended (called of
     await expect(dead).rejects.toThrow(/moved on|later switch attempt/);
     expect(t.catalog.get(t.tenant.id)?.primary).toBe('source');
     expect(await t.target.writeGate(t.tenant.database)).toMatchObject({ state: 'standby' });
-    expect(sourceTakesWrites(t, 'after-wake')).toBe(true);
+    expect(await sourceTakesWrites(t, 'after-wake')).toBe(true);
   } finally {
     t.close();
   }
@@ -223,7 +224,7 @@ test('item 3: a retry of the same cut-over attempt counts the pause budget from 
     // Its retry (same attempt) finds writes held for longer than the budget already: called off.
     await expect(switchPrimary(t.ctx, 'target', { fromSeq: 0, chunkRows: 100, budgetMs: 1500, attemptKey: 'run-1:activity-7' })).rejects.toThrow(PauseBudgetExceededError);
     expect(t.catalog.get(t.tenant.id)?.primary).toBe('source');
-    expect(sourceTakesWrites(t, 'after-budget')).toBe(true);
+    expect(await sourceTakesWrites(t, 'after-budget')).toBe(true);
     stalled.wake();
     await expect(first).rejects.toThrow(/moved on|later switch attempt/);
     // A new attempt (a new key) has a budget of its own and goes through.
@@ -245,7 +246,7 @@ test('item 4: a zombie of a rolled-back migration can neither apply into nor swi
     // A stale cut-over attempt of m-old wakes now: no gate on the source, and it must not put one there.
     await expect(switchPrimary(t.ctx, 'target', { fromSeq: 0, chunkRows: 100 })).rejects.toThrow(/no longer a side this switch can fence/);
     expect(await t.source.writeGate(t.tenant.database)).toBeNull();
-    expect(sourceTakesWrites(t, 'between-migrations')).toBe(true);
+    expect(await sourceTakesWrites(t, 'between-migrations')).toBe(true);
 
     // m-new journals and restores a fresh target (standby, its own gate).
     await t.source.startCapture(t.tenant.database);
@@ -296,14 +297,14 @@ test('item 5: after a long wait the rows changed meanwhile are compared online, 
     const verifiedFrom = await t.source.changeHead(t.tenant.database);
     // Waiting for approval: 400 events, replicated as they come.
     const writer = t.source.openEventWriter(t.tenant.database, DEFAULT_TRACKING);
-    for (let i = 0; i < 400; i++) writer.write([event(`waiting-${i}`)]);
+    for (let i = 0; i < 400; i++) await writer.write([event(`waiting-${i}`)]);
     const replicated = (await applyRange(stream, verifiedFrom, await t.source.changeHead(t.tenant.database))).cursor;
 
     const moved = await rebaseline(side(t.source), side(t.target), verifiedFrom, replicated);
     expect(moved).toBe(replicated);
     // Three more events right before the cut-over: only those are compared under the fence.
-    for (let i = 0; i < 3; i++) writer.write([event(`late-${i}`)]);
-    writer.close();
+    for (let i = 0; i < 3; i++) await writer.write([event(`late-${i}`)]);
+    await writer.close();
     const target = countingReads(t.target);
     await switchPrimary({ ...t.ctx, engines: { source: t.source, target: target.engine } }, 'target', { fromSeq: 0, chunkRows: 100, verifyChangesAfter: moved });
     expect(t.catalog.get(t.tenant.id)?.primary).toBe('target');

@@ -22,7 +22,8 @@ import {
   type TenantResult,
   migrationIdOf,
 } from '../../workflows/contract';
-import { sqliteDirectory, type LoadedFleet } from '../../config/fleet';
+import { type LoadedFleet } from '../../config/fleet';
+import { sqliteDirectory } from '../../engines/sqlite-kind';
 import { makeFleet, startWorker, useTestStack, waitFor, TEST_ADMIN_TOKEN, workerEnv, type TestStack } from '../helpers/stack';
 
 const currentStack = useTestStack();

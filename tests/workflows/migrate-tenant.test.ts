@@ -21,7 +21,8 @@ import {
   migrationIdOf,
 } from '../../workflows/contract';
 import { makeFleet, startWorker, useTestStack, waitFor, TEST_ADMIN_TOKEN, TEST_DB_PASSWORD, TEST_DB_PASSWORD_ENV, type TestStack } from '../helpers/stack';
-import { sqliteDirectory, type LoadedFleet } from '../../config/fleet';
+import { type LoadedFleet } from '../../config/fleet';
+import { sqliteDirectory } from '../../engines/sqlite-kind';
 
 const currentStack = useTestStack();
 let stack: TestStack;

@@ -10,7 +10,8 @@ import type { ActivityExecuteInput, ActivityInboundCallsInterceptor, Next } from
 import type { Context } from '@temporalio/activity';
 import { Catalog } from '../../ingestion/catalog';
 import { SqliteEngine } from '../../engines/sqlite';
-import { sqliteDirectory, type LoadedFleet } from '../../config/fleet';
+import { type LoadedFleet } from '../../config/fleet';
+import { sqliteDirectory } from '../../engines/sqlite-kind';
 import { createAirliftWorker } from '../../workers/worker';
 import {
   migrationIdOf,

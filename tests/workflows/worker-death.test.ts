@@ -8,7 +8,8 @@ import { BlobServiceClient } from '@azure/storage-blob';
 import Database from 'better-sqlite3';
 import { SqliteEngine } from '../../engines/sqlite';
 
-import { DEFAULT_TRACKING, sqliteDirectory, type LoadedFleet } from '../../config/fleet';
+import { DEFAULT_TRACKING, type LoadedFleet } from '../../config/fleet';
+import { sqliteDirectory } from '../../engines/sqlite-kind';
 import { Catalog } from '../../ingestion/catalog';
 import { approveCutoverUpdate, migrationIdOf, rollbackUpdate, statusQuery, tenantWorkflowId, type MigrationPolicy, type TenantResult } from '../../workflows/contract';
 import { makeFleet, useTestStack, waitFor, workerEnv, type TestStack } from '../helpers/stack';
@@ -104,14 +105,14 @@ test('item 1: a worker killed in the last try of a cut-over attempt: the source 
   let worker = spawnWorker(dir, fleet, queue);
   // Held by the test: every switch try blocks when it opens the target's gate, the source already fenced.
   let lock: Database.Database | undefined;
-  const sourceTakesWrites = () => {
+  const sourceTakesWrites = async () => {
     const writer = source.openEventWriter(tenant.database, DEFAULT_TRACKING);
     try {
-      return writer.write([{ event_id: randomUUID(), kind: 'view', ad_id: 1, occurred_at: '2026-11-29T00:00:00Z', user_agent: null, payload: null }]) === 1;
+      return (await writer.write([{ event_id: randomUUID(), kind: 'view', ad_id: 1, occurred_at: '2026-11-29T00:00:00Z', user_agent: null, payload: null }])) === 1;
     } catch {
       return false;
     } finally {
-      writer.close();
+      await writer.close();
     }
   };
   try {
@@ -139,7 +140,7 @@ test('item 1: a worker killed in the last try of a cut-over attempt: the source 
     expect(waiting.phase).toBe('cutting_over');
     expect(waiting.cutoverAttempts).toHaveLength(1);
     expect(await source.writeGate(tenant.database)).toMatchObject({ state: 'open' });
-    expect(sourceTakesWrites()).toBe(true);
+    expect(await sourceTakesWrites()).toBe(true);
     const catalog = new Catalog(fleet.catalog.path);
     expect(catalog.get(tenant.id)?.primary).toBe('source');
     catalog.close();
@@ -149,7 +150,7 @@ test('item 1: a worker killed in the last try of a cut-over attempt: the source 
     lock = undefined;
     await handle.executeUpdate(rollbackUpdate, { args: ['test: done waiting'] });
     expect(((await handle.result()) as TenantResult).outcome).toBe('rolled_back');
-    expect(sourceTakesWrites()).toBe(true);
+    expect(await sourceTakesWrites()).toBe(true);
   } finally {
     lock?.close();
     await kill(worker);
