@@ -7,7 +7,7 @@ import { SqlManagementClient } from '@azure/arm-sql';
 import { findTenant, type LoadedFleet, type Tenant } from '../config/fleet';
 import { redactSecrets } from '../azure/blob-store';
 import { managedInstanceRestorers } from '../azure/managed-instance';
-import { createEngine, createRestoreTarget, kindOf, type PlannedArtifact, type PlanStep, type RestoreTarget, type SnapshotSource } from '../engines';
+import { createEngine, createRestoreTarget, kindOf, restoreKindOf, type PlannedArtifact, type PlanStep, type RestoreTarget, type SnapshotSource } from '../engines';
 import type { CheckResult, CheckSession, EngineCheckDeps, TenantReadiness, Verdict } from '../engines/plan-check';
 import { connectForCheck } from '../engines/mssql-plan';
 import { ROW_HASH_PAGE_ROWS } from '../engines/mssql';
@@ -29,6 +29,10 @@ export interface TenantPlan {
   target: string;
   /** The folder, how the restore reads it and until when, the write freeze, the restore limit per instance. */
   restore: TenantRestorePlan;
+  /** What the source's engine says beyond the steps (SQL Server: minimum version, log chain, limits, keys and counters at cut-over, credential, log backups). */
+  sourceFacts?: unknown;
+  /** The same, as the human-readable plan prints it. */
+  factLines?: string[];
   steps: PlanStep[];
 }
 
@@ -89,7 +93,16 @@ export function planTenant(fleet: LoadedFleet, tenant: Tenant, env: NodeJS.Proce
     { phase: 'completed', action: 'change capture removed from the target; the source is left intact with only its fence (airlift never drops a source database)', detail: admin('mode', { outbox: false }) },
   ];
   const restore = tenantRestorePlan(fleet, tenant, container, file, containerAccessPlan(fleet, container));
-  return { tenant: tenant.id, database: tenant.database, source: tenant.source, target: tenant.target, restore, steps };
+  const target = fleet.targets[tenant.target];
+  const facts = kindOf(source).plan.planFacts?.({
+    database: tenant.database,
+    source: source as never,
+    target: { restoreKind: restoreKindOf(target), autoCompleteRestore: (target as { autoCompleteRestore?: boolean }).autoCompleteRestore },
+    restoreAccess: fleet.storage.restoreAccess,
+    sasMinutes: fleet.policy.activityTimeoutMinutes,
+    logBackupSeconds: fleet.policy.logBackupSeconds,
+  });
+  return { tenant: tenant.id, database: tenant.database, source: tenant.source, target: tenant.target, restore, ...(facts ? { sourceFacts: facts.facts, factLines: facts.lines } : {}), steps };
 }
 
 export function renderPlan(plans: TenantPlan[]): string {
@@ -101,6 +114,7 @@ export function renderPlan(plans: TenantPlan[]): string {
     out.push(`    restore reads it with: ${r.authentication.kind}${r.authentication.validUntil ? `, valid until ${r.authentication.validUntil}` : ''}: ${r.authentication.detail}`);
     out.push(`    write freeze: from ${r.writeFreeze.from} until ${r.writeFreeze.until}: ${r.writeFreeze.estimate}`);
     out.push(`    restores at once on ${r.concurrency.target}: ${r.concurrency.note}`);
+    for (const line of p.factLines ?? []) out.push(`    ${line}`);
     p.steps.forEach((s, i) => {
       out.push(`${String(i + 1).padStart(2)}. ${s.phase}: ${s.action}`);
       for (const d of s.detail) out.push(d.split('\n').map((l) => `      ${l}`).join('\n'));

@@ -10,6 +10,7 @@ import * as rowHash from './mssql-row-hash';
 import * as inventory from './mssql-inventory';
 import { redactSecrets } from '../protocol/errors';
 import type { CheckConnection, CheckResult, CheckSession, PlanInventory, TenantReadiness } from './plan-check';
+import { renderSqlServerPlan, sqlServerPlan } from './mssql-plan-facts';
 
 /** The tracking table as the demo schema has it; the statement has one @v_<column> per column of yours. */
 const DEMO_TRACKING_TABLE: tsql.MssqlTable = {
@@ -117,8 +118,20 @@ async function readiness(tenant: { id: string; database: string; source: string;
   return { tenant: tenant.id, database: tenant.database, findings, rowHashLevel: level, rowHashLevelName, rowHashes };
 }
 
-export const mssqlPlan: PlanInventory<SqlEndpointFields & { backupShare?: string }> = {
+export const mssqlPlan: PlanInventory<SqlEndpointFields & { backupShare?: string; backupDirectory?: string }> = {
   planDetails,
+  planFacts(input) {
+    const mi = input.target.restoreKind === 'managed-instance';
+    const continuous = mi && input.target.autoCompleteRestore === false;
+    const facts = sqlServerPlan({
+      database: input.database,
+      ...(mi ? { managedInstance: { continuous, logShipping: continuous && Boolean(input.source.backupDirectory && input.source.backupShare) } } : {}),
+      restoreAccess: input.restoreAccess,
+      sasMinutes: input.sasMinutes,
+      logBackupSeconds: input.logBackupSeconds,
+    });
+    return { facts, lines: renderSqlServerPlan(facts) };
+  },
   checkEndpoint: (name, e, role, databases, session) => checkSqlServer(name, e, databases, role, session, { restorePermissions: true }),
   readiness,
 };

@@ -62,4 +62,17 @@ export interface PlanInventory<E> {
   checkEndpoint(name: string, endpoint: E, role: 'source' | 'target', databases: string[], session: CheckSession): Promise<CheckResult[]>;
   /** For a tenant whose source is this engine: what its move needs. */
   readiness?(tenant: { id: string; database: string; source: string; target: string }, session: CheckSession): Promise<TenantReadiness | undefined>;
+  /** For a tenant whose source is this engine: what `plan` says beyond the steps (its JSON, and the same as lines). */
+  planFacts?(input: PlanFactsInput<E>): { facts: unknown; lines: string[] };
+}
+
+/** What `planFacts` is told of a tenant's move. */
+export interface PlanFactsInput<E> {
+  database: string;
+  source: E;
+  target: { restoreKind: string; autoCompleteRestore?: boolean };
+  restoreAccess: 'managed-identity' | 'sas';
+  /** How long a restore's SAS is made valid for. */
+  sasMinutes: number;
+  logBackupSeconds: number;
 }

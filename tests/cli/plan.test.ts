@@ -122,3 +122,46 @@ test('plan --check reports an unreachable SQL Server as missing, exits 1, and pr
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+// Issue 20, "What done looks like": per tenant, what the SQL Server path checks and does beyond its steps.
+test('plan --json and the human plan show per tenant: minimum version, recovery model and log chain, Managed Instance limits, foreign keys, key counters, the credential against the LRS window, the log backup cadence', () => {
+  const run = plan(['-f', join(root, 'examples/fleet.mssql-to-mi.yaml'), '--json']);
+  expect(run.status).toBe(0);
+  const doc = JSON.parse(run.stdout) as { tenants: { tenant: string; sourceFacts: Record<string, Record<string, unknown>> }[] };
+  for (const t of doc.tenants) {
+    const s = t.sourceFacts;
+    expect(s.minimumVersion).toMatchObject({ version: '13.0.4001', release: 'SQL Server 2016 SP1' });
+    expect(s.recoveryModel.required).toMatch(/^FULL/);
+    expect(String(s.recoveryModel.statement)).toContain('rs.last_log_backup_lsn IS NULL');
+    expect(s.managedInstanceLimits.checked).toEqual(expect.arrayContaining([expect.stringMatching(/at most 100 LRS restores per instance/)]));
+    expect(s.managedInstanceLimits.notChecked).toEqual(expect.arrayContaining([expect.stringMatching(/databases per instance/)]));
+    expect(String(s.foreignKeys.underTheFence)).toContain('WITH NOCHECK');
+    expect((s.foreignKeys.statements as string[]).join('\n')).toContain("N' WITH CHECK CHECK CONSTRAINT ' + QUOTENAME(@key)");
+    expect((s.keyCounters.statements as string[]).join('\n')).toMatch(/DBCC CHECKIDENT \(@table, RESEED, @reseed\)[\s\S]*ALTER SEQUENCE/);
+    expect(s.credential).toMatchObject({ kind: 'managed-identity', ok: true });
+    expect(s.logBackups).toMatchObject({ shipped: false });
+  }
+  const human = plan(['-f', join(root, 'examples/fleet.mssql-to-mi.yaml')]).stdout.split('== tenant ').find((x) => x.startsWith('acme '))!;
+  for (const line of ['minimum version: SQL Server 2016 SP1 (13.0.4001)', 'recovery model: FULL', 'Managed Instance limits checked:', 'NOT checked yet:', 'foreign keys: the target is opened with its foreign keys re-enabled WITH NOCHECK', 'key counters: under the fence, both ways: IDENTITY (IDENT_CURRENT, DBCC CHECKIDENT … RESEED) and SEQUENCE', 'credential: ', 'log backups: ']) expect(human).toContain(line);
+});
+
+test('continuous LRS with a SAS and a log backup a minute: the plan says the credential is too short for the LRS window and the cadence too fast', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'airlift-plan-'));
+  try {
+    const file = join(dir, 'fleet.yaml');
+    const text = readFileSync(join(root, 'examples/fleet.mssql-to-mi.yaml'), 'utf8')
+      .replace('restoreAccess: managed-identity', 'restoreAccess: sas')
+      .replace('backupShare: /mnt/sql01-backups', `backupShare: ${dir}`)
+      .replace(/autoCompleteRestore: true/, 'autoCompleteRestore: false');
+    expect(text).toContain('autoCompleteRestore: false');
+    writeFileSync(file, text);
+    const run = plan(['-f', file, '--json']);
+    expect(run.status).toBe(0);
+    const doc = JSON.parse(run.stdout) as { tenants: { sourceFacts: { credential: { ok: boolean; fix: string; lrsWindow: string }; logBackups: { shipped: boolean; ok: boolean; filesPerDay: number; note: string } } }[] };
+    const s = doc.tenants[0].sourceFacts;
+    expect(s.credential).toMatchObject({ ok: false, fix: expect.stringContaining('storage.restoreAccess: managed-identity'), lrsWindow: expect.stringContaining('up to 30 days') });
+    expect(s.logBackups).toMatchObject({ shipped: true, ok: false, filesPerDay: 1440, note: expect.stringContaining('thousands of files') });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
