@@ -369,6 +369,14 @@ export interface WriteGate {
   migrationId: string | null;
   /** The switch attempt that set it; only that attempt may undo its own fence. */
   token?: string | null;
+  /**
+   * A fence with a lease: it lapses this many milliseconds after it is set, by the database's own
+   * clock, and writers then take the side as open (a switch that froze holding it cannot keep the
+   * tenant's writes refused). Absent: the gate holds until it is set again. Engines without leases ignore it.
+   */
+  leaseMs?: number;
+  /** Read back: the fence's lease has run out (writers take the side as open). */
+  lapsed?: boolean;
 }
 
 export interface GateExpectation {
@@ -380,6 +388,8 @@ export interface GateExpectation {
    * with no gate yet matches only when `states` lists `none`.
    */
   migrationId?: string;
+  /** The gate must not be a fence whose lease has lapsed: whoever set it still holds it, and no writer has committed since. */
+  unexpired?: boolean;
 }
 
 /** The migration a replication stream (`<migrationId>:<origin>`) belongs to. */

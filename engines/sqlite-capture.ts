@@ -34,7 +34,11 @@ function keyOf(table: TableInfo, row: 'NEW' | 'OLD'): string[] {
   return table.keyKind === 'rowid' ? [`${row}.rowid`] : table.key.map((k) => `${row}.${q(k)}`);
 }
 
-const REFUSE = `SELECT RAISE(ABORT, 'airlift: writes to this database are fenced (its write gate is closed); reload the route and retry') WHERE EXISTS (SELECT 1 FROM airlift_gate WHERE id = 1 AND state <> 'open');`;
+/** The database's own clock, in milliseconds since the epoch: what a fence's lease is measured by. */
+export const NOW_MS = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)";
+/** A fence whose lease ran out: writers take the side as open. */
+export const LAPSED = `(state = 'fenced' AND expires_at IS NOT NULL AND expires_at <= ${NOW_MS})`;
+const REFUSE = `SELECT RAISE(ABORT, 'airlift: writes to this database are fenced (its write gate is closed); reload the route and retry') WHERE EXISTS (SELECT 1 FROM airlift_gate WHERE id = 1 AND state <> 'open' AND NOT ${LAPSED});`;
 
 /** `text` as an SQL string literal. */
 const sqlText = (text: string) => `'${text.replace(/'/g, "''")}'`;

@@ -37,7 +37,7 @@ import {
 } from './engine';
 import { checkDatabaseName, quoteDoubled as q } from './identifiers';
 import { PreflightError, ReplicationConflictError } from '../protocol/errors';
-import { CAPTURE_SCHEMA, captureTriggers, triggerNameIn, keyColumns, holdTriggers, installCapture, releaseTriggers, removeCapture, uniqueIndexes } from './sqlite-capture';
+import { CAPTURE_SCHEMA, captureTriggers, triggerNameIn, keyColumns, holdTriggers, installCapture, LAPSED, NOW_MS, releaseTriggers, removeCapture, uniqueIndexes } from './sqlite-capture';
 
 /** Sidecar that records which migration created a target database; only that one may drop it. */
 const MARKER_SUFFIX = '.airlift.json';
@@ -154,7 +154,7 @@ export class SqliteEngine implements Engine {
     try {
       // The snapshot carries the source's gate, capture and change log; a target takes no write until
       // a switch opens it, holds the tenant's triggers meanwhile, and starts its own log empty.
-      db.exec(GATE_SCHEMA);
+      ensureGateSchema(db);
       db.transaction(() => {
         setGate(db, { state: 'standby', migrationId });
         holdTriggers(db);
@@ -305,7 +305,7 @@ export class SqliteEngine implements Engine {
     try {
       // One immediate transaction: it waits for every write under way, and every write after it is captured.
       return db.transaction(() => {
-        db.exec(GATE_SCHEMA);
+        ensureGateSchema(db);
         installCapture(db, tables);
         // Again here, where no write can slip in: a NULL key written since preflight would merge rows
         // in the change log. The transaction is rolled back: nothing is installed.
@@ -489,10 +489,12 @@ export class SqliteEngine implements Engine {
       const refused = new Error('gate expectation not met');
       try {
         return db.transaction(() => {
-          db.exec(GATE_SCHEMA);
+          ensureGateSchema(db);
           if (!gateMatches(readGate(db), expect)) throw refused;
           setGate(db, gate);
-          if (gate.state === 'open') releaseTriggers(db);
+          // A fence with a lease is the draining primary's: writers may come back when it lapses, so
+          // the tenant's own triggers stay in place there; a side that is not open for good holds them.
+          if (gate.state === 'open' || gate.leaseMs !== undefined) releaseTriggers(db);
           else holdTriggers(db);
           return true;
         }).immediate();
@@ -530,7 +532,7 @@ export class SqliteEngine implements Engine {
       // The gate is read inside the write transaction (BEGIN IMMEDIATE holds the write lock), so a
       // fence committed before it is always seen, whatever this node believes the route to be.
       const gate = gateOf();
-      if (gate && gate.state !== 'open')
+      if (gate && gate.state !== 'open' && !gate.lapsed)
         throw new FencedWriteError(`tenant database ${database} is ${gate.state} (migration ${gate.migrationId ?? 'unknown'}); reload the route and retry`);
       let fresh = 0;
       for (const event of events) fresh += insert.run(Object.fromEntries(fields.map((f) => [f, event[f]]))).changes;
@@ -590,8 +592,16 @@ CREATE TABLE IF NOT EXISTS airlift_gate (
   state TEXT NOT NULL CHECK (state IN ('open', 'fenced', 'standby')),
   migration_id TEXT,
   token TEXT,
-  updated_at TEXT NOT NULL);
+  updated_at TEXT NOT NULL,
+  expires_at INTEGER);
 ${CAPTURE_SCHEMA}`;
+
+/** Gates made before fences had leases lack the column; it is added where the gate is set. */
+function ensureGateSchema(db: Database.Database): void {
+  db.exec(GATE_SCHEMA);
+  const columns = (db.prepare('SELECT name FROM pragma_table_info(?)').all('airlift_gate') as { name: string }[]).map((c) => c.name);
+  if (!columns.includes('expires_at')) db.exec('ALTER TABLE airlift_gate ADD COLUMN expires_at INTEGER');
+}
 
 function hasTable(db: Database.Database, name: string): boolean {
   return db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?").get(name) !== undefined;
@@ -613,19 +623,25 @@ function keyMatch(table: TableInfo): string {
 }
 
 function readGate(db: Database.Database): WriteGate | null {
-  const row = db.prepare('SELECT state, migration_id, token FROM airlift_gate WHERE id = 1').get() as { state: WriteGate['state']; migration_id: string | null; token: string | null } | undefined;
-  return row ? { state: row.state, migrationId: row.migration_id, token: row.token } : null;
+  const hasLease = (db.prepare('SELECT count(*) FROM pragma_table_info(?) WHERE name = ?').pluck().get('airlift_gate', 'expires_at') as number | bigint) > 0;
+  const row = db.prepare(`SELECT state, migration_id, token, ${hasLease ? LAPSED : '0'} AS lapsed FROM airlift_gate WHERE id = 1`).get() as
+    | { state: WriteGate['state']; migration_id: string | null; token: string | null; lapsed: number | bigint }
+    | undefined;
+  return row ? { state: row.state, migrationId: row.migration_id, token: row.token, ...(Number(row.lapsed) ? { lapsed: true } : {}) } : null;
 }
 
 function gateMatches(current: WriteGate | null, expect: GateExpectation | undefined): boolean {
   if (expect?.states && !expect.states.includes(current?.state ?? 'none')) return false;
   if (expect?.migrationId !== undefined && current && current.migrationId !== expect.migrationId) return false;
+  if (expect?.unexpired && current?.lapsed) return false;
   return expect?.token === undefined || current?.token === expect.token;
 }
 
 function setGate(db: Database.Database, gate: WriteGate): void {
-  db.prepare('INSERT INTO airlift_gate (id, state, migration_id, token, updated_at) VALUES (1, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state, migration_id = excluded.migration_id, token = excluded.token, updated_at = excluded.updated_at')
-    .run(gate.state, gate.migrationId, gate.token ?? null, new Date().toISOString());
+  db.prepare(
+    `INSERT INTO airlift_gate (id, state, migration_id, token, updated_at, expires_at) VALUES (1, ?, ?, ?, ?, CASE WHEN ? IS NULL THEN NULL ELSE ${NOW_MS} + ? END)
+     ON CONFLICT (id) DO UPDATE SET state = excluded.state, migration_id = excluded.migration_id, token = excluded.token, updated_at = excluded.updated_at, expires_at = excluded.expires_at`,
+  ).run(gate.state, gate.migrationId, gate.token ?? null, new Date().toISOString(), gate.leaseMs ?? null, gate.leaseMs ?? null);
 }
 
 /** Primary key columns holding NULL (SQLite allows it outside INTEGER PRIMARY KEY): rows capture cannot tell apart. */

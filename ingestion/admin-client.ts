@@ -1,6 +1,8 @@
 // The activities' side of the admin API: every change is sent to every gateway node, and a call
-// returns only when each node has answered that the change is in force there. A call that fails on
-// any node fails as a whole and names every node that failed; a fence is all-or-nothing.
+// returns when each node that answers has said the change is in force there. A node that does not
+// answer (down, partitioned, 5xx) is named and left behind: the database's write gate is the
+// authority, so its writes to a side that is not open are refused and it reloads its route. A node
+// that refuses (4xx: a bad token, a stale change) fails the call; a refused fence is lifted everywhere.
 import { GatewayAdminError, GatewayAdminRefusedError } from '../protocol/errors';
 import type { Side, WriteMode } from './catalog';
 import type { TenantView } from './router';
@@ -95,19 +97,39 @@ export class GatewayAdmin {
     return answers.map((a) => (a as { value: T }).value);
   }
 
+  /**
+   * The answers of the nodes that answered, and the nodes that did not (named with why); one error
+   * when any node refused. A change that only some nodes took is in force where it was taken.
+   */
+  private async reachable<T>(tenantId: string, action: string, body?: object): Promise<{ values: T[]; unreachable?: string[] }> {
+    const answers = await this.each<T>(tenantId, action, body);
+    return this.split(tenantId, action, answers);
+  }
+
+  private split<T>(tenantId: string, action: string, answers: Answer<T>[]): { values: T[]; unreachable?: string[] } {
+    const failed = answers.filter((a): a is Failure => !a.ok);
+    if (failed.some((f) => f.refused)) throw failure(`${action} of tenant ${tenantId}`, failed, answers.length, 'the nodes not named did it; retry the call, it is safe to repeat');
+    for (const f of failed) this.log(`gateway admin: ${action} of tenant ${tenantId}: ${f.node} did not answer (${f.reason}); the write gate holds for it, and it reloads its routes when it serves again`);
+    const values = answers.filter((a) => a.ok).map((a) => (a as { value: T }).value);
+    return failed.length ? { values, unreachable: failed.map((f) => `${f.node} (${f.reason})`) } : { values };
+  }
+
   view(tenantId: string): Promise<TenantView[]> {
     return this.all<TenantView>(tenantId, '');
   }
 
   /**
-   * Fences on every node or on none: when one node fails, the fence is lifted again everywhere
-   * (a node that failed may have raised it before failing) so no node holds the tenant's events
-   * for a cut-over that is not happening. The fence holds from the earliest node's moment.
+   * Fences on every node that answers, each for at most `leaseMs` unless raised again or lifted.
+   * When a node refuses, the fence is lifted again everywhere (a node that refused may have raised it
+   * first) so no node holds the tenant's events for a cut-over that is not happening.
    */
-  async fence(tenantId: string): Promise<{ fencedAt: number }> {
-    const answers = await this.each<{ fencedAt: number }>(tenantId, 'fence', {});
+  async fence(tenantId: string, leaseMs?: number): Promise<{ fencedAt?: number; unreachable?: string[] }> {
+    const answers = await this.each<{ fencedAt: number }>(tenantId, 'fence', leaseMs === undefined ? {} : { leaseMs });
     const failed = answers.filter((a): a is Failure => !a.ok);
-    if (!failed.length) return { fencedAt: Math.min(...answers.map((a) => (a as { value: { fencedAt: number } }).value.fencedAt)) };
+    if (!failed.some((f) => f.refused)) {
+      const { values, unreachable } = this.split(tenantId, 'fence', answers);
+      return { ...(values.length ? { fencedAt: Math.min(...values.map((v) => v.fencedAt)) } : {}), ...(unreachable ? { unreachable } : {}) };
+    }
 
     const lifts = await Promise.all(this.gateways.map((base) => this.call(base, tenantId, 'unfence', {})));
     const raised = new Set(answers.filter((a) => a.ok).map((a) => a.node));
@@ -129,18 +151,23 @@ export class GatewayAdmin {
     throw failure(`fence of tenant ${tenantId}`, failed, answers.length, after);
   }
 
-  /** Unfences everywhere: the pause is the longest any node held, the held count their sum. */
-  async unfence(tenantId: string): Promise<{ pauseMs: number; held: number }> {
-    const answers = await this.all<{ pauseMs: number; held: number }>(tenantId, 'unfence', {});
-    return { pauseMs: Math.max(...answers.map((a) => a.pauseMs)), held: answers.reduce((n, a) => n + a.held, 0) };
+  /**
+   * Unfences every node that answers: the pause is the longest any node held, the held count their
+   * sum. A node that does not answer holds its fence until its lease runs out (or it restarts).
+   */
+  async unfence(tenantId: string): Promise<{ pauseMs: number; held: number; unreachable?: string[] }> {
+    const { values, unreachable } = await this.reachable<{ pauseMs: number; held: number }>(tenantId, 'unfence', {});
+    return { pauseMs: Math.max(0, ...values.map((a) => a.pauseMs)), held: values.reduce((n, a) => n + a.held, 0), ...(unreachable ? { unreachable } : {}) };
   }
 
   /** With `epoch`, a node that finds the catalog already past it refuses (409) instead of acting on a stale change. */
-  setMode(tenantId: string, change: { writeMode?: WriteMode; outbox?: boolean }, epoch?: number): Promise<TenantView[]> {
-    return this.all<TenantView>(tenantId, 'mode', { ...change, ...(epoch === undefined ? {} : { epoch }) });
+  async setMode(tenantId: string, change: { writeMode?: WriteMode; outbox?: boolean }, epoch?: number): Promise<{ views: TenantView[]; unreachable?: string[] }> {
+    const { values, unreachable } = await this.reachable<TenantView>(tenantId, 'mode', { ...change, ...(epoch === undefined ? {} : { epoch }) });
+    return { views: values, ...(unreachable ? { unreachable } : {}) };
   }
 
-  setPrimary(tenantId: string, side: Side, outbox: boolean, epoch?: number): Promise<TenantView[]> {
-    return this.all<TenantView>(tenantId, 'primary', { side, outbox, ...(epoch === undefined ? {} : { epoch }) });
+  async setPrimary(tenantId: string, side: Side, outbox: boolean, epoch?: number): Promise<{ views: TenantView[]; unreachable?: string[] }> {
+    const { values, unreachable } = await this.reachable<TenantView>(tenantId, 'primary', { side, outbox, ...(epoch === undefined ? {} : { epoch }) });
+    return { views: values, ...(unreachable ? { unreachable } : {}) };
   }
 }

@@ -127,7 +127,11 @@ export function createGateway(options: GatewayOptions): Gateway {
     return body.epoch as number | undefined;
   };
   app.get('/admin/tenants/:tenant', admin((t) => router.view(t)));
-  app.post('/admin/tenants/:tenant/fence', admin((t) => router.fence(t)));
+  app.post('/admin/tenants/:tenant/fence', admin((t, body) => {
+    if (body.leaseMs !== undefined && !(Number.isSafeInteger(body.leaseMs) && (body.leaseMs as number) > 0))
+      fail(400, 'bad_admin', 'leaseMs: a whole number of milliseconds above 0 (how long the fence holds unless lifted), or left out');
+    return router.fence(t, body.leaseMs as number | undefined);
+  }));
   app.post('/admin/tenants/:tenant/unfence', admin((t) => router.unfence(t)));
   app.post('/admin/tenants/:tenant/mode', admin((t, body) => {
     if (body.writeMode !== undefined && body.writeMode !== 'read_write' && body.writeMode !== 'read_only') fail(400, 'bad_admin', 'writeMode: "read_write" or "read_only"');

@@ -150,7 +150,7 @@ export class TenantRouter {
   }
 
   /** Raises the fence; answers once every write begun before it has finished. */
-  async fence(tenantId: string): Promise<{ fencedAt: number; epoch: number }> {
+  async fence(tenantId: string, leaseMs = this.fenceLeaseMs): Promise<{ fencedAt: number; epoch: number }> {
     const s = this.state(tenantId);
     if (!s.release) {
       let resolve!: () => void;
@@ -161,7 +161,7 @@ export class TenantRouter {
     }
     // Each fence call (a retry re-raises it) starts the lease again.
     clearTimeout(s.lease);
-    s.lease = setTimeout(() => this.unfence(tenantId), this.fenceLeaseMs).unref();
+    s.lease = setTimeout(() => this.unfence(tenantId), leaseMs).unref();
     if (s.inflight > 0) await new Promise<void>((r) => s.drained.push(r));
     return { fencedAt: s.fencedAt!, epoch: s.route.epoch };
   }

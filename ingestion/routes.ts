@@ -4,14 +4,26 @@ import type { Catalog, CatalogEntry, ModeOrder, Side, WriteMode } from './catalo
 import { GatewayAdmin } from './admin-client';
 import { StaleModeChangeError, SwitchSupersededError } from '../protocol/errors';
 
+/**
+ * The gateway nodes that did not answer a call (down, partitioned), named with why. The database's
+ * write gate is the authority: their writes to a side that is not open are refused there, and a node
+ * reloads its routes from the catalog when refused and when it starts, so a call goes on without them.
+ */
+export interface NodesAway {
+  unreachable?: string[];
+}
+
 export interface RouteControl {
-  /** Holds new events; resolves when in-flight ones are written. (A switch times its pause budget on its own clock.) */
-  fence(tenantId: string): Promise<void>;
-  unfence(tenantId: string): Promise<{ pauseMs: number; held: number }>;
+  /**
+   * Holds new events on every node that answers; resolves when in-flight ones are written. The fence
+   * lifts by itself after `leaseMs` on a node nobody unfences. (A switch times its pause budget on its own clock.)
+   */
+  fence(tenantId: string, leaseMs?: number): Promise<NodesAway>;
+  unfence(tenantId: string): Promise<{ pauseMs: number; held: number } & NodesAway>;
   /** With `order`, refused (StaleModeChangeError) when a later step of the same migration changed the mode already. */
-  setMode(tenantId: string, change: { writeMode?: WriteMode; outbox?: boolean }, order?: ModeOrder): Promise<void>;
-  /** Tells every node that the catalog (already flipped by the caller) names `side`; each confirms. */
-  setPrimary(tenantId: string, side: Side, outbox: boolean): Promise<void>;
+  setMode(tenantId: string, change: { writeMode?: WriteMode; outbox?: boolean }, order?: ModeOrder): Promise<NodesAway>;
+  /** Tells every node that answers that the catalog (already flipped by the caller) names `side`; each confirms. */
+  setPrimary(tenantId: string, side: Side, outbox: boolean): Promise<NodesAway>;
 }
 
 /**
@@ -22,13 +34,13 @@ export interface RouteControl {
 export function gatewayRoutes(gateways: string[], token: string, catalog: Catalog): RouteControl {
   const admin = new GatewayAdmin(gateways, token);
   return {
-    fence: async (t) => void (await admin.fence(t)),
+    fence: (t, leaseMs) => admin.fence(t, leaseMs),
     unfence: (t) => admin.unfence(t),
-    setMode: async (t, change, order) => void (await admin.setMode(t, change, orderedMode(catalog, t, change, order).epoch)),
+    setMode: (t, change, order) => admin.setMode(t, change, orderedMode(catalog, t, change, order).epoch),
     setPrimary: async (t, side, outbox) => {
       const entry = catalog.ensure(t);
       if (entry.primary !== side) throw new SwitchSupersededError(`${t}: the catalog names the ${entry.primary}, not the ${side}; the flip is not sent to the gateways`);
-      await admin.setPrimary(t, side, outbox, entry.epoch);
+      return admin.setPrimary(t, side, outbox, entry.epoch);
     },
   };
 }
@@ -38,17 +50,22 @@ export function catalogRoutes(catalog: Catalog): RouteControl {
   return {
     fence: async (t) => {
       if (!fencedAt.has(t)) fencedAt.set(t, Date.now());
+      return {};
     },
     unfence: async (t) => {
       const since = fencedAt.get(t);
       fencedAt.delete(t);
       return { pauseMs: since === undefined ? 0 : Date.now() - since, held: 0 };
     },
-    setMode: async (t, change, order) => void orderedMode(catalog, t, change, order),
+    setMode: async (t, change, order) => {
+      orderedMode(catalog, t, change, order);
+      return {};
+    },
     // The caller flipped the catalog; there is no node to tell. A stale caller must not flip it back.
     setPrimary: async (t, side) => {
       const entry = catalog.ensure(t);
       if (entry.primary !== side) throw new SwitchSupersededError(`${t}: the catalog names the ${entry.primary}, not the ${side}`);
+      return {};
     },
   };
 }

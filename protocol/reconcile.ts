@@ -262,7 +262,7 @@ async function carryOut(adapters: ReconcileAdapters, tenant: ReconcileTenant, re
       return;
     }
     case 'route':
-      return adapters.routes.setPrimary(tenant.tenantId, repair.side, false);
+      return void (await adapters.routes.setPrimary(tenant.tenantId, repair.side, false));
     case 'thaw':
       await adapters.routes.setMode(tenant.tenantId, { writeMode: 'read_write', outbox: false });
       if (repair.outbox) {

@@ -99,6 +99,11 @@ export interface SwitchResult {
   reverseFrom: number;
   /** Log shipping: the steps under the fence, in milliseconds. */
   steps?: { tailBackupMs: number; restoreMs: number; completeMs: number };
+  /**
+   * Gateway nodes that did not answer the fence, the flip or the release, with why. The database's
+   * write gate holds for them (their writes to the old side are refused, and they reload their route).
+   */
+  unreachable?: string[];
 }
 
 const other = (side: Side): Side => (side === 'source' ? 'target' : 'source');
@@ -114,10 +119,13 @@ export async function switchPrimary(ctx: SwitchContext, to: Side, options: Switc
   // The budget is measured on the workers' clocks, never against a gateway's, from the first fence of
   // this attempt: a retry after a worker died holding the fence goes on counting from there.
   const fencedAt = options.attemptKey === undefined ? Date.now() : catalog.firstFencedAt(tenantId, `${migrationId}:to-${to}:${options.attemptKey}`, Date.now());
-  await routes.fence(tenantId);
+  // The fence's lease, by the database's clock: what is left of the budget and a margin. A switch that
+  // freezes holding it (a paused worker, a partition) does not keep the tenant's writes refused.
+  const leaseMs = fenceLeaseMs(options.budgetMs, fencedAt);
+  const fenced = await routes.fence(tenantId, leaseMs);
 
   // A retry after the flip, or a rollback of a tenant that never left its source.
-  if (catalog.ensure(tenantId).primary === to) return settleForward(ctx, to, attempt);
+  if (catalog.ensure(tenantId).primary === to) return settleForward(ctx, to, attempt, fencedAt);
 
   // Once a Managed Instance's restore is completed it takes no more log backups: from there the
   // switch only goes on to the flip, whatever the time.
@@ -135,7 +143,7 @@ export async function switchPrimary(ctx: SwitchContext, to: Side, options: Switc
   try {
     // Only a gate this migration holds (no `none`: a side without a gate is one whose capture a
     // rollback removed, and a stale attempt must not put a fence back there).
-    if (!(await ctx.engines[from].setWriteGate(database, { state: 'fenced', migrationId, token: attempt.token }, { states: ['open', 'fenced'], migrationId })))
+    if (!(await ctx.engines[from].setWriteGate(database, { state: 'fenced', migrationId, token: attempt.token, leaseMs }, { states: ['open', 'fenced'], migrationId })))
       throw new SwitchSupersededError(`${tenantId}: the ${from} is no longer a side this switch can fence (its gate is gone or held by another migration); a later step has taken over`);
     assertCurrent(ctx, attempt);
     checkBudget('fencing');
@@ -167,24 +175,57 @@ export async function switchPrimary(ctx: SwitchContext, to: Side, options: Switc
     await carryKeyCounters(stream);
     // Recorded once, before the flip: a retry after the release must not move it past events written since.
     reverseFrom = catalog.rememberWatermark(tenantId, watermarkName(migrationId, to), await ctx.engines[to].changeHead(database));
-    await openSide(ctx, to, attempt);
+    // The fence must still be this attempt's and unlapsed: then no writer has committed on the old
+    // primary since the drain. From here it holds without a lease: after the flip the old side is
+    // closed for good, and a lapse would let a writer with a stale route commit where nobody reads.
+    if (!(await ctx.engines[from].setWriteGate(database, { state: 'fenced', migrationId, token: attempt.token }, { states: ['fenced'], token: attempt.token, migrationId, unexpired: true })))
+      throw new SwitchSupersededError(`${tenantId}: this attempt's fence on the ${from} lapsed (it held longer than its lease of ${leaseMs} ms) or was taken over; writers were let through there, so nothing is flipped`);
+    // The catalog flips before the new primary opens: a writer with a stale route meets a side that
+    // is not open yet and reloads, and no write lands on a side that a superseded attempt leaves behind.
     if (!catalog.flipPrimary(tenantId, to, true, attempt.epoch))
-      throw new SwitchSupersededError(`${tenantId}: the catalog moved on while this switch ran (a call-off or a later attempt); this attempt flips nothing`);
+      throw new SwitchSupersededError(`${tenantId}: the catalog moved on while this switch ran (a call-off, a later attempt, or reconcile); this attempt flips nothing`);
     flipped = true;
   } catch (err) {
     // Before the flip the switch is called off; after it, a retry finishes it.
     if (!flipped) await callOff(ctx, from, to, attempt.token);
     throw err;
   }
-  // From here only forward: the fences lift even when a node does not confirm the flip (a retry, or
-  // endSwitchAttempt, re-sends it).
-  let released: { pauseMs: number; held: number };
+  // From here only forward: the fences lift even when the new side cannot be opened yet or a node
+  // does not confirm the flip (a retry, or endSwitchAttempt, finishes it).
+  let released: { pauseMs: number; held: number; unreachable?: string[] };
+  let unreachable: string[] = [...(fenced.unreachable ?? [])];
   try {
-    await routes.setPrimary(tenantId, to, true);
+    await openSide(ctx, to, attempt);
+    unreachable = [...unreachable, ...((await routes.setPrimary(tenantId, to, true)).unreachable ?? [])];
   } finally {
     released = await routes.unfence(tenantId);
   }
-  return { ...released, reverseFrom, ...(steps ? { steps } : {}) };
+  return { ...writePause(released, fencedAt), reverseFrom, ...nodesAway(unreachable, released.unreachable ?? []), ...(steps ? { steps } : {}) };
+}
+
+/** What is left of the budget when the fence is raised, plus a margin; a switch without a budget (a rollback) gets a fixed lease. */
+function fenceLeaseMs(budgetMs: number | undefined, fencedAt: number): number {
+  if (budgetMs === undefined) return UNBUDGETED_FENCE_LEASE_MS;
+  return Math.max(0, budgetMs - (Date.now() - fencedAt)) + FENCE_LEASE_MARGIN_MS;
+}
+
+/** Past the budget, the margin a fence's lease keeps for the last check and the call-off. */
+export const FENCE_LEASE_MARGIN_MS = 1000;
+/** The lease of a switch back's fence, which has no pause budget: long enough for its drain. */
+export const UNBUDGETED_FENCE_LEASE_MS = 60_000;
+
+/**
+ * The pause as writers saw it: from the attempt's first fence (a retry goes on counting from there)
+ * to the release, and never less than what any gateway node held its events.
+ */
+function writePause(released: { pauseMs: number; held: number }, fencedAt: number): { pauseMs: number; held: number } {
+  return { pauseMs: Math.max(released.pauseMs, Date.now() - fencedAt), held: released.held };
+}
+
+/** The gateway nodes that did not answer a fence, flip or release, by name, once each. */
+function nodesAway(...calls: string[][]): { unreachable?: string[] } {
+  const names = [...new Set(calls.flat())];
+  return names.length ? { unreachable: names } : {};
 }
 
 /**
@@ -231,7 +272,8 @@ export async function endSwitchAttempt(ctx: SwitchContext, to: Side): Promise<Sw
     throw new SwitchSupersededError(`${ctx.tenantId}: the catalog names the ${from} again (changed while this attempt was ended); nothing is switched here`);
   const attempt: Attempt = { token: randomUUID(), epoch: ctx.catalog.bumpEpoch(ctx.tenantId)!.epoch };
   try {
-    return { outcome: 'switched', result: await settleForward(ctx, to, attempt) };
+    const result = await settleForward(ctx, to, attempt);
+    return { outcome: 'switched', result, ...(result.unreachable ? { unconfirmed: `gateway node(s) did not answer: ${result.unreachable.join('; ')}` } : {}) };
   } catch (err) {
     if (ctx.catalog.ensure(ctx.tenantId).primary !== to) throw err;
     // settleForward lifted the fences already (it does so whatever happens).
@@ -241,15 +283,16 @@ export async function endSwitchAttempt(ctx: SwitchContext, to: Side): Promise<Sw
 }
 
 /** The catalog names `to` already: make it the one open side, re-send the flip, lift every fence whatever happens. */
-async function settleForward(ctx: SwitchContext, to: Side, attempt: Attempt): Promise<SwitchResult> {
-  let released: { pauseMs: number; held: number } | undefined;
+async function settleForward(ctx: SwitchContext, to: Side, attempt: Attempt, fencedAt?: number): Promise<SwitchResult> {
+  let released: { pauseMs: number; held: number; unreachable?: string[] } | undefined;
+  let flip: { unreachable?: string[] } = {};
   try {
-    await settleOn(ctx, to, attempt);
+    flip = await settleOn(ctx, to, attempt);
   } finally {
     released = await ctx.routes.unfence(ctx.tenantId);
   }
   const reverseFrom = ctx.catalog.rememberWatermark(ctx.tenantId, watermarkName(ctx.migrationId, to), await ctx.engines[to].changeHead(ctx.database));
-  return { ...released, reverseFrom };
+  return { ...(fencedAt === undefined ? { pauseMs: released.pauseMs, held: released.held } : writePause(released, fencedAt)), reverseFrom, ...nodesAway(flip.unreachable ?? [], released.unreachable ?? []) };
 }
 
 interface Attempt {
@@ -297,7 +340,7 @@ async function callOff(ctx: SwitchContext, from: Side, to: Side, token?: string)
  * exists), the catalog and every gateway node routing to it. Idempotent; used by a switch that
  * finds the flip already made. If a later attempt took over meanwhile, its own fence is undone.
  */
-async function settleOn(ctx: SwitchContext, side: Side, attempt: Attempt): Promise<void> {
+async function settleOn(ctx: SwitchContext, side: Side, attempt: Attempt): Promise<{ unreachable?: string[] }> {
   const { database, migrationId, tenantId } = ctx;
   const otherSide = other(side);
   await openSide(ctx, side, attempt);
@@ -310,7 +353,7 @@ async function settleOn(ctx: SwitchContext, side: Side, attempt: Attempt): Promi
     await ctx.engines[otherSide].setWriteGate(database, { state: 'open', migrationId }, { states: ['fenced'], token: attempt.token, migrationId }).catch(() => false);
     throw new SwitchSupersededError(`${tenantId}: the catalog moved on while settling on the ${side}`);
   }
-  await ctx.routes.setPrimary(tenantId, side, true);
+  return ctx.routes.setPrimary(tenantId, side, true);
 }
 
 async function carryKeyCounters(stream: SwitchStream): Promise<void> {

@@ -157,6 +157,7 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
       });
       run.status.cutoverPauseMs = switched.pauseMs;
       run.status.heldEvents = switched.held;
+      if (switched.unreachable) run.status.cutoverUnconfirmed = `gateway node(s) did not answer (the write gate held for them; they reload their routes when refused or restarted): ${switched.unreachable.join('; ')}`;
       if (switched.steps) run.status.cutoverSteps = switched.steps;
 
       run.background(() => replication.dualWrite(tenantId, migrationId, 'reverse', switched.reverseFrom));

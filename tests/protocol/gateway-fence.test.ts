@@ -11,7 +11,7 @@ import { gatewayRoutes, type RouteControl } from '../../ingestion/routes';
 import { endSwitchAttempt, switchPrimary } from '../../protocol/switch';
 import { GatewayAdminError } from '../../protocol/errors';
 import { makeFleet } from '../helpers/stack';
-import { stallGateOpen } from '../helpers/stall';
+import { stallBeforeFlip } from '../helpers/stall';
 
 const TOKEN = 'test-admin-token-for-two-nodes';
 
@@ -104,8 +104,8 @@ test('a node restarted during a cut-over comes up unfenced, but its writes wait 
   try {
     // The window between the drain and the flip, held open: the source is drained and gated, the
     // catalog still names it.
-    const flip = stallGateOpen(t.ctx.engines.target, 'before');
-    const switching = switchPrimary({ ...t.ctx, engines: { source: t.ctx.engines.source, target: flip.engine } }, 'target', { fromSeq: 0, chunkRows: 100 });
+    const flip = stallBeforeFlip(t.ctx.engines.source, 'before');
+    const switching = switchPrimary({ ...t.ctx, engines: { source: flip.engine, target: t.ctx.engines.target } }, 'target', { fromSeq: 0, chunkRows: 100 });
     await flip.reached;
     await t.nodes.b.stop();
     t.nodes.b = await t.serve(t.portB); // restarted: no fence in its memory

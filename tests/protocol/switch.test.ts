@@ -12,7 +12,7 @@ import { rebaseline } from '../../protocol/changed-rows';
 import { FencedWriteError, PauseBudgetExceededError, ReplicationConflictError, TargetInUseError, VerificationMismatchError } from '../../protocol/errors';
 import type { Engine } from '../../engines/engine';
 import { makeFleet } from '../helpers/stack';
-import { stallGateOpen } from '../helpers/stall';
+import { stallBeforeFlip } from '../helpers/stall';
 
 const event = (event_id: string) => ({ event_id, kind: 'view', ad_id: 1, occurred_at: '2026-11-27T00:00:00Z', user_agent: null, payload: null });
 
@@ -114,9 +114,9 @@ test('item 3: a second migration of the same tenant replicates from its own curs
 test('a stale switch attempt that wakes up after a later attempt and a rollback can neither reopen the target nor flip the catalog', async () => {
   const t = await restoredTenant();
   try {
-    // Attempt 1 stalls (a worker whose event loop is blocked) right before it opens the target.
-    const stalled = stallGateOpen(t.target, 'before');
-    const zombie = switchPrimary({ ...t.ctx, engines: { source: t.source, target: stalled.engine } }, 'target', { fromSeq: 0, chunkRows: 100 });
+    // Attempt 1 stalls (a worker whose event loop is blocked) right before its flip.
+    const stalled = stallBeforeFlip(t.source, 'before');
+    const zombie = switchPrimary({ ...t.ctx, engines: { source: stalled.engine, target: t.target } }, 'target', { fromSeq: 0, chunkRows: 100 });
     await stalled.reached;
     // Attempt 2 cuts over, the target takes events, and the operator rolls back.
     await switchPrimary(t.ctx, 'target', { fromSeq: 0, chunkRows: 100 });
@@ -125,7 +125,7 @@ test('a stale switch attempt that wakes up after a later attempt and a rollback 
     await w.close();
     await switchPrimary(t.ctx, 'source', { chunkRows: 100 });
     stalled.wake();
-    await expect(zombie).rejects.toThrow(/closed for good/);
+    await expect(zombie).rejects.toThrow(/lapsed .* or was taken over/);
 
     expect(t.catalog.get(t.tenant.id)?.primary).toBe('source');
     expect(await t.target.writeGate(t.tenant.database)).toMatchObject({ state: 'fenced' });
@@ -155,13 +155,15 @@ test('a called-off switch reopens the source and puts the target back on standby
   }
 });
 
-test('a stale attempt that opened the target and stalls before its flip cannot flip after the rollback routed the tenant back (the epoch moved)', async () => {
+test('a stale attempt that stalls right before its flip cannot flip after the rollback routed the tenant back (the epoch moved), and never opened the target', async () => {
   const t = await restoredTenant();
   try {
-    // Stalls right after it opened the target: the next thing it would do is flip the catalog.
-    const stalled = stallGateOpen(t.target, 'after');
-    const zombie = switchPrimary({ ...t.ctx, engines: { source: t.source, target: stalled.engine } }, 'target', { fromSeq: 0, chunkRows: 100 });
+    // Stalls right after its fence was made to hold: the next thing it would do is flip the catalog.
+    const stalled = stallBeforeFlip(t.source, 'after');
+    const zombie = switchPrimary({ ...t.ctx, engines: { source: stalled.engine, target: t.target } }, 'target', { fromSeq: 0, chunkRows: 100 });
     await stalled.reached;
+    // The target opens only after the flip: a writer with a stale route cannot commit there now.
+    expect(await t.target.writeGate(t.tenant.database)).toMatchObject({ state: 'standby' });
     // The workflow gave up on it and rolled back: the tenant never left its source, so the route back only settles.
     await switchPrimary(t.ctx, 'source', { chunkRows: 100 });
     expect(await t.target.dropRestored(t.tenant.database, 'm1')).toBe(true);
@@ -190,9 +192,9 @@ async function sourceTakesWrites(t: Awaited<ReturnType<typeof restoredTenant>>, 
 test('item 1: an attempt whose worker died holding the fence is ended (called off) at once: the source takes writes again and the attempt can no longer flip', async () => {
   const t = await restoredTenant();
   try {
-    // The attempt has fenced and drained; its worker stops dead right before it would open the target.
-    const stalled = stallGateOpen(t.target, 'before');
-    const dead = switchPrimary({ ...t.ctx, engines: { source: t.source, target: stalled.engine } }, 'target', { fromSeq: 0, chunkRows: 100 });
+    // The attempt has fenced and drained; its worker stops dead right before its flip.
+    const stalled = stallBeforeFlip(t.source, 'before');
+    const dead = switchPrimary({ ...t.ctx, engines: { source: stalled.engine, target: t.target } }, 'target', { fromSeq: 0, chunkRows: 100 });
     await stalled.reached;
     expect(await sourceTakesWrites(t, 'while-fenced')).toBe(false);
 
@@ -204,7 +206,7 @@ test('item 1: an attempt whose worker died holding the fence is ended (called of
 
     // The attempt wakes (a worker that was only stalled): it cannot flip, and leaves the target on standby.
     stalled.wake();
-    await expect(dead).rejects.toThrow(/moved on|later switch attempt/);
+    await expect(dead).rejects.toThrow(/moved on|later switch attempt|taken over/);
     expect(t.catalog.get(t.tenant.id)?.primary).toBe('source');
     expect(await t.target.writeGate(t.tenant.database)).toMatchObject({ state: 'standby' });
     expect(await sourceTakesWrites(t, 'after-wake')).toBe(true);
@@ -217,8 +219,8 @@ test('item 3: a retry of the same cut-over attempt counts the pause budget from 
   const t = await restoredTenant();
   try {
     // The first try of the attempt fences and hangs (its worker lost); the budget is 1.5 s.
-    const stalled = stallGateOpen(t.target, 'before');
-    const first = switchPrimary({ ...t.ctx, engines: { source: t.source, target: stalled.engine } }, 'target', { fromSeq: 0, chunkRows: 100, budgetMs: 1500, attemptKey: 'run-1:activity-7' });
+    const stalled = stallBeforeFlip(t.source, 'before');
+    const first = switchPrimary({ ...t.ctx, engines: { source: stalled.engine, target: t.target } }, 'target', { fromSeq: 0, chunkRows: 100, budgetMs: 1500, attemptKey: 'run-1:activity-7' });
     await stalled.reached;
     await new Promise((r) => setTimeout(r, 1700));
     // Its retry (same attempt) finds writes held for longer than the budget already: called off.
@@ -226,7 +228,7 @@ test('item 3: a retry of the same cut-over attempt counts the pause budget from 
     expect(t.catalog.get(t.tenant.id)?.primary).toBe('source');
     expect(await sourceTakesWrites(t, 'after-budget')).toBe(true);
     stalled.wake();
-    await expect(first).rejects.toThrow(/moved on|later switch attempt/);
+    await expect(first).rejects.toThrow(/moved on|later switch attempt|taken over/);
     // A new attempt (a new key) has a budget of its own and goes through.
     await switchPrimary(t.ctx, 'target', { fromSeq: 0, chunkRows: 100, budgetMs: 60_000, attemptKey: 'run-1:activity-9' });
     expect(t.catalog.get(t.tenant.id)?.primary).toBe('target');
