@@ -19,6 +19,14 @@ export function assertOnSource(deps: ActivityDeps, tenantId: string, step: strin
   const route = deps.catalog.ensure(tenantId);
   if (route.primary !== 'source')
     throw new TenantMovedError(`${tenantId}: ${step} refused: the catalog says the tenant is served from its ${route.primary} (a workflow reset past its cut-over?); nothing was changed`);
+  assertNotUnderRepair(deps, tenantId, step);
+}
+
+/** No migration step begins on a tenant that `airlift reconcile --apply` is repairing. */
+export function assertNotUnderRepair(deps: ActivityDeps, tenantId: string, step: string): void {
+  const repair = deps.catalog.repairHolder(tenantId);
+  if (repair)
+    throw new TenantMovedError(`${tenantId}: ${step} refused: ${repair.holder} is repairing the tenant (until ${new Date(repair.untilMs).toISOString()} at the latest); nothing was changed; start the migration again once it is done`);
 }
 
 /** Runs `work` over the tenant's switch context, heartbeating every second and on each drain batch. */

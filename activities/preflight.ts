@@ -40,6 +40,8 @@ export function preflightActivities(deps: ActivityDeps) {
       for (const problem of readiness?.problems ?? []) problems.push(`source ${tenant.source}: ${problem}`);
       for (const warning of readiness?.warnings ?? []) warnings.push(`source ${tenant.source}: ${warning}`);
     }
+    const repair = deps.catalog.repairHolder(tenantId);
+    if (repair) problems.push(`${repair.holder} is repairing the tenant (until ${new Date(repair.untilMs).toISOString()} at the latest); start the migration again once it is done`);
     const gate = src?.exists ? await source.writeGate(tenant.database).catch(() => null) : null;
     if (gate && gate.state !== 'open')
       problems.push(`source ${tenant.source}: database ${tenant.database} does not take writes (write gate ${gate.state}, set by migration ${gate.migrationId ?? 'unknown'}); run \`airlift reconcile\` to see why`);

@@ -5,6 +5,7 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { LoadedFleet } from '../config/fleet';
 import { fleetEngines } from '../engines';
+import { hostname } from 'node:os';
 import { Catalog } from '../ingestion/catalog';
 import { catalogRoutes, gatewayRoutes, type RouteControl } from '../ingestion/routes';
 import { GatewayAdmin } from '../ingestion/admin-client';
@@ -121,6 +122,7 @@ export async function reconcileFleet(fleet: LoadedFleet, temporal: TemporalAcces
 
     const adapters: ReconcileAdapters = {
       catalog,
+      holder: `airlift reconcile (pid ${process.pid} on ${hostname()})`,
       routes,
       gatewayViews: views,
       listBlobs: async function* (prefix) {

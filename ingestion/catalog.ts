@@ -50,6 +50,36 @@ export class Catalog {
     // When each cut-over attempt first raised its fence: its retries count the pause budget from there.
     this.db.exec(`CREATE TABLE IF NOT EXISTS fence_times (
       tenant_id TEXT NOT NULL, attempt TEXT NOT NULL, fenced_at INTEGER NOT NULL, PRIMARY KEY (tenant_id, attempt))`);
+    // A repair (reconcile) holding a tenant: no migration step begins while its lease is live.
+    this.db.exec(`CREATE TABLE IF NOT EXISTS repair_holds (
+      tenant_id TEXT PRIMARY KEY, holder TEXT NOT NULL, until_ms INTEGER NOT NULL)`);
+  }
+
+  /**
+   * Takes a tenant for a repair, for `leaseMs`: the epoch moves on in the same transaction, so a
+   * switch attempt still running (its workflow terminated, its activity not) is refused at its flip,
+   * and migration steps that begin meanwhile are refused (`repairHolder`). Returns the entry as it
+   * stands once taken, or undefined when another repair holds the tenant.
+   */
+  takeForRepair(tenantId: string, holder: string, leaseMs: number): CatalogEntry | undefined {
+    return this.db.transaction(() => {
+      this.ensure(tenantId);
+      const other = this.repairHolder(tenantId);
+      if (other && other.holder !== holder) return undefined;
+      this.db.prepare('INSERT INTO repair_holds VALUES (?, ?, ?) ON CONFLICT (tenant_id) DO UPDATE SET holder = excluded.holder, until_ms = excluded.until_ms').run(tenantId, holder, Date.now() + leaseMs);
+      return this.bumpEpoch(tenantId);
+    }).immediate();
+  }
+
+  /** Gives a repair's hold back (only the holder's own). */
+  releaseRepair(tenantId: string, holder: string): void {
+    this.db.prepare('DELETE FROM repair_holds WHERE tenant_id = ? AND holder = ?').run(tenantId, holder);
+  }
+
+  /** The repair that holds the tenant now, if its lease is live. */
+  repairHolder(tenantId: string): { holder: string; untilMs: number } | undefined {
+    const row = this.db.prepare('SELECT holder, until_ms FROM repair_holds WHERE tenant_id = ? AND until_ms > ?').get(tenantId, Date.now()) as { holder: string; until_ms: number } | undefined;
+    return row && { holder: row.holder, untilMs: row.until_ms };
   }
 
   get(tenantId: string): CatalogEntry | undefined {

@@ -9,7 +9,8 @@
 // It never drops a source, and never a target the tenant is served from.
 import type { ChangeCapture, Inventory, WriteGate } from '../engines/engine';
 import { migrationOfBlob, tenantFolderPrefix } from '../azure/artifact-folder';
-import type { Side, WriteMode } from '../ingestion/catalog';
+import type { Catalog, Side, WriteMode } from '../ingestion/catalog';
+import { randomUUID } from 'node:crypto';
 import type { RouteControl } from '../ingestion/routes';
 
 /** Who runs a migration of a tenant now. `unknown` when Temporal cannot be asked. */
@@ -31,7 +32,9 @@ export interface ReconcileTenant {
 }
 
 export interface ReconcileAdapters {
-  catalog: { get(tenantId: string): { primary: Side; writeMode: WriteMode; outbox: boolean } | undefined };
+  catalog: Pick<Catalog, 'get' | 'takeForRepair' | 'releaseRepair'>;
+  /** Names this run of reconcile in the catalog's repair hold (for whoever it turns away). */
+  holder?: string;
   /** Modes and fences: through the gateways when the fleet has them, else the catalog alone. */
   routes: Pick<RouteControl, 'setMode' | 'unfence' | 'setPrimary'>;
   /** Each gateway node's view of the tenant; absent when the fleet has no gateways. */
@@ -216,11 +219,17 @@ export async function inspectTenant(adapters: ReconcileAdapters, tenant: Reconci
   return report;
 }
 
+/** How long reconcile holds a tenant it repairs; a reconcile that dies lets go by itself. */
+export const REPAIR_LEASE_MS = 5 * 60_000;
+
 /**
  * Carries out a report's repairs, in an order that never lets a writer reach the wrong side: the
  * side not served is fenced first, the primary opened, writes thawed, gateway fences lifted, and the
  * target dropped last, and only if every step before it succeeded. Ownership is asked again first:
- * a migration that started meanwhile is left alone.
+ * a migration that started meanwhile is left alone. Then the tenant is taken in the catalog before
+ * anything is changed: the epoch moves on, so a switch attempt still running (a workflow terminated
+ * while its activity was not) is refused at its flip, and migration steps that begin meanwhile are
+ * refused; the catalog is read again after, and again before the target is dropped.
  */
 export async function repairTenant(adapters: ReconcileAdapters, tenant: ReconcileTenant, report: TenantReport): Promise<void> {
   report.applied = [];
@@ -231,20 +240,40 @@ export async function repairTenant(adapters: ReconcileAdapters, tenant: Reconcil
     report.failed.push(owner.kind === 'workflow' ? `a migration started meanwhile (${owner.workflowId}): left alone` : `ownership unknown (${owner.reason}): left alone`);
     return;
   }
-  const order: Repair['step'][] = ['fence', 'open', 'route', 'thaw', 'unfence', 'drop-target'];
-  const steps = [...report.repairs].sort((a, b) => order.indexOf(a.step) - order.indexOf(b.step));
-  for (const repair of steps) {
-    const what = describeRepair(repair, tenant.database);
-    if (repair.step === 'drop-target' && report.failed.length) {
-      report.failed.push(`${what}: skipped, since an earlier step failed`);
-      continue;
+  const holder = adapters.holder ?? `reconcile ${randomUUID()}`;
+  const taken = adapters.catalog.takeForRepair(tenant.tenantId, holder, REPAIR_LEASE_MS);
+  if (!taken) {
+    report.failed.push('another reconcile is repairing this tenant now: left alone');
+    return;
+  }
+  try {
+    if (taken.primary !== report.catalog.primary) {
+      report.failed.push(`the catalog moved to the ${taken.primary} since it was read (a cut-over attempt was still running and flipped it); nothing changed: run reconcile again`);
+      return;
     }
-    try {
-      await carryOut(adapters, tenant, repair);
-      report.applied.push(what);
-    } catch (err) {
-      report.failed.push(`${what}: ${(err as Error).message.split('\n')[0]}`);
+    const order: Repair['step'][] = ['fence', 'open', 'route', 'thaw', 'unfence', 'drop-target'];
+    const steps = [...report.repairs].sort((a, b) => order.indexOf(a.step) - order.indexOf(b.step));
+    for (const repair of steps) {
+      const what = describeRepair(repair, tenant.database);
+      if (repair.step === 'drop-target' && report.failed.length) {
+        report.failed.push(`${what}: skipped, since an earlier step failed`);
+        continue;
+      }
+      // Read again before anything is destroyed: the tenant must still be served from its source.
+      const now = adapters.catalog.get(tenant.tenantId);
+      if (repair.step === 'drop-target' && now?.primary !== 'source') {
+        report.failed.push(`${what}: skipped, since the catalog names the ${now?.primary} now; run reconcile again`);
+        continue;
+      }
+      try {
+        await carryOut(adapters, tenant, repair);
+        report.applied.push(what);
+      } catch (err) {
+        report.failed.push(`${what}: ${(err as Error).message.split('\n')[0]}`);
+      }
     }
+  } finally {
+    adapters.catalog.releaseRepair(tenant.tenantId, holder);
   }
 }
 

@@ -237,6 +237,55 @@ test('item 3: a retry of the same cut-over attempt counts the pause budget from 
   }
 });
 
+test('a switch frozen after its drain lets writers back in when its fence lapses (budget plus margin, by the database clock), and can then neither flip nor open the target', async () => {
+  const t = await restoredTenant();
+  try {
+    // Budget 800 ms: the fence's lease is 800 ms plus the 1 s margin.
+    const frozen = stallBeforeFlip(t.source, 'before');
+    const attempt = switchPrimary({ ...t.ctx, engines: { source: frozen.engine, target: t.target } }, 'target', { fromSeq: 0, chunkRows: 100, budgetMs: 800 });
+    await frozen.reached;
+    expect(sourceTakesWrites(t, 'inside-the-lease')).toBe(false);
+    await new Promise((r) => setTimeout(r, 2000));
+    // No worker lifted it: the lease did. The application writes again, with the tenant's own triggers in place.
+    expect(sourceTakesWrites(t, 'after-the-lease')).toBe(true);
+    expect(await t.source.writeGate(t.tenant.database)).toMatchObject({ state: 'fenced', lapsed: true });
+    frozen.wake();
+    await expect(attempt).rejects.toThrow(/fence on the source lapsed/);
+    expect(t.catalog.get(t.tenant.id)?.primary).toBe('source');
+    expect(await t.target.writeGate(t.tenant.database)).toMatchObject({ state: 'standby' });
+    expect(await t.source.writeGate(t.tenant.database)).toMatchObject({ state: 'open' });
+    // The next attempt carries the write made while the fence had lapsed.
+    await switchPrimary(t.ctx, 'target', { fromSeq: 0, chunkRows: 100, budgetMs: 60_000 });
+    expect(t.catalog.get(t.tenant.id)?.primary).toBe('target');
+    const ids = new Database(join(sqliteDirectory(t.fleet.targets.cloud), `${t.tenant.database}.db`), { readonly: true });
+    try {
+      expect(ids.prepare('SELECT count(*) FROM tracking_events WHERE event_id = ?').pluck().get('after-the-lease')).toBe(1);
+    } finally {
+      ids.close();
+    }
+  } finally {
+    t.close();
+  }
+});
+
+test('the pause a retry reports counts from the first fence of its attempt, as writers saw it', async () => {
+  const t = await restoredTenant();
+  try {
+    const frozen = stallBeforeFlip(t.source, 'before');
+    const first = switchPrimary({ ...t.ctx, engines: { source: frozen.engine, target: t.target } }, 'target', { fromSeq: 0, chunkRows: 100, budgetMs: 5000, attemptKey: 'run-1:activity-3' });
+    await frozen.reached;
+    await new Promise((r) => setTimeout(r, 1200));
+    // The retry of the same attempt (its worker was lost) finishes the cut-over.
+    const retry = await switchPrimary(t.ctx, 'target', { fromSeq: 0, chunkRows: 100, budgetMs: 5000, attemptKey: 'run-1:activity-3' });
+    expect(retry.pauseMs).toBeGreaterThanOrEqual(1200);
+    frozen.wake();
+    await expect(first).rejects.toThrow(/lapsed .* or was taken over|moved on/);
+    expect(t.catalog.get(t.tenant.id)?.primary).toBe('target');
+  } finally {
+    t.close();
+  }
+});
+
 test('item 4: a zombie of a rolled-back migration can neither apply into nor switch the next migration\'s sides', async () => {
   const t = await restoredTenant('m-old');
   try {
