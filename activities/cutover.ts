@@ -5,7 +5,8 @@ import { Context } from '@temporalio/activity';
 import { type ActivityDeps, keptAlive, tenantSides } from './context';
 import type { ModeOrder, Side } from '../ingestion/catalog';
 import { artifactFolder } from '../azure/artifact-folder';
-import { endSwitchAttempt, switchPrimary, type SwitchContext, type SwitchEnd, type SwitchOptions, type SwitchResult } from '../protocol/switch';
+import { endSwitchAttempt, schemaRefusal, switchPrimary, type SwitchContext, type SwitchEnd, type SwitchOptions, type SwitchResult } from '../protocol/switch';
+import { replicationStream } from './dual-write';
 import { logShippingOf, tailLogShipping } from './log-shipping';
 import { StaleModeChangeError, TargetInUseError, TenantMovedError } from '../protocol/errors';
 
@@ -108,6 +109,17 @@ export function cutoverActivities(deps: ActivityDeps) {
     // `_options` stays for the calls already in workflow histories; ending an attempt compares nothing.
     endSwitchAttempt: (tenantId: string, migrationId: string, to: Side, _options?: Pick<SwitchOptions, 'chunkRows'>): Promise<SwitchEnd> =>
       withSwitchContext(deps, tenantId, migrationId, (ctx) => endSwitchAttempt(ctx, to)),
+
+    /**
+     * Whether a route back to the source would be refused for the schema (a table created or changed
+     * on the target in the rollback window), read online: the reason, or null. A rollback refused
+     * here leaves the tenant in its window with reverse replication running.
+     */
+    routeBackRefusal: (tenantId: string, migrationId: string): Promise<string | null> =>
+      keptAlive(async () => {
+        const refusal = await schemaRefusal(replicationStream(deps, tenantId, migrationId, 'reverse'));
+        return refusal === undefined ? null : `rollback refused: ${refusal}. The tenant stays on its target, reverse replication running; carry the change to the source (create the table, add the column there), then roll back again, or complete the migration`;
+      }),
 
     /** Drops the target database only if this migration created it. */
     dropTarget: (tenantId: string, migrationId: string): Promise<boolean> =>

@@ -367,16 +367,26 @@ async function carryKeyCounters(stream: SwitchStream): Promise<void> {
  * one that exists on one side only, stops the cut-over: the tenant stays on its source.
  */
 async function verifySchemaUnchanged(stream: SwitchStream): Promise<void> {
+  const refusal = await schemaRefusal(stream);
+  if (refusal) throw new VerificationMismatchError(`${refusal}; the tenant stays on its ${stream.origin}`);
+}
+
+/**
+ * Why a switch from `stream.from` to `stream.to` would be refused for the schema (a table not
+ * captured, or shaped differently on the two sides), or undefined. Read online too: a rollback asked
+ * for in the rollback window is refused at once with this reason, and the window goes on.
+ */
+export async function schemaRefusal(stream: SwitchStream): Promise<string | undefined> {
   const gaps = await stream.from.captureGaps(stream.database);
   if (gaps.length)
-    throw new VerificationMismatchError(`table(s) ${gaps.join(', ')} changed since journaling (created, renamed or rebuilt) and are not captured; their writes would not reach the target. Migrate again once the schema is settled`);
+    return `table(s) ${gaps.join(', ')} changed on the ${stream.origin} since journaling (created, renamed or rebuilt) and are not captured; their writes would not reach the other side`;
   const [mine, theirs] = await Promise.all([stream.from.listTables(stream.database), stream.to.listTables(stream.database)]);
   // Unique indexes too: one added since journaling makes REPLACE delete rows no trigger records.
   const shape = (t: { name: string; columns: string[]; uniqueKeys?: string[][] }) => `${t.name}\u0000${t.columns.join('\u0001')}\u0000${(t.uniqueKeys ?? []).map((k) => k.join('\u0001')).sort().join('\u0002')}`;
   const [a, b] = [new Set(mine.map(shape)), new Set(theirs.map(shape))];
   const differing = [...new Set([...mine.filter((t) => !b.has(shape(t))), ...theirs.filter((t) => !a.has(shape(t)))].map((t) => t.name))];
-  if (differing.length)
-    throw new VerificationMismatchError(`the schema changed since journaling (table(s) ${differing.join(', ')} differ between the sides in name or columns); the tenant stays on its source`);
+  if (differing.length) return `the schema changed since journaling (table(s) ${differing.join(', ')} differ between the sides in name or columns)`;
+  return undefined;
 }
 
 /**

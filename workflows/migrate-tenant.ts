@@ -161,6 +161,7 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
       if (switched.steps) run.status.cutoverSteps = switched.steps;
 
       run.background(() => replication.dualWrite(tenantId, migrationId, 'reverse', switched.reverseFrom));
+      run.routeBackRefusal = () => short.routeBackRefusal(tenantId, migrationId);
       await releaseWaveSlot(tenantId);
       await run.phase('rollback_window', () => run.rollbackWindow(policy.rollbackWindowSeconds));
       run.passPointOfNoReturn();
@@ -254,6 +255,7 @@ class TenantRun {
     if (s.phase === 'rollback_window')
       lines.push(`on its target; ${s.rollbackWindowEndsAt ? `window closes at ${at(s.rollbackWindowEndsAt)}` : 'window open'}: \`airlift complete ${s.tenantId}\` or \`airlift rollback ${s.tenantId} --reason …\``);
     if (s.rollbackReason !== undefined) lines.push(`rollback: ${s.rollbackReason}`);
+    else if (s.rollbackRefused && s.phase === 'rollback_window') lines.push(s.rollbackRefused);
     if (s.lastError) lines.push(`error: ${s.lastError}`);
     if (s.outcome) lines.push(s.outcome === 'completed' ? 'migrated: served from its target' : s.outcome === 'rolled_back' ? 'rolled back: served from its source' : 'failed');
     wf.setCurrentDetails(lines.join('\n\n'));
@@ -469,12 +471,22 @@ class TenantRun {
     if (refusal) throw new Error(refusal);
   }
 
-  rollback(reason: string, via: 'signal' | 'update'): string {
-    const refusal = this.rollbackRefusal();
+  /**
+   * In the rollback window the route back is checked online first (`routeBackRefusal`): one the
+   * switch would refuse for the schema is refused now, with its reason, and the window goes on with
+   * reverse replication running, instead of the rollback failing under the fence.
+   */
+  routeBackRefusal?: () => Promise<string | null>;
+
+  async rollback(reason: string, via: 'signal' | 'update'): Promise<string> {
+    let refusal = this.rollbackRefusal();
+    if (!refusal && this.status.phase === 'rollback_window' && this.routeBackRefusal && wf.patched('route-back-checked-online')) refusal = (await this.routeBackRefusal()) ?? this.rollbackRefusal();
     if (refusal) {
       // A signal cannot be refused to its sender: the refusal goes to the log and to `status`.
       this.status.rollbackRefused = refusal;
+      this.describe();
       wf.log.warn('rollback ignored', { via, phase: this.status.phase, reason, refusal });
+      if (via === 'update') throw wf.ApplicationFailure.nonRetryable(refusal, 'RollbackRefused');
       return refusal;
     }
     this.status.rollbackReason = reason || 'operator request';

@@ -26,6 +26,7 @@ const SUMMARIES: { [K in keyof AirliftActivities]: (...args: Parameters<AirliftA
   verifyTables: () => 'verifying: chunk digests of every table compared',
   switchPrimary: (_tenant, _migration, to) => (to === 'target' ? 'cutting over: fence, drain, compare changed rows, flip to target' : 'rollback: route the tenant back to its source'),
   endSwitchAttempt: () => 'cutting over: the attempt ended (called off, or finished if it flipped)',
+  routeBackRefusal: () => 'rollback: is the schema still one a route back can carry (checked online)',
   dropTarget: () => "rollback: drop this migration's target database",
   discardArtifact: () => "rollback: delete this migration's blobs",
   cleanWorkDirectory: () => 'finalizing: work folder cleaned',
@@ -87,24 +88,27 @@ export function activityPresets(policy: MigrationPolicy) {
      * starts the next attempt while this one, still running, completes the restore under it.
      */
     lrsCutover: withSummaries(cutoverOptions((policy.lrsCutoverPauseBudgetMs ?? LRS_CUTOVER_PAUSE_BUDGET_MS) + 10 * 60_000)),
-    /** Compensations: retried hard, since they put a tenant back where it was. */
+    /**
+     * Compensations: retried hard, since they put a tenant back where it was; a refusal (the schema
+     * changed, held by another migration) is final at once, with its reason, never retried for an hour.
+     */
     undo: withSummaries({
       startToCloseTimeout: '5 minutes',
       heartbeatTimeout: '15 seconds',
       scheduleToCloseTimeout: '1 hour',
-      retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
+      retry: { initialInterval: '1 second', maximumInterval: '30 seconds', nonRetryableErrorTypes },
     }),
     /** Clean-ups whose failure leaves nothing unsafe (blobs, local files): a few tries, then noted. */
     cleanup: withSummaries({
       startToCloseTimeout: '5 minutes',
       heartbeatTimeout: '15 seconds',
-      retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 5 },
+      retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 5, nonRetryableErrorTypes },
     }),
-    /** Past the point of no return: every step retries until it is done, and nothing is undone. */
+    /** Past the point of no return: every step retries until it is done, and nothing is undone; a refusal is final. */
     final: withSummaries({
       startToCloseTimeout: '5 minutes',
       heartbeatTimeout: '15 seconds',
-      retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
+      retry: { initialInterval: '1 second', maximumInterval: '1 minute', nonRetryableErrorTypes },
     }),
   };
 }

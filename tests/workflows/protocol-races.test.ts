@@ -3,6 +3,7 @@
 // worker interceptor; the outcome is read from the catalog and the databases, not from the workflow.
 import { randomUUID } from 'node:crypto';
 import { execFile } from 'node:child_process';
+import Database from 'better-sqlite3';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
@@ -235,3 +236,53 @@ test('a journaling attempt left running on a stalled worker wakes after the roll
     cleanup();
   }
 }, 90_000);
+
+test('a table created on the target in the rollback window (an application deploy): the rollback is refused at once with the reason, reverse replication keeps running, and once the table is carried back the rollback goes through', async () => {
+  const { fleet, cleanup } = makeFleet({ tenants: 1, rows: 300, policy: { rollbackWindowSeconds: 300 } });
+  const targetFile = join(sqliteDirectory(fleet.targets.cloud), `${fleet.tenants[0].database}.db`);
+  // Nothing is slowed here: the window itself is held open by its 300 s.
+  const never = slowOnce('cleanWorkDirectory', 0, () => false);
+  try {
+    await runWith(fleet, never, async (handle) => {
+      await waitFor('the rollback window', async () => ((await handle.query(statusQuery)).phase === 'rollback_window' ? true : undefined));
+      const target = new Database(targetFile);
+      try {
+        target.exec('CREATE TABLE release_notes (id INTEGER PRIMARY KEY, body TEXT)');
+        const started = Date.now();
+        const refused = await handle.executeUpdate(rollbackUpdate, { args: ['test: roll back after a deploy'] }).catch((e: unknown) => e);
+        // Refused at once (no retries for an hour), with the table named and what to do.
+        expect(Date.now() - started).toBeLessThan(20_000);
+        expect(refused).toBeInstanceOf(WorkflowUpdateFailedError);
+        expect((refused as WorkflowUpdateFailedError).cause?.message).toMatch(/rollback refused: table\(s\) release_notes changed on the target since journaling.*carry the change to the source/);
+        const status = await handle.query(statusQuery);
+        expect(status.phase).toBe('rollback_window');
+        expect(status.rollbackRefused).toMatch(/release_notes/);
+        // Reverse replication still runs: a change on the target reaches the source.
+        target.prepare("UPDATE ads SET headline = 'changed in the window' WHERE id = 1").run();
+        await waitFor('the change to reach the source', async () => {
+          const source = new Database(sourceFile(fleet), { readonly: true });
+          try {
+            return source.prepare('SELECT headline FROM ads WHERE id = 1').pluck().get() === 'changed in the window' ? true : undefined;
+          } finally {
+            source.close();
+          }
+        });
+        // The operator's other choice: the deploy is undone (the table carried off), and the rollback goes through.
+        target.exec('DROP TABLE release_notes');
+      } finally {
+        target.close();
+      }
+      expect(await handle.executeUpdate(rollbackUpdate, { args: ['test: roll back once the schema is settled'] })).toMatch(/rollback of .* started/);
+      expect(((await handle.result()) as TenantResult).outcome).toBe('rolled_back');
+    });
+    expect(state(fleet).route).toMatchObject({ primary: 'source', outbox: false });
+    const source = new Database(sourceFile(fleet), { readonly: true });
+    try {
+      expect(source.prepare('SELECT headline FROM ads WHERE id = 1').pluck().get()).toBe('changed in the window');
+    } finally {
+      source.close();
+    }
+  } finally {
+    cleanup();
+  }
+});
