@@ -59,6 +59,10 @@ export function cutoverActivities(deps: ActivityDeps) {
         const refused = () => new TenantMovedError(`${tenantId}: journaling of migration ${migrationId} refused: the source database's write gate is closed or held by another migration (a switch or a later migration has it); nothing was changed`);
         const gate = await source.writeGate(tenant.database);
         if (gate && (gate.state !== 'open' || gate.migrationId !== migrationId)) throw refused();
+        // Claimed before anything is installed: an attempt from before a workflow reset (an earlier
+        // run of this migration) or an earlier step of this run is refused here, having changed nothing.
+        if (!deps.catalog.setMode(tenantId, {}, order))
+          throw new StaleModeChangeError(`${tenantId}: journaling (step ${order.step} of workflow run ${order.owner}) refused: a later run or step of this migration changed the tenant already; nothing was installed`);
         const head = await source.startCapture(tenant.database);
         if (!(await source.setWriteGate(tenant.database, { state: 'open', migrationId }, { states: ['none', 'open'], migrationId }))) throw refused();
         try {

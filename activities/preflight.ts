@@ -1,4 +1,5 @@
 // Phase 1: everything the migration will touch is reachable and in the expected state.
+import { Context } from '@temporalio/activity';
 import { PreflightError } from '../protocol/errors';
 import { type ActivityDeps, keptAlive, tenantSides } from './context';
 import { redactSecrets } from '../azure/blob-store';
@@ -40,6 +41,9 @@ export function preflightActivities(deps: ActivityDeps) {
       for (const problem of readiness?.problems ?? []) problems.push(`source ${tenant.source}: ${problem}`);
       for (const warning of readiness?.warnings ?? []) warnings.push(`source ${tenant.source}: ${warning}`);
     }
+    // This run of the migration is registered: a run made later by a workflow reset outranks it.
+    const runId = Context.current().info.workflowExecution?.runId;
+    if (runId) deps.catalog.runGeneration(migrationId, runId);
     const repair = deps.catalog.repairHolder(tenantId);
     if (repair) problems.push(`${repair.holder} is repairing the tenant (until ${new Date(repair.untilMs).toISOString()} at the latest); start the migration again once it is done`);
     const gate = src?.exists ? await source.writeGate(tenant.database).catch(() => null) : null;

@@ -318,7 +318,8 @@ export interface Digester {
   digestFormat?(database: string): Promise<DigestFormat>;
   /**
    * For a table with `keyKind: 'rowid'`: a cheap summary that two sides holding the same rows under the
-   * same row ids share (SQLite: count, highest rowid, a digest when small). The switch compares it
+   * same row ids share (SQLite: the highest rowid and a digest of the last rowids with their rows),
+   * read without walking the table. The switch compares it
    * under its fence, since a renumbering (SQLite's VACUUM) changes no row the change log names.
    */
   rowidSummary?(database: string, table: TableInfo): Promise<string>;

@@ -18,12 +18,20 @@ export interface CatalogEntry {
 }
 
 /**
- * Who asks for a mode change: one run of a migration workflow (`<migrationId>:<runId>`, so a
- * workflow reset, a new run, starts its own order) and its step number, which only grows in a run.
+ * Who asks for a mode change: one run of a migration workflow (`<migrationId>:<runId>`) and its step
+ * number, which only grows in a run. Runs of one migration (a workflow reset makes a new run) are
+ * ordered by their generation (`runGeneration`): a step of an earlier run is older than every step
+ * of a later one, so an attempt left running from before a reset cannot undo what the new run did.
  */
 export interface ModeOrder {
   owner: string;
   step: number;
+}
+
+/** `<migrationId>:<runId>` apart (a migration id never holds a colon; a run id might not be given). */
+function splitOwner(owner: string): { migrationId: string; runId: string } {
+  const colon = owner.indexOf(':');
+  return colon < 0 ? { migrationId: owner, runId: '' } : { migrationId: owner.slice(0, colon), runId: owner.slice(colon + 1) };
 }
 
 export class Catalog {
@@ -45,6 +53,10 @@ export class Catalog {
     const columns = (this.db.prepare('SELECT name FROM pragma_table_info(?)').all('tenants') as { name: string }[]).map((c) => c.name);
     if (!columns.includes('mode_owner')) this.db.exec('ALTER TABLE tenants ADD COLUMN mode_owner TEXT');
     if (!columns.includes('mode_step')) this.db.exec('ALTER TABLE tenants ADD COLUMN mode_step INTEGER NOT NULL DEFAULT 0');
+    if (!columns.includes('mode_generation')) this.db.exec('ALTER TABLE tenants ADD COLUMN mode_generation INTEGER NOT NULL DEFAULT 0');
+    // The runs of each migration in the order they were first seen (preflight registers each run).
+    this.db.exec(`CREATE TABLE IF NOT EXISTS run_generations (
+      migration_id TEXT NOT NULL, run_id TEXT NOT NULL, generation INTEGER NOT NULL, PRIMARY KEY (migration_id, run_id))`);
     this.db.exec(`CREATE TABLE IF NOT EXISTS watermarks (
       tenant_id TEXT NOT NULL, name TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (tenant_id, name))`);
     // When each cut-over attempt first raised its fence: its retries count the pause budget from there.
@@ -145,16 +157,32 @@ export class Catalog {
   setMode(tenantId: string, change: { writeMode?: WriteMode; outbox?: boolean }, order?: ModeOrder): CatalogEntry | undefined {
     return this.db.transaction(() => {
       const now = this.ensure(tenantId);
-      const last = this.db.prepare('SELECT mode_owner, mode_step FROM tenants WHERE tenant_id = ?').get(tenantId) as { mode_owner: string | null; mode_step: number };
-      if (order && last.mode_owner === order.owner && last.mode_step > order.step) return undefined;
+      const last = this.db.prepare('SELECT mode_owner, mode_step, mode_generation FROM tenants WHERE tenant_id = ?').get(tenantId) as { mode_owner: string | null; mode_step: number; mode_generation: number };
+      const run = order && splitOwner(order.owner);
+      const generation = run ? this.runGeneration(run.migrationId, run.runId) : 0;
+      // Older: a step of the same migration from an earlier run, or an earlier step of the same run.
+      if (order && run && last.mode_owner && splitOwner(last.mode_owner).migrationId === run.migrationId && (last.mode_generation > generation || (last.mode_generation === generation && last.mode_step > order.step)))
+        return undefined;
       const writeMode = change.writeMode ?? now.writeMode;
       const outbox = change.outbox ?? now.outbox;
       this.db
         .prepare('UPDATE tenants SET write_mode = ?, outbox = ?, epoch = epoch + 1, updated_at = ? WHERE tenant_id = ? AND (write_mode <> ? OR outbox <> ?)')
         .run(writeMode, outbox ? 1 : 0, new Date().toISOString(), tenantId, writeMode, outbox ? 1 : 0);
-      this.db.prepare('UPDATE tenants SET mode_owner = ?, mode_step = ? WHERE tenant_id = ?').run(order?.owner ?? null, order?.step ?? 0, tenantId);
+      this.db.prepare('UPDATE tenants SET mode_owner = ?, mode_step = ?, mode_generation = ? WHERE tenant_id = ?').run(order?.owner ?? null, order?.step ?? 0, generation, tenantId);
       return this.get(tenantId)!;
     }).immediate();
+  }
+
+  /**
+   * The generation of one run of a migration: the first run seen is 1, each run first seen later one
+   * more. Preflight registers each run as it begins, so a run made by a reset is later than the run
+   * it replaced, whenever that one's stale attempts come back.
+   */
+  runGeneration(migrationId: string, runId: string): number {
+    this.db
+      .prepare('INSERT OR IGNORE INTO run_generations SELECT ?, ?, coalesce(max(generation), 0) + 1 FROM run_generations WHERE migration_id = ?')
+      .run(migrationId, runId, migrationId);
+    return (this.db.prepare('SELECT generation FROM run_generations WHERE migration_id = ? AND run_id = ?').get(migrationId, runId) as { generation: number }).generation;
   }
 
   /** Records `seq` under `name` the first time; afterwards returns what was recorded first. */

@@ -115,13 +115,16 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
       let verifiedFrom = verified.verifiedFrom;
       const switched = await run.phase('cutting_over', async () => {
         for (let attempt = 1; ; attempt++) {
+          // Whatever changed while the tenant waited (for approval, between attempts) is compared
+          // online first, with replication still running, so the fenced compare covers only what
+          // changed since and the drain under the fence only what came in after (a target restoring
+          // under LRS cannot be read: there every row changed since journaling is compared under the fence).
+          const rebaselineOnline = !logShipping && wf.patched('rebaseline-while-replicating');
+          if (rebaselineOnline) verifiedFrom = await transfer.rebaselineVerification(tenantId, migrationId, journalFrom, verifiedFrom);
           await forward.stop();
           // A rollback that came while replication stopped is taken now, before anything is fenced.
           run.takeRollbackIfRequested();
-          // Whatever changed while the tenant waited (for approval, between attempts) is compared
-          // online first, so the fenced compare covers only what changed since (a target restoring
-          // under LRS cannot be read: there every row changed since journaling is compared under the fence).
-          if (!logShipping && wf.patched('rebaseline-before-cutover')) verifiedFrom = await transfer.rebaselineVerification(tenantId, migrationId, journalFrom, verifiedFrom);
+          if (!logShipping && !rebaselineOnline && wf.patched('rebaseline-before-cutover')) verifiedFrom = await transfer.rebaselineVerification(tenantId, migrationId, journalFrom, verifiedFrom);
           try {
             return await wf.CancellationScope.nonCancellable(() =>
               (logShipping ? lrsCutover : cutover).switchPrimary(tenantId, migrationId, 'target', {

@@ -286,3 +286,41 @@ test('a table created on the target in the rollback window (an application deplo
     cleanup();
   }
 });
+
+test('a journaling attempt from before a workflow reset wakes after the reset run was rolled back: refused before it installs anything, and the tenant migrates again', async () => {
+  const { fleet, cleanup } = makeFleet({ tenants: 1, rows: 200 });
+  const before = schemaOf(sourceFile(fleet));
+  // The first run's journaling attempt is held (heartbeating, so Temporal does not retry it) until the test lets it go.
+  const slow = slowOnce('startJournaling', 120_000, () => true, { heartbeat: true });
+  try {
+    await runWith(fleet, slow, async (handle) => {
+      await slow.started;
+      // Reset to the first workflow task: a new run of the same migration, which journals and is rolled back.
+      const history = await handle.fetchHistory();
+      const firstTask = history.events!.find((e) => e.workflowTaskCompletedEventAttributes)!;
+      const reset = await stack.env.client.workflowService.resetWorkflowExecution({
+        namespace: stack.env.namespace ?? 'default',
+        workflowExecution: { workflowId: handle.workflowId, runId: (await handle.describe()).runId },
+        workflowTaskFinishEventId: firstTask.eventId,
+        requestId: randomUUID(),
+        reason: 'test: reset while journaling is held',
+      });
+      const afterReset = stack.env.client.workflow.getHandle(handle.workflowId, reset.runId!);
+      await waitFor('the reset run past journaling', async () => ((await afterReset.query(statusQuery)).journalFrom !== undefined ? true : undefined));
+      expect(await afterReset.executeUpdate(rollbackUpdate, { args: ['test: roll back the reset run'] })).toMatch(/rollback of .* started/);
+      expect(((await afterReset.result()) as TenantResult).outcome).toBe('rolled_back');
+      // The first run's attempt wakes now.
+      slow.release();
+      await waitFor('the held attempt to wake and try', async () => (slow.finished() ? true : undefined), 30_000);
+    });
+    // Nothing of it is left: the schema as before, no gate, the outbox off.
+    expect(schemaOf(sourceFile(fleet))).toEqual(before);
+    expect(state(fleet).route).toMatchObject({ primary: 'source', outbox: false });
+    // And the tenant migrates again (a new migration is not refused as "held by another migration").
+    await runWith(fleet, slowOnce('none', 0), async (handle) => {
+      expect(((await handle.result()) as TenantResult).outcome).toBe('completed');
+    });
+  } finally {
+    cleanup();
+  }
+});
