@@ -6,7 +6,6 @@ import { type ActivityDeps, keptAlive, tenantSides } from './context';
 import type { ModeOrder, Side } from '../ingestion/catalog';
 import { artifactFolder } from '../azure/artifact-folder';
 import { endSwitchAttempt, schemaRefusal, switchPrimary, type SwitchContext, type SwitchEnd, type SwitchOptions, type SwitchResult } from '../protocol/switch';
-import { replicationStream } from './dual-write';
 import { logShippingOf, tailLogShipping } from './log-shipping';
 import { StaleModeChangeError, TargetInUseError, TenantMovedError } from '../protocol/errors';
 
@@ -121,7 +120,8 @@ export function cutoverActivities(deps: ActivityDeps) {
      */
     routeBackRefusal: (tenantId: string, migrationId: string): Promise<string | null> =>
       keptAlive(async () => {
-        const refusal = await schemaRefusal(replicationStream(deps, tenantId, migrationId, 'reverse'));
+        const { tenant, source, target } = tenantSides(deps, tenantId, migrationId);
+        const refusal = await schemaRefusal({ database: tenant.database, origin: 'target', from: target, to: source });
         return refusal === undefined ? null : `rollback refused: ${refusal}. The tenant stays on its target, reverse replication running; carry the change to the source (create the table, add the column there), then roll back again, or complete the migration`;
       }),
 

@@ -376,7 +376,7 @@ async function verifySchemaUnchanged(stream: SwitchStream): Promise<void> {
  * captured, or shaped differently on the two sides), or undefined. Read online too: a rollback asked
  * for in the rollback window is refused at once with this reason, and the window goes on.
  */
-export async function schemaRefusal(stream: SwitchStream): Promise<string | undefined> {
+export async function schemaRefusal(stream: { database: string; origin: Side; from: Pick<ReplicaSide, 'captureGaps' | 'listTables'>; to: Pick<ReplicaSide, 'listTables'> }): Promise<string | undefined> {
   const gaps = await stream.from.captureGaps(stream.database);
   if (gaps.length)
     return `table(s) ${gaps.join(', ')} changed on the ${stream.origin} since journaling (created, renamed or rebuilt) and are not captured; their writes would not reach the other side`;

@@ -5,8 +5,8 @@ import { join, relative } from 'node:path';
 import * as errors from '../../protocol/errors';
 
 const ROOT = join(__dirname, '../..');
-/** Errors that never cross an activity boundary: HTTP answers of the gateway and CLI usage errors. */
-const LOCAL_ERRORS = new Set(['BadEventError', 'UnknownTenantError', 'HeldTooLongError', 'StaleRouteChangeError', 'OperatorError']);
+/** Errors that never cross an activity boundary: HTTP answers of the gateway, CLI usage and setup errors. */
+const LOCAL_ERRORS = new Set(['BadEventError', 'UnknownTenantError', 'HeldTooLongError', 'StaleRouteChangeError', 'OperatorError', 'SetupError']);
 
 function sources(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {

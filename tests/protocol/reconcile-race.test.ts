@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { Catalog } from '../../ingestion/catalog';
 import { catalogRoutes } from '../../ingestion/routes';
 import { SqliteEngine } from '../../engines/sqlite';
-import { sqliteDirectory, DEFAULT_TRACKING } from '../../config/fleet';
+import { DEFAULT_TRACKING } from '../../config/fleet';
+import { sqliteDirectory } from '../../engines/sqlite-kind';
 import { switchPrimary, type SwitchContext } from '../../protocol/switch';
 import { inspectTenant, repairTenant, REPAIR_LEASE_MS, type ReconcileAdapters, type ReconcileTenant } from '../../protocol/reconcile';
 import { FencedWriteError } from '../../protocol/errors';
@@ -31,10 +32,10 @@ async function cutOverTenant() {
     liveMigrations: new Set(),
   };
   const reconciled: ReconcileTenant = { tenantId: tenant.id, database: tenant.database, source, target, dropTarget: (m) => target.dropRestored(tenant.database, m) };
-  const writes = (id: string): boolean => {
+  const writes = async (id: string): Promise<boolean> => {
     const writer = source.openEventWriter(tenant.database, DEFAULT_TRACKING);
     try {
-      return writer.write([{ event_id: id, kind: 'view', ad_id: 1, occurred_at: '2026-12-08T00:00:00Z', user_agent: null, payload: null }]) === 1;
+      return (await writer.write([{ event_id: id, kind: 'view', ad_id: 1, occurred_at: '2026-12-08T00:00:00Z', user_agent: null, payload: null }])) === 1;
     } catch (err) {
       if (err instanceof FencedWriteError) return false;
       throw err;
@@ -52,19 +53,19 @@ test('reconcile --apply while a terminated workflow\'s cut-over attempt is still
     const held = stallBeforeFlip(t.source, 'after');
     const attempt = switchPrimary({ ...t.ctx, engines: { source: held.engine, target: t.target } }, 'target', { fromSeq: 0, chunkRows: 100, budgetMs: 60_000 });
     await held.reached;
-    expect(t.writes('while-the-attempt-holds-the-fence')).toBe(false);
+    expect(await t.writes('while-the-attempt-holds-the-fence')).toBe(false);
 
     const report = await inspectTenant(t.adapters, t.reconciled);
     expect(report.repairs.map((r) => r.step)).toEqual(expect.arrayContaining(['open', 'fence', 'drop-target']));
     await repairTenant(t.adapters, t.reconciled, report);
     expect(report.failed).toEqual([]);
-    expect(t.writes('after-reconcile')).toBe(true);
+    expect(await t.writes('after-reconcile')).toBe(true);
 
     held.wake();
     await expect(attempt).rejects.toThrow(/catalog moved on/);
     // What an operator checks: the catalog names the source, which takes writes; the target is gone.
     expect(t.catalog.get(t.tenant.id)?.primary).toBe('source');
-    expect(t.writes('after-the-attempt-woke')).toBe(true);
+    expect(await t.writes('after-the-attempt-woke')).toBe(true);
     expect((await t.target.probe(t.tenant.database)).exists).toBe(false);
     expect(t.catalog.repairHolder(t.tenant.id)).toBeUndefined();
   } finally {

@@ -244,10 +244,10 @@ test('a switch frozen after its drain lets writers back in when its fence lapses
     const frozen = stallBeforeFlip(t.source, 'before');
     const attempt = switchPrimary({ ...t.ctx, engines: { source: frozen.engine, target: t.target } }, 'target', { fromSeq: 0, chunkRows: 100, budgetMs: 800 });
     await frozen.reached;
-    expect(sourceTakesWrites(t, 'inside-the-lease')).toBe(false);
+    expect(await sourceTakesWrites(t, 'inside-the-lease')).toBe(false);
     await new Promise((r) => setTimeout(r, 2000));
     // No worker lifted it: the lease did. The application writes again, with the tenant's own triggers in place.
-    expect(sourceTakesWrites(t, 'after-the-lease')).toBe(true);
+    expect(await sourceTakesWrites(t, 'after-the-lease')).toBe(true);
     expect(await t.source.writeGate(t.tenant.database)).toMatchObject({ state: 'fenced', lapsed: true });
     frozen.wake();
     await expect(attempt).rejects.toThrow(/fence on the source lapsed/);
