@@ -222,9 +222,14 @@ function writePause(released: { pauseMs: number; held: number }, fencedAt: numbe
   return { pauseMs: Math.max(released.pauseMs, Date.now() - fencedAt), held: released.held };
 }
 
-/** The gateway nodes that did not answer a fence, flip or release, by name, once each. */
+/** The gateway nodes that did not answer a fence, flip or release, once each, with the first reason seen. */
 function nodesAway(...calls: string[][]): { unreachable?: string[] } {
-  const names = [...new Set(calls.flat())];
+  const byNode = new Map<string, string>();
+  for (const entry of calls.flat()) {
+    const node = entry.split(' (')[0];
+    if (!byNode.has(node)) byNode.set(node, entry);
+  }
+  const names = [...byNode.values()];
   return names.length ? { unreachable: names } : {};
 }
 

@@ -145,3 +145,26 @@ test('a flip delivered to a node late, after a later flip back, is refused (409)
     await t.close();
   }
 });
+
+test('a gateway node down for the whole cut-over and the rollback after it: both go through, name the node, and the node serves the current route when it comes back', async () => {
+  const t = await twoNodes();
+  try {
+    await t.nodes.b.stop(); // down, its port closed, longer than any budget or retry
+    const cutOver = await switchPrimary(t.ctx, 'target', { fromSeq: 0, chunkRows: 100, budgetMs: 5000 });
+    expect(cutOver.unreachable).toEqual([expect.stringMatching(new RegExp(`^${t.nodes.b.url.replace(/[.:/]/g, '\\$&')} \\(unreachable`))]);
+    expect(t.ctx.catalog.ensure(t.tenant.id).primary).toBe('target');
+    expect((await t.post(t.nodes.a.url, 'via-a-after-cut-over')).status).toBe(200);
+    expect(t.where('via-a-after-cut-over')).toEqual(['target']);
+    // The rollback (the route back) does not wait for the node either: no hour in cutting_over.
+    const back = await switchPrimary(t.ctx, 'source', { chunkRows: 100 });
+    expect(back.unreachable).toHaveLength(1);
+    expect(t.ctx.catalog.ensure(t.tenant.id).primary).toBe('source');
+    expect(t.where('via-a-after-cut-over')).toEqual(['source', 'target']);
+    // Back up: the node loads its routes from the catalog before it serves.
+    t.nodes.b = await t.serve(t.portB);
+    expect((await t.post(t.nodes.b.url, 'via-b-back-up')).status).toBe(200);
+    expect(t.where('via-b-back-up')).toEqual(['source']);
+  } finally {
+    await t.close();
+  }
+});
