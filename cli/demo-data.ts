@@ -20,11 +20,11 @@ CREATE TABLE tracking_events (
 CREATE TABLE audit_log (at TEXT NOT NULL, actor TEXT, action TEXT NOT NULL, detail TEXT);
 `;
 
-const HEADLINES = ['Summer sale ☀️', 'Über-fast delivery', 'Café crème — 2 for 1', '東京で特別価格', 'Ñandú outdoor gear', 'Zero-fee banking 💳'];
-const KINDS = ['view', 'click', 'beacon', 'conversion'];
+export const HEADLINES = ['Summer sale ☀️', 'Über-fast delivery', 'Café crème — 2 for 1', '東京で特別価格', 'Ñandú outdoor gear', 'Zero-fee banking 💳'];
+export const KINDS = ['view', 'click', 'beacon', 'conversion'];
 
 /** A small deterministic PRNG (mulberry32), so every run of the demo builds the same data. */
-function random(seed: number): () => number {
+export function random(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

@@ -393,6 +393,14 @@ export interface GateExpectation {
   unexpired?: boolean;
 }
 
+/** Whether a gate now in `current` meets a compare-and-set's expectation (`GateExpectation`). */
+export function gateMatches(current: WriteGate | null, expect: GateExpectation | undefined): boolean {
+  if (expect?.states && !expect.states.includes(current?.state ?? 'none')) return false;
+  if (expect?.migrationId !== undefined && current && current.migrationId !== expect.migrationId) return false;
+  if (expect?.unexpired && current?.lapsed) return false;
+  return expect?.token === undefined || current?.token === expect.token;
+}
+
 /** The migration a replication stream (`<migrationId>:<origin>`) belongs to. */
 export function streamMigration(stream: string): string {
   const colon = stream.lastIndexOf(':');

@@ -4,12 +4,14 @@ import { z } from 'zod';
 import type { Engine, RestoreTarget } from './engine';
 import type { EngineKind, RestoreKind, RestorerDeps } from './engine-kind';
 import { managedInstanceKind, mssqlKind } from './mssql-kind';
+import { postgresKind } from './postgres-kind';
 import { sqliteKind } from './sqlite-kind';
 
 export const ENGINE_KINDS = [
   sqliteKind,
   mssqlKind,
   managedInstanceKind,
+  postgresKind,
 ] as const;
 
 type EndpointsOf<T extends readonly unknown[]> = { -readonly [K in keyof T]: T[K] extends EngineKind<infer S> ? S : never };

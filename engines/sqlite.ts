@@ -34,6 +34,7 @@ import {
   type RowDigest,
   type TableInfo,
   streamMigration,
+  gateMatches,
 } from './engine';
 import { checkDatabaseName, quoteDoubled as q } from './identifiers';
 import { PreflightError, ReplicationConflictError } from '../protocol/errors';
@@ -626,13 +627,6 @@ function readGate(db: Database.Database): WriteGate | null {
     | { state: WriteGate['state']; migration_id: string | null; token: string | null; lapsed: number | bigint }
     | undefined;
   return row ? { state: row.state, migrationId: row.migration_id, token: row.token, ...(Number(row.lapsed) ? { lapsed: true } : {}) } : null;
-}
-
-function gateMatches(current: WriteGate | null, expect: GateExpectation | undefined): boolean {
-  if (expect?.states && !expect.states.includes(current?.state ?? 'none')) return false;
-  if (expect?.migrationId !== undefined && current && current.migrationId !== expect.migrationId) return false;
-  if (expect?.unexpired && current?.lapsed) return false;
-  return expect?.token === undefined || current?.token === expect.token;
 }
 
 function setGate(db: Database.Database, gate: WriteGate): void {

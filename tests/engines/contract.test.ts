@@ -1,5 +1,5 @@
-// The engine contract: what every engine must do for airlift to move its tenants. SQLite runs it
-// always. SQL Server runs it when AIRLIFT_MSSQL_URL is set (mssql://user:password@host:port); else
+// The engine contract: what every engine must do for airlift to move its tenants. SQLite and
+// PostgreSQL (airlift's private cluster, or the server PG* variables name) run it always. SQL Server runs it when AIRLIFT_MSSQL_URL is set (mssql://user:password@host:port); else
 // those tests are reported as skipped, with the reason in their names, never as passed.
 import Database from 'better-sqlite3';
 import sql from 'mssql';
@@ -14,6 +14,9 @@ import * as tsql from '../../engines/mssql-sql';
 import { compareTable } from '../../engines/table-verifier';
 import { applyRange } from '../../protocol/replicator';
 import { createTenantDatabase } from '../../cli/demo-data';
+import { createPostgresTenantDatabase } from '../../cli/demo-data-postgres';
+import { PostgresEngine } from '../../engines/postgres';
+import { startTestPostgres, type TestPostgres } from '../helpers/postgres';
 
 interface Side {
   engine: Engine;
@@ -92,7 +95,38 @@ const mssqlLive: EngineUnderTest = {
   },
 };
 
-for (const subject of [sqlite, mssqlLive]) {
+let postgresServer: TestPostgres | undefined;
+afterAll(async () => postgresServer?.stop());
+const postgres: EngineUnderTest = {
+  name: 'PostgreSQL',
+  async setup() {
+    postgresServer ??= await startTestPostgres();
+    const pgs = postgresServer;
+    const [a, b] = [pgs.name('contract_a'), pgs.name('contract_b')];
+    for (const db of [a, b]) await createPostgresTenantDatabase(pgs.server, db, 300, 5, 'acme');
+    const engine = new PostgresEngine({ ...pgs.server, ssl: 'disable', restoreJobs: 2 });
+    return {
+      a: { engine, database: a },
+      b: { engine, database: b },
+      tamper: async (side) => {
+        const c = await pgs.client(side === 'a' ? a : b);
+        try {
+          await c.query("UPDATE campaigns SET name = 'tampered' WHERE id = 2");
+        } finally {
+          await c.end();
+        }
+      },
+      cleanup: async () => {
+        await engine.close();
+        const c = await pgs.client();
+        for (const db of [a, b]) await c.query(`DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`);
+        await c.end();
+      },
+    };
+  },
+};
+
+for (const subject of [sqlite, postgres, mssqlLive]) {
   if (subject.skipReason) {
     describe.skip(`${subject.name} engine contract — skipped: ${subject.skipReason}`, () => {
       test('lists tables, compares, names differences, captures writes and applies row images once', () => undefined);
