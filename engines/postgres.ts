@@ -100,8 +100,14 @@ interface GateRow {
   lapsed: boolean;
 }
 
+/**
+ * The gate as the protocol sees it. The open row capture installs before any migration sets the gate
+ * (so that every later change is an UPDATE that writers' share locks order) reads as no gate yet.
+ */
 const gateOf = (row: GateRow | undefined): WriteGate | null =>
-  row ? { state: row.state, migrationId: row.migration_id, token: row.token, ...(row.lapsed ? { lapsed: true } : {}) } : null;
+  row && !(row.state === 'open' && row.migration_id === null && row.token === null)
+    ? { state: row.state, migrationId: row.migration_id, token: row.token, ...(row.lapsed ? { lapsed: true } : {}) }
+    : null;
 
 const isUndefinedTable = (err: unknown) => (err as { code?: string })?.code === '42P01' || (err as { code?: string })?.code === '3F000';
 
