@@ -13,7 +13,6 @@ import {
   rollbackUpdate,
   abortSignal,
   approveCutoverUpdate,
-  completeUpdate,
   tenantWorkflowId,
   waveWorkflowId,
   SAFE_NAME,
@@ -33,6 +32,7 @@ import { ensureChromium, SetupError } from './setup';
 import { OperatorError, previousWave, startWave, summarize, watchWave } from './waves';
 import { chooseTenants } from './wave-choice';
 import { serveWarRoom } from './war-room';
+import { commandTenant } from './operator';
 
 Runtime.install({ logger: new DefaultLogger((process.env.AIRLIFT_LOG_LEVEL as 'WARN' | undefined) ?? 'WARN') });
 
@@ -224,7 +224,8 @@ program
         const s = view.status;
         if (s?.startedAt) console.log(`  started ${s.startedAt}${s.waveId ? ` in wave ${s.waveId}` : ''}; ${s.endedAt ? `ended ${s.endedAt}` : `in ${phaseText(view)} since ${s.phaseSince}`}`);
         if (view.writeMode === 'read_only') console.log(`  writes FROZEN since ${view.frozenSince} (${formatDuration(Date.now() - Date.parse(view.frozenSince!))})`);
-        if (s?.rollbackWindowEndsAt) console.log(`  rollback window closes at ${s.rollbackWindowEndsAt}; \`airlift complete ${o.tenant}\` ends it now`);
+        if (s?.phase === 'rollback_window' && view.state === 'running')
+          console.log(`  rollback window ${s.rollbackWindowEndsAt ? `closes at ${s.rollbackWindowEndsAt} (in ${formatDuration(Date.parse(s.rollbackWindowEndsAt) - Date.now())})` : 'open until completed'}: then the point of no return, the source is no longer kept current and a rollback is refused. \`airlift rollback ${o.tenant} --reason …\` takes it back to its source now (nothing is lost: the source is kept current); \`airlift complete ${o.tenant}\` ends the window now`);
         for (const t of view.status?.tables ?? [])
           console.log(`  ${t.table}: ${t.rows} rows, ${t.chunks} chunks${t.mismatchedChunks ? `, ${t.mismatchedChunks} differing: ${t.differences.map((d) => `${d.key} ${d.kind}`).join('; ')}` : ', identical'}`);
         for (const [i, a] of (view.status?.cutoverAttempts ?? []).entries()) console.log(`  cut-over attempt ${i + 1} called off at ${a.at}: ${a.error}`);
@@ -326,14 +327,10 @@ program
 
 program
   .command('complete')
-  .description("end a tenant's rollback window now: the migration completes and the source stops being kept current")
+  .description("end a tenant's rollback window now: the point of no return. The source stops being kept current and a rollback is refused from then on")
   .argument('<tenant>', 'tenant id')
   .action(async (tenant: string) => {
-    const answer = await withClient(async (client) => {
-      const handle = await runningTenant(client, tenant, 'complete');
-      return sendUpdate(() => handle.executeUpdate(completeUpdate));
-    });
-    console.log(answer);
+    console.log(await withClient((client) => commandTenant(client, tenant, 'complete')));
   });
 
 program

@@ -45,6 +45,8 @@ export interface TenantView {
   etaSeconds?: number;
   /** Events the dual-write is behind. */
   lag?: number;
+  /** Why a pending tenant has not started: the wave is paused, aborted, or every slot is in use. */
+  waiting?: string;
   error?: string;
   status?: TenantStatus;
 }
@@ -138,7 +140,24 @@ export async function observeWave(client: Client, waveId: string): Promise<{ wav
   const wave = await client.workflow.getHandle(waveWorkflowId(waveId)).query(waveStatusQuery);
   const now = Date.now();
   const tenants = await Promise.all(wave.tenants.map((row) => observeTenant(client, row.tenantId, row, waveId, now)));
+  const waiting = whyPending(wave);
+  for (const t of tenants) if (t.state === 'pending') t.waiting = waiting;
   return { wave, tenants };
+}
+
+/** Why the wave's pending tenants wait, in the words of the command that lets them go. */
+export function whyPending(wave: WaveStatus): string {
+  if (wave.aborted) return `wave ${wave.waveId} was aborted: it starts no more tenants`;
+  if (wave.paused) return `wave ${wave.waveId} is paused: \`airlift resume --wave ${wave.waveId}\` lets its pending tenants start`;
+  const inUse = wave.tenants.filter((r) => r.state === 'running' && !r.inWindow).length;
+  return `waiting for a concurrency slot: ${inUse} of ${wave.concurrency ?? inUse} in use${wave.concurrency !== undefined ? ' (a tenant in its rollback window holds none)' : ''}`;
+}
+
+/** "closes in 42m10s (then no rollback)" while the tenant's rollback window is open; '' otherwise. */
+export function windowCountdown(status: Pick<TenantStatus, 'phase' | 'rollbackWindowEndsAt' | 'rollbackReason'> | undefined, now = Date.now()): string {
+  if (status?.phase !== 'rollback_window' || status.rollbackReason !== undefined) return '';
+  if (!status.rollbackWindowEndsAt) return 'window open until `airlift complete` (the point of no return)';
+  return `window closes in ${formatDuration(Math.max(0, Date.parse(status.rollbackWindowEndsAt) - now))}: the point of no return`;
 }
 
 /** Words for a phase in counts and notes: what the war room calls it. */
@@ -169,9 +188,9 @@ export function phaseText(t: TenantView): string {
   return t.paused ? `${t.phase} (pause requested)` : t.phase;
 }
 
-/** The whole note of a tenant: its error, a rollback's reason, a refused rollback. */
-export function noteOf(t: TenantView): string {
-  return t.error ?? (t.status?.rollbackReason !== undefined ? `rollback: ${t.status.rollbackReason}` : '');
+/** The whole note of a tenant: its error, a rollback's reason, why it waits, or when its rollback window closes. */
+export function noteOf(t: TenantView, now = Date.now()): string {
+  return t.error ?? (t.status?.rollbackReason !== undefined ? `rollback: ${t.status.rollbackReason}` : (t.waiting ?? (t.state === 'running' ? windowCountdown(t.status, now) : '')));
 }
 
 export function formatBytes(n: number): string {
@@ -201,7 +220,7 @@ export function renderTenants(tenants: TenantView[], now = Date.now()): string {
   return renderTable(
     ['TENANT', 'STATE', 'PHASE', 'WRITES', 'ELAPSED', 'PROGRESS', 'BYTES', 'RATE', 'ETA', 'TABLES', 'MISMATCH', 'LAG', 'CUTOVER PAUSE', 'HELD EVENTS', 'NOTE'],
     tenants.map((t) => {
-      const note = noteOf(t);
+      const note = noteOf(t, now);
       return [
         t.tenantId,
         t.state,

@@ -5,7 +5,7 @@
 import type { Client } from '@temporalio/client';
 import { abortSignal, approveCutoverUpdate, completeUpdate, pauseUpdate, resumeUpdate, rollbackUpdate } from '../workflows/contract';
 import { OperatorError } from './waves';
-import { runningTenant, runningWave, sendUpdate } from './steer';
+import { POINT_OF_NO_RETURN, runningTenant, runningWave, sendUpdate } from './steer';
 
 /** The commands the page sends to a tenant; the CLI's own (`steer.ts`) say the same when refused. */
 export const TENANT_COMMANDS = ['pause', 'resume', 'approve', 'rollback', 'complete'] as const;
@@ -17,7 +17,7 @@ export async function commandTenant(client: Client, tenantId: string, command: T
     case 'approve':
       return sendUpdate(() => handle.executeUpdate(approveCutoverUpdate));
     case 'complete':
-      return sendUpdate(() => handle.executeUpdate(completeUpdate));
+      return `${await sendUpdate(() => handle.executeUpdate(completeUpdate))}: ${POINT_OF_NO_RETURN}`;
     case 'rollback': {
       if (!reason?.trim()) throw new OperatorError('rollback: give a reason; it is recorded in the workflow and shown in status');
       const answer = await sendUpdate(() => handle.executeUpdate(rollbackUpdate, { args: [reason] }));

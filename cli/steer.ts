@@ -13,6 +13,9 @@ import {
 } from '../workflows/contract';
 import { OperatorError } from './waves';
 
+/** What `complete` does that cannot be undone; said by the CLI and the war-room page alike. */
+export const POINT_OF_NO_RETURN = 'past the point of no return: the tenant stays on its target, its source is no longer kept current, and a rollback is refused from now on';
+
 export type TenantCommand = 'approve' | 'pause' | 'resume' | 'complete' | 'rollback' | 'status';
 
 /** What a command cannot do to a tenant whose run has ended, in words that say where the tenant is. */

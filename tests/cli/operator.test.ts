@@ -112,6 +112,8 @@ test('a war-room wave: frozen tenants shown, refusals exit 2 with the truth, a f
     const frozen = await cli('status', wave);
     expect(frozen.status).toBe(0);
     expect(frozen.stdout).toContain(`3 tenants: 2 awaiting approval, 1 pending`);
+    // Issue 21: a pending tenant says why it waits.
+    expect(frozen.stdout).toMatch(new RegExp(`${t3}\\s+pending\\s+pending.*waiting for a concurrency slot: 2 of 2 in use \\(a tenant in its rollback window holds none\\)`));
     expect(frozen.stdout).not.toContain('with writes frozen');
     expect(frozen.stdout).toMatch(/WRITES\s+ELAPSED\s+PROGRESS\s+BYTES\s+RATE\s+ETA/);
     expect(frozen.stdout).toContain('CUTOVER PAUSE');
@@ -152,8 +154,11 @@ test('a war-room wave: frozen tenants shown, refusals exit 2 with the truth, a f
     expect(writeModeInCatalog(fleet.catalog.path, t1)).toBe('read_write');
     expect(window.stdout).toMatch(new RegExp(`${t1}\\s+running\\s+rollback_window\\s+open`));
     expect(window.stdout).toContain(`rollback window closes at `);
+    // Issue 21: the countdown to the point of no return, and what each choice does now.
+    expect(window.stdout).toMatch(/\(in \d+m\d\ds\): then the point of no return/);
+    expect(window.stdout).toMatch(/note: window closes in \d+m\d\ds: the point of no return/);
     expectRefusal(await cli('pause', t1), `pause refused: tenant ${t1} is in rollback_window`);
-    expect((await cli('complete', t1)).stdout).toContain(`rollback window of ${t1} ended; finalizing`);
+    expect((await cli('complete', t1)).stdout).toContain(`rollback window of ${t1} ended; finalizing: past the point of no return: the tenant stays on its target`);
     await inPhase(t3, 'awaiting_cutover');
     expect((await cli('approve', '--wave', wave)).stdout).toContain(`cut-over of ${t3} approved`);
     await inPhase(t3, 'rollback_window');
