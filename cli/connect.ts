@@ -4,18 +4,21 @@
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { temporalSettingsFromEnv, type TemporalSettings } from '../config/temporal';
 import { azuriteConnectionString } from '../azure/azurite';
 import { ConnectionError } from '../protocol/errors';
 import type { StorageConfig } from '../azure/blob-store';
 
+/** Where `airlift dev` says how to reach its stack: `.airlift/dev.json` beside the fleet file (or in its working folder without one). */
 export const DEV_STATE_FILE = join('.airlift', 'dev.json');
 
 export interface DevState {
   address: string;
   namespace: string;
   uiUrl?: string;
+  /** The war-room page. */
+  warRoomUrl?: string;
   pid: number;
   /** Azurite's port (its account is the public development one). */
   azuritePort?: number;
@@ -25,15 +28,31 @@ export interface DevState {
   fleet?: string;
 }
 
+/** Folders a dev.json is looked for in: the working folder, then the folder of the fleet file the command names. */
+const devStateFolders = new Set<string>(['.']);
+
+/** A command given a fleet file also finds the stack that `airlift dev -f` left beside it. */
+export function lookBesideFleet(fleetFile: string): void {
+  devStateFolders.add(dirname(resolve(fleetFile)));
+}
+
+export function devStateFile(folder: string): string {
+  return join(folder, DEV_STATE_FILE);
+}
+
 export function readDevState(): DevState | undefined {
-  if (!existsSync(DEV_STATE_FILE)) return undefined;
-  const state = JSON.parse(readFileSync(DEV_STATE_FILE, 'utf8')) as DevState;
-  try {
-    process.kill(state.pid, 0);
-    return state;
-  } catch {
-    return undefined;
+  for (const folder of devStateFolders) {
+    const file = devStateFile(folder);
+    if (!existsSync(file)) continue;
+    const state = JSON.parse(readFileSync(file, 'utf8')) as DevState;
+    try {
+      process.kill(state.pid, 0);
+      return state;
+    } catch {
+      // That stack is gone; a later folder may name a live one.
+    }
   }
+  return undefined;
 }
 
 export function temporalSettings(): TemporalSettings {

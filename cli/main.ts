@@ -3,7 +3,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { findTenant, loadFleet } from '../config/fleet';
 import { planCommand } from './plan';
 import { redactSecrets } from '../azure/blob-store';
@@ -19,13 +19,13 @@ import {
 } from '../workflows/contract';
 import { isDomainError } from '../protocol/errors';
 import { createAirliftWorker } from '../workers/worker';
-import { connectClient, connectWorker, DEV_STATE_FILE, readDevState, storageEnv, temporalSettings, type DevState } from './connect';
+import { connectClient, connectWorker, devStateFile, lookBesideFleet, readDevState, storageEnv, temporalSettings, type DevState } from './connect';
 import { reconcileFleet, type TemporalAccess } from './reconcile';
 import { renderReport } from '../protocol/reconcile';
 import { runDemo } from './demo';
 import { formatDuration, noteOf, observeTenant, observeWave, phaseCounts, phaseText, renderTenants } from './observe';
 import { runningTenant, runningWave, sendUpdate, whereIsTenant } from './steer';
-import { startEmbeddedStack } from './stack';
+import { rememberWarRoomPort, startEmbeddedStack } from './stack';
 import { createGateway, listenGateway } from '../ingestion/gateway';
 import { ensureTemporalCli, findTemporalCli } from './temporal-cli';
 import { ensureChromium, SetupError } from './setup';
@@ -39,6 +39,12 @@ Runtime.install({ logger: new DefaultLogger((process.env.AIRLIFT_LOG_LEVEL as 'W
 const positiveInt = (what: string) => (value: string) => {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${what} must be a whole number of at least 1, got "${value}"`);
+  return n;
+};
+
+const nonNegativeInt = (what: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`${what} must be a port number (0 to 65535), got "${value}"`);
   return n;
 };
 
@@ -61,7 +67,12 @@ const program = new Command()
   .name('airlift')
   .description('Migrate every tenant of a multi-tenant SaaS to Azure, one durable Temporal workflow per tenant.')
   .option('--debug', 'print the stack trace of an unexpected error')
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // A command given a fleet file finds the stack `airlift dev -f` keeps beside it, wherever it runs.
+  .hook('preAction', (_program, command) => {
+    const fleet = command.opts().fleet;
+    if (typeof fleet === 'string') lookBesideFleet(fleet);
+  });
 
 program
   .command('demo')
@@ -94,24 +105,31 @@ program
 
 program
   .command('dev')
-  .description('start the embedded stack and keep it up (with a worker when -f is given) until Ctrl-C; its state outlives it, so a restart resumes every wave')
+  .description('start the embedded stack and keep it up (with a worker when -f is given) until Ctrl-C; its state outlives it, so a restart (even after a SIGKILL) resumes every wave')
   .option('-f, --fleet <file>', 'also run a worker for this fleet file; the state is kept in .airlift/stack beside it')
+  .option('--war-room-port <n>', 'the war-room page\'s port (default: the one it had last time, else 8090; 0: any free port)', nonNegativeInt('--war-room-port'))
   .action(async (o) => {
     const fleet = o.fleet ? loadFleet(o.fleet) : undefined;
-    const stateDir = resolve(fleet ? dirname(fleet.file) : '.', '.airlift', 'stack');
+    const home = resolve(fleet ? dirname(fleet.file) : '.');
+    const stateDir = join(home, '.airlift', 'stack');
     const stack = await startEmbeddedStack({ ui: true, log: (l) => console.log(l), stateDir });
-    const state: DevState = { address: stack.address, namespace: stack.namespace, uiUrl: stack.uiUrl, pid: process.pid, azuritePort: stack.azurite.port, stateDir, fleet: fleet?.file };
-    mkdirSync('.airlift', { recursive: true });
-    writeFileSync(DEV_STATE_FILE, JSON.stringify(state, null, 2));
     console.log(stack.resumed
       ? `Resumed the stack kept in ${stateDir}, on the ports it had: every wave goes on where it was.`
       : `State kept in ${stateDir} (Temporal's history, the blobs): a restart resumes every wave; delete it to start afresh.`);
-    const warRoom = await serveWarRoom(stack.temporal.client, { fleet, temporalUiUrl: stack.uiUrl, namespace: stack.namespace });
+    const warRoom = await serveWarRoom(stack.temporal.client, { fleet, temporalUiUrl: stack.uiUrl, namespace: stack.namespace, port: o.warRoomPort ?? stack.warRoomPort ?? 8090 }).catch(async (err) => {
+      await stack.close();
+      throw err;
+    });
+    rememberWarRoomPort(stateDir, Number(new URL(warRoom.url).port));
+    const state: DevState = { address: stack.address, namespace: stack.namespace, uiUrl: stack.uiUrl, warRoomUrl: warRoom.url, pid: process.pid, azuritePort: stack.azurite.port, stateDir, fleet: fleet?.file };
+    const stateFile = devStateFile(home);
+    mkdirSync(dirname(stateFile), { recursive: true });
+    writeFileSync(stateFile, JSON.stringify(state, null, 2));
     console.log(`Temporal: ${stack.address}   Web UI: ${stack.uiUrl}   War room: ${warRoom.url}${warRoom.readOnlyBecause ? ` (read-only: ${warRoom.readOnlyBecause})` : ''}`);
     console.log(`Blob storage (Azurite): port ${stack.azurite.port}. For a worker in another shell:`);
     console.log(`  export TEMPORAL_ADDRESS=${stack.address}`);
     console.log(`  export AIRLIFT_STORAGE_CONNECTION_STRING='${stack.azurite.connectionString}'`);
-    console.log('Other airlift commands in this folder find this stack by themselves. Ctrl-C stops it.');
+    console.log(`Other airlift commands find this stack by themselves (run in ${home}, or given -f ${fleet ? fleet.file : 'a fleet file there'}). Ctrl-C stops it; running it again resumes it.`);
     let worker: Awaited<ReturnType<typeof createAirliftWorker>> | undefined;
     if (fleet) {
       if (fleet.storage.connectionStringEnv) process.env[fleet.storage.connectionStringEnv] ??= stack.azurite.connectionString;
@@ -125,7 +143,7 @@ program
     else await new Promise<void>((resolve) => process.once('SIGINT', resolve).once('SIGTERM', resolve));
     worker?.close();
     await warRoom.stop();
-    rmSync(DEV_STATE_FILE, { force: true });
+    rmSync(stateFile, { force: true });
     await stack.close();
   });
 

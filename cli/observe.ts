@@ -21,7 +21,8 @@ import {
  */
 export interface TenantView {
   tenantId: string;
-  state: WaveTenantRow['state'] | 'unknown';
+  /** `terminated`: its workflow was terminated (or timed out) before it ended: nothing finished or undid it. */
+  state: WaveTenantRow['state'] | 'unknown' | 'terminated';
   phase: string;
   bytesDone: number;
   bytesTotal: number;
@@ -110,20 +111,32 @@ export async function observeTenant(client: Client, tenantId: string, row?: Wave
       lag: beat?.lag ?? status.lag,
       mismatches: status.tables.reduce((n, t) => n + t.mismatchedChunks, 0),
       error: view.error ?? status.lastError,
-      ...pace(status, beat, running, now),
+      ...pace(status, beat, running, description.closeTime?.getTime() ?? now),
     });
     if (view.state === 'unknown') view.state = running ? 'running' : status.outcome ?? (status.phase === 'completed' ? 'completed' : status.phase === 'rolled_back' ? 'rolled_back' : 'failed');
+    if (!running && !status.outcome && cutShort(description.status.name))
+      Object.assign(view, { state: 'terminated', phase: 'terminated', error: cutShortNote(description.status.name, status.phase) });
   } catch (err) {
     view.error = view.error ?? `no status: ${(err as Error).message.split('\n')[0]}`;
   }
   return view;
 }
 
+/** Terminated (Temporal UI or API) or timed out: the run stopped where it was, and nothing undid it. */
+export function cutShort(closedAs: string): boolean {
+  return closedAs === 'TERMINATED' || closedAs === 'TIMED_OUT';
+}
+
+export function cutShortNote(closedAs: string, phase: string | undefined, fleetFile?: string): string {
+  return `workflow ${closedAs.toLowerCase().replace('_', ' ')}${phase ? ` in ${phase.replace(/_/g, ' ')}` : ''}: nothing finished or undid it; run \`airlift reconcile -f ${fleetFile ?? '<fleet file>'}\` to see and repair where it was left`;
+}
+
 /** Elapsed times, and the rate and time left of the running copy or restore. */
 function pace(status: TenantStatus, beat: Heartbeat | undefined, running: boolean, now: number): Pick<TenantView, 'elapsedMs' | 'phaseElapsedMs' | 'bytesPerSecond' | 'etaSeconds'> {
   // Statuses of runs from before these fields existed lack them.
   if (!status.startedAt) return {};
-  const end = running ? now : Date.parse(status.endedAt ?? status.phaseSince);
+  // A terminated run has no endedAt: it ended when Temporal closed it (`now` is its close time then).
+  const end = running ? now : status.endedAt ? Date.parse(status.endedAt) : now;
   const inPhaseMs = Math.max(0, end - Date.parse(status.phaseSince));
   const result: ReturnType<typeof pace> = { elapsedMs: Math.max(0, end - Date.parse(status.startedAt)), phaseElapsedMs: inPhaseMs, bytesPerSecond: status.copyBytesPerSecond };
   if (!running || inPhaseMs < 1000) return result;

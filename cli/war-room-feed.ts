@@ -8,6 +8,7 @@ import type { LoadedFleet } from '../config/fleet';
 import { Catalog } from '../ingestion/catalog';
 import {
   PHASES,
+  outcomeSearchAttribute,
   statusQuery,
   tenantWorkflowId,
   waveSearchAttribute,
@@ -16,7 +17,9 @@ import {
   type TenantStatus,
   type WaveStatus,
 } from '../workflows/contract';
-import { observeTenant, type TenantView } from './observe';
+import { cutShort, cutShortNote, observeTenant, whyPending, type TenantView } from './observe';
+import { runsByWorkflow } from './wave-choice';
+import type { TenantCommand } from './operator';
 import { redactSecrets } from '../azure/blob-store';
 
 export interface TenantRow {
@@ -55,6 +58,23 @@ export interface TenantRow {
   timeline: { phase: string; ms: number; current?: boolean }[];
   workflowId?: string;
   runId?: string;
+  /** Which side serves the tenant now: the routing catalog's word when the fleet has one. */
+  servedFrom?: 'source' | 'target';
+  /** While in the rollback window: when it closes by itself, the point of no return. */
+  rollbackWindowEndsAt?: string;
+  /** The workflow stands still before this phase, held by an operator or by the policy's pauseBefore. */
+  heldBefore?: string;
+  pausedBy?: 'operator' | 'policy';
+  /** What preflight found that does not stop the migration (a table without a primary key: no VACUUM). */
+  warnings?: string[];
+  /** Why a pending tenant waits. */
+  waiting?: string;
+  /** Each command the page offers: null when the workflow would take it now, else why not. */
+  controls: Record<TenantCommand, string | null>;
+  /** The tenant's runs, newest first (a rerun never hides what happened before). */
+  runs: { runId: string; waveId?: string; state: string; startedAt: string; closedAt?: string }[];
+  /** A later run that changed nothing (turned away at preflight) and is not the one shown. */
+  laterRun?: string;
 }
 
 export interface WaveRow {
@@ -64,6 +84,8 @@ export interface WaveRow {
   aborted: boolean;
   runs: number;
   tenants: string[];
+  /** Why its pending tenants wait (paused, aborted, slots in use). */
+  waiting?: string;
 }
 
 export interface FeedSnapshot {
@@ -97,16 +119,6 @@ async function inPool<T, R>(items: T[], limit: number, fn: (item: T) => Promise<
   return out;
 }
 
-/** The latest run of each workflow id a visibility query lists. */
-async function latestRuns(client: Client, query: string): Promise<Map<string, WorkflowExecutionInfo>> {
-  const latest = new Map<string, WorkflowExecutionInfo>();
-  for await (const info of client.workflow.list({ query })) {
-    const seen = latest.get(info.workflowId);
-    if (!seen || info.startTime > seen.startTime) latest.set(info.workflowId, info);
-  }
-  return latest;
-}
-
 function sumCounter(text: string, name: string): number {
   let total = 0;
   for (const line of text.split('\n')) if (line.startsWith(`${name} `)) total += Number(line.slice(name.length + 1)) || 0;
@@ -130,7 +142,8 @@ export class TemporalFeed implements FeedSource {
   private readonly endedWaves = new Map<string, WaveStatus | undefined>();
   /** The last bytes seen per tenant run, for throughput. */
   private readonly transfer = new Map<string, { at: number; bytes: number; rate?: number }>();
-  private lastAccepted?: { at: number; total: number };
+  /** Per gateway, its last counter read, so a gateway that did not answer is left out, never counted as 0. */
+  private readonly lastAccepted = new Map<string, { at: number; total: number }>();
 
   constructor(options: TemporalFeedOptions) {
     this.client = options.client;
@@ -145,23 +158,24 @@ export class TemporalFeed implements FeedSource {
 
   async collect(): Promise<FeedSnapshot> {
     const [waveRuns, tenantRuns, eventsPerSecond] = await Promise.all([
-      latestRuns(this.client, 'WorkflowType = "migrationWave"'),
-      latestRuns(this.client, 'WorkflowType = "migrateTenant"'),
+      runsByWorkflow(this.client, 'WorkflowType = "migrationWave"'),
+      runsByWorkflow(this.client, 'WorkflowType = "migrateTenant"'),
       this.gatewayRate(),
     ]);
-    const waves = (await inPool([...waveRuns.values()], 8, (info) => this.wave(info))).filter((w): w is WaveRow => Boolean(w));
+    const waves = (await inPool([...waveRuns.values()].map((runs) => runs[0]), 8, (info) => this.wave(info))).filter((w): w is WaveRow => Boolean(w));
     waves.sort((a, b) => a.waveId.localeCompare(b.waveId));
-    const waveOf = new Map<string, string>();
-    for (const w of waves) for (const t of w.tenants) waveOf.set(t, w.waveId);
+    const waveOf = new Map<string, WaveRow>();
+    for (const w of waves) for (const t of w.tenants) waveOf.set(t, w);
     const names = new Map((this.fleet?.tenants ?? []).map((t) => [t.id, t.name]));
     const ids = [...new Set([...names.keys(), ...waves.flatMap((w) => w.tenants)])];
-    const byWorkflowId = new Map([...tenantRuns.values()].map((info) => [info.workflowId, info]));
     const tenants = await inPool(ids, 16, async (tenantId) => {
-      const info = byWorkflowId.get(tenantWorkflowId(tenantId));
-      const row = info ? await this.tenant(tenantId, info) : notStarted(tenantId);
+      const runs = tenantRuns.get(tenantWorkflowId(tenantId)) ?? [];
+      const row = runs.length ? await this.tenant(tenantId, runs) : notStarted(tenantId);
       row.name = names.get(tenantId);
-      row.waveId = (info && info.typedSearchAttributes.get(waveSearchAttribute)) || waveOf.get(tenantId);
-      if (row.state === 'not_started' && row.waveId) Object.assign(row, { state: 'pending', phase: 'pending', progress: { fraction: 0, label: 'waiting for its turn' } });
+      const wave = waveOf.get(tenantId);
+      row.waveId ||= wave?.waveId;
+      if (row.state === 'not_started' && wave) Object.assign(row, { state: 'pending', phase: 'pending', waiting: wave.waiting, progress: { fraction: 0, label: 'waiting for its turn' } });
+      row.servedFrom = this.catalog?.get(tenantId)?.primary ?? servedFromOf(row);
       return row;
     });
     return { waves, tenants, eventsPerSecond };
@@ -185,10 +199,32 @@ export class TemporalFeed implements FeedSource {
       aborted: status?.aborted ?? false,
       runs: status?.runs ?? 1,
       tenants: status?.tenants.map((t) => t.tenantId) ?? [],
+      waiting: status && info.status.name === 'RUNNING' ? whyPending(status) : undefined,
     };
   }
 
-  private async tenant(tenantId: string, info: WorkflowExecutionInfo): Promise<TenantRow> {
+  private async tenant(tenantId: string, runs: WorkflowExecutionInfo[]): Promise<TenantRow> {
+    let row = await this.runRow(tenantId, runs[0]);
+    // A later run that changed nothing (turned away at preflight) does not hide where an earlier one left the tenant.
+    const earlier = runs[1];
+    if (row.state === 'failed' && changedNothing(row) && earlier) {
+      const before = await this.runRow(tenantId, earlier);
+      if (before.state === 'completed' || before.state === 'rolled_back') {
+        before.laterRun = `a later run (${row.waveId ? `wave ${row.waveId}` : 'no wave'}, ${row.startedAt}) was turned away at preflight and changed nothing: ${row.lastError ?? 'no reason recorded'}`;
+        row = before;
+      }
+    }
+    row.runs = runs.slice(0, 10).map((info) => ({
+      runId: info.runId,
+      waveId: info.typedSearchAttributes.get(waveSearchAttribute) || undefined,
+      state: info.status.name === 'RUNNING' ? 'running' : (info.typedSearchAttributes.get(outcomeSearchAttribute) ?? info.status.name.toLowerCase()),
+      startedAt: info.startTime.toISOString(),
+      closedAt: info.closeTime?.toISOString(),
+    }));
+    return row;
+  }
+
+  private async runRow(tenantId: string, info: WorkflowExecutionInfo): Promise<TenantRow> {
     const running = info.status.name === 'RUNNING';
     let view: TenantView;
     if (running) view = await observeTenant(this.client, tenantId);
@@ -198,9 +234,11 @@ export class TemporalFeed implements FeedSource {
         const status = await handle.result().then((r: TenantResult) => r.status, () => handle.query(statusQuery).catch(() => undefined));
         this.ended.set(info.runId, status);
       }
-      view = viewOfEnded(tenantId, this.ended.get(info.runId), info);
+      view = viewOfEnded(tenantId, this.ended.get(info.runId), info, this.fleet?.file);
     }
-    return this.row(view, info);
+    const row = this.row(view, info);
+    row.waveId = info.typedSearchAttributes.get(waveSearchAttribute) || view.status?.waveId;
+    return row;
   }
 
   private row(view: TenantView, info: WorkflowExecutionInfo): TenantRow {
@@ -255,6 +293,12 @@ export class TemporalFeed implements FeedSource {
       timeline,
       workflowId: info.workflowId,
       runId: info.runId,
+      rollbackWindowEndsAt: view.state === 'running' && status?.phase === 'rollback_window' && status.rollbackReason === undefined ? status.rollbackWindowEndsAt : undefined,
+      heldBefore: view.heldBefore,
+      pausedBy: view.status?.pausedBy,
+      warnings: status?.warnings,
+      controls: controlsOf(view),
+      runs: [],
     };
   }
 
@@ -271,39 +315,92 @@ export class TemporalFeed implements FeedSource {
     return rate === undefined ? undefined : Math.round(rate);
   }
 
-  /** Accepted events per second across the fleet's gateways, from their /metrics counters. */
+  /**
+   * Accepted events per second across the fleet's gateways, from their /metrics counters. A gateway
+   * whose read fails (timed out, down) is left out of this sample and the next, never counted as 0:
+   * otherwise the sample after it would show everything it accepted meanwhile as one burst.
+   */
   private async gatewayRate(): Promise<number | undefined> {
     const urls = this.fleet?.ingestion?.gateways ?? [];
     if (!urls.length) return undefined;
-    const texts = await Promise.all(urls.map((url) => fetch(`${url.replace(/\/$/, '')}/metrics`, { signal: AbortSignal.timeout(1000) }).then((r) => r.text()).catch(() => '')));
-    const total = texts.reduce((n, text) => n + sumCounter(text, 'airlift_events_accepted_total'), 0);
+    const reads = await Promise.all(urls.map((url) =>
+      fetch(`${url.replace(/\/$/, '')}/metrics`, { signal: AbortSignal.timeout(1000) }).then((r) => (r.ok ? r.text() : undefined)).catch(() => undefined)));
     const at = this.now();
-    const last = this.lastAccepted;
-    this.lastAccepted = { at, total };
-    if (!last || at <= last.at || total < last.total) return undefined;
-    return Math.round(((total - last.total) * 1000) / (at - last.at));
+    let rate: number | undefined;
+    urls.forEach((url, i) => {
+      const text = reads[i];
+      const last = this.lastAccepted.get(url);
+      if (text === undefined) return void this.lastAccepted.delete(url);
+      const total = sumCounter(text, 'airlift_events_accepted_total');
+      this.lastAccepted.set(url, { at, total });
+      if (!last || at <= last.at || total < last.total) return;
+      rate = (rate ?? 0) + ((total - last.total) * 1000) / (at - last.at);
+    });
+    return rate === undefined ? undefined : Math.round(rate);
   }
+}
+
+/** Which side serves a tenant, from its run, when there is no catalog to ask. */
+function servedFromOf(row: TenantRow): 'source' | 'target' | undefined {
+  if (row.state === 'completed' || row.phase === 'rollback_window' || row.phase === 'finalizing') return 'target';
+  if (row.state === 'rolled_back' || row.state === 'not_started' || row.state === 'pending') return 'source';
+  if (row.state === 'running') return PHASE_ORDER.indexOf(row.phase) < PHASE_ORDER.indexOf('cutting_over') ? 'source' : undefined;
+  return undefined;
+}
+
+/** A failed run that ended in preflight: it changed nothing. */
+function changedNothing(row: TenantRow): boolean {
+  return row.timeline.every((t) => t.phase === 'preflight' || t.phase === 'rolling_back' || t.phase === 'failed');
+}
+
+const ENDED = 'its run has ended';
+
+/**
+ * Whether the workflow would take each command now, in the words of its validators (workflows/
+ * migrate-tenant.ts): the page enables a button only when this is null, and shows the reason otherwise.
+ */
+export function controlsOf(view: Pick<TenantView, 'phase' | 'paused' | 'status'> & { state: TenantRow['state'] }): Record<TenantCommand, string | null> {
+  if (view.state !== 'running') {
+    const why = view.state === 'pending' ? 'not started yet: its wave starts it when a slot frees' : view.state === 'not_started' ? 'in no wave' : ENDED;
+    return { pause: why, resume: why, approve: why, complete: why, rollback: why };
+  }
+  const phase = view.phase;
+  const rollingBack = phase === 'rolling_back' || view.status?.rollbackReason !== undefined;
+  const noHoldLeft = phase === 'cutting_over' || phase === 'rollback_window' || phase === 'finalizing';
+  return {
+    pause: rollingBack ? 'a rollback is under way' : view.paused ? 'already paused' : noHoldLeft ? `in ${phase.replace(/_/g, ' ')}: no phase left to hold before; roll back or complete instead` : null,
+    resume: view.paused ? null : 'not paused',
+    approve: phase === 'awaiting_cutover' ? null : `in ${phase.replace(/_/g, ' ')}: approval is taken only while awaiting cut-over`,
+    complete: phase === 'rollback_window' && !rollingBack ? null : `in ${phase.replace(/_/g, ' ')}: the window can be completed only while it is open`,
+    rollback: rollingBack ? 'a rollback is under way' : phase === 'finalizing' ? 'finalizing: past the point of no return' : null,
+  };
 }
 
 function notStarted(tenantId: string): TenantRow {
   return {
     tenantId, state: 'not_started', phase: 'not started', paused: false, bytesDone: 0, bytesTotal: 0,
     tablesVerified: 0, mismatches: 0, progress: { fraction: 0, label: 'in no wave yet' }, timeline: [],
+    controls: controlsOf({ state: 'not_started', phase: 'not started', paused: false }), runs: [],
   };
 }
 
-function viewOfEnded(tenantId: string, status: TenantStatus | undefined, info: WorkflowExecutionInfo): TenantView {
+function viewOfEnded(tenantId: string, status: TenantStatus | undefined, info: WorkflowExecutionInfo, fleetFile?: string): TenantView {
   const phase = status?.phase ?? 'failed';
+  // Terminated (Temporal UI or API) or timed out: the run stopped where it was, and nothing undid it.
+  const stopped = !status?.outcome && cutShort(info.status.name);
+  const state = stopped ? 'terminated' : phase === 'completed' ? 'completed' : phase === 'rolled_back' ? 'rolled_back' : 'failed';
   return {
     tenantId,
-    state: phase === 'completed' ? 'completed' : phase === 'rolled_back' ? 'rolled_back' : 'failed',
-    phase,
+    state,
+    phase: stopped ? 'terminated' : phase,
     bytesDone: status?.bytesDone ?? 0,
     bytesTotal: status?.bytesTotal ?? 0,
     tablesVerified: status?.tables.length ?? 0,
     mismatches: status?.tables.reduce((n, t) => n + t.mismatchedChunks, 0) ?? 0,
     paused: false,
-    error: status?.lastError ?? (status ? undefined : `workflow ${info.status.name.toLowerCase()}; its status could not be read`),
+    error: stopped
+      ? cutShortNote(info.status.name, status?.phase, fleetFile)
+      : (status?.lastError ?? (status ? undefined : `workflow ${info.status.name.toLowerCase()}; its status could not be read`)),
     status,
   };
 }

@@ -45,7 +45,36 @@ export interface WarRoom {
 
 interface WaveView extends WaveRow {
   counts: Record<string, number>;
+  totals: Totals;
 }
+
+/** N of M tenants served from Azure, from their source, in flight, failed; bytes moved and to move; the ETA at the current rate. */
+export interface Totals {
+  tenants: number;
+  onTarget: number;
+  onSource: number;
+  inFlight: number;
+  failed: number;
+  terminated: number;
+  pending: number;
+  bytesDone: number;
+  bytesTotal: number;
+  /** Seconds until the bytes still to move are moved at the rate of the transfers running now; absent when nothing moves. */
+  etaSeconds?: number;
+}
+
+/** A tenant that needs the operator now, and the one action it needs (absent when it needs a look, not a button). */
+export interface NeedsYou {
+  tenantId: string;
+  name?: string;
+  why: string;
+  action?: TenantCommand;
+  /** For the countdown of a rollback window. */
+  endsAt?: string;
+}
+
+/** A rollback window that closes within this time is in the needs-you lane. */
+export const WINDOW_CLOSING_SOON_MS = 15 * 60_000;
 
 interface PausePoint {
   at: string;
@@ -89,6 +118,8 @@ export function createWarRoom(options: WarRoomOptions): WarRoom {
   const sent = new Map<string, string>();
   let rows: TenantRow[] = [];
   let waves: WaveView[] = [];
+  let totals: Totals = totalsOf([]);
+  let needsYou: NeedsYou[] = [];
   const series: { t: number[]; eventsPerSecond: (number | null)[] } = { t: [], eventsPerSecond: [] };
   let pauses: PausePoint[] = [];
   let feedError: string | undefined;
@@ -114,7 +145,12 @@ export function createWarRoom(options: WarRoomOptions): WarRoom {
     const removed = [...sent.keys()].filter((id) => !seen.has(id));
     for (const id of removed) sent.delete(id);
     rows = snapshot.tenants;
-    waves = snapshot.waves.map((w) => ({ ...w, counts: countPhases(rows.filter((r) => r.waveId === w.waveId)) }));
+    waves = snapshot.waves.map((w) => {
+      const own = rows.filter((r) => r.waveId === w.waveId);
+      return { ...w, counts: countPhases(own), totals: totalsOf(own) };
+    });
+    totals = totalsOf(rows);
+    needsYou = needsYouOf(rows, at);
     series.t.push(at / 1000);
     series.eventsPerSecond.push(snapshot.eventsPerSecond ?? null);
     if (series.t.length > historyPoints) {
@@ -132,6 +168,8 @@ export function createWarRoom(options: WarRoomOptions): WarRoom {
     publish('update', {
       at: lastAt,
       waves,
+      totals,
+      needsYou,
       tenants: changed,
       removed,
       point: [series.t[series.t.length - 1], series.eventsPerSecond[series.eventsPerSecond.length - 1]],
@@ -166,6 +204,8 @@ export function createWarRoom(options: WarRoomOptions): WarRoom {
   const initial = () => ({
     at: lastAt,
     waves,
+    totals,
+    needsYou,
     tenants: rows,
     series,
     pauses,
@@ -309,14 +349,49 @@ export function createWarRoom(options: WarRoomOptions): WarRoom {
   };
 }
 
-/** Tenants per phase (or end state), for a wave's header. */
+/** Tenants per phase (or end state), for a wave's header; a hold says before what, and by whom. */
 function countPhases(rows: TenantRow[]): Record<string, number> {
   const counts: Record<string, number> = {};
   for (const r of rows) {
-    const key = r.state === 'running' ? (r.paused ? `${r.phase} (held)` : r.phase) : r.state === 'pending' ? 'pending' : r.state;
+    const key = r.state === 'running' ? (r.heldBefore ? `held before ${r.heldBefore}` : r.phase) : r.state === 'pending' ? 'pending' : r.state;
     counts[key] = (counts[key] ?? 0) + 1;
   }
   return counts;
+}
+
+export function totalsOf(rows: TenantRow[]): Totals {
+  const count = (test: (r: TenantRow) => boolean) => rows.filter(test).length;
+  const bytesDone = rows.reduce((n, r) => n + (r.state === 'running' || r.state === 'completed' ? r.bytesDone : 0), 0);
+  const bytesTotal = rows.reduce((n, r) => n + (r.state === 'running' || r.state === 'completed' || r.state === 'pending' ? r.bytesTotal : 0), 0);
+  const rate = rows.reduce((n, r) => n + (r.state === 'running' ? (r.throughputBytesPerSecond ?? 0) : 0), 0);
+  return {
+    tenants: rows.length,
+    onTarget: count((r) => r.servedFrom === 'target'),
+    onSource: count((r) => r.servedFrom === 'source'),
+    inFlight: count((r) => r.state === 'running'),
+    failed: count((r) => r.state === 'failed'),
+    terminated: count((r) => r.state === 'terminated'),
+    pending: count((r) => r.state === 'pending'),
+    bytesDone,
+    bytesTotal,
+    etaSeconds: rate > 0 && bytesTotal > bytesDone ? Math.round((bytesTotal - bytesDone) / rate) : undefined,
+  };
+}
+
+/** The tenants that need the operator, most urgent first: terminated, failed, held, awaiting approval, a window closing. */
+export function needsYouOf(rows: TenantRow[], now: number): NeedsYou[] {
+  const lane: (NeedsYou & { rank: number })[] = [];
+  for (const r of rows) {
+    const base = { tenantId: r.tenantId, name: r.name };
+    if (r.state === 'terminated') lane.push({ ...base, rank: 0, why: r.lastError ?? 'workflow terminated' });
+    else if (r.state === 'failed') lane.push({ ...base, rank: 1, why: `failed: ${r.lastError ?? 'see its detail'}` });
+    else if (r.state !== 'running') continue;
+    else if (r.heldBefore) lane.push({ ...base, rank: 2, why: `held before ${r.heldBefore.replace(/_/g, ' ')} by ${r.pausedBy === 'policy' ? "the policy's pauseBefore breakpoint" : 'an operator'}`, action: 'resume' });
+    else if (r.phase === 'awaiting_cutover') lane.push({ ...base, rank: 3, why: 'verified and awaiting your approval of its cut-over', action: 'approve' });
+    else if (r.rollbackWindowEndsAt && Date.parse(r.rollbackWindowEndsAt) - now < WINDOW_CLOSING_SOON_MS)
+      lane.push({ ...base, rank: 4, why: 'rollback window closing: then the point of no return', action: 'complete', endsAt: r.rollbackWindowEndsAt });
+  }
+  return lane.sort((a, b) => a.rank - b.rank || a.tenantId.localeCompare(b.tenantId)).map(({ rank: _rank, ...item }) => item);
 }
 
 /** The admin token the controls need: the gateways' own (the fleet's ingestion.adminTokenEnv), else AIRLIFT_ADMIN_TOKEN; none means read-only. */

@@ -5,11 +5,20 @@
 'use strict';
 (function warRoom() {
   const PHASES = ['not started', 'pending', 'preflight', 'journaling', 'snapshotting', 'copying', 'restoring', 'catching_up', 'verifying',
-    'awaiting_cutover', 'cutting_over', 'rollback_window', 'finalizing', 'completed', 'rolling_back', 'rolled_back', 'failed'];
-  const COLUMNS = ['tenant', 'wave', 'phase', 'writes', 'progress', 'throughput', 'eta', 'lag', 'pause', 'held', 'mismatches', 'error', 'workflow'];
+    'awaiting_cutover', 'cutting_over', 'rollback_window', 'finalizing', 'completed', 'rolling_back', 'rolled_back', 'failed', 'terminated', 'skipped'];
+  const COLUMNS = ['tenant', 'wave', 'served', 'phase', 'writes', 'progress', 'throughput', 'eta', 'lag', 'pause', 'held', 'mismatches', 'error', 'workflow'];
   const VERBS = {
     pause: 'Pause', resume: 'Resume', approve: 'Approve the cut-over of', complete: 'Complete the rollback window of', rollback: 'Roll back',
   };
+  /** What the confirmation adds for a command whose effect is more than its name says. */
+  const CONSEQUENCES = {
+    complete: ' This is the point of no return: the source stops being kept current and a rollback is refused from then on.',
+    rollback: ' The tenant goes back to (or stays on) its source; nothing it wrote is lost.',
+    approve: ' Its writes are fenced for the cut-over pause, then it is served from its target.',
+    abort: ' No new tenants will start; running ones finish or roll back on their own.',
+  };
+  /** The commands whose OK button is red: the ones that cannot be taken back. */
+  const DANGEROUS = new Set(['rollback', 'complete', 'abort']);
 
   const $ = (id) => document.getElementById(id);
   const el = (tag, className, text) => {
@@ -37,6 +46,9 @@
     admin: false,
     controls: false,
     selected: null,
+    totals: null,
+    needsYou: [],
+    openWaves: new Set(),
     temporalUiUrl: undefined,
     namespace: 'default',
   };
@@ -56,10 +68,18 @@
     return `${(n / 1048576).toFixed(1)} MiB/s`;
   };
   const words = (s) => String(s).replace(/_/g, ' ');
+  const mib = (n) => `${(n / 1048576).toFixed(1)} MiB`;
+  const untilText = (iso) => `closes in ${duration(Date.parse(iso) - Date.now()) || '0s'}`;
+  /** A hold says before what and by whom; a pause not yet reached says so; the rollback window counts down. */
   const phaseText = (t) => {
-    if (t.state === 'completed' || t.state === 'rolled_back' || t.state === 'failed') return words(t.state);
-    return t.paused ? `${words(t.phase)} (held by operator)` : words(t.phase);
+    if (t.state === 'completed' || t.state === 'rolled_back' || t.state === 'failed' || t.state === 'terminated' || t.state === 'skipped') return words(t.state);
+    if (t.heldBefore) return `held before ${words(t.heldBefore)} (${t.pausedBy === 'policy' ? 'breakpoint' : 'operator'})`;
+    if (t.paused) return `${words(t.phase)} (pause requested)`;
+    if (t.rollbackWindowEndsAt) return `rollback window, ${untilText(t.rollbackWindowEndsAt)}`;
+    return words(t.phase);
   };
+  const servedText = (t) => (t.servedFrom === 'target' ? 'Azure' : t.servedFrom === 'source' ? 'source' : '?');
+  const noteText = (t) => t.lastError || (t.rollbackReason ? `rolled back: ${t.rollbackReason}` : '') || t.laterRun || t.waiting || (t.warnings && t.warnings.length ? `warning: ${t.warnings.join('; ')}` : '');
   const writesText = (t) => {
     if (t.writeMode === 'read_only') return t.frozenSince ? `frozen ${duration(Date.now() - Date.parse(t.frozenSince))}` : 'frozen';
     if (t.writeMode === 'read_write') return 'read-write';
@@ -104,7 +124,11 @@
     setText(r.name, t.name || t.tenantId);
     setText(r.sub, t.name ? t.tenantId : '');
     setText(r.cells.wave, t.waveId || '');
+    setText(r.cells.served, servedText(t));
+    setAttr(r.cells.served, 'data-side', t.servedFrom || null);
+    setAttr(r.cells.served, 'title', t.servedFrom ? `the routing catalog sends this tenant's writes to its ${t.servedFrom}` : 'unknown: see its last error');
     setText(r.cells.phase, phaseText(t));
+    setAttr(r.cells.phase, 'data-ends-at', t.rollbackWindowEndsAt || null);
     setAttr(r.root, 'data-state', t.state);
     setAttr(r.root, 'data-phase', t.phase);
     setText(r.cells.writes, writesText(t));
@@ -120,7 +144,10 @@
     setText(r.cells.held, t.heldEvents !== undefined ? String(t.heldEvents) : '');
     setText(r.cells.mismatches, String(t.mismatches));
     setAttr(r.cells.mismatches, 'data-bad', t.mismatches ? '1' : null);
-    setText(r.cells.error, t.lastError || (t.rollbackReason ? `rolled back: ${t.rollbackReason}` : ''));
+    const note = noteText(t);
+    setText(r.cells.error, note);
+    setAttr(r.cells.error, 'title', note || null);
+    setAttr(r.cells.error, 'data-kind', t.lastError || t.rollbackReason ? null : 'note');
     const url = workflowUrl(t);
     setAttr(r.link, 'href', url);
     r.link.hidden = !url;
@@ -180,21 +207,77 @@
   }
 
   // ---- waves -----------------------------------------------------------------------------------
+  function totalsText(x) {
+    const parts = [`${x.onTarget} of ${x.tenants} on Azure`, `${x.onSource} on source`, `${x.inFlight} in flight`];
+    if (x.pending) parts.push(`${x.pending} pending`);
+    parts.push(`${x.failed} failed`);
+    if (x.terminated) parts.push(`${x.terminated} terminated`);
+    if (x.bytesTotal) parts.push(`${mib(x.bytesDone)} of ${mib(x.bytesTotal)} moved`);
+    if (x.etaSeconds !== undefined) parts.push(`ETA ${duration(x.etaSeconds * 1000)}`);
+    return parts.join(' · ');
+  }
+
+  function paintFleet() {
+    if (state.totals) setText($('totals'), `fleet: ${totalsText(state.totals)}`);
+    const lane = $('needs-you');
+    setAttr(lane, 'data-empty', state.needsYou.length ? null : '');
+    setText($('needs-count'), state.needsYou.length ? `(${state.needsYou.length})` : '— nothing right now');
+    $('needs-list').replaceChildren(...state.needsYou.map((n) => {
+      const t = state.tenants.get(n.tenantId);
+      const li = el('li');
+      li.dataset.tenant = n.tenantId;
+      li.dataset.kind = t ? t.state : '';
+      const name = el('button', 'name', n.name ? `${n.name} (${n.tenantId})` : n.tenantId);
+      name.type = 'button';
+      name.addEventListener('click', () => select(n.tenantId));
+      const why = el('span', 'why', n.why);
+      why.title = n.why;
+      if (n.endsAt) {
+        const left = el('span', 'countdown', ` · ${untilText(n.endsAt)}`);
+        left.dataset.endsAt = n.endsAt;
+        why.append(left);
+      }
+      li.append(name, why);
+      if (n.action) {
+        const b = el('button', n.action === 'complete' ? 'danger' : '', n.action === 'complete' ? 'Complete…' : `${n.action[0].toUpperCase()}${n.action.slice(1)}…`);
+        b.type = 'button';
+        b.dataset.command = n.action;
+        controlState(b, t, n.action);
+        b.addEventListener('click', () => t && confirmCommand({ kind: 'tenant', id: t.tenantId, label: t.name ? `${t.name} (${t.tenantId})` : t.tenantId, command: n.action }));
+        li.append(b);
+      } else li.append(el('span'));
+      return li;
+    }));
+  }
+
   function paintWaves() {
+    paintFleet();
     const box = $('waves');
     const cards = state.waves.map((w) => {
-      const card = el('article', 'wave');
+      const card = el('article', w.running ? 'wave' : `wave ended${state.openWaves.has(w.waveId) ? ' open' : ''}`);
       card.dataset.wave = w.waveId;
       const title = el('h2', '', `wave ${w.waveId}`);
       const flags = [w.running ? 'running' : 'ended', w.paused ? 'paused' : '', w.aborted ? 'aborted' : '', w.runs > 1 ? `run ${w.runs}` : ''].filter(Boolean).join(' · ');
       const meta = el('p', 'meta', `${w.tenants.length} tenants · ${flags}`);
+      const totals = el('p', 'totals', w.totals ? totalsText(w.totals) : '');
       const counts = el('ul', 'counts');
       for (const [phase, n] of Object.entries(w.counts)) {
         const chip = el('li', 'chip', `${n} ${words(phase)}`);
         chip.dataset.phase = phase;
         counts.append(chip);
       }
-      card.append(title, meta, counts);
+      card.append(title, meta, totals, counts);
+      if (w.running && w.waiting && w.counts.pending) card.append(el('p', 'meta', `pending: ${w.waiting}`));
+      if (!w.running) {
+        const toggle = el('button', '', state.openWaves.has(w.waveId) ? 'less' : 'more');
+        toggle.type = 'button';
+        toggle.addEventListener('click', () => {
+          if (state.openWaves.has(w.waveId)) state.openWaves.delete(w.waveId);
+          else state.openWaves.add(w.waveId);
+          paintWaves();
+        });
+        card.append(toggle);
+      }
       const show = el('button', '', 'show only');
       show.type = 'button';
       show.addEventListener('click', () => {
@@ -265,6 +348,11 @@
     const facts = $('detail-facts');
     facts.replaceChildren();
     fact(facts, 'state', words(t.state));
+    fact(facts, 'served from', t.servedFrom ? `${servedText(t)} (${t.servedFrom})` : 'unknown');
+    fact(facts, 'rollback window', t.rollbackWindowEndsAt ? `${untilText(t.rollbackWindowEndsAt)} (${new Date(t.rollbackWindowEndsAt).toLocaleTimeString()}): then the point of no return; a rollback now takes it back to its source, nothing lost` : '');
+    fact(facts, 'waiting', t.waiting);
+    for (const w of t.warnings || []) fact(facts, 'warning', w);
+    fact(facts, 'earlier run kept', t.laterRun);
     fact(facts, 'started', t.startedAt && new Date(t.startedAt).toLocaleString());
     fact(facts, 'elapsed', t.elapsedMs !== undefined ? duration(t.elapsedMs) : '');
     fact(facts, 'in phase since', t.phaseSince && new Date(t.phaseSince).toLocaleTimeString());
@@ -287,14 +375,21 @@
     setText($('detail-error'), t.lastError || '—');
     $('detail-tables').replaceChildren(...(t.tables || []).map((tb) =>
       el('li', tb.mismatchedChunks ? 'bad' : '', `${tb.table}: ${tb.rows} rows, ${tb.mismatchedChunks ? `${tb.mismatchedChunks} differing chunks: ${tb.differences.join('; ')}` : 'identical'}`)));
+    $('detail-runs').replaceChildren(...(t.runs || []).map((run) =>
+      el('li', '', `${new Date(run.startedAt).toLocaleString()} · ${run.waveId ? `wave ${run.waveId}` : 'no wave'} · ${words(run.state)}${run.closedAt ? ` · ended ${new Date(run.closedAt).toLocaleTimeString()}` : ''}`)));
     paintControls();
   }
 
+  /** A control is enabled only when the admin is logged in and the workflow would take it now; else the reason is its tooltip. */
+  function controlState(b, t, command) {
+    const refusal = !state.admin ? 'log in with the admin token to use the controls' : !t ? 'no such tenant' : (t.controls && t.controls[command]) || null;
+    b.disabled = Boolean(refusal);
+    b.title = refusal || '';
+  }
+
   function paintControls() {
-    for (const b of document.querySelectorAll('#detail-controls button')) {
-      b.disabled = !state.admin;
-      b.title = state.admin ? '' : 'log in with the admin token to use the controls';
-    }
+    const t = state.tenants.get(state.selected);
+    for (const b of document.querySelectorAll('#detail-controls button')) controlState(b, t, b.dataset.command);
     setText($('controls-hint'), state.controls ? (state.admin ? '' : 'read-only: log in with the admin token to use the controls') : 'read-only: this war room has no admin token');
   }
 
@@ -303,8 +398,9 @@
   function confirmCommand(target) {
     pending = target;
     const verb = target.command === 'abort' ? 'Abort' : VERBS[target.command];
-    setText($('confirm-text'), `${verb} ${target.label}?${target.command === 'abort' ? ' No new tenants will start; running ones finish or roll back on their own.' : ''}`);
+    setText($('confirm-text'), `${verb} ${target.label}?${CONSEQUENCES[target.command] || ''}`);
     setText($('confirm-ok'), `${verb} ${target.label}`);
+    $('confirm-ok').className = DANGEROUS.has(target.command) ? 'danger' : 'safe';
     $('confirm-reason-label').hidden = target.command !== 'rollback';
     $('confirm-reason').value = '';
     $('confirm').showModal();
@@ -365,6 +461,7 @@
     const { ok, data } = await post('/api/login', { token: $('token').value });
     $('token').value = '';
     if (!ok) toast(`log in: ${data.error}`, true);
+    else $('toast').hidden = true;
     await refreshSession();
   });
   $('logout').addEventListener('click', async () => {
@@ -377,14 +474,18 @@
   let pausesChart = null;
   const chartWidth = (id) => Math.max(280, $(id).clientWidth || 480);
   function makeCharts() {
-    const axes = [{ stroke: '#9aa4b2', grid: { stroke: '#2a3140' } }, { stroke: '#9aa4b2', grid: { stroke: '#2a3140' } }];
+    // The y axis gets room for "10,000"; a single pause point gets a minute either side, not years.
+    const axes = [{ stroke: '#9aa4b2', grid: { stroke: '#2a3140' } }, { stroke: '#9aa4b2', grid: { stroke: '#2a3140' }, size: 64 }];
     eventsChart = new uPlot({
       width: chartWidth('chart-events'), height: 160, axes, legend: { show: false },
       series: [{}, { label: 'events/s', stroke: '#4fb3ff', width: 2, fill: 'rgba(79,179,255,0.15)', spanGaps: true, points: { show: false } }],
     }, [state.series.t, state.series.eventsPerSecond], $('chart-events'));
     pausesChart = new uPlot({
       width: chartWidth('chart-pauses'), height: 160, axes, legend: { show: false },
-      scales: { y: { range: (_u, _min, max) => [0, Math.max(10, max * 1.2)] } },
+      scales: {
+        x: { time: true, range: (_u, min, max) => (min === null || max === null ? [Date.now() / 1000 - 60, Date.now() / 1000] : max - min < 60 ? [min - 60, max + 60] : [min, max]) },
+        y: { range: (_u, _min, max) => [0, Math.max(10, (max || 0) * 1.2)] },
+      },
       series: [{}, { label: 'pause ms', stroke: '#ffb454', fill: '#ffb454', paths: () => null, points: { show: true, size: 9, fill: '#ffb454' } }],
     }, pauseData(), $('chart-pauses'));
   }
@@ -415,6 +516,8 @@
     state.waves = data.waves;
     state.pauses = data.pauses;
     state.series = data.series;
+    state.totals = data.totals;
+    state.needsYou = data.needsYou || [];
     paintWaves();
     applyFilters();
     if (!eventsChart) makeCharts();
@@ -423,7 +526,6 @@
       pausesChart.setData(pauseData());
     }
     feedError(data.feedError);
-    setText($('updated'), `updated ${new Date(data.at).toLocaleTimeString()}`);
     performance.measure('war-room:init', { start: started, detail: data.tenants.length });
   }
 
@@ -434,6 +536,8 @@
     removeTenants(data.removed || []);
     upsertTenants(data.tenants);
     state.waves = data.waves;
+    state.totals = data.totals;
+    state.needsYou = data.needsYou || [];
     paintWaves();
     if (data.removed && data.removed.length) applyFilters();
     else setText($('shown'), `showing ${[...state.rows.values()].filter((r) => r.visible).length} of ${state.rows.size} tenants`);
@@ -450,7 +554,6 @@
       state.pauses = data.pauses;
       pausesChart?.setData(pauseData());
     }
-    setText($('updated'), `updated ${new Date(data.at).toLocaleTimeString()}`);
     document.body.dataset.updates = String(Number(document.body.dataset.updates || 0) + 1);
     document.body.dataset.updateRows = String(data.tenants.length);
     // For `npm run bench -- war-room`: the time to apply one update, and how many rows it carried.
@@ -466,16 +569,55 @@
   phaseSelect.addEventListener('change', applyFilters);
   $('filter-wave').addEventListener('change', applyFilters);
 
-  const source = new EventSource('/api/events');
-  source.addEventListener('init', (e) => onInit(JSON.parse(e.data)));
-  source.addEventListener('update', (e) => onUpdate(JSON.parse(e.data)));
-  source.addEventListener('open', () => {
-    $('live').className = 'live on';
-    setText($('live'), 'live');
-  });
-  source.addEventListener('error', () => {
-    $('live').className = 'live off';
-    setText($('live'), 'reconnecting…');
-  });
+  /** Once a second: every countdown to a rollback window's close. */
+  function tick() {
+    for (const node of document.querySelectorAll('[data-ends-at]')) {
+      const t = node.closest('.row') ? state.tenants.get(node.closest('.row').dataset.tenant) : null;
+      setText(node, t ? phaseText(t) : ` · ${untilText(node.dataset.endsAt)}`);
+    }
+  }
+
+  // The stream reconnects by itself (a restarted `airlift dev` comes back on the same port); while it
+  // is away the page greys its data and says how old it is, and a closed stream is opened again.
+  let lastData = Date.now();
+  let connected = false;
+  function paintFreshness() {
+    const age = Date.now() - lastData;
+    const stale = !connected || age > 10000;
+    document.body.classList.toggle('stale', stale);
+    setText($('updated'), stale ? `data from ${duration(age)} ago${connected ? ' (no update since)' : ''}` : `updated ${new Date(lastData).toLocaleTimeString()}`);
+  }
+  function connect() {
+    const source = new EventSource('/api/events');
+    source.addEventListener('init', (e) => {
+      lastData = Date.now();
+      onInit(JSON.parse(e.data));
+      void refreshSession();
+    });
+    source.addEventListener('update', (e) => {
+      const data = JSON.parse(e.data);
+      if (data.waves) lastData = Date.now();
+      onUpdate(data);
+    });
+    source.addEventListener('open', () => {
+      connected = true;
+      $('live').className = 'live on';
+      setText($('live'), 'live');
+      paintFreshness();
+    });
+    source.addEventListener('error', () => {
+      connected = false;
+      $('live').className = 'live off';
+      setText($('live'), 'reconnecting…');
+      paintFreshness();
+      // The browser retries a dropped stream by itself, but not one it closed (an error answer).
+      if (source.readyState === EventSource.CLOSED) setTimeout(connect, 2000);
+    });
+  }
+  connect();
+  setInterval(() => {
+    paintFreshness();
+    tick();
+  }, 1000);
   void refreshSession();
 }());

@@ -87,14 +87,19 @@ describe('on real workflows', () => {
     await waitFor('the page shows the tenant held before verifying', async () => {
       const phase = await row(page, ids[1]).getAttribute('data-phase');
       if (phase && seen[seen.length - 1] !== phase) seen.push(phase);
-      return (await row(page, ids[1]).locator('.c-phase').textContent()) === 'catching up (held by operator)' ? true : undefined;
+      return (await row(page, ids[1]).locator('.c-phase').textContent()) === 'held before verifying (breakpoint)' ? true : undefined;
     });
     const runbook = ['not started', 'pending', ...PHASES];
     expect(seen.length).toBeGreaterThanOrEqual(2);
     expect(seen.map((p) => runbook.indexOf(p))).toEqual([...seen.map((p) => runbook.indexOf(p))].sort((a, b) => a - b));
 
     for (const id of ids) await expect(row(page, id).locator('.c-wave').textContent()).resolves.toBe(waveId);
-    await page.locator(`#waves .wave[data-wave="${waveId}"] .chip`, { hasText: '3 catching up (held)' }).waitFor();
+    await page.locator(`#waves .wave[data-wave="${waveId}"] .chip`, { hasText: '3 held before verifying' }).waitFor();
+    // Issue 21: the hold is in the needs-you lane with the one action it needs, and the fleet's totals add up.
+    await page.locator('#needs-list li', { hasText: "held before verifying by the policy's pauseBefore breakpoint" }).nth(2).waitFor();
+    await expect(page.locator(`#needs-list li[data-tenant="${ids[1]}"] button[data-command="resume"]`).isDisabled()).resolves.toBe(true);
+    await expect(page.locator('#totals').textContent()).resolves.toMatch(/^fleet: 0 of 3 on Azure · 3 on source · 3 in flight · 0 failed/);
+    await expect(row(page, ids[1]).locator('.c-served').textContent()).resolves.toBe('source');
     // Change capture keeps the tenant writable until the cut-over's fence: the page says so.
     await expect(row(page, ids[1]).locator('.c-writes').textContent()).resolves.toMatch(/^read-write/);
     const link = await row(page, ids[1]).locator('a.wf').getAttribute('href');
@@ -153,10 +158,21 @@ describe('on real workflows', () => {
     await admin.context().close();
   });
 
-  test("a refused command is answered with the workflow's own reason", async () => {
+  test("a control the phase does not take is disabled with the reason; the API still answers with the workflow's own", async () => {
     const admin = await logIn(await browser.newContext(), served.url);
-    const answer = await command(admin, ids[2], 'approve', `Approve the cut-over of ${ids[2]}?`);
-    expect(answer).toMatch(new RegExp(`^${ids[2]}: .*awaiting_cutover`));
+    await row(admin, ids[2]).locator('.name').click();
+    const approve = admin.locator('#detail-controls button[data-command="approve"]');
+    await expect(approve.isDisabled()).resolves.toBe(true);
+    await expect(approve.getAttribute('title')).resolves.toBe('in catching up: approval is taken only while awaiting cut-over');
+    await expect(admin.locator('#detail-controls button[data-command="complete"]').isDisabled()).resolves.toBe(true);
+    await expect(admin.locator('#detail-controls button[data-command="resume"]').isDisabled()).resolves.toBe(false);
+    await expect(admin.locator('#detail-controls button[data-command="rollback"]').isDisabled()).resolves.toBe(false);
+    const answer = await admin.evaluate(async (id) => {
+      const res = await fetch(`/api/tenants/${id}/approve`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}' });
+      return { status: res.status, body: await res.json() };
+    }, ids[2]);
+    expect(answer.status).toBe(409);
+    expect(answer.body.error).toMatch(/awaiting_cutover/);
     await admin.context().close();
   });
 

@@ -1,7 +1,7 @@
 // A synthetic war-room feed: N tenants that move through the phases a step per look, for the page's
 // load test (a thousand rows) without a thousand workflows. Rows are built like the real feed's.
 import { PHASES } from '../../workflows/contract';
-import { progressOf, type FeedSnapshot, type FeedSource, type TenantRow } from '../../cli/war-room-feed';
+import { controlsOf, progressOf, type FeedSnapshot, type FeedSource, type TenantRow } from '../../cli/war-room-feed';
 
 export class SyntheticFeed implements FeedSource {
   looks = 0;
@@ -24,6 +24,8 @@ export class SyntheticFeed implements FeedSource {
       progress: { fraction: 0, label: '' },
       timeline: [{ phase: 'preflight', ms: 1200 }, { phase: PHASES[i % 8], ms: 0, current: true }],
       workflowId: `airlift-tenant-tenant-${i + 1}`,
+      controls: controlsOf({ state: 'running', phase: PHASES[i % 8], paused: false }),
+      runs: [],
     }));
   }
 
