@@ -5,6 +5,9 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { Catalog } from '../../ingestion/catalog';
 import { makeFleet, waitFor } from '../helpers/stack';
+import { freePort } from '../../azure/azurite';
+import { launchChromium } from '../../cli/browser';
+import { tmpdir } from 'node:os';
 
 const bin = join(__dirname, '../../bin/airlift.js');
 
@@ -24,8 +27,8 @@ interface Dev {
 }
 
 /** `airlift dev -f fleet.yaml` in its own process group, so a kill reaches the servers it started too. */
-async function startDev(cwd: string, env: NodeJS.ProcessEnv): Promise<Dev> {
-  const child = spawn(process.execPath, [bin, 'dev', '-f', 'fleet.yaml'], { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+async function startDev(cwd: string, env: NodeJS.ProcessEnv, warRoomPort: number): Promise<Dev> {
+  const child = spawn(process.execPath, [bin, 'dev', '-f', 'fleet.yaml', '--war-room-port', String(warRoomPort)], { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
@@ -67,6 +70,12 @@ async function waveStatus(waveId: string, cwd: string, env: NodeJS.ProcessEnv): 
   return run.status === 0 ? (JSON.parse(run.stdout) as WaveJson) : undefined;
 }
 
+/** Kills `airlift dev` alone, as a closed terminal or the OOM killer would: its servers stay behind. */
+async function killDevOnly(dev: Dev): Promise<void> {
+  process.kill(dev.process.pid!, 'SIGKILL');
+  await dev.exited;
+}
+
 test('airlift dev killed with SIGKILL mid-migration comes back on its ports, and the wave resumes and completes', async () => {
   const { dir, fleet, cleanup } = makeFleet({ tenants: 1, rows: 400, policy: { pauseBefore: ['verifying'] }, storageEnv: 'AIRLIFT_DEV_RESTART_STORAGE' });
   const tenant = fleet.tenants[0];
@@ -74,7 +83,8 @@ test('airlift dev killed with SIGKILL mid-migration comes back on its ports, and
   const env: NodeJS.ProcessEnv = { ...process.env };
   delete env.TEMPORAL_ADDRESS;
   delete env[fleet.storage.connectionStringEnv!];
-  let dev = await startDev(dir, env);
+  const warRoomPort = await freePort();
+  let dev = await startDev(dir, env, warRoomPort);
   try {
     expect(dev.output()).toContain(`State kept in ${join(dir, '.airlift', 'stack')}`);
     const started = await airlift(['wave', 'start', '-f', 'fleet.yaml', '--wave', 'k1'], dir, env);
@@ -87,7 +97,7 @@ test('airlift dev killed with SIGKILL mid-migration comes back on its ports, and
     const address = /Temporal: (\S+)/.exec(dev.output())![1];
 
     await killGroup(dev, 'SIGKILL');
-    dev = await startDev(dir, env);
+    dev = await startDev(dir, env, warRoomPort);
     expect(dev.output()).toContain('Resumed the stack kept in');
     expect(/Temporal: (\S+)/.exec(dev.output())![1]).toBe(address);
 
@@ -111,6 +121,52 @@ test('airlift dev killed with SIGKILL mid-migration comes back on its ports, and
       catalog.close();
     }
   } finally {
+    await killGroup(dev, 'SIGKILL');
+    cleanup();
+  }
+}, 420000);
+
+test('airlift dev alone killed with SIGKILL: run again, it stops the servers it left, takes its ports and state back, and the open war-room page reconnects by itself', async () => {
+  const { dir, fleet, cleanup } = makeFleet({ tenants: 1, rows: 200, policy: { pauseBefore: ['verifying'] }, storageEnv: 'AIRLIFT_DEV_RESTART_STORAGE' });
+  const tenant = fleet.tenants[0];
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env.TEMPORAL_ADDRESS;
+  delete env[fleet.storage.connectionStringEnv!];
+  const warRoomPort = await freePort();
+  const browser = await launchChromium();
+  let dev = await startDev(dir, env, warRoomPort);
+  try {
+    const url = `http://127.0.0.1:${warRoomPort}`;
+    expect(dev.output()).toContain(`War room: ${url}`);
+    // Started from another folder, naming the fleet file: the stack beside it is found.
+    const started = await airlift(['wave', 'start', '-f', join(dir, 'fleet.yaml'), '--wave', 'k2'], tmpdir(), env);
+    expect(started.stderr).toBe('');
+    const page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
+    await page.goto(url);
+    const phase = page.locator(`#rows .row[data-tenant="${tenant.id}"] .c-phase`);
+    await waitFor('the page to show the tenant held', async () => ((await phase.textContent()) === 'held before verifying (breakpoint)' ? true : undefined));
+    await page.locator('#live', { hasText: 'live' }).waitFor();
+
+    await killDevOnly(dev);
+    // The page notices, greys what it shows and says how old it is.
+    await page.locator('#live', { hasText: 'reconnecting…' }).waitFor({ timeout: 30000 });
+    await page.locator('body.stale').waitFor();
+    await page.locator('#updated', { hasText: /^data from \d+s ago/ }).waitFor();
+
+    dev = await startDev(dir, env, warRoomPort);
+    expect(dev.output()).toMatch(/Stopping what a killed airlift dev left running on .*: pid \d+ \(temporal\), pid \d+ \(node\)|Stopping what a killed airlift dev left running on .*: pid \d+ \(node\), pid \d+ \(temporal\)/);
+    expect(dev.output()).toContain('Resumed the stack kept in');
+    // No reload: the same page is live again on the same port, and its data is fresh.
+    await page.locator('#live', { hasText: 'live' }).waitFor({ timeout: 60000 });
+    await waitFor('the page to be fresh again', async () => ((await page.locator('body.stale').count()) === 0 ? true : undefined), 30000);
+    await expect(phase.textContent()).resolves.toBe('held before verifying (breakpoint)');
+
+    const resumed = await airlift(['resume', tenant.id], dir, env);
+    expect(resumed.stderr).toBe('');
+    await waitFor('the page to show the tenant completed', async () => ((await phase.textContent()) === 'completed' ? true : undefined), 180000);
+    await expect(page.locator(`#rows .row[data-tenant="${tenant.id}"] .c-served`).textContent()).resolves.toBe('Azure');
+  } finally {
+    await browser.close();
     await killGroup(dev, 'SIGKILL');
     cleanup();
   }
