@@ -29,7 +29,7 @@ import { rememberWarRoomPort, startEmbeddedStack } from './stack';
 import { createGateway, listenGateway } from '../ingestion/gateway';
 import { ensureTemporalCli, findTemporalCli } from './temporal-cli';
 import { ensureChromium, SetupError } from './setup';
-import { OperatorError, previousWave, startWave, summarize, watchWave } from './waves';
+import { listWaves, OperatorError, previousWave, renderWaves, startWave, summarize, watchWave } from './waves';
 import { chooseTenants } from './wave-choice';
 import { serveWarRoom } from './war-room';
 import { commandTenant } from './operator';
@@ -213,7 +213,8 @@ wave
       if (!tenants.length)
         throw new OperatorError(`wave ${waveId}${previous ? ' --rerun' : ''}: no tenant left to start (${choice.skipped.length} skipped, each with why above)${previous ? '; name a rolled-back tenant with --tenants to migrate it again' : ''}`);
       const started = Date.now();
-      await startWave(client, waveId, tenants, policy, undefined, previous ? previous.rerun + 1 : undefined);
+      const cutoverOf = Object.fromEntries(fleet.tenants.filter((t) => t.cutover).map((t) => [t.id, t.cutover!]));
+      await startWave(client, waveId, tenants, policy, undefined, previous ? previous.rerun + 1 : undefined, cutoverOf);
       console.log(`wave ${waveId} ${previous ? `started again (rerun ${previous.rerun + 1})` : 'started'}: ${tenants.length} tenants, concurrency ${policy.concurrency} (workflow ${waveWorkflowId(waveId)})`);
       if (!o.watch) return console.log(`watch it with: airlift status ${waveId}`);
       const { tenants: views } = await watchWave(client, waveId, process.stdout);
@@ -224,13 +225,13 @@ wave
 
 program
   .command('status')
-  .description("show a wave's tenants, or one tenant with --tenant")
+  .description("show a wave's tenants, one tenant with --tenant, or every wave without either")
   .argument('[wave]', 'wave id')
   .option('--tenant <id>', 'one tenant in detail')
   .option('--json', 'print JSON', false)
   .action(async (waveId: string | undefined, o) => {
-    if (!waveId && !o.tenant) throw new OperatorError('give a wave id (airlift status WAVE) or --tenant ID');
     await withClient(async (client, address) => {
+      if (!waveId && !o.tenant) return printWaves(client, o.json);
       const lost = `if the Temporal state was lost, run \`airlift reconcile -f ${readDevState()?.fleet ?? '<fleet file>'}\` to repair what no workflow owns`;
       if (o.tenant) {
         await client.workflow.getHandle(tenantWorkflowId(o.tenant)).describe().catch(async (err) => {
@@ -248,6 +249,7 @@ program
           console.log(`  ${t.table}: ${t.rows} rows, ${t.chunks} chunks${t.mismatchedChunks ? `, ${t.mismatchedChunks} differing: ${t.differences.map((d) => `${d.key} ${d.kind}`).join('; ')}` : ', identical'}`);
         for (const [i, a] of (view.status?.cutoverAttempts ?? []).entries()) console.log(`  cut-over attempt ${i + 1} called off at ${a.at}: ${a.error}`);
         if (view.status?.rollbackRefused) console.log(`  ${view.status.rollbackRefused}`);
+        for (const w of view.status?.warnings ?? []) console.log(`  warning: ${w}`);
         // The note whole: the table cuts it at 100 characters.
         if (noteOf(view)) console.log(`  note: ${noteOf(view)}`);
         if (view.error && s?.rollbackReason !== undefined) console.log(`  rollback: ${s.rollbackReason}`);
@@ -260,8 +262,20 @@ program
       if (o.json) return console.log(JSON.stringify({ wave: w, tenants }, null, 2));
       console.log(`wave ${w.waveId}${w.rerun ? ` (rerun ${w.rerun})` : ''}${w.paused ? ' (paused: no new tenant starts)' : ''}${w.aborted ? ' (aborted)' : ''}, run ${w.runs}: ${tenants.length} tenants: ${phaseCounts(tenants)}`);
       console.log(renderTenants(tenants));
+      for (const t of tenants) for (const w of t.status?.warnings ?? []) console.log(`warning for ${t.tenantId}: ${w}`);
     });
   });
+
+async function printWaves(client: Client, json: boolean): Promise<void> {
+  const lines = await listWaves(client);
+  console.log(json ? JSON.stringify(lines, null, 2) : renderWaves(lines));
+}
+
+program
+  .command('waves')
+  .description('list every wave, newest first: running or ended, its tenants by state')
+  .option('--json', 'print JSON', false)
+  .action(async (o) => withClient((client) => printWaves(client, o.json)));
 
 program
   .command('reconcile')

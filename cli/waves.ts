@@ -9,7 +9,8 @@ import {
   type WaveStatus,
 } from '../workflows/contract';
 import type { migrationWave } from '../workflows';
-import { observeWave, phaseText, renderTenants, type TenantView } from './observe';
+import { observeWave, phaseText, renderTable, renderTenants, type TenantView } from './observe';
+import { runsByWorkflow } from './wave-choice';
 
 export class OperatorError extends Error {
   override name = 'OperatorError';
@@ -50,15 +51,16 @@ export async function previousWave(client: Client, waveId: string): Promise<Prev
   };
 }
 
-export async function startWave(client: Client, waveId: string, tenants: string[], policy: MigrationPolicy, taskQueue = TASK_QUEUE, rerun?: number): Promise<void> {
+export async function startWave(client: Client, waveId: string, tenants: string[], policy: MigrationPolicy, taskQueue = TASK_QUEUE, rerun?: number, cutoverOf?: Record<string, MigrationPolicy['cutover']>): Promise<void> {
+  const differing = Object.fromEntries(Object.entries(cutoverOf ?? {}).filter(([id, c]) => tenants.includes(id) && c !== policy.cutover));
   try {
     await client.workflow.start<typeof migrationWave>('migrationWave', {
       workflowId: waveWorkflowId(waveId),
       taskQueue,
-      args: [{ waveId, tenants, policy, ...(rerun ? { rerun } : {}) }],
+      args: [{ waveId, tenants, policy, ...(rerun ? { rerun } : {}), ...(Object.keys(differing).length ? { cutoverOf: differing } : {}) }],
       typedSearchAttributes: [{ key: waveSearchAttribute, value: waveId }],
       staticSummary: `wave ${waveId}${rerun ? ` (rerun ${rerun})` : ''}: ${tenants.length} tenants`,
-      staticDetails: `tenants: ${tenants.join(', ')}\n\nconcurrency ${policy.concurrency}, cut-over ${policy.cutover}`,
+      staticDetails: `tenants: ${tenants.join(', ')}\n\nconcurrency ${policy.concurrency}, cut-over ${policy.cutover}${Object.keys(differing).length ? ` (${Object.entries(differing).map(([id, c]) => `${id}: ${c}`).join(', ')})` : ''}`,
     });
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError)
@@ -151,4 +153,43 @@ export async function watchWave(
     }
     await new Promise((r) => setTimeout(r, intervalMs));
   }
+}
+
+/** One line of `airlift waves`. */
+export interface WaveLine {
+  waveId: string;
+  state: string;
+  startedAt: string;
+  closedAt?: string;
+  tenants: number;
+  counts: string;
+}
+
+/** Every wave the namespace knows, newest first, with its tenants counted by state. */
+export async function listWaves(client: Client): Promise<WaveLine[]> {
+  const runs = await runsByWorkflow(client, "WorkflowType = 'migrationWave'");
+  const lines = await Promise.all([...runs.values()].map(async (list) => {
+    // The chain of a wave that continued as new: its newest run answers for it, its first says when it began.
+    const newest = list[0];
+    const handle = client.workflow.getHandle(newest.workflowId, newest.runId);
+    const status: WaveStatus | undefined = newest.status.name === 'COMPLETED'
+      ? await handle.result().catch(() => undefined)
+      : await handle.query(waveStatusQuery).catch(() => undefined);
+    const counts = new Map<string, number>();
+    for (const r of status?.tenants ?? []) counts.set(r.state, (counts.get(r.state) ?? 0) + 1);
+    return {
+      waveId: status?.waveId ?? newest.workflowId.replace(/^airlift-wave-/, ''),
+      state: newest.status.name === 'RUNNING' ? (status?.paused ? 'running (paused)' : status?.aborted ? 'running (aborted)' : 'running') : newest.status.name.toLowerCase().replace('_', ' '),
+      startedAt: list[list.length - 1].startTime.toISOString(),
+      closedAt: newest.closeTime?.toISOString(),
+      tenants: status?.tenants.length ?? 0,
+      counts: status ? [...counts].map(([k, n]) => `${n} ${k.replace(/_/g, ' ')}`).join(', ') : 'its status cannot be read',
+    };
+  }));
+  return lines.sort((a, b) => b.startedAt.localeCompare(a.startedAt));
+}
+
+export function renderWaves(lines: WaveLine[]): string {
+  if (!lines.length) return 'no waves yet: start one with `airlift wave start -f FLEET`';
+  return renderTable(['WAVE', 'STATE', 'STARTED', 'ENDED', 'TENANTS', 'BY STATE'], lines.map((w) => [w.waveId, w.state, w.startedAt, w.closedAt ?? '', String(w.tenants), w.counts]));
 }

@@ -107,6 +107,8 @@ const tenant = z.strictObject({
   target: name('target name'),
   /** This tenant's tracking table, when it differs from the fleet's `tracking`. */
   tracking: tracking.optional(),
+  /** This tenant's cut-over, when it differs from `policy.cutover` (`manual`: it waits for `airlift approve`). */
+  cutover: z.enum(['auto', 'manual'], { error: 'must be auto or manual' }).optional(),
 });
 
 export const fleetSchema = z

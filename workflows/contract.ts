@@ -176,6 +176,8 @@ export interface WaveInput {
   policy: MigrationPolicy;
   /** A second (third…) start of a wave id that already ran, with `wave start --rerun`. */
   rerun?: number;
+  /** Tenants whose cut-over differs from `policy.cutover` (the fleet file's `tenants[].cutover`). */
+  cutoverOf?: Record<string, MigrationPolicy['cutover']>;
   /** Carried across continue-as-new; absent on the first run. */
   finished?: WaveTenantRow[];
   run?: number;

@@ -102,7 +102,7 @@ async function runChild(input: WaveInput, row: WaveTenantRow): Promise<void> {
     const child = await wf.startChild(migrateTenant, {
       workflowId: tenantWorkflowId(row.tenantId),
       staticSummary: `tenant ${row.tenantId}, wave ${input.waveId}${input.rerun ? ` (rerun ${input.rerun})` : ''}`,
-      args: [{ tenantId: row.tenantId, migrationId: migrationIdOf(wf.uuid4()), waveId: input.waveId, policy: input.policy }],
+      args: [{ tenantId: row.tenantId, migrationId: migrationIdOf(wf.uuid4()), waveId: input.waveId, policy: { ...input.policy, cutover: input.cutoverOf?.[row.tenantId] ?? input.policy.cutover } }],
       parentClosePolicy: wf.ParentClosePolicy.ABANDON,
       cancellationType: wf.ChildWorkflowCancellationType.ABANDON,
       typedSearchAttributes: [

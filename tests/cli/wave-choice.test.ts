@@ -87,6 +87,16 @@ test('a rerun starts only the wave\'s unfinished tenants; a whole-fleet start sk
     expect((await waveResult(C)).tenants.map((r) => [r.tenantId, r.state])).toEqual([[t3, 'completed']]);
     expect((await cli('rollback', t4, '--reason', 'test: end wave H')).status).toBe(0);
     await waveResult(H);
+
+    // Every wave, newest first, with its tenants by state; `status` without a wave id says the same.
+    const waves = await cli('waves');
+    expect(waves.stdout).toMatch(/^WAVE\s+STATE\s+STARTED\s+ENDED\s+TENANTS\s+BY STATE/);
+    const lineOf = (w: string) => waves.stdout.split('\n').find((l) => l.startsWith(`${w} `));
+    expect(lineOf(A)).toMatch(/\scompleted\s.*\s1\s+1 completed$/);
+    expect(lineOf(H)).toMatch(/\s2\s+2 rolled back$/);
+    expect(lineOf(D)).toMatch(/\s1\s+1 skipped$/);
+    expect(waves.stdout.trim().split('\n').slice(2).map((l) => l.split(/\s+/)[0])).toEqual(expect.arrayContaining([A, H, C, D]));
+    expect((await cli('status')).stdout).toBe(waves.stdout);
   } finally {
     await worker.stop();
     cleanup();

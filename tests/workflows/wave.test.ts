@@ -5,6 +5,7 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { startWave } from '../../cli/waves';
 import {
   abortSignal,
+  approveCutoverUpdate,
   completeUpdate,
   pauseSignal,
   pauseUpdate,
@@ -154,6 +155,28 @@ test('resume says how many pending tenants start now and why the others wait', a
     await wave.signal(abortSignal);
     await held.executeUpdate(rollbackUpdate, { args: ['test: end'] });
     await wave.result();
+  } finally {
+    await worker.stop();
+    cleanup();
+  }
+});
+
+test("a tenant's own cutover: manual (the fleet file's tenants[].cutover) waits for approval while the wave's others cut over", async () => {
+  const { fleet, cleanup } = makeFleet({ tenants: 2, rows: 100, policy: { concurrency: 2 } });
+  const worker = await startWorker(stack, fleet, TASK_QUEUE);
+  const [auto, manual] = fleet.tenants.map((t) => t.id);
+  const waveId = `cutover-${auto}`;
+  const client = stack.env.client;
+  const handleOf = (t: string) => client.workflow.getHandle(tenantWorkflowId(t));
+  try {
+    expect(fleet.policy.cutover).toBe('auto');
+    await startWave(client, waveId, [auto, manual], fleet.policy, TASK_QUEUE, undefined, { [manual]: 'manual', [auto]: 'auto' });
+    await waitFor(`${manual} awaiting approval`, async () => ((await handleOf(manual).query(statusQuery)).phase === 'awaiting_cutover' ? true : undefined));
+    expect(((await handleOf(auto).result()) as TenantResult).outcome).toBe('completed');
+    await waitFor(`${manual} still awaiting approval`, async () => ((await handleOf(manual).query(statusQuery)).phase === 'awaiting_cutover' ? true : undefined));
+    await handleOf(manual).executeUpdate(approveCutoverUpdate);
+    expect(((await handleOf(manual).result()) as TenantResult).outcome).toBe('completed');
+    expect(((await client.workflow.getHandle(waveWorkflowId(waveId)).result()) as WaveStatus).tenants.map((r) => r.state)).toEqual(['completed', 'completed']);
   } finally {
     await worker.stop();
     cleanup();
