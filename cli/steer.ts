@@ -26,7 +26,7 @@ function endedTenant(tenantId: string, command: TenantCommand, outcome: string |
     : outcome === 'failed' ? `failed and stays where its undo left it (see \`airlift status --tenant ${tenantId}\`)`
     : `has no running migration (its last run is ${closedAs})`;
   const next =
-    command === 'rollback' && outcome === 'completed' ? '; migrate it back as a new migration instead'
+    command === 'rollback' && outcome === 'completed' ? '; nothing undoes a completed migration: its source database is left intact (never dropped) but no longer kept current, and airlift has no way back from the target'
     : command === 'rollback' && outcome === 'rolled_back' ? '; nothing to roll back'
     : `; start a new wave to migrate it${outcome === 'completed' ? ' again' : ''}`;
   return `${command} refused: tenant ${tenantId} ${where}${next}`;
