@@ -20,19 +20,19 @@ export async function launchChromium(): Promise<Browser> {
 }
 
 /**
- * Saves a PNG of the war room once it shows `tenants` tenants, all ended, with the first one's
- * detail (timeline, tables verified) open.
+ * Saves a PNG of the war room at 1366x768 once it shows `tenants` tenants, all ended: the fleet's
+ * totals, the needs-you lane, the wave cards and every row.
  */
 export async function screenshotWarRoom(url: string, file: string, tenants: number): Promise<void> {
   const browser = await launchChromium();
   try {
-    const page = await browser.newPage({ viewport: { width: 1920, height: 1080 } });
+    // The wall screen most war rooms have: every column, the needs-you lane and the fleet's totals fit.
+    const page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
     await page.goto(url);
     const ended = page.locator('#rows .row[data-state="completed"], #rows .row[data-state="rolled_back"], #rows .row[data-state="failed"]');
     for (const until = Date.now() + 30000; (await ended.count()) < tenants; await page.waitForTimeout(200))
       if (Date.now() > until) throw new OperatorError(`the war room did not show ${tenants} ended tenants within 30 s; no screenshot taken`);
-    await page.locator('#rows .row .name').first().click();
-    await page.waitForSelector('#timeline .seg');
+    await page.locator('#totals', { hasText: `of ${tenants} on Azure` }).waitFor();
     await page.mouse.move(0, 0);
     await page.screenshot({ path: file, fullPage: true });
   } finally {
