@@ -220,6 +220,11 @@
   function paintFleet() {
     if (state.totals) setText($('totals'), `fleet: ${totalsText(state.totals)}`);
     const lane = $('needs-you');
+    // Rebuilt only when what it shows changed (its countdowns tick on their own), so a button is not
+    // replaced under the operator's pointer.
+    const key = JSON.stringify([state.needsYou, state.admin, state.needsYou.map((n) => (state.tenants.get(n.tenantId) || {}).controls)]);
+    if (lane.dataset.key === key) return;
+    lane.dataset.key = key;
     setAttr(lane, 'data-empty', state.needsYou.length ? null : '');
     setText($('needs-count'), state.needsYou.length ? `(${state.needsYou.length})` : '— nothing right now');
     $('needs-list').replaceChildren(...state.needsYou.map((n) => {
