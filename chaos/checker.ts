@@ -28,7 +28,7 @@ export interface Observation {
   /** `schemaDigest` of the source before the migration, whole and without airlift's objects. */
   sourceSchemaBefore: { whole: string; tenantOnly: string };
   /** The application's acknowledged writes the given side does not hold, and a write that never committed. */
-  app: { lostOn: (side: 'source' | 'target') => string[]; writes: number; stuck?: string };
+  app: { lostOn: (side: 'source' | 'target') => Promise<string[]>; writes: number; stuck?: string };
   expected: Outcome;
   /** How the workflow ended, or 'running' when it had not ended within the bound. */
   ended: Outcome | 'running';
@@ -201,7 +201,7 @@ export async function check(o: Observation): Promise<Verdict> {
   if (gate !== undefined && gate !== 'open') fail('fence', `the ${side} database's airlift_gate is '${gate}', so writes to the primary are refused`);
 
   // Every acknowledged application write, on every table, is on the final primary.
-  const appLost = existsSync(primaryFile) ? o.app.lostOn(side) : [`the ${side} database is gone`];
+  const appLost = existsSync(primaryFile) ? await o.app.lostOn(side) : [`the ${side} database is gone`];
   if (appLost.length) fail('app writes', `${appLost.length} acknowledged application writes missing on the ${side} (e.g. ${appLost.slice(0, 3).join('; ')})`);
   if (o.app.stuck) fail('app writes', `the application could not write: ${o.app.stuck}`);
 

@@ -326,7 +326,7 @@ export async function runRound(options: RoundOptions): Promise<CaseResult[]> {
       acked: load?.acked.get(t.tenantId) ?? new Set(),
       eventPrefix: `load-${t.tenantId}-`,
       sourceSchemaBefore: t.schema,
-      app: { lostOn: (side) => app?.lostOf(t.tenantId, side) ?? [], writes: app?.expectedCount(t.tenantId) ?? 0, stuck: appReport?.stuck[t.tenantId] },
+      app: { lostOn: async (side) => (await app?.lostOf(t.tenantId, side)) ?? [], writes: app?.expectedCount(t.tenantId) ?? 0, stuck: appReport?.stuck[t.tenantId] },
       expected: expectedOutcome(t.phase, t.fault),
       ended: t.ended?.outcome ?? 'running',
       detail: t.ended?.detail,

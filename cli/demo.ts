@@ -1,13 +1,14 @@
 // `airlift demo`: the whole chain on one machine with no cloud. Real Temporal dev server, real
-// Azurite, real SQLite tenant databases; one wave, watched live, summarised at the end.
+// Azurite, real SQLite tenant databases (or PostgreSQL ones on two private clusters, --engine
+// postgres); one wave, watched live, summarised at the end.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { loadFleet } from '../config/fleet';
-import { sqliteDirectory } from '../engines/sqlite-kind';
 import { createAirliftWorker } from '../workers/worker';
-import { createTenantDatabase } from './demo-data';
+import { DEMO_SIDES, type DemoSides } from './demo-sides';
+import { fleetEngines } from '../engines';
 import { startEmbeddedStack } from './stack';
 import { formatBytes, renderTable } from './observe';
 import { OperatorError, startWave, summarize, watchWave, type WaveSummary } from './waves';
@@ -16,12 +17,14 @@ import { freePort } from '../azure/azurite';
 import { createGateway, listenGateway } from '../ingestion/gateway';
 import { Catalog } from '../ingestion/catalog';
 import { rollbackSignal, tenantWorkflowId } from '../workflows/contract';
-import { countLost, LoadGenerator, tenantDatabaseFile } from './load';
+import { countLostIn, LoadGenerator } from './load';
 import { TenantApp, type AppReport } from './tenant-app';
 import { serveWarRoom } from './war-room';
 import { screenshotWarRoom } from './browser';
 
 export interface DemoOptions {
+  /** What the tenants live on (cli/demo-sides.ts): sqlite (default) or postgres. */
+  engine?: string;
   tenants: number;
   rows: number;
   concurrency: number;
@@ -52,14 +55,17 @@ export const DEMO_STORAGE_ENV = 'AIRLIFT_DEMO_STORAGE_CONNECTION_STRING';
 export const DEMO_ADMIN_TOKEN_ENV = 'AIRLIFT_DEMO_ADMIN_TOKEN';
 
 /** Writes N tenant databases and the fleet file that describes them; returns the fleet file. */
-export function writeDemoFleet(dir: string, tenants: number, rows: number, concurrency: number, gatewayUrl: string, rollbackWindowSeconds: number): string {
+export async function writeDemoFleet(
+  dir: string, sides: DemoSides, endpoints: { source: Record<string, unknown>; target: Record<string, unknown> },
+  tenants: number, rows: number, concurrency: number, gatewayUrl: string, rollbackWindowSeconds: number,
+): Promise<string> {
   const tenantList = Array.from({ length: tenants }, (_, i) => ({
     id: `tenant-${i + 1}`, database: `tenant_${i + 1}`, source: 'onprem', target: 'cloud',
   }));
-  tenantList.forEach((t, i) => createTenantDatabase(join(dir, 'source'), t.database, rows, i + 1));
+  for (const [i, t] of tenantList.entries()) await sides.createTenant(dir, t.database, rows, i + 1);
   const fleet = {
-    sources: { onprem: { engine: 'sqlite', directory: './source' } },
-    targets: { cloud: { engine: 'sqlite', directory: './cloud' } },
+    sources: { onprem: endpoints.source },
+    targets: { cloud: endpoints.target },
     storage: { container: 'airlift-artifacts', connectionStringEnv: DEMO_STORAGE_ENV },
     catalog: { path: './catalog.db' },
     workDirectory: './work',
@@ -81,12 +87,16 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   const demoTenant = /^tenant-(\d+)$/.exec(options.rollback ?? '');
   if (options.rollback && !(demoTenant && Number(demoTenant[1]) >= 1 && Number(demoTenant[1]) <= options.tenants))
     throw new OperatorError(`--rollback: "${options.rollback}" is not a demo tenant; use tenant-1 … tenant-${options.tenants}`);
+  const sides = DEMO_SIDES[options.engine ?? 'sqlite'];
+  if (!sides) throw new OperatorError(`--engine: "${options.engine}" is not one the demo runs on; use ${Object.keys(DEMO_SIDES).join(' or ')}`);
   say(`airlift demo: ${options.tenants} tenants, ${options.rows} tracking events each${options.load ? `, live load ${options.load} events/s` : ''}, in ${dir}`);
   const stack = await startEmbeddedStack({ ui: true, log: say });
   const stops: (() => Promise<void>)[] = [];
   try {
     const gatewayPort = await freePort();
-    const fleetFile = writeDemoFleet(dir, options.tenants, options.rows, options.concurrency, `http://127.0.0.1:${gatewayPort}`, options.rollback ? 4 : 1);
+    const endpoints = await sides.start(dir, say);
+    stops.push(endpoints.stop);
+    const fleetFile = await writeDemoFleet(dir, sides, endpoints, options.tenants, options.rows, options.concurrency, `http://127.0.0.1:${gatewayPort}`, options.rollback ? 4 : 1);
     process.env[DEMO_STORAGE_ENV] = stack.azurite.connectionString;
     // Set it beforehand to use the war room's controls; it is never printed.
     process.env[DEMO_ADMIN_TOKEN_ENV] ||= randomBytes(24).toString('hex');
@@ -137,7 +147,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     }
     const loadReport = await load?.stop();
     const appReport = await app.stop();
-    const appLost = app.lost();
+    const appLost = await app.lost();
+    await app.close();
     const summary: DemoSummary = {
       ...summarize(tenants, (Date.now() - started) / 1000), eventsAccepted: 0, eventsLost: 0,
       appWrites: appReport.writes, appWritesLost: appLost.reduce((n, t) => n + t.missing.length, 0),
@@ -145,14 +156,19 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     };
     if (load) {
       const catalog = new Catalog(fleet.catalog.path);
-      for (const t of fleet.tenants) {
-        const acked = load.acked.get(t.id)!;
-        const side = catalog.get(t.id)?.primary ?? 'source';
-        const directory = side === 'source' ? sqliteDirectory(fleet.sources[t.source]) : sqliteDirectory(fleet.targets[t.target]);
-        summary.eventsAccepted += acked.size;
-        summary.eventsLost += countLost(tenantDatabaseFile(directory, t.database), acked).lost;
+      const engines = fleetEngines(fleet, process.env, { managedInstance: () => { throw new Error('the demo restores nothing itself'); } });
+      try {
+        for (const t of fleet.tenants) {
+          const acked = load.acked.get(t.id)!;
+          const engine = catalog.get(t.id)?.primary === 'target' ? engines.engine('targets', t.target) : engines.engine('sources', t.source);
+          const session = await engine.openSession!(t.database);
+          summary.eventsAccepted += acked.size;
+          summary.eventsLost += (await countLostIn(session, acked).finally(() => session.close())).lost;
+        }
+      } finally {
+        catalog.close();
+        await engines.close();
       }
-      catalog.close();
     }
     say('');
     say(renderTable(

@@ -2,6 +2,7 @@
 // some batches sent twice on purpose (a retrying browser), refused ones retried. It remembers every
 // event id the gateway acknowledged, so loss can be counted afterwards in the tenant's primary.
 import Database from 'better-sqlite3';
+import type { SqlSession } from '../engines';
 import { join } from 'node:path';
 import { Agent, request } from 'node:http';
 
@@ -115,16 +116,25 @@ export class LoadGenerator {
 export function countLost(file: string, acked: Set<string>, table = 'tracking_events'): { lost: number; missing: number; duplicated: number } {
   const db = new Database(file, { readonly: true });
   try {
-    const counts = new Map<string, number>();
-    for (const row of db.prepare(`SELECT event_id FROM "${table.replace(/"/g, '""')}" WHERE event_id LIKE 'load-%'`).iterate() as Iterable<{ event_id: string }>)
-      counts.set(row.event_id, (counts.get(row.event_id) ?? 0) + 1);
-    let missing = 0;
-    for (const id of acked) if (!counts.has(id)) missing++;
-    const duplicated = [...counts.values()].filter((n) => n > 1).length;
-    return { lost: missing + duplicated, missing, duplicated };
+    return tallyLost(db.prepare(`SELECT event_id FROM "${table.replace(/"/g, '""')}" WHERE event_id LIKE 'load-%'`).pluck().iterate() as Iterable<string>, acked);
   } finally {
     db.close();
   }
+}
+
+/** The same count through an application session of any engine. */
+export async function countLostIn(session: SqlSession, acked: Set<string>): Promise<{ lost: number; missing: number; duplicated: number }> {
+  return tallyLost((await session.query<{ event_id: string }>("SELECT event_id FROM tracking_events WHERE event_id LIKE 'load-%'")).map((r) => r.event_id), acked);
+}
+
+/** Acknowledged events not stored, and events stored more than once. */
+function tallyLost(stored: Iterable<string>, acked: Set<string>): { lost: number; missing: number; duplicated: number } {
+  const counts = new Map<string, number>();
+  for (const id of stored) counts.set(id, (counts.get(id) ?? 0) + 1);
+  let missing = 0;
+  for (const id of acked) if (!counts.has(id)) missing++;
+  const duplicated = [...counts.values()].filter((n) => n > 1).length;
+  return { lost: missing + duplicated, missing, duplicated };
 }
 
 export const tenantDatabaseFile = (directory: string, database: string): string => join(directory, `${database}.db`);

@@ -23,6 +23,7 @@ import { connectClient, connectWorker, devStateFile, lookBesideFleet, readDevSta
 import { reconcileFleet, type TemporalAccess } from './reconcile';
 import { renderReport } from '../protocol/reconcile';
 import { runDemo } from './demo';
+import { DEMO_SIDES } from './demo-sides';
 import { formatDuration, noteOf, observeTenant, observeWave, phaseCounts, phaseText, renderTenants } from './observe';
 import { runningTenant, runningWave, sendUpdate, whereIsTenant } from './steer';
 import { rememberWarRoomPort, startEmbeddedStack } from './stack';
@@ -76,7 +77,8 @@ const program = new Command()
 
 program
   .command('demo')
-  .description('run a whole wave on the embedded default: Temporal dev server, Azurite and SQLite tenants')
+  .description('run a whole wave on the embedded default: Temporal dev server, Azurite and SQLite tenants (or PostgreSQL ones on private clusters)')
+  .option('--engine <engine>', `what the tenants live on: ${Object.keys(DEMO_SIDES).join(' or ')}`, 'sqlite')
   .option('--tenants <n>', 'how many tenants', positiveInt('--tenants'), 5)
   .option('--rows <n>', 'tracking events per tenant', positiveInt('--rows'), 20000)
   .option('--concurrency <n>', 'tenants migrating at once', positiveInt('--concurrency'), 3)

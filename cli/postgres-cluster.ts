@@ -7,7 +7,6 @@ import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { postgresBinDirectory } from '../engines/postgres-bin';
-import { freePort } from '../azure/azurite';
 
 export interface PostgresServer {
   host: string;
@@ -56,7 +55,7 @@ function check(result: SpawnSyncReturns<string>, what: string, log: string): voi
  * Starts (creating when new) a private cluster in `directory`; a folder that already holds one is
  * started again on its recorded port. Resolves once it accepts connections.
  */
-export async function startPostgresCluster(directory: string, options: { port?: number } = {}): Promise<PostgresCluster> {
+export async function startPostgresCluster(directory: string, options: { port: number }): Promise<PostgresCluster> {
   const bin = postgresBinDirectory(['initdb', 'pg_ctl']);
   if (!bin) throw new PostgresClusterError('PostgreSQL server programs (initdb, pg_ctl) not found: install them (apt-get install postgresql), set AIRLIFT_PG_BIN to their folder, or point PGHOST/PGPORT/PGUSER at an existing server');
   const owner = serverUser();
@@ -68,7 +67,7 @@ export async function startPostgresCluster(directory: string, options: { port?: 
   const run = (program: string, args: string[]) => spawnSync(join(bin, program), args, { encoding: 'utf8', ...(owner ?? {}), cwd: directory, env: { ...process.env, LC_ALL: 'C' } });
   if (!existsSync(join(dataDirectory, 'PG_VERSION'))) {
     check(run('initdb', ['-D', dataDirectory, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync']), 'initdb', log);
-    const port = options.port ?? (await freePort());
+    const port = options.port;
     // Its own socket folder and loopback only: nothing of the machine's server is shared. fsync off:
     // a test cluster outlives a killed server (the OS keeps its writes), not a power cut.
     const settings = [

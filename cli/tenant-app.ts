@@ -1,4 +1,5 @@
-// The demo's simulated tenant application: it routes by the catalog like the real one would and
+// The demo's simulated tenant application, on any engine that opens application sessions (SQLite,
+// PostgreSQL): it routes by the catalog like the real one would and
 // writes to several tables of every tenant the whole time (campaign notes, new ads and their deletion,
 // budget upserts, an audit log without a primary key). A write refused by the database's write gate
 // (a cut-over's fence, a route that just moved) is retried after reloading the route; how long a
@@ -6,7 +7,7 @@
 // primary holds each one.
 import Database from 'better-sqlite3';
 import type { LoadedFleet, Tenant } from '../config/fleet';
-import { sqliteDirectory } from '../engines/sqlite-kind';
+import { fleetEngines, type FleetEngines, type SqlSession } from '../engines';
 import { percentile } from './waves';
 
 export interface AppReport {
@@ -46,6 +47,10 @@ export class TenantApp {
   private readonly expected = new Map<string, Expected>();
   private readonly report: AppReport = { reads: 0, writes: 0, writesByPhase: {}, writesDelayed: 0, writePauseMsByTenant: {}, writePauseMsP50: null, writePauseMsP99: null, stuck: {} };
 
+  private readonly engines: FleetEngines;
+  /** One session per tenant and side, opened again after any failure. */
+  private readonly sessions = new Map<string, SqlSession>();
+
   constructor(
     private readonly fleet: LoadedFleet,
     private readonly everyMs = 50,
@@ -54,10 +59,24 @@ export class TenantApp {
   ) {
     this.catalog = new Database(fleet.catalog.path);
     this.catalog.pragma('busy_timeout = 5000');
+    this.engines = fleetEngines(fleet, process.env, { managedInstance: () => { throw new Error('the application restores nothing'); } });
   }
 
-  private fileOf(tenant: Tenant, side: 'source' | 'target'): string {
-    return `${sqliteDirectory(side === 'source' ? this.fleet.sources[tenant.source] : this.fleet.targets[tenant.target])}/${tenant.database}.db`;
+  private async session(tenant: Tenant, side: 'source' | 'target'): Promise<SqlSession> {
+    const key = `${tenant.id}:${side}`;
+    let s = this.sessions.get(key);
+    if (!s) {
+      const engine = side === 'source' ? this.engines.engine('sources', tenant.source) : this.engines.engine('targets', tenant.target);
+      if (!engine.openSession) throw new Error(`the demo application cannot write to ${engine.describe()}: its engine opens no application sessions`);
+      this.sessions.set(key, (s = await engine.openSession(tenant.database)));
+    }
+    return s;
+  }
+
+  private async dropSession(tenant: Tenant, side: 'source' | 'target'): Promise<void> {
+    const key = `${tenant.id}:${side}`;
+    await this.sessions.get(key)?.close().catch(() => undefined);
+    this.sessions.delete(key);
   }
 
   private route(tenantId: string): { side: 'source' | 'target'; frozen: boolean } {
@@ -66,36 +85,36 @@ export class TenantApp {
   }
 
   /** One write, chosen in turn among the tables; `record` runs only once it has committed. */
-  private nextWrite(tenant: Tenant): { run: (db: Database.Database) => void; record: (e: Expected) => void } {
+  private nextWrite(tenant: Tenant): { run: (db: SqlSession) => Promise<unknown>; record: (e: Expected) => void } {
     const n = ++this.n;
     const value = `app-${tenant.id}-${n}`;
     const e = this.expectedOf(tenant.id);
     switch (n % 5) {
       case 0: {
         const id = 1 + (n % 3);
-        return { run: (db) => db.prepare('UPDATE campaigns SET notes = ? WHERE id = ?').run(value, id), record: (x) => x.notes.set(id, value) };
+        return { run: (db) => db.query('UPDATE campaigns SET notes = ? WHERE id = ?', [value, id]), record: (x) => x.notes.set(id, value) };
       }
       case 1: {
         const id = 1_000_000 + n;
         return {
-          run: (db) => db.prepare('INSERT INTO ads (id, campaign_id, headline, creative, cpc) VALUES (?, 1, ?, ?, ?)').run(id, value, Buffer.from(value), n / 100),
+          run: (db) => db.query('INSERT INTO ads (id, campaign_id, headline, creative, cpc) VALUES (?, 1, ?, ?, ?)', [id, value, Buffer.from(value), n / 100]),
           record: (x) => x.ads.add(id),
         };
       }
       case 2: {
         const id = [...e.ads][0];
-        if (id === undefined) return { run: () => undefined, record: () => undefined };
-        return { run: (db) => db.prepare('DELETE FROM ads WHERE id = ?').run(id), record: (x) => (x.ads.delete(id), x.deletedAds.add(id)) };
+        if (id === undefined) return { run: async () => undefined, record: () => undefined };
+        return { run: (db) => db.query('DELETE FROM ads WHERE id = ?', [id]), record: (x) => (x.ads.delete(id), x.deletedAds.add(id)) };
       }
       case 3: {
         const day = `app-day-${n % 7}`;
         return {
-          run: (db) => db.prepare('INSERT INTO budgets (campaign_id, day, spend_cents) VALUES (1, ?, ?) ON CONFLICT (campaign_id, day) DO UPDATE SET spend_cents = excluded.spend_cents').run(day, n),
+          run: (db) => db.query('INSERT INTO budgets (campaign_id, day, spend_cents) VALUES (1, ?, ?) ON CONFLICT (campaign_id, day) DO UPDATE SET spend_cents = excluded.spend_cents', [day, n]),
           record: (x) => x.budgets.set(day, n),
         };
       }
       default:
-        return { run: (db) => db.prepare("INSERT INTO audit_log (at, actor, action, detail) VALUES (?, 'app', 'app.write', ?)").run(new Date().toISOString(), value), record: (x) => x.audit.add(value) };
+        return { run: (db) => db.query("INSERT INTO audit_log (at, actor, action, detail) VALUES (?, 'app', 'app.write', ?)", [new Date().toISOString(), value]), record: (x) => x.audit.add(value) };
     }
   }
 
@@ -113,20 +132,22 @@ export class TenantApp {
       const { side, frozen } = this.route(tenant.id);
       if (!frozen) {
         try {
-          // fileMustExist: a dropped target must never be recreated empty by a late write.
-          const db = new Database(this.fileOf(tenant, side), { fileMustExist: true });
-          try {
-            db.pragma('busy_timeout = 5000');
-            db.prepare('SELECT count(*) FROM campaigns').get();
+          const db = await this.session(tenant, side);
+          await db.transaction(async () => {
+            await db.query('SELECT count(*) FROM campaigns');
             this.report.reads++;
-            db.transaction(() => write.run(db)).immediate();
-          } finally {
-            db.close();
-          }
+            await write.run(db);
+          });
           write.record(this.expectedOf(tenant.id));
           return Date.now() - started;
         } catch (err) {
-          if (!/fenced|unable to open|no such table|SQLITE_CANTOPEN/.test((err as Error).message)) throw err;
+          // A refusal by the write gate, a database not there (yet, or any more), a connection lost, a
+          // deadlock the server broke: the route is read again and the write tried again.
+          if (!/fenced|unable to open|no such table|SQLITE_CANTOPEN|does not exist|deadlock|ConnectionError|connect|terminat/i.test(`${(err as Error).name} ${(err as Error).message}`)) throw err;
+        } finally {
+          // A session lives for one write, as a request of the application would: a database dropped
+          // and made again (a rollback, a retried restore) is never written through an old handle.
+          await this.dropSession(tenant, side);
         }
       }
       if (!this.running && Date.now() - started > STOP_WAIT_MS) throw new Error(`a write waited ${Math.round((Date.now() - started) / 1000)} s and never committed (last route: ${side}${frozen ? ', read_only' : ''})`);
@@ -156,39 +177,48 @@ export class TenantApp {
     this.running = false;
     await Promise.all(this.loops);
     this.loops = [];
+    for (const key of [...this.sessions.keys()]) {
+      await this.sessions.get(key)?.close().catch(() => undefined);
+      this.sessions.delete(key);
+    }
     const pauses = Object.values(this.report.writePauseMsByTenant);
     return { ...this.report, writePauseMsP50: percentile(pauses, 50), writePauseMsP99: percentile(pauses, 99) };
   }
 
   /** Acknowledged writes the tenant's final primary does not hold (after `stop`). */
-  lost(): { tenant: string; missing: string[] }[] {
+  async lost(): Promise<{ tenant: string; missing: string[] }[]> {
     const out: { tenant: string; missing: string[] }[] = [];
     for (const tenant of this.fleet.tenants) {
-      const missing = this.lostOf(tenant.id);
+      const missing = await this.lostOf(tenant.id);
       if (missing.length) out.push({ tenant: tenant.id, missing });
     }
     return out;
   }
 
   /** One tenant's acknowledged writes that its final primary (as the catalog names it) does not hold. */
-  lostOf(tenantId: string, side = this.route(tenantId).side): string[] {
+  async lostOf(tenantId: string, side = this.route(tenantId).side): Promise<string[]> {
     const tenant = this.fleet.tenants.find((t) => t.id === tenantId)!;
     const e = this.expected.get(tenant.id);
     if (!e) return [];
-    const db = new Database(this.fileOf(tenant, side), { readonly: true, fileMustExist: true });
+    const db = await this.session(tenant, side);
+    const one = async (sql: string, params: unknown[]) => Object.values((await db.query<Record<string, unknown>>(sql, params))[0] ?? {})[0];
     const missing: string[] = [];
     try {
-      for (const [id, notes] of e.notes) if (db.prepare('SELECT notes FROM campaigns WHERE id = ?').pluck().get(id) !== notes) missing.push(`campaigns id=${id} notes=${notes}`);
-      for (const id of e.ads) if (!db.prepare('SELECT 1 FROM ads WHERE id = ?').get(id)) missing.push(`ads id=${id}`);
-      for (const id of e.deletedAds) if (db.prepare('SELECT 1 FROM ads WHERE id = ?').get(id)) missing.push(`ads id=${id} deleted`);
-      for (const [day, spend] of e.budgets) if (db.prepare('SELECT spend_cents FROM budgets WHERE campaign_id = 1 AND day = ?').pluck().get(day) !== spend) missing.push(`budgets day=${day} spend=${spend}`);
-      for (const detail of e.audit) if (!db.prepare('SELECT 1 FROM audit_log WHERE detail = ?').get(detail)) missing.push(`audit_log ${detail}`);
+      for (const [id, notes] of e.notes) if ((await one('SELECT notes FROM campaigns WHERE id = ?', [id])) !== notes) missing.push(`campaigns id=${id} notes=${notes}`);
+      for (const id of e.ads) if ((await one('SELECT 1 AS found FROM ads WHERE id = ?', [id])) === undefined) missing.push(`ads id=${id}`);
+      for (const id of e.deletedAds) if ((await one('SELECT 1 AS found FROM ads WHERE id = ?', [id])) !== undefined) missing.push(`ads id=${id} deleted`);
+      for (const [day, spend] of e.budgets) if (Number(await one('SELECT spend_cents FROM budgets WHERE campaign_id = 1 AND day = ?', [day])) !== spend) missing.push(`budgets day=${day} spend=${spend}`);
+      for (const detail of e.audit) if ((await one('SELECT 1 AS found FROM audit_log WHERE detail = ?', [detail])) === undefined) missing.push(`audit_log ${detail}`);
     } finally {
-      db.close();
+      await this.dropSession(tenant, side);
     }
     return missing;
   }
 
+  async close(): Promise<void> {
+    this.catalog.close();
+    await this.engines.close();
+  }
 
   /** How many writes the application had acknowledged for one tenant's tables, counted by what it expects. */
   expectedCount(tenantId: string): number {

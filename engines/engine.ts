@@ -344,10 +344,27 @@ export interface EventWriters {
 }
 
 /**
+ * The tenant application's own connection to its database, as the demo's application and the
+ * fault matrix use it: plain statements with `?` placeholders, through no airlift path at all.
+ */
+export interface SqlSession {
+  /** Runs one statement; returns its rows (none for a write). */
+  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+  /** Runs `work` in one transaction, which commits when it returns and rolls back when it throws. */
+  transaction<T>(work: () => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export interface ApplicationSessions {
+  /** A session on `database` as the tenant's application would open one. Fails when the database is not there. */
+  openSession(database: string): Promise<SqlSession>;
+}
+
+/**
  * A database engine: every role above that it plays, what a new engine (PostgreSQL, say) implements
  * and proves with tests/engines/contract.test.ts, registered with one line in engines/registry.ts.
  */
-export interface Engine extends Inventory, Snapshotter, RestoreTarget, ChangeCapture, ChangeReader, ChangeApplier, Digester, EventWriters, Partial<KeyCounters> {
+export interface Engine extends Inventory, Snapshotter, RestoreTarget, ChangeCapture, ChangeReader, ChangeApplier, Digester, EventWriters, Partial<KeyCounters>, Partial<ApplicationSessions> {
   /** `sqlite`, `mssql`, … as written in the fleet file. */
   readonly kind: string;
   /** Present when this source can take log backups for a target that restores them as they come. */

@@ -41,7 +41,7 @@ DECLARE g record;
 BEGIN
   SELECT state, migration_id, ${LAPSED} AS lapsed INTO g FROM airlift.gate FOR SHARE;
   IF FOUND AND g.state <> 'open' AND NOT g.lapsed THEN
-    RAISE EXCEPTION 'airlift: tenant database % is % (migration %); reload the route and retry', current_database(), g.state, coalesce(g.migration_id, 'unknown')
+    RAISE EXCEPTION 'airlift: writes to tenant database % are fenced (its write gate is %, migration %); reload the route and retry', current_database(), g.state, coalesce(g.migration_id, 'unknown')
       USING ERRCODE = '${FENCED_SQLSTATE}';
   END IF;
   RETURN NULL;
@@ -77,12 +77,11 @@ BEGIN
   END IF;
   RETURN NULL;
 END $fn$`,
-    `DROP TRIGGER IF EXISTS airlift_gate ON ${target}`,
-    `CREATE TRIGGER airlift_gate BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON ${target} FOR EACH STATEMENT EXECUTE FUNCTION airlift.gate_check()`,
-    `DROP TRIGGER IF EXISTS airlift_capture ON ${target}`,
-    `CREATE TRIGGER airlift_capture AFTER INSERT OR UPDATE OR DELETE ON ${target} FOR EACH ROW EXECUTE FUNCTION ${fn}(${keyArgs})`,
-    `DROP TRIGGER IF EXISTS airlift_capture_truncate ON ${target}`,
-    `CREATE TRIGGER airlift_capture_truncate BEFORE TRUNCATE ON ${target} FOR EACH STATEMENT EXECUTE FUNCTION ${fn}(${keyArgs})`,
+    // CREATE OR REPLACE (PostgreSQL 14+) takes the lock the caller already holds; DROP TRIGGER would
+    // take an ACCESS EXCLUSIVE one and deadlock with a reader of another table in the same transaction.
+    `CREATE OR REPLACE TRIGGER airlift_gate BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON ${target} FOR EACH STATEMENT EXECUTE FUNCTION airlift.gate_check()`,
+    `CREATE OR REPLACE TRIGGER airlift_capture AFTER INSERT OR UPDATE OR DELETE ON ${target} FOR EACH ROW EXECUTE FUNCTION ${fn}(${keyArgs})`,
+    `CREATE OR REPLACE TRIGGER airlift_capture_truncate BEFORE TRUNCATE ON ${target} FOR EACH STATEMENT EXECUTE FUNCTION ${fn}(${keyArgs})`,
   ];
 }
 

@@ -30,6 +30,7 @@ import {
   type Progress,
   type RowDigest,
   type RowImage,
+  type SqlSession,
   type TableInfo,
   type TrackingEvent,
   type TrackingMapping,
@@ -370,6 +371,9 @@ export class PostgresEngine implements Engine {
       await client.query(pgsql.captureSchema);
       // The gate row exists from here on: every later gate change is an UPDATE that writers' share locks order.
       await client.query("INSERT INTO airlift.gate (state) VALUES ('open') ON CONFLICT (id) DO NOTHING");
+      // Every table locked at once, in one order, in the mode the triggers need: writers in flight
+      // finish first, later ones wait for the commit and then write through the triggers.
+      if (tables.length) await client.query(`LOCK TABLE ${tables.map((t) => `public.${q(t.name)}`).join(', ')} IN SHARE ROW EXCLUSIVE MODE`);
       for (const t of tables) {
         const info = await this.table(database, t.name);
         for (const statement of pgsql.captureTriggerStatements({ oid: info.oid, name: info.name, key: info.key })) await client.query(statement);
@@ -681,6 +685,41 @@ export class PostgresEngine implements Engine {
         });
       },
       close: async () => undefined,
+    };
+  }
+
+  async openSession(database: string): Promise<SqlSession> {
+    checkDatabaseName(database);
+    const { host, port, user, ssl } = this.endpoint;
+    const client = new pg.Client({ host, port, user, database, password: this.endpoint.password, ssl: ssl === 'disable' ? false : { rejectUnauthorized: ssl === 'verify-full' }, application_name: 'tenant-app', connectionTimeoutMillis: 10_000 });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+    } catch (err) {
+      throw classifyPostgresError(err, this.where(database));
+    }
+    const run = async <T>(sql: string, params: unknown[] = []): Promise<T[]> => {
+      let n = 0;
+      try {
+        return (await client.query(sql.replace(/\?/g, () => `$${++n}`), params)).rows as T[];
+      } catch (err) {
+        throw classifyPostgresError(err, this.where(database));
+      }
+    };
+    return {
+      query: run,
+      transaction: async (work) => {
+        await run('BEGIN');
+        try {
+          const result = await work();
+          await run('COMMIT');
+          return result;
+        } catch (err) {
+          await client.query('ROLLBACK').catch(() => undefined);
+          throw err;
+        }
+      },
+      close: () => client.end().catch(() => undefined),
     };
   }
 

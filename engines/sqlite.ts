@@ -35,6 +35,7 @@ import {
   type TableInfo,
   streamMigration,
   gateMatches,
+  type SqlSession,
 } from './engine';
 import { checkDatabaseName, quoteDoubled as q } from './identifiers';
 import { PreflightError, ReplicationConflictError } from '../protocol/errors';
@@ -538,6 +539,32 @@ export class SqliteEngine implements Engine {
       return fresh;
     });
     return { write: async (events) => write.immediate(events), close: async () => void db.close() };
+  }
+
+  async openSession(database: string): Promise<SqlSession> {
+    // fileMustExist: a dropped target must never be recreated empty by a late write.
+    const db = new Database(this.fileOf(database), { fileMustExist: true });
+    db.pragma('busy_timeout = 5000');
+    return {
+      query: async <T>(sql: string, params: unknown[] = []) => {
+        const statement = db.prepare(sql);
+        if (statement.reader) return statement.all(...params) as T[];
+        statement.run(...params);
+        return [];
+      },
+      transaction: async (work) => {
+        db.exec('BEGIN IMMEDIATE');
+        try {
+          const result = await work();
+          db.exec('COMMIT');
+          return result;
+        } catch (err) {
+          if (db.inTransaction) db.exec('ROLLBACK');
+          throw err;
+        }
+      },
+      close: async () => void db.close(),
+    };
   }
 
   async close(): Promise<void> {}

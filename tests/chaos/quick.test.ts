@@ -42,7 +42,7 @@ describe('the checker', () => {
       acked: new Set(acked),
       eventPrefix: 'load-t1-',
       sourceSchemaBefore: before,
-      app: { lostOn: () => appLost, writes: 3 },
+      app: { lostOn: async () => appLost, writes: 3 },
       expected: 'rolled_back',
       ended: 'rolled_back',
     });

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { freePort } from '../../azure/azurite';
 import { serverFromEnv, startPostgresCluster, type PostgresCluster, type PostgresServer } from '../../cli/postgres-cluster';
 
 export interface TestPostgres {
@@ -21,7 +22,7 @@ export interface TestPostgres {
 export async function startTestPostgres(): Promise<TestPostgres> {
   const existing = serverFromEnv();
   const dir = existing ? undefined : mkdtempSync(join(tmpdir(), 'airlift-pg-'));
-  const cluster = dir ? await startPostgresCluster(dir) : undefined;
+  const cluster = dir ? await startPostgresCluster(dir, { port: await freePort() }) : undefined;
   const server = existing ?? cluster!;
   return {
     server,
