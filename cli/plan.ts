@@ -8,7 +8,7 @@ import { findTenant, type LoadedFleet, type Tenant } from '../config/fleet';
 import { redactSecrets } from '../azure/blob-store';
 import { managedInstanceRestorers } from '../azure/managed-instance';
 import { createEngine, createRestoreTarget, kindOf, restoreKindOf, type PlannedArtifact, type PlanStep, type RestoreTarget, type SnapshotSource } from '../engines';
-import type { CheckResult, CheckSession, EngineCheckDeps, TenantReadiness, Verdict } from '../engines/plan-check';
+import type { CheckResult, CheckSession, EngineCheckDeps, Finding, TenantReadiness, Verdict } from '../engines/plan-check';
 import { connectForCheck } from '../engines/mssql-plan';
 import { ROW_HASH_PAGE_ROWS } from '../engines/mssql';
 import { artifactBlobName, artifactFolder } from '../azure/artifact-folder';
@@ -166,13 +166,36 @@ export async function checkPlan(fleet: LoadedFleet, tenantIds: string[], env: No
     }
     const readiness: TenantReadiness[] = [];
     for (const tenant of tenants) {
-      const r = await kindOf(fleet.sources[tenant.source]).plan.readiness?.(tenant, session);
+      const r = (await kindOf(fleet.sources[tenant.source]).plan.readiness?.(tenant, session)) ?? (await captureReadinessOf(tenant, fleet, env));
       if (r) readiness.push(r);
     }
     results.push(...(await checkStorageAndGateways(fleet, env, deps)));
     return { checks: results, readiness };
   } finally {
     for (const c of session.connections.values()) if (!(c instanceof Error)) await c.close().catch(() => undefined);
+  }
+}
+
+/**
+ * For an engine without a readiness check of its own (SQLite, PostgreSQL): what preflight's capture
+ * check finds in the database, the same words (a table keyed by rowid: do not VACUUM), as findings.
+ */
+async function captureReadinessOf(tenant: Tenant, fleet: LoadedFleet, env: NodeJS.ProcessEnv): Promise<TenantReadiness | undefined> {
+  const engine = createEngine(fleet.sources[tenant.source], env);
+  try {
+    if (!engine.captureReadiness || !(await engine.probe(tenant.database)).exists) return undefined;
+    const { problems, warnings } = await engine.captureReadiness(tenant.database);
+    const findings: Finding[] = [
+      ...problems.map((detail) => ({ item: 'change capture', verdict: 'blocking' as const, detail })),
+      ...warnings.map((detail) => ({ item: 'change capture', verdict: 'warning' as const, detail })),
+    ];
+    if (!findings.length) findings.push({ item: 'change capture', verdict: 'ready', detail: 'every table can be captured and verified by key' });
+    return { tenant: tenant.id, database: tenant.database, findings, rowHashes: [] };
+  } catch {
+    // Unreachable: the endpoint check above already says so.
+    return undefined;
+  } finally {
+    await engine.close().catch(() => undefined);
   }
 }
 

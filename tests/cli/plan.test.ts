@@ -4,6 +4,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { azuriteConnectionString } from '../../azure/azurite';
+import { makeFleet } from '../helpers/stack';
+
 const root = join(__dirname, '../..');
 const SECRETS = {
   AIRLIFT_DC1_PASSWORD: 'Hunter2-Sup3rSecret-dc1',
@@ -163,5 +166,20 @@ test('continuous LRS with a SAS and a log backup a minute: the plan says the cre
     expect(s.logBackups).toMatchObject({ shipped: true, ok: false, filesPerDay: 1440, note: expect.stringContaining('thousands of files') });
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// Issue 21 finding 8: the VACUUM warning preflight gives a SQLite tenant with a table keyed by rowid is in `plan --check` too.
+test('plan --check on SQLite tenants gives the warning preflight gives: a table keyed by rowid must not be VACUUMed', () => {
+  const { fleet, cleanup } = makeFleet({ tenants: 1, rows: 10, storageEnv: 'AIRLIFT_PLAN_STORAGE' });
+  try {
+    const run = spawnSync(process.execPath, [join(root, 'bin/airlift.js'), 'plan', '-f', fleet.file, '--check'], {
+      encoding: 'utf8', env: { ...process.env, AIRLIFT_PLAN_STORAGE: azuriteConnectionString(1) }, timeout: 60000,
+    });
+    const db = fleet.tenants[0].database;
+    expect(run.stdout).toContain(`== readiness ${fleet.tenants[0].id} (database ${db}): 0 blocking, 1 warning, 0 ready`);
+    expect(run.stdout).toMatch(new RegExp(`WARNING +change capture: do not VACUUM ${db} while it migrates; tables without a primary key are keyed by rowid: "?audit_log"?`));
+  } finally {
+    cleanup();
   }
 });
