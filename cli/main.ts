@@ -29,7 +29,7 @@ import { runningTenant, runningWave, sendUpdate, whereIsTenant } from './steer';
 import { rememberWarRoomPort, startEmbeddedStack } from './stack';
 import { createGateway, listenGateway } from '../ingestion/gateway';
 import { ensureTemporalCli, findTemporalCli } from './temporal-cli';
-import { ensureChromium, SetupError } from './setup';
+import { ensureChromium, ensurePostgres, SetupError } from './setup';
 import { listWaves, OperatorError, previousWave, renderWaves, startWave, summarize, watchWave } from './waves';
 import { chooseTenants } from './wave-choice';
 import { serveWarRoom } from './war-room';
@@ -103,6 +103,8 @@ program
     if (!o.quiet || (o.dryRun && !path)) console.log(path ? `Temporal CLI: ${path}` : o.dryRun ? 'Temporal CLI: would be built with Go (or downloaded by the SDK)' : 'Temporal CLI: the SDK will download it on first use');
     const chromium = ensureChromium(log, { dryRun: o.dryRun });
     if (!o.quiet && chromium) console.log(`Chromium: ${chromium}`);
+    const postgres = ensurePostgres(log, { dryRun: o.dryRun });
+    if (!o.quiet && postgres) console.log(`PostgreSQL programs: ${postgres}`);
   });
 
 program

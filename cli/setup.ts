@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { chromiumPath, DEBIAN_CHROMIUM } from './browser';
+import { postgresBinDirectory } from '../engines/postgres-bin';
 
 /** What setup will do about Chromium, decided from the machine's facts alone (so a test can ask). */
 export type ChromiumDecision =
@@ -83,4 +84,29 @@ export function ensureChromium(log: (line: string) => void, options: { dryRun?: 
   if (!facts.executable(decision.path)) throw new SetupError(`apt-get installed chromium but ${decision.path} is missing; set AIRLIFT_CHROMIUM to the Chromium binary`);
   log(`Chromium installed: ${decision.path}`);
   return decision.path;
+}
+
+/**
+ * Makes sure PostgreSQL's programs are there (initdb, pg_ctl, pg_dump, pg_restore: the private
+ * clusters of the tests and `demo --engine postgres`): installs Debian's `postgresql` package when it
+ * can (root, apt-get), and otherwise says the command to run. PGHOST naming a server needs them too,
+ * for pg_dump and pg_restore.
+ */
+export function ensurePostgres(log: (line: string) => void, options: { dryRun?: boolean; facts?: MachineFacts } = {}): string | undefined {
+  const found = postgresBinDirectory(['initdb', 'pg_ctl', 'pg_dump', 'pg_restore']);
+  if (found) return found;
+  const facts = options.facts ?? machineFacts();
+  const apt = 'apt-get update && apt-get install -y postgresql';
+  if (!facts.aptGet || facts.uid !== 0)
+    throw new SetupError(`PostgreSQL's programs (initdb, pg_ctl, pg_dump, pg_restore) are not installed; the PostgreSQL tests start private clusters with them: run \`${facts.aptGet ? `sudo sh -c '${apt}'` : 'your package manager\'s postgresql install'}\`, or set AIRLIFT_PG_BIN to their folder`);
+  if (options.dryRun) {
+    log(`would install Debian's PostgreSQL (for the private clusters of the PostgreSQL tests): ${apt}`);
+    return undefined;
+  }
+  log(`Installing Debian's PostgreSQL for the private clusters of the PostgreSQL tests: ${apt}`);
+  for (const command of [[facts.aptGet, 'update', '-qq'], [facts.aptGet, 'install', '-y', '-qq', 'postgresql']]) {
+    const ran = spawnSync(command[0], command.slice(1), { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+    if (ran.status !== 0) throw new SetupError(`\`${command.join(' ')}\` failed (exit code ${ran.status ?? ran.signal}); install PostgreSQL yourself, or set AIRLIFT_PG_BIN`);
+  }
+  return postgresBinDirectory(['initdb', 'pg_ctl', 'pg_dump', 'pg_restore']);
 }
