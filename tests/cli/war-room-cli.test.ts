@@ -29,8 +29,8 @@ test('demo --screenshot saves a PNG of the war room once it shows every tenant e
   expect(JSON.parse(lines[lines.length - 1])).toMatchObject({ tenants: 2, migrated: 2 });
   const png = readFileSync(file);
   expect(png.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
-  // IHDR: the page's full width.
-  expect(png.readUInt32BE(16)).toBe(1920);
+  // IHDR: the page at the 1366 px of a common wall screen, every column fitting (no wider page).
+  expect(png.readUInt32BE(16)).toBe(1366);
 });
 
 describe('airlift ui', () => {
