@@ -120,7 +120,7 @@ program
     console.log(stack.resumed
       ? `Resumed the stack kept in ${stateDir}, on the ports it had: every wave goes on where it was.`
       : `State kept in ${stateDir} (Temporal's history, the blobs): a restart resumes every wave; delete it to start afresh.`);
-    const warRoom = await serveWarRoom(stack.temporal.client, { fleet, temporalUiUrl: stack.uiUrl, namespace: stack.namespace, port: o.warRoomPort ?? stack.warRoomPort ?? 8090 }).catch(async (err) => {
+    const warRoom = await serveWarRoom(stack.temporal.client, { fleet, temporalUiUrl: stack.uiUrl, namespace: stack.namespace, port: o.warRoomPort ?? stack.warRoomPort ?? 8090, portOption: '--war-room-port' }).catch(async (err) => {
       await stack.close();
       throw err;
     });

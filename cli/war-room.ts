@@ -405,13 +405,13 @@ export function warRoomToken(fleet: LoadedFleet | undefined, env: NodeJS.Process
 /** Serves the war room over a Temporal client on `port` (0: a free one). */
 export async function serveWarRoom(
   client: Client,
-  options: { fleet?: LoadedFleet; temporalUiUrl?: string; namespace?: string; port?: number; host?: string; intervalMs?: number; env?: NodeJS.ProcessEnv },
+  options: { fleet?: LoadedFleet; temporalUiUrl?: string; namespace?: string; port?: number; host?: string; intervalMs?: number; env?: NodeJS.ProcessEnv; portOption?: string },
 ): Promise<{ url: string; warRoom: WarRoom; readOnlyBecause?: string; stop: () => Promise<void> }> {
   const { token, variable } = warRoomToken(options.fleet, options.env);
   const warRoom = temporalWarRoom(client, { fleet: options.fleet, adminToken: token, temporalUiUrl: options.temporalUiUrl, namespace: options.namespace, intervalMs: options.intervalMs });
   const served = await listenGateway(warRoom, options.port ?? 0, options.host ?? '127.0.0.1').catch((err: NodeJS.ErrnoException) => {
     void warRoom.close();
-    throw err.code === 'EADDRINUSE' ? new OperatorError(`--port ${options.port}: the port is taken on ${options.host ?? '127.0.0.1'}; choose another with --port`) : err;
+    throw err.code === 'EADDRINUSE' ? new OperatorError(`${options.portOption ?? '--port'} ${options.port}: the port is taken on ${options.host ?? '127.0.0.1'}; choose another with ${options.portOption ?? '--port'}`) : err;
   });
   const stop = async () => {
     await warRoom.close();
