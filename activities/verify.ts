@@ -2,7 +2,8 @@
 // narrowed to its keys, and keys whose change is still on its way are left to the cut-over.
 // The heartbeat carries the tables already compared, so a retry continues where it stopped.
 import { compareTable, compareTableSets, type TableComparison } from '../engines/table-verifier';
-import { ChangedKeys, rebaseline } from '../protocol/changed-rows';
+import { ChangedKeys, compareAfterFlip, rebaseline, someDifferences } from '../protocol/changed-rows';
+import { VerificationMismatchError } from '../protocol/errors';
 import { resumePoint } from '../protocol/replicator';
 import { replicationStream } from './dual-write';
 import { type ActivityDeps, cancellation, checkpoint, tenantSides, withHeartbeat } from './context';
@@ -39,6 +40,20 @@ export function verifyActivities(deps: ActivityDeps) {
      * `verifiedFrom` up to where replication stands, and returns that point, so the fenced compare
      * covers only what changed since (protocol/changed-rows.ts `rebaseline`).
      */
+    /**
+     * Log shipping: the rows changed since journaling that the cut-over did not compare under its
+     * fence, compared now in the rollback window (protocol/changed-rows.ts `compareAfterFlip`). A
+     * difference fails the migration, and the rollback puts the tenant back on its source.
+     */
+    compareAfterFlip: (tenantId: string, migrationId: string, span: { after: number; until: number }, windowFrom: number): Promise<number> =>
+      withHeartbeat(async (beat) => {
+        const { tenant, source, target } = tenantSides(deps, tenantId, migrationId);
+        const differences = await compareAfterFlip({ engine: source, database: tenant.database }, { engine: target, database: tenant.database }, span, windowFrom, () => beat(span));
+        if (differences.length)
+          throw new VerificationMismatchError(`rows changed before the cut-over differ on the target (compared after the flip): ${someDifferences(differences)}; the tenant is rolled back to its source`);
+        return span.until - span.after;
+      }),
+
     rebaselineVerification: (tenantId: string, migrationId: string, journalFrom: number, verifiedFrom: number): Promise<number> =>
       withHeartbeat(async (beat) => {
         const { tenant, source, target } = tenantSides(deps, tenantId, migrationId);

@@ -92,6 +92,26 @@ export async function compareChangedRows(
 }
 
 /**
+ * After a flip whose compare was deferred (log shipping): every row the source's log names in
+ * (after, until] must be identical on the target, except rows the target's own log names after
+ * `windowFrom` (written in the rollback window, so they differ for a reason; the target's log is read
+ * after the comparison, so a write made while it ran counts). The source is fenced and changes only
+ * by the reverse dual-write, which copies exactly those rows.
+ */
+export async function compareAfterFlip(
+  source: { engine: ComparedSide; database: string },
+  target: { engine: ComparedSide; database: string },
+  span: { after: number; until: number },
+  windowFrom: number,
+  onBatch?: () => void,
+): Promise<(Difference & { table: string })[]> {
+  const { differences } = await compareChangedRows(source, target, span.after, span.until, onBatch);
+  if (!differences.length) return [];
+  const window = await new ChangedKeys(target.engine, target.database, windowFrom).refresh();
+  return differences.filter((d) => !window.has(d.table, d.key));
+}
+
+/**
  * Moves the point the cut-over compares from (`after`) up to `appliedUpTo`, the destination's cursor,
  * online: every row changed in between is compared now, so the fenced compare covers only what changed
  * since this check, however long the tenant waited for approval. A row that differs is in flux (not a

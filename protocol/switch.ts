@@ -104,6 +104,11 @@ export interface SwitchResult {
    * write gate holds for them (their writes to the old side are refused, and they reload their route).
    */
   unreachable?: string[];
+  /**
+   * Log shipping: the rows the old primary's log names in (after, until] were not compared under the
+   * fence; the workflow compares them in the rollback window (`compareAfterFlip`).
+   */
+  deferredCompare?: { after: number; until: number };
 }
 
 const other = (side: Side): Side => (side === 'source' ? 'target' : 'source');
@@ -140,6 +145,7 @@ export async function switchPrimary(ctx: SwitchContext, to: Side, options: Switc
   let flipped = false;
   let reverseFrom: number;
   let steps: SwitchResult['steps'];
+  let deferredCompare: SwitchResult['deferredCompare'];
   try {
     // Only a gate this migration holds (no `none`: a side without a gate is one whose capture a
     // rollback removed, and a stale attempt must not put a fence back there).
@@ -166,7 +172,11 @@ export async function switchPrimary(ctx: SwitchContext, to: Side, options: Switc
     await verifySchemaUnchanged(stream);
     await verifyRowidsUnmoved(stream);
     checkBudget('comparing the tables keyed by rowid');
-    if (options.verifyChangesAfter !== undefined) {
+    // With log shipping, once the restore is completed nothing can call the switch off, and the rows
+    // changed since journaling may be weeks of changes: they are compared after the flip, in the
+    // rollback window (`compareAfterFlip`), never under the fence. LRS restored checksummed backups.
+    if (options.verifyChangesAfter !== undefined && completed) deferredCompare = { after: options.verifyChangesAfter, until: fenceSeq };
+    else if (options.verifyChangesAfter !== undefined) {
       await verifyChangedRows(stream, options.verifyChangesAfter, fenceSeq);
       checkBudget('comparing the rows changed since verification');
     }
@@ -200,7 +210,7 @@ export async function switchPrimary(ctx: SwitchContext, to: Side, options: Switc
   } finally {
     released = await routes.unfence(tenantId);
   }
-  return { ...writePause(released, fencedAt), reverseFrom, ...nodesAway(unreachable, released.unreachable ?? []), ...(steps ? { steps } : {}) };
+  return { ...writePause(released, fencedAt), reverseFrom, ...nodesAway(unreachable, released.unreachable ?? []), ...(steps ? { steps } : {}), ...(deferredCompare ? { deferredCompare } : {}) };
 }
 
 /** What is left of the budget when the fence is raised, plus a margin; a switch without a budget (a rollback) gets a fixed lease. */

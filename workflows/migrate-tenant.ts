@@ -166,7 +166,12 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
       run.background(() => replication.dualWrite(tenantId, migrationId, 'reverse', switched.reverseFrom));
       run.routeBackRefusal = () => short.routeBackRefusal(tenantId, migrationId);
       await releaseWaveSlot(tenantId);
-      await run.phase('rollback_window', () => run.rollbackWindow(policy.rollbackWindowSeconds));
+      const deferred = switched.deferredCompare && wf.patched('compare-after-flip') ? switched.deferredCompare : undefined;
+      await run.phase('rollback_window', async () => {
+        // With log shipping the rows changed since journaling are compared here, not under the fence.
+        if (deferred) await transfer.compareAfterFlip(tenantId, migrationId, deferred, switched.reverseFrom);
+        await run.rollbackWindow(policy.rollbackWindowSeconds);
+      });
       run.passPointOfNoReturn();
     });
   } catch (err) {

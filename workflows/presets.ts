@@ -22,6 +22,7 @@ const SUMMARIES: { [K in keyof AirliftActivities]: (...args: Parameters<AirliftA
   replicationLag: () => 'catching up: how far the dual-write is behind',
   shipLogs: () => 'log shipping: a log backup taken and shipped to the Managed Instance, again and again (catching up)',
   logShippingLag: () => "catching up: how far the Managed Instance's restore is behind the log backups shipped",
+  compareAfterFlip: () => 'rollback window: rows changed before the cut-over compared with the target (log shipping: not under the fence)',
   rebaselineVerification: () => 'cutting over: rows changed since verification compared online first',
   verifyTables: () => 'verifying: chunk digests of every table compared',
   switchPrimary: (_tenant, _migration, to) => (to === 'target' ? 'cutting over: fence, drain, compare changed rows, flip to target' : 'rollback: route the tenant back to its source'),

@@ -8,7 +8,7 @@ import { sqliteDirectory } from '../../engines/sqlite-kind';
 import Database from 'better-sqlite3';
 import { endSwitchAttempt, switchPrimary, type SwitchContext } from '../../protocol/switch';
 import { applyRange, streamName } from '../../protocol/replicator';
-import { rebaseline } from '../../protocol/changed-rows';
+import { compareAfterFlip, rebaseline } from '../../protocol/changed-rows';
 import { FencedWriteError, PauseBudgetExceededError, ReplicationConflictError, TargetInUseError, VerificationMismatchError } from '../../protocol/errors';
 import type { Engine } from '../../engines/engine';
 import { makeFleet } from '../helpers/stack';
@@ -517,6 +517,57 @@ test('review: a stale route-back that wakes after capture was removed from the s
     // The next migration journals as if the first had never been.
     await t.source.startCapture(t.tenant.database);
     expect(await t.source.setWriteGate(t.tenant.database, { state: 'open', migrationId: 'm2' }, { states: ['none'] })).toBe(true);
+  } finally {
+    t.close();
+  }
+});
+
+test('log shipping: once the restore is completed nothing is compared under the fence; the rows changed since journaling are compared after the flip, rows written in the window set aside', async () => {
+  const t = await restoredTenant();
+  try {
+    const file = (dir: string) => join(dir, `${t.tenant.database}.db`);
+    const sourceDb = new Database(file(sqliteDirectory(t.fleet.sources.onprem)));
+    const targetFile = file(sqliteDirectory(t.fleet.targets.cloud));
+    // Changes since journaling, carried to the target before the fence (standing in for the log backups).
+    sourceDb.exec("UPDATE ads SET headline = 'shipped' WHERE id <= 20");
+    const stream = { database: t.tenant.database, from: t.source as Engine, to: t.target as Engine, origin: 'source' as const, name: streamName('m1', 'source') };
+    await applyRange(stream, 0, await t.source.changeHead(t.tenant.database));
+    // The tail-log backup carries the source's gate as this attempt fenced it.
+    const shipping = {
+      completed: async () => false,
+      shipTail: async () => {
+        await t.target.setWriteGate(t.tenant.database, (await t.source.writeGate(t.tenant.database))!);
+        return 'tail.trn';
+      },
+      untilRestored: async () => undefined,
+      complete: async () => undefined,
+    };
+    const compared: string[] = [];
+    const watched = Object.assign(Object.create(t.target) as Engine, {
+      readRows: async (...args: Parameters<Engine['readRows']>) => {
+        compared.push(args[1].name);
+        return t.target.readRows(...args);
+      },
+    });
+    const result = await switchPrimary({ ...t.ctx, engines: { source: t.source, target: watched }, logShipping: shipping }, 'target', {
+      chunkRows: 100, budgetMs: 60_000, verifyChangesAfter: 0, catchUp: 'log-shipping',
+    });
+    expect(compared).toEqual([]); // nothing read row by row under the fence
+    expect(result.deferredCompare).toEqual({ after: 0, until: await t.source.changeHead(t.tenant.database) });
+    expect(t.catalog.get(t.tenant.id)?.primary).toBe('target');
+
+    const side = (engine: Engine) => ({ engine, database: t.tenant.database });
+    expect(await compareAfterFlip(side(t.source), side(t.target), result.deferredCompare!, result.reverseFrom)).toEqual([]);
+    // A row written on the target in the window differs for a reason: set aside.
+    const writer = new Database(targetFile);
+    writer.exec("UPDATE ads SET headline = 'edited in the window' WHERE id = 3");
+    writer.close();
+    // A row the shipped log did not carry (standing in for a restore that lost it) is named.
+    sourceDb.exec('DELETE FROM airlift_gate'); // let the test write the fenced source directly
+    sourceDb.exec("UPDATE ads SET headline = 'lost on the way' WHERE id = 4");
+    const differences = await compareAfterFlip(side(t.source), side(t.target), { after: 0, until: await t.source.changeHead(t.tenant.database) }, result.reverseFrom);
+    expect(differences).toEqual([{ table: 'ads', key: 'id=4', kind: 'changed' }]);
+    sourceDb.close();
   } finally {
     t.close();
   }
