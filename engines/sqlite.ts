@@ -323,6 +323,8 @@ export class SqliteEngine implements Engine {
     const db = this.openWritable(database);
     try {
       db.transaction(() => {
+        // The fence triggers kept read the gate's lease column: a gate made before it existed gets it.
+        if (options.keepFence && hasTable(db, 'airlift_gate')) ensureGateSchema(db);
         removeCapture(db, tables, options.keepFence);
         if (!options.keepFence) db.exec('DROP TABLE IF EXISTS airlift_cursors; DROP TABLE IF EXISTS airlift_gate;');
       }).immediate();

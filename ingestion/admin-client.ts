@@ -16,6 +16,9 @@ export interface GatewayAdminOptions {
   log?: (line: string) => void;
 }
 
+/** How long a node may take to answer a call that waits for nothing there (flip, release, mode). */
+const QUICK_CALL_MS = 3000;
+
 type Answer<T> = { node: string; ok: true; value: T } | { node: string; ok: false; refused: boolean; reason: string };
 type Failure = Extract<Answer<unknown>, { ok: false }>;
 
@@ -53,7 +56,7 @@ export class GatewayAdmin {
   }
 
   /** One call to one node; never throws: a node that fails is an answer saying how. */
-  private async call<T>(base: string, tenantId: string, action: string, body?: object): Promise<Answer<T>> {
+  private async call<T>(base: string, tenantId: string, action: string, body?: object, timeoutMs = this.timeoutMs): Promise<Answer<T>> {
     const node = nodeName(base);
     const url = `${base.replace(/\/$/, '')}/admin/tenants/${encodeURIComponent(tenantId)}${action ? `/${action}` : ''}`;
     try {
@@ -61,7 +64,7 @@ export class GatewayAdmin {
         method: body ? 'POST' : 'GET',
         headers: { authorization: `Bearer ${this.token}`, 'content-type': 'application/json' },
         body: body ? JSON.stringify(body) : undefined,
-        signal: AbortSignal.timeout(this.timeoutMs),
+        signal: AbortSignal.timeout(timeoutMs),
       });
       const text = await res.text();
       if (!res.ok) {
@@ -80,13 +83,13 @@ export class GatewayAdmin {
       }
     } catch (err) {
       const e = err as Error & { cause?: { code?: string; message?: string } };
-      if (e.name === 'TimeoutError') return { node, ok: false, refused: false, reason: `no answer within ${this.timeoutMs} ms` };
+      if (e.name === 'TimeoutError') return { node, ok: false, refused: false, reason: `no answer within ${timeoutMs} ms` };
       return { node, ok: false, refused: false, reason: `unreachable: ${e.cause?.code ?? e.cause?.message ?? e.message}` };
     }
   }
 
-  private each<T>(tenantId: string, action: string, body?: object): Promise<Answer<T>[]> {
-    return Promise.all(this.gateways.map((base) => this.call<T>(base, tenantId, action, body)));
+  private each<T>(tenantId: string, action: string, body?: object, timeoutMs?: number): Promise<Answer<T>[]> {
+    return Promise.all(this.gateways.map((base) => this.call<T>(base, tenantId, action, body, timeoutMs)));
   }
 
   /** Every node's answer, or one error naming every node that failed. */
@@ -102,7 +105,9 @@ export class GatewayAdmin {
    * when any node refused. A change that only some nodes took is in force where it was taken.
    */
   private async reachable<T>(tenantId: string, action: string, body?: object): Promise<{ values: T[]; unreachable?: string[] }> {
-    const answers = await this.each<T>(tenantId, action, body);
+    // A flip, a release or a mode change waits for nothing on a node: one that takes connections but
+    // does not answer within seconds is named, and held events on the others are not kept waiting.
+    const answers = await this.each<T>(tenantId, action, body, Math.min(this.timeoutMs, QUICK_CALL_MS));
     return this.split(tenantId, action, answers);
   }
 
@@ -124,7 +129,10 @@ export class GatewayAdmin {
    * first) so no node holds the tenant's events for a cut-over that is not happening.
    */
   async fence(tenantId: string, leaseMs?: number): Promise<{ fencedAt?: number; unreachable?: string[] }> {
-    const answers = await this.each<{ fencedAt: number }>(tenantId, 'fence', leaseMs === undefined ? {} : { leaseMs });
+    // A node that takes connections but never answers must not hold the switch past its budget:
+    // with a lease, each node gets at most a quarter of it to answer, and is then named as not answering.
+    const timeoutMs = leaseMs === undefined ? undefined : Math.min(this.timeoutMs, Math.max(300, Math.floor(leaseMs / 4)));
+    const answers = await this.each<{ fencedAt: number }>(tenantId, 'fence', leaseMs === undefined ? {} : { leaseMs }, timeoutMs);
     const failed = answers.filter((a): a is Failure => !a.ok);
     if (!failed.some((f) => f.refused)) {
       const { values, unreachable } = this.split(tenantId, 'fence', answers);

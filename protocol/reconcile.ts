@@ -74,7 +74,7 @@ export type Repair =
   | { step: 'fence'; side: Side }
   | { step: 'open'; side: Side }
   | { step: 'route'; side: Side; gateways: string[] }
-  | { step: 'thaw'; writeMode: WriteMode; outbox: boolean; primary: Side }
+  | { step: 'thaw'; writeMode: WriteMode; outbox: boolean; primary: Side; migrationId?: string }
   | { step: 'unfence'; gateways: string[] }
   | { step: 'drop-target'; migrationId: string };
 
@@ -168,7 +168,9 @@ export async function inspectTenant(adapters: ReconcileAdapters, tenant: Reconci
     notes: [],
   };
   for (const [side, state] of [['source', source], ['target', target]] as const) if (state.error) report.problems.push(`${side}: cannot be read: ${state.error}`);
-  for (const g of gateways ?? []) if (g.error) report.problems.push(`gateway ${g.gateway}: ${g.error}`);
+  // A node that does not answer holds nothing reconcile needs: the write gates are the authority, and
+  // the node loads its routes from the catalog when it serves again.
+  for (const g of gateways ?? []) if (g.error) report.notes.push(`gateway ${g.gateway} did not answer (${g.error}): repaired without it; it loads its routes from the catalog when it serves again`);
   if (blobs && 'error' in blobs) report.notes.push(`blobs: cannot be listed: ${blobs.error}`);
 
   if (ownerNow.kind === 'workflow') {
@@ -208,7 +210,7 @@ export async function inspectTenant(adapters: ReconcileAdapters, tenant: Reconci
   if (misrouted.length) report.repairs.push({ step: 'route', side: primary, gateways: misrouted });
 
   if (report.catalog.writeMode !== 'read_write' || report.catalog.outbox)
-    report.repairs.push({ step: 'thaw', writeMode: report.catalog.writeMode, outbox: report.catalog.outbox, primary });
+    report.repairs.push({ step: 'thaw', writeMode: report.catalog.writeMode, outbox: report.catalog.outbox, primary, migrationId: source.gate?.migrationId ?? target.gate?.migrationId ?? marker ?? undefined });
   const fencedOn = (gateways ?? []).filter((g) => g.fenced).map((g) => g.gateway);
   if (fencedOn.length) report.repairs.push({ step: 'unfence', gateways: fencedOn });
   if (droppable) report.repairs.push({ step: 'drop-target', migrationId: marker! });
@@ -293,7 +295,9 @@ async function carryOut(adapters: ReconcileAdapters, tenant: ReconcileTenant, re
     case 'route':
       return void (await adapters.routes.setPrimary(tenant.tenantId, repair.side, false));
     case 'thaw':
-      await adapters.routes.setMode(tenant.tenantId, { writeMode: 'read_write', outbox: false });
+      // Recorded as a later run of the migration it ends: a step of that migration left running on a
+      // worker (journaling, say) that wakes afterwards is refused, having changed nothing.
+      await adapters.routes.setMode(tenant.tenantId, { writeMode: 'read_write', outbox: false }, repair.migrationId ? { owner: `${repair.migrationId}:reconcile-${randomUUID()}`, step: 0 } : undefined);
       if (repair.outbox) {
         await engineOf(repair.primary).stopCapture(tenant.database, { keepFence: false });
         // A source the tenant left keeps its fence; a target it never moved to is fenced or dropped above.

@@ -146,6 +146,10 @@ export async function switchPrimary(ctx: SwitchContext, to: Side, options: Switc
   let reverseFrom: number;
   let steps: SwitchResult['steps'];
   let deferredCompare: SwitchResult['deferredCompare'];
+  const holdFence = async () => {
+    if (!(await ctx.engines[from].setWriteGate(database, { state: 'fenced', migrationId, token: attempt.token }, { states: ['fenced'], token: attempt.token, migrationId, unexpired: true })))
+      throw new SwitchSupersededError(`${tenantId}: this attempt's fence on the ${from} lapsed (it held longer than its lease of ${leaseMs} ms) or was taken over; writers were let through there, so nothing is flipped`);
+  };
   try {
     // Only a gate this migration holds (no `none`: a side without a gate is one whose capture a
     // rollback removed, and a stale attempt must not put a fence back there).
@@ -156,7 +160,7 @@ export async function switchPrimary(ctx: SwitchContext, to: Side, options: Switc
     const stream: SwitchStream = { database, from: ctx.engines[from], to: ctx.engines[to], origin: from, name: streamName(migrationId, from) };
     const fenceSeq = await stream.from.changeHead(database);
     if (options.catchUp === 'log-shipping' && to === 'target') {
-      steps = await shipTailLog(ctx, checkBudget, () => assertCurrent(ctx, attempt));
+      steps = await shipTailLog(ctx, checkBudget, () => assertCurrent(ctx, attempt), holdFence);
       completed = true;
       // The restored gate is the source's as the tail-log backup carried it: fenced by this attempt.
       if (!(await ctx.engines.target.setWriteGate(database, { state: 'standby', migrationId }, { states: ['fenced', 'standby'], token: attempt.token })))
@@ -188,8 +192,11 @@ export async function switchPrimary(ctx: SwitchContext, to: Side, options: Switc
     // The fence must still be this attempt's and unlapsed: then no writer has committed on the old
     // primary since the drain. From here it holds without a lease: after the flip the old side is
     // closed for good, and a lapse would let a writer with a stale route commit where nobody reads.
-    if (!(await ctx.engines[from].setWriteGate(database, { state: 'fenced', migrationId, token: attempt.token }, { states: ['fenced'], token: attempt.token, migrationId, unexpired: true })))
-      throw new SwitchSupersededError(`${tenantId}: this attempt's fence on the ${from} lapsed (it held longer than its lease of ${leaseMs} ms) or was taken over; writers were let through there, so nothing is flipped`);
+    await holdFence();
+    // And, whatever the clocks did: once the fence holds for good, the old primary's log must not
+    // have grown since the drain (every write there adds to it).
+    if ((await ctx.engines[from].changeHead(database)) !== fenceSeq)
+      throw new SwitchSupersededError(`${tenantId}: writes reached the ${from} after the drain (its fence lapsed while this attempt ran); nothing is flipped`);
     // The catalog flips before the new primary opens: a writer with a stale route meets a side that
     // is not open yet and reloads, and no write lands on a side that a superseded attempt leaves behind.
     if (!catalog.flipPrimary(tenantId, to, true, attempt.epoch))
@@ -205,12 +212,27 @@ export async function switchPrimary(ctx: SwitchContext, to: Side, options: Switc
   let released: { pauseMs: number; held: number; unreachable?: string[] };
   let unreachable: string[] = [...(fenced.unreachable ?? [])];
   try {
-    await openSide(ctx, to, attempt);
+    await openAfterFlip(ctx, to, attempt);
     unreachable = [...unreachable, ...((await routes.setPrimary(tenantId, to, true)).unreachable ?? [])];
   } finally {
     released = await routes.unfence(tenantId);
   }
   return { ...writePause(released, fencedAt), reverseFrom, ...nodesAway(unreachable, released.unreachable ?? []), ...(steps ? { steps } : {}), ...(deferredCompare ? { deferredCompare } : {}) };
+}
+
+/**
+ * After the flip no side takes writes until the new primary opens: a passing failure (a dropped
+ * connection) is tried again at once, a few times, before the attempt is left to be finished forward.
+ */
+async function openAfterFlip(ctx: SwitchContext, to: Side, attempt: Attempt): Promise<void> {
+  for (let tries = 1; ; tries++) {
+    try {
+      return await openSide(ctx, to, attempt);
+    } catch (err) {
+      if (err instanceof SwitchSupersededError || tries >= 3) throw err;
+      await new Promise((r) => setTimeout(r, 100 * tries));
+    }
+  }
 }
 
 /** What is left of the budget when the fence is raised, plus a margin; a switch without a budget (a rollback) gets a fixed lease. */
@@ -247,7 +269,7 @@ function nodesAway(...calls: string[][]): { unreachable?: string[] } {
  * Under the fence: the tail-log backup, shipped and restored within the budget, then the completion
  * (past the point where a call-off leaves the target able to catch up again).
  */
-async function shipTailLog(ctx: SwitchContext, checkBudget: (step: string) => void, assertStillCurrent: () => void): Promise<NonNullable<SwitchResult['steps']>> {
+async function shipTailLog(ctx: SwitchContext, checkBudget: (step: string) => void, assertStillCurrent: () => void, holdFence: () => Promise<void>): Promise<NonNullable<SwitchResult['steps']>> {
   const shipping = ctx.logShipping;
   if (!shipping) throw new Error('a log-shipping cut-over needs the tail-log shipping of its activity');
   if (await shipping.completed())
@@ -264,6 +286,10 @@ async function shipTailLog(ctx: SwitchContext, checkBudget: (step: string) => vo
   checkBudget('restoring the tail-log backup');
   // A timed-out attempt still running on its worker must not complete what a later attempt is shipping.
   assertStillCurrent();
+  // The completion is the point from which nothing calls this switch off: from here its fence holds
+  // without a lease (only if still its own and unlapsed), since the compare and the flip may follow
+  // after the budget is spent.
+  await holdFence();
   at = Date.now();
   await shipping.complete(tail);
   return { tailBackupMs, restoreMs, completeMs: Date.now() - at };
@@ -340,14 +366,24 @@ async function openSide(ctx: Pick<SwitchContext, 'engines' | 'database' | 'migra
 async function callOff(ctx: SwitchContext, from: Side, to: Side, token?: string): Promise<boolean> {
   const { database, migrationId, tenantId } = ctx;
   try {
+    // Without a token (endSwitchAttempt), the gates as they are before the epoch moves are the ones
+    // ended: a caller that freezes after moving the epoch and wakes after a later attempt fenced,
+    // flipped and opened touches none of that attempt's gates (theirs carry its token).
+    const [fromToken, toToken] = token !== undefined ? [token, token] : await Promise.all([gateTokenIn(ctx, from, 'fenced'), gateTokenIn(ctx, to, 'open')]);
     if (!ctx.catalog.bumpEpoch(tenantId, from)) return false; // flipped: only going forward finishes it
-    await ctx.engines[from].setWriteGate(database, { state: 'open', migrationId }, { states: ['fenced'], token, migrationId });
+    if (fromToken !== null) await ctx.engines[from].setWriteGate(database, { state: 'open', migrationId }, { states: ['fenced'], token: fromToken, migrationId });
     const idle = to === 'target' ? 'standby' : 'fenced';
-    await ctx.engines[to].setWriteGate(database, { state: idle, migrationId }, { states: ['open'], token, migrationId }).catch(() => false);
+    if (toToken !== null) await ctx.engines[to].setWriteGate(database, { state: idle, migrationId }, { states: ['open'], token: toToken, migrationId }).catch(() => false);
     return true;
   } finally {
     await ctx.routes.unfence(tenantId);
   }
+}
+
+/** The token of `side`'s gate when it is in `state` (null when it is not, or has none: nothing to end there). */
+async function gateTokenIn(ctx: SwitchContext, side: Side, state: 'open' | 'fenced'): Promise<string | null> {
+  const gate = await ctx.engines[side].writeGate(ctx.database).catch(() => null);
+  return gate?.state === state ? (gate.token ?? null) : null;
 }
 
 /**

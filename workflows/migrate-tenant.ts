@@ -33,7 +33,7 @@ import { PauseBudgetExceededError, VerificationMismatchError } from '../protocol
 export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
   const { tenantId, migrationId, policy } = input;
   const run = new TenantRun(input);
-  const { short, transfer, replication, cutover, lrsCutover, undo, cleanup, final } = activityPresets(policy);
+  const { short, check, transfer, replication, cutover, lrsCutover, undo, cleanup, final } = activityPresets(policy);
   const compensations = new Compensations();
 
   wf.setHandler(statusQuery, () => run.status);
@@ -164,7 +164,7 @@ export async function migrateTenant(input: TenantInput): Promise<TenantResult> {
       if (switched.steps) run.status.cutoverSteps = switched.steps;
 
       run.background(() => replication.dualWrite(tenantId, migrationId, 'reverse', switched.reverseFrom));
-      run.routeBackRefusal = () => short.routeBackRefusal(tenantId, migrationId);
+      run.routeBackRefusal = () => check.routeBackRefusal(tenantId, migrationId);
       await releaseWaveSlot(tenantId);
       const deferred = switched.deferredCompare && wf.patched('compare-after-flip') ? switched.deferredCompare : undefined;
       await run.phase('rollback_window', async () => {
@@ -488,7 +488,9 @@ class TenantRun {
 
   async rollback(reason: string, via: 'signal' | 'update'): Promise<string> {
     let refusal = this.rollbackRefusal();
-    if (!refusal && this.status.phase === 'rollback_window' && this.routeBackRefusal && wf.patched('route-back-checked-online')) refusal = (await this.routeBackRefusal()) ?? this.rollbackRefusal();
+    // A check that cannot be made (the target unreachable) refuses nothing: the fenced switch checks the schema again.
+    if (!refusal && this.status.phase === 'rollback_window' && this.routeBackRefusal && wf.patched('route-back-checked-online'))
+      refusal = (await this.routeBackRefusal().catch(() => null)) ?? this.rollbackRefusal();
     if (refusal) {
       // A signal cannot be refused to its sender: the refusal goes to the log and to `status`.
       this.status.rollbackRefused = refusal;

@@ -62,6 +62,12 @@ export function activityPresets(policy: MigrationPolicy) {
       scheduleToCloseTimeout: '10 minutes',
       retry: { initialInterval: '500 milliseconds', maximumInterval: '10 seconds', nonRetryableErrorTypes },
     }),
+    /** A check an operator waits on (a rollback's route back, read online): seconds, or no answer. */
+    check: withSummaries({
+      startToCloseTimeout: '20 seconds',
+      scheduleToCloseTimeout: '30 seconds',
+      retry: { initialInterval: '500 milliseconds', maximumInterval: '2 seconds', maximumAttempts: 3, nonRetryableErrorTypes },
+    }),
     /** Snapshot, copy, restore, verify: long, heartbeating, resumable from their checkpoints. */
     transfer: withSummaries({
       startToCloseTimeout: `${policy.activityTimeoutMinutes} minutes`,

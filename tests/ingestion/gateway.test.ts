@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { basename, dirname, join } from 'node:path';
 import { createGateway, listenGateway } from '../../ingestion/gateway';
 import { SqliteEngine } from '../../engines/sqlite';
-import { countRows, makeFleet } from '../helpers/stack';
+import { countRows, makeFleet, waitFor } from '../helpers/stack';
 
 const TOKEN = 'test-admin-token-0123456789';
 let url: string;

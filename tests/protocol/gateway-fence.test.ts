@@ -1,6 +1,7 @@
 // Item 4 of issue 7 on two real gateway nodes over HTTP: a flip that reaches only some nodes, and a
 // node restarted during a cut-over, must not let one acknowledged event land where nothing replicates it.
 import Database from 'better-sqlite3';
+import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { freePort } from '../../azure/azurite';
 import { sqliteDirectory } from '../../engines/sqlite-kind';
@@ -165,6 +166,27 @@ test('a gateway node down for the whole cut-over and the rollback after it: both
     expect((await t.post(t.nodes.b.url, 'via-b-back-up')).status).toBe(200);
     expect(t.where('via-b-back-up')).toEqual(['source']);
   } finally {
+    await t.close();
+  }
+});
+
+test('a gateway node that takes connections but never answers (a frozen process) is named, each call waiting at most a quarter of the fence lease or 3 s, and the cut-over goes through', async () => {
+  const t = await twoNodes();
+  const sockets: Socket[] = [];
+  await t.nodes.b.stop();
+  const hung = createServer((s) => sockets.push(s)).listen(t.portB, '127.0.0.1');
+  try {
+    const started = Date.now();
+    const cutOver = await switchPrimary(t.ctx, 'target', { fromSeq: 0, chunkRows: 100, budgetMs: 5000 });
+    // Fence (a quarter of the 6 s lease), flip and release (3 s each) on the frozen node: not the 30 s admin timeout, twice.
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(cutOver.unreachable).toEqual([expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+ \((no answer within \d+ ms|unreachable)/)]);
+    expect(t.ctx.catalog.ensure(t.tenant.id).primary).toBe('target');
+    expect((await t.post(t.nodes.a.url, 'via-a')).status).toBe(200);
+    expect(t.where('via-a')).toEqual(['target']);
+  } finally {
+    sockets.forEach((s) => s.destroy());
+    hung.close();
     await t.close();
   }
 });

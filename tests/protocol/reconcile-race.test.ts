@@ -13,6 +13,11 @@ import { inspectTenant, repairTenant, REPAIR_LEASE_MS, type ReconcileAdapters, t
 import { FencedWriteError } from '../../protocol/errors';
 import { makeFleet } from '../helpers/stack';
 import { stallBeforeFlip } from '../helpers/stall';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { DefaultLogger } from '@temporalio/worker';
+import { cutoverActivities } from '../../activities/cutover';
+import type { ActivityDeps } from '../../activities/context';
+import { fleetEngines } from '../../engines';
 
 async function cutOverTenant() {
   const made = makeFleet({ tenants: 1, rows: 40 });
@@ -101,6 +106,33 @@ test('a tenant held by one reconcile is refused to another, and lets go by itsel
     catalog.releaseRepair('t1', 'first');
     expect(catalog.takeForRepair('t1', 'second', -1)).toBeDefined(); // a hold already lapsed
     expect(catalog.repairHolder('t1')).toBeUndefined();
+  } finally {
+    catalog.close();
+    made.cleanup();
+  }
+});
+
+test('a journaling attempt of a terminated migration that wakes after reconcile repaired the tenant is refused, having installed nothing', async () => {
+  const made = makeFleet({ tenants: 1, rows: 20 });
+  const catalog = new Catalog(made.fleet.catalog.path);
+  try {
+    const deps = { fleet: made.fleet, catalog, routes: catalogRoutes(catalog), engines: fleetEngines(made.fleet, process.env, { managedInstance: () => { throw new Error('no Managed Instance here'); } }) } as unknown as ActivityDeps;
+    const journaling = cutoverActivities(deps).startJournaling;
+    const tenant = made.fleet.tenants[0];
+    const source = new SqliteEngine(sqliteDirectory(made.fleet.sources.onprem));
+    const target = new SqliteEngine(sqliteDirectory(made.fleet.targets.cloud));
+    const env = () => new MockActivityEnvironment(undefined, { logger: new DefaultLogger('ERROR', () => undefined) });
+    catalog.runGeneration('m1', 'run-1');
+    // The second try of run-1's journaling ran (the first is stalled on a frozen worker); the workflow is then terminated.
+    await env().run(journaling, tenant.id, 'm1', { owner: 'm1:run-1', step: 1 });
+    const adapters: ReconcileAdapters = { catalog, holder: 'reconcile under test', routes: catalogRoutes(catalog), ownerOf: async () => ({ kind: 'none', lastRun: 'terminated' }), liveMigrations: new Set() };
+    const reconciled: ReconcileTenant = { tenantId: tenant.id, database: tenant.database, source, target, dropTarget: (m) => target.dropRestored(tenant.database, m) };
+    await repairTenant(adapters, reconciled, await inspectTenant(adapters, reconciled));
+    expect(await source.writeGate(tenant.database)).toBeNull();
+    // The first try wakes now.
+    await expect(env().run(journaling, tenant.id, 'm1', { owner: 'm1:run-1', step: 1 })).rejects.toThrow(/refused/);
+    expect(await source.writeGate(tenant.database)).toBeNull();
+    expect(catalog.get(tenant.id)).toMatchObject({ outbox: false });
   } finally {
     catalog.close();
     made.cleanup();

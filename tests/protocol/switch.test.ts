@@ -12,7 +12,7 @@ import { compareAfterFlip, rebaseline } from '../../protocol/changed-rows';
 import { FencedWriteError, PauseBudgetExceededError, ReplicationConflictError, TargetInUseError, VerificationMismatchError } from '../../protocol/errors';
 import type { Engine } from '../../engines/engine';
 import { makeFleet } from '../helpers/stack';
-import { stallBeforeFlip } from '../helpers/stall';
+import { stallBeforeFlip, stallGate } from '../helpers/stall';
 
 const event = (event_id: string) => ({ event_id, kind: 'view', ad_id: 1, occurred_at: '2026-11-27T00:00:00Z', user_agent: null, payload: null });
 
@@ -568,6 +568,52 @@ test('log shipping: once the restore is completed nothing is compared under the 
     const differences = await compareAfterFlip(side(t.source), side(t.target), { after: 0, until: await t.source.changeHead(t.tenant.database) }, result.reverseFrom);
     expect(differences).toEqual([{ table: 'ads', key: 'id=4', kind: 'changed' }]);
     sourceDb.close();
+  } finally {
+    t.close();
+  }
+});
+
+test('ending an attempt that freezes after it moved the epoch and wakes after the next attempt flipped touches none of that attempt\'s gates', async () => {
+  const t = await restoredTenant();
+  try {
+    const frozenA = stallBeforeFlip(t.source, 'before');
+    const a = switchPrimary({ ...t.ctx, engines: { source: frozenA.engine, target: t.target } }, 'target', { fromSeq: 0, chunkRows: 100, budgetMs: 60_000 });
+    await frozenA.reached;
+    // E1: the workflow ends attempt A; its worker freezes right after the call-off moved the epoch.
+    const e1Source = stallGate(t.source, 'before', (gate) => gate.state === 'open');
+    const e1 = endSwitchAttempt({ ...t.ctx, engines: { source: e1Source.engine, target: t.target } }, 'target');
+    await e1Source.reached;
+    // E2 (Temporal's retry of E1) calls A off; later attempt B cuts over.
+    expect(await endSwitchAttempt(t.ctx, 'target')).toEqual({ outcome: 'called_off' });
+    await switchPrimary(t.ctx, 'target', { fromSeq: 0, chunkRows: 100, budgetMs: 60_000 });
+    e1Source.wake();
+    await e1.catch(() => undefined);
+    frozenA.wake();
+    await a.catch(() => undefined);
+    expect(t.catalog.get(t.tenant.id)?.primary).toBe('target');
+    expect(await t.source.writeGate(t.tenant.database)).toMatchObject({ state: 'fenced' });
+    expect(await t.target.writeGate(t.tenant.database)).toMatchObject({ state: 'open' });
+    expect(await sourceTakesWrites(t, 'stale-writer-on-the-old-source')).toBe(false);
+  } finally {
+    t.close();
+  }
+});
+
+test('a source journaled before fences had leases keeps a working fence when capture comes off (its gate gets the lease column)', async () => {
+  const t = await restoredTenant();
+  try {
+    const file = t.source.fileOf(t.tenant.database);
+    let db = new Database(file);
+    db.exec('DROP TABLE airlift_gate; CREATE TABLE airlift_gate (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL, migration_id TEXT, token TEXT, updated_at TEXT NOT NULL)');
+    db.prepare("INSERT INTO airlift_gate VALUES (1, 'fenced', 'm1', 'x', 'now')").run();
+    db.close();
+    await t.source.stopCapture(t.tenant.database, { keepFence: true });
+    db = new Database(file);
+    try {
+      expect(() => db.prepare("UPDATE ads SET headline = 'x' WHERE id = 1").run()).toThrow(/writes to this database are fenced/);
+    } finally {
+      db.close();
+    }
   } finally {
     t.close();
   }

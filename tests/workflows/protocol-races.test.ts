@@ -324,3 +324,29 @@ test('a journaling attempt from before a workflow reset wakes after the reset ru
     cleanup();
   }
 });
+
+test('a rollback signal in the rollback window whose online check fails (the target unreachable) is taken anyway: the tenant is rolled back, the workflow never wedges', async () => {
+  const { fleet, cleanup } = makeFleet({ tenants: 1, rows: 200, policy: { rollbackWindowSeconds: 300 } });
+  const failing = slowOnce('none', 0);
+  const interceptor = (ctx: Context): { inbound: ActivityInboundCallsInterceptor } => ({
+    inbound: {
+      async execute(input: ActivityExecuteInput, next: Next<ActivityInboundCallsInterceptor, 'execute'>) {
+        if (ctx.info.activityType === 'routeBackRefusal') throw new Error('target database unreachable');
+        return next(input);
+      },
+    },
+  });
+  try {
+    await runWith(fleet, { ...failing, interceptor }, async (handle) => {
+      await waitFor('the rollback window', async () => ((await handle.query(statusQuery)).phase === 'rollback_window' ? true : undefined));
+      await handle.signal(rollbackSignal, 'test: roll back while the check cannot be made');
+      const result = (await handle.result()) as TenantResult;
+      expect(result.outcome).toBe('rolled_back');
+      const history = await handle.fetchHistory();
+      expect(history.events!.filter((e) => e.workflowTaskFailedEventAttributes)).toEqual([]);
+    });
+    expect(state(fleet).route).toMatchObject({ primary: 'source', outbox: false });
+  } finally {
+    cleanup();
+  }
+});
