@@ -6,7 +6,7 @@ import * as errors from '../../protocol/errors';
 
 const ROOT = join(__dirname, '../..');
 /** Errors that never cross an activity boundary: HTTP answers of the gateway, CLI usage and setup errors. */
-const LOCAL_ERRORS = new Set(['BadEventError', 'UnknownTenantError', 'HeldTooLongError', 'StaleRouteChangeError', 'OperatorError', 'SetupError']);
+const LOCAL_ERRORS = new Set(['BadEventError', 'UnknownTenantError', 'HeldTooLongError', 'StaleRouteChangeError', 'OperatorError', 'SetupError', 'PostgresClusterError']);
 
 function sources(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
