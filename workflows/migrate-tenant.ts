@@ -247,21 +247,24 @@ class TenantRun {
     const s = this.status;
     const at = (iso: string) => iso.slice(11, 19) + ' UTC';
     const lines = [`**tenant ${s.tenantId}: ${s.phase.replace(/_/g, ' ')}** since ${at(s.phaseSince)}${s.waveId ? ` (wave ${s.waveId})` : ''}`];
-    // Writes are never frozen for a phase any more: they wait only inside the cut-over's fence.
-    if (!s.outcome) lines.push(s.phase === 'cutting_over' ? 'writes open, but held inside the fence while the switch runs' : 'writes open');
+    // What the operator can do comes first: the UI's box cuts off what does not fit.
+    if (s.phase === 'awaiting_cutover') lines.push(`waiting for approval: \`airlift approve ${s.tenantId}\``);
+    if (s.phase === 'rollback_window')
+      lines.push(`on its target; ${s.rollbackWindowEndsAt ? `window closes at ${at(s.rollbackWindowEndsAt)}` : 'window open'}: \`airlift complete ${s.tenantId}\` or \`airlift rollback ${s.tenantId} --reason …\``);
     if (s.heldBefore) lines.push(`held before ${s.heldBefore} by ${s.pausedBy === 'policy' ? "the policy's pauseBefore" : 'an operator'}: \`airlift resume ${s.tenantId}\``);
     else if (s.paused) lines.push(`pause requested: holds before its next phase once the ${s.phase} step ends`);
+    const rollbackNow = rollbackEffect(s.phase);
+    if (!s.outcome && rollbackNow && s.rollbackReason === undefined) lines.push(`a rollback now: ${rollbackNow}`);
+    // Writes are never frozen for a phase any more: they wait only inside the cut-over's fence.
+    if (!s.outcome) lines.push(s.phase === 'cutting_over' ? 'writes open, but held inside the fence while the switch runs' : 'writes open');
     if (s.bytesTotal) lines.push(`snapshot ${(s.bytesTotal / 1048576).toFixed(1)} MiB${s.copyBytesPerSecond ? `, copied at ${(s.copyBytesPerSecond / 1048576).toFixed(1)} MiB/s` : ''}`);
     if (s.phase === 'catching_up' && s.lag !== undefined) lines.push(`dual-write ${s.lag} events behind`);
     if (s.phase === 'catching_up' && s.logShipping) lines.push(`log shipping: ${s.logShipping.lastShipped} shipped, ${s.logShipping.lastRestored ?? 'nothing'} restored, ${s.logShipping.filesBehind} file(s) to restore`);
     if (s.cutoverSteps) lines.push(`under the fence: tail-log backup ${s.cutoverSteps.tailBackupMs} ms, its restore ${s.cutoverSteps.restoreMs} ms, completion ${s.cutoverSteps.completeMs} ms`);
     if (s.warnings?.length) lines.push(`preflight warnings: ${s.warnings.join('; ')}`);
     if (s.tables.length) lines.push(`${s.tables.length} tables verified, ${s.tables.reduce((n, t) => n + t.mismatchedChunks, 0)} differing chunks`);
-    if (s.phase === 'awaiting_cutover') lines.push(`waiting for approval: \`airlift approve ${s.tenantId}\``);
     if (s.cutoverPauseMs !== undefined) lines.push(`cut-over pause ${s.cutoverPauseMs} ms, ${s.heldEvents ?? 0} events held`);
     if (s.cutoverUnconfirmed) lines.push(`switched, but a gateway node did not confirm the flip (it reloads its route when refused): ${s.cutoverUnconfirmed}`);
-    if (s.phase === 'rollback_window')
-      lines.push(`on its target; ${s.rollbackWindowEndsAt ? `window closes at ${at(s.rollbackWindowEndsAt)}` : 'window open'}: \`airlift complete ${s.tenantId}\` or \`airlift rollback ${s.tenantId} --reason …\``);
     if (s.rollbackReason !== undefined) lines.push(`rollback: ${s.rollbackReason}`);
     else if (s.rollbackRefused && s.phase === 'rollback_window') lines.push(s.rollbackRefused);
     if (s.lastError) lines.push(`error: ${s.lastError}`);
@@ -547,6 +550,27 @@ class Compensations {
       }
     }
     return !failed;
+  }
+}
+
+/** What a rollback asked for now would do, in the words of the runbook (shown in the Temporal UI). */
+function rollbackEffect(phase: TenantPhase): string | undefined {
+  switch (phase) {
+    case 'preflight':
+      return 'nothing was changed yet; the migration just stops';
+    case 'cutting_over':
+      return 'taken once the switch has finished or been called off, then as below for its outcome';
+    case 'rollback_window':
+      return "writes held for a moment while the target's changes are drained to the source, then the tenant is routed back; nothing is lost";
+    case 'finalizing':
+    case 'completed':
+      return 'refused: past the point of no return';
+    case 'rolling_back':
+    case 'rolled_back':
+    case 'failed':
+      return undefined;
+    default:
+      return 'replication stops, capture comes off the source, and the target database and blobs of this migration are dropped; the tenant stays on its source';
   }
 }
 

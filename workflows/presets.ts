@@ -18,7 +18,7 @@ const SUMMARIES: { [K in keyof AirliftActivities]: (...args: Parameters<AirliftA
   snapshotSource: () => 'snapshotting: consistent full snapshot of the source',
   copyArtifact: () => 'copying: snapshot uploaded to blob storage',
   restoreTarget: () => 'restoring: snapshot restored on the target',
-  dualWrite: (_tenant, _migration, direction) => (direction === 'forward' ? 'dual-write source to target (catching up)' : 'dual-write target back to source (rollback window)'),
+  dualWrite: (_tenant, _migration, direction) => (direction === 'forward' ? 'dual-write source to target (until the cut-over)' : 'dual-write target back to source (rollback window)'),
   replicationLag: () => 'catching up: how far the dual-write is behind',
   shipLogs: () => 'log shipping: a log backup taken and shipped to the Managed Instance, again and again (catching up)',
   logShippingLag: () => "catching up: how far the Managed Instance's restore is behind the log backups shipped",

@@ -217,6 +217,9 @@ test('Temporal UI: a cancelled tenant is rolled back (not failed), the details s
     expect(details).toMatch(new RegExp(`tenant ${cancelled}: journaling\\*\\* since \\d\\d:\\d\\d:\\d\\d UTC`));
     expect(details).toContain('writes open');
     expect(details).toContain(`held before snapshotting by the policy's pauseBefore: \`airlift resume ${cancelled}\``);
+    // What the operator can do, and what a rollback would do now, come before the rest (the UI's box cuts the bottom off).
+    expect(details).toContain('a rollback now: replication stops, capture comes off the source, and the target database and blobs of this migration are dropped');
+    expect(details.indexOf('held before snapshotting')).toBeLessThan(details.indexOf('writes open'));
 
     await handles[0].cancel();
     const result = (await handles[0].result()) as TenantResult;
