@@ -161,7 +161,13 @@ export class TenantRouter {
     }
     // Each fence call (a retry re-raises it) starts the lease again.
     clearTimeout(s.lease);
-    s.lease = setTimeout(() => this.unfence(tenantId), leaseMs).unref();
+    s.lease = setTimeout(() => {
+      try {
+        this.unfence(tenantId);
+      } catch {
+        // The node is shutting down (its catalog closed): nothing is held any more.
+      }
+    }, leaseMs).unref();
     if (s.inflight > 0) await new Promise<void>((r) => s.drained.push(r));
     return { fencedAt: s.fencedAt!, epoch: s.route.epoch };
   }
