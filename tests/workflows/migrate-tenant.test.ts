@@ -183,7 +183,7 @@ test('an artifact blob gone before the restore ends the restore at once: the ten
   }
 });
 
-test('a second start for a tenant already migrating is refused with a clear message', async () => {
+test('a second wave naming a tenant another wave is migrating lists it as skipped (not failed), saying which workflow holds it', async () => {
   const { fleet, cleanup } = makeFleet({ tenants: 1, rows: 100, policy: { pauseBefore: ['snapshotting'] } });
   const worker = await startWorker(stack, fleet, TASK_QUEUE);
   const tenant = fleet.tenants[0];
@@ -194,9 +194,9 @@ test('a second start for a tenant already migrating is refused with a clear mess
 
     await startWave(stack.env.client, `second-${tenant.id}`, [tenant.id], fleet.policy);
     const second = (await stack.env.client.workflow.getHandle(waveWorkflowId(`second-${tenant.id}`)).result()) as WaveStatus;
-    expect(second.tenants[0].state).toBe('failed');
+    expect(second.tenants[0].state).toBe('skipped');
     expect(second.tenants[0].error).toBe(
-      `${tenant.id} is already being migrated (workflow ${tenantWorkflowId(tenant.id)}); a tenant migrates in one workflow at a time`,
+      `skipped: ${tenant.id} is being migrated by another run of ${tenantWorkflowId(tenant.id)} (see \`airlift status --tenant ${tenant.id}\`); a tenant migrates in one workflow at a time`,
     );
 
     await first.signal(resumeSignal);
