@@ -6,7 +6,21 @@ import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 
-export type Outcome = 'completed' | 'rolled_back' | 'failed';
+/** How a workflow ended; `terminated`: by an operator through the Temporal API (nothing of its own ran after). */
+export type Outcome = 'completed' | 'rolled_back' | 'failed' | 'terminated';
+
+/** An ending the fault allows, and the words its reason must carry when it is not a completion. */
+export interface Expectation {
+  outcome: Outcome;
+  reason?: RegExp;
+}
+
+/** A row the harness itself wrote to the tenant's primary (a table its deploy added): it must be on the final primary. */
+export interface HarnessRow {
+  table: string;
+  column: string;
+  value: string;
+}
 
 export interface TenantFiles {
   tenantId: string;
@@ -27,9 +41,14 @@ export interface Observation {
   eventPrefix: string;
   /** `schemaDigest` of the source before the migration, whole and without airlift's objects. */
   sourceSchemaBefore: { whole: string; tenantOnly: string };
+  /** The source's schema after the harness's own change (a deploy during the migration): accepted too. */
+  sourceSchemaChanged?: { whole: string; tenantOnly: string };
+  /** Rows the harness wrote itself (in a table it added): each must be on the final primary. */
+  harnessRows?: HarnessRow[];
   /** The application's acknowledged writes the given side does not hold, and a write that never committed. */
   app: { lostOn: (side: 'source' | 'target') => Promise<string[]>; writes: number; stuck?: string };
-  expected: Outcome;
+  /** The ending the fault calls for, or the endings it allows (each with the reason it must give). */
+  expected: Outcome | Expectation[];
   /** How the workflow ended, or 'running' when it had not ended within the bound. */
   ended: Outcome | 'running';
   /** The workflow's own words when it did not complete (its failure, or a refused rollback). */
@@ -120,6 +139,23 @@ function countEvents(file: string, table: string, prefix: string): Map<string, n
   }
 }
 
+/** The harness's rows that `file` does not hold (a table or column that is not there holds none). */
+function missingRows(file: string, rows: HarnessRow[]): HarnessRow[] {
+  if (!rows.length) return [];
+  const db = open(file);
+  try {
+    return rows.filter((r) => {
+      try {
+        return db.prepare(`SELECT 1 FROM ${quote(r.table)} WHERE ${quote(r.column)} = ?`).get(r.value) === undefined;
+      } catch {
+        return true;
+      }
+    });
+  } finally {
+    db.close();
+  }
+}
+
 interface NodeView {
   primary?: string;
   writeMode?: string;
@@ -143,13 +179,16 @@ export async function check(o: Observation): Promise<Verdict> {
   const { tenantId } = o.files;
   const catalog = catalogRow(o.catalogFile, tenantId);
 
-  // The workflow ended within the bound, the way the fault allows.
+  // The workflow ended within the bound, the way the fault allows (and for the reason it allows).
+  const allowed: Expectation[] = typeof o.expected === 'string' ? [{ outcome: o.expected }] : o.expected;
   if (o.ended === 'running') fail('ended', 'the workflow had not ended within the bound');
-  else if (o.ended !== o.expected) fail('outcome', `ended ${o.ended}, expected ${o.expected}${o.detail ? `: ${o.detail}` : ''}`);
+  else if (!allowed.some((e) => e.outcome === o.ended && (!e.reason || e.reason.test(o.detail ?? ''))))
+    fail('outcome', `ended ${o.ended}${o.detail ? ` (${o.detail})` : ''}, expected ${allowed.map((e) => `${e.outcome}${e.reason ? ` with a reason matching ${e.reason}` : ''}`).join(' or ')}`);
 
-  // Where the tenant must live now: the target only if it completed. A workflow still running is
-  // judged where the catalog says it lives.
-  const side: 'source' | 'target' = o.ended === 'completed' ? 'target' : o.ended === 'running' ? (catalog?.primary === 'target' ? 'target' : 'source') : 'source';
+  // Where the tenant must live now: the target only if it completed. A workflow still running, or
+  // terminated by an operator (then repaired by reconcile), is judged where the catalog says it lives.
+  const byCatalog = o.ended === 'running' || o.ended === 'terminated';
+  const side: 'source' | 'target' = o.ended === 'completed' ? 'target' : byCatalog ? (catalog?.primary === 'target' ? 'target' : 'source') : 'source';
   const primaryFile = side === 'target' ? o.files.targetFile : o.files.sourceFile;
 
   // Every acknowledged event on the final primary, exactly once.
@@ -172,16 +211,16 @@ export async function check(o: Observation): Promise<Verdict> {
   }
   if (duplicated) fail('events', `${duplicated} acknowledged events stored more than once on the ${side}`);
 
-  // The target exists if and only if the tenant completed.
+  // The target exists if and only if the tenant lives there.
   const targetExists = existsSync(o.files.targetFile);
-  if (o.ended === 'completed' && !targetExists) fail('target', 'completed, but the target database is gone');
-  if ((o.ended === 'rolled_back' || o.ended === 'failed') && targetExists) fail('target', `${o.ended}, but the target database is still there`);
+  if (side === 'target' && !targetExists) fail('target', `${o.ended}, but the target database is gone`);
+  if (side === 'source' && o.ended !== 'running' && targetExists) fail('target', `${o.ended}${o.ended === 'terminated' ? ' and repaired' : ''}, the tenant lives on its source, but the target database is still there`);
 
   // The catalog's primary, write mode and journaling.
   if (!catalog) {
     if (o.ended === 'completed') fail('catalog', 'the catalog has no row for the tenant');
   } else {
-    if (o.ended !== 'running' && catalog.primary !== side) fail('catalog', `catalog primary is ${catalog.primary}, but the tenant ${o.ended} (its data is on the ${side})`);
+    if (!byCatalog && catalog.primary !== side) fail('catalog', `catalog primary is ${catalog.primary}, but the tenant ${o.ended} (its data is on the ${side})`);
     if (catalog.writeMode !== 'read_write') fail('write mode', `catalog write mode is ${catalog.writeMode}`);
     if (catalog.outbox) fail('journaling', 'the catalog still has journaling (outbox) on');
   }
@@ -204,12 +243,16 @@ export async function check(o: Observation): Promise<Verdict> {
   const appLost = existsSync(primaryFile) ? await o.app.lostOn(side) : [`the ${side} database is gone`];
   if (appLost.length) fail('app writes', `${appLost.length} acknowledged application writes missing on the ${side} (e.g. ${appLost.slice(0, 3).join('; ')})`);
   if (o.app.stuck) fail('app writes', `the application could not write: ${o.app.stuck}`);
+  const harnessLost = existsSync(primaryFile) ? missingRows(primaryFile, o.harnessRows ?? []) : (o.harnessRows ?? []);
+  if (harnessLost.length) fail('app writes', `${harnessLost.length} of the rows written by the harness's deploy are missing on the ${side} (e.g. ${harnessLost.slice(0, 3).map((r) => `${r.table}.${r.column}=${r.value}`).join('; ')})`);
 
   // The source's schema: exactly as it was when the tenant stays there (capture removed), and its
   // own objects unchanged when it is retired (it keeps only airlift's fence).
   if (existsSync(o.files.sourceFile)) {
-    if (side === 'source' && schemaDigest(o.files.sourceFile) !== o.sourceSchemaBefore.whole) fail('source', "the source's schema is not as it was before the migration (change capture or airlift's tables left behind)");
-    if (schemaDigest(o.files.sourceFile, true) !== o.sourceSchemaBefore.tenantOnly) fail('source', "the source's own tables, indexes or triggers changed");
+    const schemas = [o.sourceSchemaBefore, ...(o.sourceSchemaChanged ? [o.sourceSchemaChanged] : [])];
+    const [whole, tenantOnly] = [schemaDigest(o.files.sourceFile), schemaDigest(o.files.sourceFile, true)];
+    if (side === 'source' && !schemas.some((s) => s.whole === whole)) fail('source', "the source's schema is not as it was before the migration (change capture or airlift's tables left behind)");
+    if (!schemas.some((s) => s.tenantOnly === tenantOnly)) fail('source', "the source's own tables, indexes or triggers changed");
   } else fail('source', 'the source database is gone');
 
   return {
