@@ -3,6 +3,7 @@
 // worker killed and started again does not hold the same tenant twice, and the harness can watch.
 import type { ActivityInterceptorsFactory } from '@temporalio/worker';
 import type { Client } from '@temporalio/client';
+import type { Engine, EngineFactory, EndpointConfig, GateExpectation, WriteGate } from '../engines';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -14,9 +15,21 @@ export interface HoldRule {
   at: 'before' | 'after';
 }
 
+/**
+ * A switch to stall for one tenant: on the worker that runs it, right before the switch makes its
+ * fence on `side` (the old primary) hold for good, the last step before the flip. The worker says
+ * so in a file with its pid and waits; the harness freezes it (SIGSTOP), thaws it, and lets it go on.
+ */
+export interface StallRule {
+  tenantId: string;
+  database: string;
+  side: 'source' | 'target';
+}
+
 export interface HoldPlan {
   dir: string;
   rules: HoldRule[];
+  stalls?: StallRule[];
   /** Longest hold when nobody releases it, so a lost harness never hangs a worker. */
   maxHoldMs: number;
 }
@@ -30,12 +43,19 @@ export const holdFiles = (dir: string, tenantId: string) => ({
   claim: join(dir, `${tenantId}.claim`),
   held: join(dir, `${tenantId}.held`),
   release: join(dir, `${tenantId}.release`),
+  /** Written when the held step has ended on its worker (done or failed): a zombie step has finished. */
+  done: join(dir, `${tenantId}.done`),
+  stallClaim: join(dir, `${tenantId}.stall-claim`),
+  stalled: join(dir, `${tenantId}.stalled`),
+  stallRelease: join(dir, `${tenantId}.stall-release`),
 });
 
 export interface HeldStep {
   activity: string;
   attempt: number;
   at: 'before' | 'after';
+  /** The worker process running it. */
+  pid: number;
 }
 
 /** What the harness reads: the step being held, or undefined while none is. */
@@ -46,6 +66,54 @@ export function heldStep(dir: string, tenantId: string): HeldStep | undefined {
 
 export function releaseHold(dir: string, tenantId: string): void {
   writeFileSync(holdFiles(dir, tenantId).release, '');
+}
+
+/** Whether the held step has ended on its worker. */
+export function heldStepEnded(dir: string, tenantId: string): boolean {
+  return existsSync(holdFiles(dir, tenantId).done);
+}
+
+/** The pid of the worker stalled in a tenant's switch, or undefined while none is. */
+export function stalledWorker(dir: string, tenantId: string): number | undefined {
+  const file = holdFiles(dir, tenantId).stalled;
+  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { pid: number }).pid : undefined;
+}
+
+export function releaseStall(dir: string, tenantId: string): void {
+  writeFileSync(holdFiles(dir, tenantId).stallRelease, '');
+}
+
+/**
+ * Engines that stall a tenant's switch as its `StallRule` says: the first write-gate change that
+ * makes the old primary's fence hold without a lease (`unexpired`, protocol/switch.ts) waits there,
+ * once per tenant across every worker, until the harness releases it.
+ */
+export function stallingEngines(plan: HoldPlan, sideOf: (endpoint: EndpointConfig) => 'source' | 'target', create: EngineFactory): EngineFactory {
+  return (endpoint, env) => {
+    const engine = create(endpoint, env);
+    const side = sideOf(endpoint);
+    const rules = (plan.stalls ?? []).filter((r) => r.side === side);
+    if (!rules.length) return engine;
+    return Object.assign(Object.create(engine) as Engine, {
+      setWriteGate: async (database: string, gate: WriteGate, expect?: GateExpectation) => {
+        const rule = rules.find((r) => r.database === database);
+        if (rule && expect?.unexpired === true) await stall(plan, rule.tenantId);
+        return engine.setWriteGate(database, gate, expect);
+      },
+    });
+  };
+}
+
+async function stall(plan: HoldPlan, tenantId: string): Promise<void> {
+  const files = holdFiles(plan.dir, tenantId);
+  try {
+    writeFileSync(files.stallClaim, String(process.pid), { flag: 'wx' });
+  } catch {
+    return; // stalled once already
+  }
+  writeFileSync(files.stalled, JSON.stringify({ pid: process.pid }));
+  const until = Date.now() + plan.maxHoldMs;
+  while (!existsSync(files.stallRelease) && Date.now() < until) await sleep(20);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -85,7 +153,7 @@ export function holdInterceptor(plan: HoldPlan, client: Client): ActivityInterce
           realHeartbeat(details);
         };
         const hold = async () => {
-          writeFileSync(files.held, JSON.stringify({ activity: info.activityType, attempt: info.attempt, at: rule.at } satisfies HeldStep));
+          writeFileSync(files.held, JSON.stringify({ activity: info.activityType, attempt: info.attempt, at: rule.at, pid: process.pid } satisfies HeldStep));
           const until = Date.now() + plan.maxHoldMs;
           let beat = 0;
           while (!existsSync(files.release) && Date.now() < until) {
@@ -93,12 +161,14 @@ export function holdInterceptor(plan: HoldPlan, client: Client): ActivityInterce
             if (info.heartbeatTimeoutMs && ++beat % 10 === 0) realHeartbeat(lastDetails);
           }
         };
+        const ended = () => writeFileSync(files.done, '');
         if (rule.at === 'before') {
           await hold();
-          return next(input);
+          return next(input).finally(ended);
         }
         const result = await next(input);
         await hold();
+        ended();
         return result;
       },
     },

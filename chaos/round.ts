@@ -3,7 +3,7 @@
 // load through both nodes, every tenant held inside its phase, one fault, then the checker's verdict.
 import { Client, Connection, WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { startAzurite, type AzuriteHandle } from '../azure/azurite';
@@ -23,9 +23,11 @@ import {
   type TenantStatus,
 } from '../workflows/contract';
 import { startAdminProxy, type AdminProxy, type HeldCall } from './admin-proxy';
-import { check, schemaDigest, type Outcome, type Verdict } from './checker';
-import { heldStep, HOLD_PLAN_ENV, releaseHold, type HoldPlan } from './holds';
+import { check, schemaDigest, type HarnessRow, type Outcome, type Verdict } from './checker';
+import { deploySchemaChange } from './deploy';
+import { heldStep, heldStepEnded, HOLD_PLAN_ENV, releaseHold, releaseStall, stalledWorker, type HoldPlan, type StallRule } from './holds';
 import { expectedOutcome, holdAt, phaseHold, type CaseSpec, type Fault } from './matrix';
+import { reconcile, resetToFirstWorkflowTask } from './operator';
 import { httpOk, REPO, restartablePort, sleep, startProcess, TemporalServer, until, type Proc } from './processes';
 import { DevStack } from './dev-stack';
 
@@ -40,12 +42,16 @@ export interface RoundOptions {
   trackingRows: number;
   /** How long every workflow has to end once the fault has been injected. */
   boundMs: number;
+  /** Rows of the big tenant's tracking table (the `big-tenant` round). */
+  bigTenantRows?: number;
   log: (line: string) => void;
 }
 
 export interface CaseResult extends CaseSpec {
   tenantId: string;
   verdict: Verdict;
+  /** The longest a write of the tenant's application waited (the cut-over pause as it saw it), ms. */
+  pauseMs?: number;
   /** What happened to this tenant, in order: for the report of a failed case. */
   notes: string[];
 }
@@ -61,6 +67,9 @@ interface TenantCase extends CaseSpec {
   database: string;
   /** The source's schema before the migration (`schemaDigest`, whole and the tenant's own). */
   schema: { whole: string; tenantOnly: string };
+  /** The source's schema once the `schema-change` deploy ran on it, and the rows the deploy wrote. */
+  schemaChanged?: { whole: string; tenantOnly: string };
+  harnessRows?: HarnessRow[];
   notes: string[];
   handle?: WorkflowHandle;
   /** Set when the harness could not do its part (start, reach the phase); the case then fails. */
@@ -71,6 +80,11 @@ interface TenantCase extends CaseSpec {
 }
 
 const short = (p: string) => p.replace(/_/g, '-');
+
+/** `gateway-down`: how long node B stays down, past a cut-over's budget (2 s), its 5 attempts and their 2 s apart. */
+const GATEWAY_DOWN_MS = 30_000;
+/** `stall`: how long the worker stays frozen, past the cut-over's heartbeat timeout (10 s) and the route back's (15 s). */
+const STALL_MS = 25_000;
 
 /** A gateway node: `airlift ingest` as its own process, on a fixed port so it can come back there. */
 class GatewayNode {
@@ -103,12 +117,22 @@ export async function runRound(options: RoundOptions): Promise<CaseResult[]> {
   mkdirSync(holdDir, { recursive: true });
 
   // Tenants: one per phase, each with its own database and a digest of its schema.
+  const big = fault === 'big-tenant';
   const tenants: TenantCase[] = options.cases.map((c, i) => {
     const tenantId = `${short(c.fault)}-${short(c.phase)}`;
     const database = `tenant_${i + 1}`;
-    const file = createTenantDatabase(join(dir, 'source'), database, options.trackingRows, i + 1);
-    return { ...c, tenantId, database, schema: { whole: schemaDigest(file), tenantOnly: schemaDigest(file, true) }, notes: [], harness: [] };
+    const file = createTenantDatabase(join(dir, 'source'), database, big ? (options.bigTenantRows ?? 1_000_000) : options.trackingRows, i + 1);
+    const t: TenantCase = { ...c, tenantId, database, schema: { whole: schemaDigest(file), tenantOnly: schemaDigest(file, true) }, notes: [], harness: [] };
+    if (fault === 'schema-change') {
+      // The source as the deploy would leave it, on a copy: a tenant that stays there must look like this.
+      const copy = join(dir, `deployed-${database}.db`);
+      copyFileSync(file, copy);
+      deploySchemaChange(copy, tenantId);
+      t.schemaChanged = { whole: schemaDigest(copy), tenantOnly: schemaDigest(copy, true) };
+    }
+    return t;
   });
+  const holdOf = (t: TenantCase) => phaseHold(t.phase, fault);
 
   const [temporalPort, portA, portB] = [await restartablePort(), await restartablePort(), await restartablePort()];
   const proxies: AdminProxy[] = [await startAdminProxy(portA), await startAdminProxy(portB)];
@@ -121,14 +145,16 @@ export async function runRound(options: RoundOptions): Promise<CaseResult[]> {
     workDirectory: './work',
     ingestion: { gateways: proxies.map((p) => p.url), adminTokenEnv: ADMIN_TOKEN_ENV },
     tenants: tenants.map((t) => ({ id: t.tenantId, database: t.database, source: 'onprem', target: 'cloud' })),
-    policy: { verifyChunkRows: 500, blockSizeMiB: 0.0625, rollbackWindowSeconds: 0, cutoverRetrySeconds: 2 },
+    policy: big ? { verifyChunkRows: 5000, blockSizeMiB: 4, rollbackWindowSeconds: 0, cutoverRetrySeconds: 2 } : { verifyChunkRows: 500, blockSizeMiB: 0.0625, rollbackWindowSeconds: 0, cutoverRetrySeconds: 2 },
   };
   writeFileSync(fleetFile, stringify(fleetDoc));
   const fleetPolicy = parseFleet(fleetDoc, fleetFile).policy;
 
   const holdPlan: HoldPlan = {
     dir: holdDir,
-    rules: tenants.filter((t) => phaseHold(t.phase).kind === 'step').map((t) => ({ tenantId: t.tenantId, phase: t.phase, at: holdAt(fault) })),
+    rules: tenants.filter((t) => holdOf(t).kind === 'step').map((t) => ({ tenantId: t.tenantId, phase: t.phase, at: holdAt(fault) })),
+    // The forward switch fences the source; the route back of a rollback in the window fences the target.
+    stalls: fault === 'stall' ? tenants.map((t): StallRule => ({ tenantId: t.tenantId, database: t.database, side: t.phase === 'rollback_window' ? 'target' : 'source' })) : [],
     maxHoldMs: 240_000,
   };
 
@@ -139,16 +165,21 @@ export async function runRound(options: RoundOptions): Promise<CaseResult[]> {
   let dev: DevStack | undefined;
   let azurite: AzuriteHandle | undefined;
   let worker: Proc | undefined;
+  /** A second worker (the `stall` round): it takes the retries while the first one is frozen. */
+  let worker2: Proc | undefined;
+  let phasePoll: NodeJS.Timeout | undefined;
+  const lastPhase = new Map<string, string>();
+  let appStarted = 0;
   let storage = '';
   let load: LoadGenerator | undefined;
   let app: TenantApp | undefined;
   let connection: Connection | undefined;
   let address: string;
 
-  const startWorker = async () => {
-    const proc = startProcess('worker', process.execPath, ['-r', 'tsx/cjs', join(REPO, 'chaos/worker.ts'), fleetFile, TASK_QUEUE, options.bundle], {
+  const startWorker = async (name = 'worker') => {
+    const proc = startProcess(name, process.execPath, ['-r', 'tsx/cjs', join(REPO, 'chaos/worker.ts'), fleetFile, TASK_QUEUE, options.bundle], {
       env: { ...process.env, TEMPORAL_ADDRESS: address, [STORAGE_ENV]: storage, [ADMIN_TOKEN_ENV]: ADMIN_TOKEN, [HOLD_PLAN_ENV]: JSON.stringify(holdPlan) },
-      logFile: join(logs, 'worker.log'),
+      logFile: join(logs, `${name}.log`),
     });
     await until('the worker to poll', () => proc.output().includes('polling'), 120_000, proc);
     return proc;
@@ -169,6 +200,7 @@ export async function runRound(options: RoundOptions): Promise<CaseResult[]> {
     }
     await Promise.all(gateways.map((g) => g.start()));
     worker = await startWorker();
+    if (fault === 'stall') worker2 = await startWorker('worker-2');
     connection = await Connection.connect({ address });
     const client = new Client({ connection });
     log(`  stack up: Temporal ${address}, gateways ${gateways.map((g) => g.url).join(' ')}, proxies ${proxies.map((p) => p.url).join(' ')}`);
@@ -177,12 +209,15 @@ export async function runRound(options: RoundOptions): Promise<CaseResult[]> {
     load = new LoadGenerator({ gatewayUrl: gateways[0].url, gatewayUrls: gateways.map((g) => g.url), tenants: tenants.map((t) => t.tenantId), eventsPerSecond: options.eventsPerSecond, batchSize: 10 });
     load.start();
     // The tenant's application writes to four of its tables the whole round, by the catalog's route.
-    app = new TenantApp(parseFleet(fleetDoc, fleetFile), 100);
+    // The big tenant's application writes as fast as one connection at a time goes (300+ writes/s);
+    // the phase each write lands in is polled from the workflow, to count the writes in its cut-over.
+    app = new TenantApp(parseFleet(fleetDoc, fleetFile), big ? 1 : 100, (id) => lastPhase.get(id) ?? 'before start');
     app.start();
+    appStarted = Date.now();
 
     // Every tenant starts, and waits at the breakpoint before its phase.
     for (const t of tenants) {
-      const hold = phaseHold(t.phase);
+      const hold = holdOf(t);
       const policy: MigrationPolicy = {
         ...fleetPolicy,
         pauseBefore: [hold.breakpoint],
@@ -198,17 +233,21 @@ export async function runRound(options: RoundOptions): Promise<CaseResult[]> {
       }
     }
     const live = () => tenants.filter((t) => t.handle && !t.harness.length);
+    if (big)
+      phasePoll = setInterval(() => {
+        for (const t of live()) void queryStatus(t.handle!).then((s) => s && lastPhase.set(t.tenantId, s.phase));
+      }, 250);
 
     await Promise.all(
       live().map(async (t) => {
         const reached = await waitStatus(t.handle!, (s) => s.paused, 300_000);
-        if (reached !== 'yes') t.harness.push({ invariant: 'reached', detail: `never paused before ${phaseHold(t.phase).breakpoint}: ${reached}` });
+        if (reached !== 'yes') t.harness.push({ invariant: 'reached', detail: `never paused before ${holdOf(t).breakpoint}: ${reached}` });
       }),
     );
     log(`  ${live().length}/${tenants.length} tenants at their breakpoints; ${load.acked.size ? countAcked(load) : 0} events acknowledged so far`);
 
     // Arm the flips, resume everyone, and wait until every tenant is inside its window.
-    for (const t of live()) if (phaseHold(t.phase).kind === 'flip') t.flip = proxies[1].holdNext((method, path) => method === 'POST' && path === `/admin/tenants/${encodeURIComponent(t.tenantId)}/primary`);
+    for (const t of live()) if (holdOf(t).kind === 'flip') t.flip = proxies[1].holdNext((method, path) => method === 'POST' && path === `/admin/tenants/${encodeURIComponent(t.tenantId)}/primary`);
     await Promise.all(live().map((t) => t.handle!.signal('resume')));
     await Promise.all(live().map((t) => waitHeld(t, holdDir)));
     const inWindow = live();
@@ -217,11 +256,12 @@ export async function runRound(options: RoundOptions): Promise<CaseResult[]> {
     // The fault, and the release of every hold at the moment the fault calls for.
     const releaseAll = () => {
       for (const t of inWindow) {
-        const kind = phaseHold(t.phase).kind;
+        const kind = holdOf(t).kind;
         if (kind === 'step') releaseHold(holdDir, t.tenantId);
         if (kind === 'flip') t.flipHeld?.release();
       }
     };
+    const reconcileEnv = { [STORAGE_ENV]: storage, [ADMIN_TOKEN_ENV]: ADMIN_TOKEN };
     const faultAt = Date.now();
     switch (fault as Fault) {
       case 'rollback': {
@@ -281,12 +321,96 @@ export async function runRound(options: RoundOptions): Promise<CaseResult[]> {
         for (const t of inWindow) t.notes.push(`stack back after ${Date.now() - faultAt} ms`);
         break;
       }
+      case 'terminate-reconcile': {
+        // Terminate stops the workflow, not its activities: a held step goes on like a running one,
+        // while reconcile repairs from the catalog, the databases and the gateways.
+        for (const t of inWindow)
+          await t.handle!.terminate('chaos: an operator terminates the workflow').then(
+            () => t.notes.push('workflow terminated through the Temporal API'),
+            (err) => t.harness.push({ invariant: 'harness', detail: `could not terminate the workflow: ${reasonOf(err)}` }),
+          );
+        releaseAll();
+        const repaired = await reconcile(fleetFile, address, reconcileEnv, true);
+        for (const t of inWindow) t.notes.push(`reconcile --apply (exit ${repaired.code}): ${repaired.byTenant.get(t.tenantId) ?? repaired.error ?? 'not listed'}`);
+        // Whatever the old run's step still does lands now; then reconcile is asked what it would still do.
+        await waitStepsEnded(inWindow, 120_000);
+        await sleep(3000);
+        const after = await reconcile(fleetFile, address, reconcileEnv, false);
+        for (const t of inWindow) t.notes.push(`reconcile afterwards (exit ${after.code}): ${after.byTenant.get(t.tenantId) ?? after.error ?? 'not listed'}`);
+        break;
+      }
+      case 'gateway-down': {
+        await gateways[1].proc!.kill('SIGKILL');
+        for (const t of inWindow) t.notes.push(`gateway node B killed (SIGKILL) inside the window, kept down ${GATEWAY_DOWN_MS / 1000} s`);
+        releaseAll();
+        await sleep(GATEWAY_DOWN_MS);
+        await gateways[1].start();
+        for (const t of inWindow) t.notes.push(`gateway node B back after ${Date.now() - faultAt} ms`);
+        break;
+      }
+      case 'schema-change': {
+        // The deploy lands on the side the tenant is served from: the source until the cut-over, the target in the window.
+        for (const t of inWindow) {
+          const side = t.phase === 'rollback_window' ? 'cloud' : 'source';
+          try {
+            t.harnessRows = deploySchemaChange(join(dir, side, `${t.database}.db`), t.tenantId);
+            t.notes.push(`deploy on the ${side === 'cloud' ? 'target' : 'source'}: table release_notes (${t.harnessRows.length - 1} rows) and column campaigns.promo added`);
+          } catch (err) {
+            t.harness.push({ invariant: 'harness', detail: `the deploy failed: ${reasonOf(err)}` });
+          }
+          if (t.phase === 'rollback_window') await sendRollback(t);
+        }
+        releaseAll();
+        break;
+      }
+      case 'workflow-reset': {
+        for (const t of inWindow) {
+          try {
+            const said = await resetToFirstWorkflowTask(options.temporalCli, address, tenantWorkflowId(t.tenantId), 'chaos: an operator resets the workflow');
+            t.handle = client.workflow.getHandle(tenantWorkflowId(t.tenantId));
+            t.notes.push(`reset to the first workflow task (${said}); the old run's held step goes on`);
+          } catch (err) {
+            t.harness.push({ invariant: 'harness', detail: reasonOf(err) });
+          }
+        }
+        releaseAll();
+        // The new run stops at the same breakpoint again (the policy came with the input): let it go on.
+        await Promise.all(
+          inWindow.map(async (t) => {
+            const paused = await waitStatus(t.handle!, (st) => st.paused && st.heldBefore !== undefined, 180_000);
+            if (paused === 'yes') await t.handle!.signal('resume');
+            t.notes.push(paused === 'yes' ? 'the reset run paused at its breakpoint again; resumed' : `the reset run did not pause at its breakpoint: ${paused}`);
+          }),
+        );
+        break;
+      }
+      case 'stall': {
+        // One tenant at a time, so the other worker is free to take the retries.
+        for (const t of inWindow) {
+          if (t.phase === 'rollback_window') await sendRollback(t);
+          const pid = await waitFor(() => stalledWorker(holdDir, t.tenantId), 180_000);
+          if (!pid) {
+            t.harness.push({ invariant: 'reached', detail: "the switch never reached its last fence step on a worker (no stall)" });
+            continue;
+          }
+          const stalledAt = Date.now();
+          process.kill(-pid, 'SIGSTOP');
+          t.notes.push(`worker ${pid} frozen (SIGSTOP) in the switch right before its fence holds for good`);
+          await sleep(STALL_MS);
+          process.kill(-pid, 'SIGCONT');
+          releaseStall(holdDir, t.tenantId);
+          t.notes.push(`worker ${pid} thawed (SIGCONT) after ${Date.now() - stalledAt} ms; its attempt goes on`);
+        }
+        break;
+      }
+      case 'big-tenant':
+        break;
     }
     // Tenants waiting on the operator get their word once the fault is over.
-    if (fault !== 'rollback') {
+    if (fault !== 'rollback' && fault !== 'terminate-reconcile') {
       await reconnect(client);
       for (const t of inWindow) {
-        const kind = phaseHold(t.phase).kind;
+        const kind = holdOf(t).kind;
         if (kind === 'approval') t.notes.push(`approve: ${await operatorUpdate(() => t.handle!.executeUpdate(approveCutoverUpdate))}`);
         if (kind === 'window') t.notes.push(`complete: ${await operatorCommand(t.handle!, () => t.handle!.executeUpdate(completeUpdate), 'complete', [])}`);
       }
@@ -313,6 +437,15 @@ export async function runRound(options: RoundOptions): Promise<CaseResult[]> {
   if (report) log(`  load: ${report.acknowledged} acknowledged, ${report.retries} retries`);
   const appReport = await app?.stop();
   if (appReport) log(`  application: ${appReport.writes} writes acknowledged, longest wait ${Math.max(0, ...Object.values(appReport.writePauseMsByTenant))} ms`);
+  if (big && appReport)
+    for (const t of tenants) {
+      const final = await t.handle?.result().then((r) => (r as TenantResult).status, () => undefined);
+      const inCutover = appReport.writesByPhase['cutting_over'] ?? 0;
+      const cutoverMs = final?.phaseMs['cutting_over'] ?? 0;
+      const words = `big tenant (${options.bigTenantRows ?? 1_000_000} tracking rows): the application wrote ${appReport.writes} times (${Math.round((appReport.writes * 1000) / Math.max(1, Date.now() - appStarted))}/s over the round), ${inCutover} of them in cutting_over (${cutoverMs} ms: ${cutoverMs ? Math.round((inCutover * 1000) / cutoverMs) : 0}/s); switch pause ${final?.cutoverPauseMs ?? '?'} ms, ${final?.cutoverAttempts?.length ?? 0} attempt(s) called off; the application's longest write wait ${appReport.writePauseMsByTenant[t.tenantId] ?? 0} ms`;
+      t.notes.push(words);
+      log(`  ${words}`);
+    }
 
   // Judge every tenant, with both gateway nodes up (a dead one would fail the fence check).
   const results: CaseResult[] = [];
@@ -326,6 +459,8 @@ export async function runRound(options: RoundOptions): Promise<CaseResult[]> {
       acked: load?.acked.get(t.tenantId) ?? new Set(),
       eventPrefix: `load-${t.tenantId}-`,
       sourceSchemaBefore: t.schema,
+      sourceSchemaChanged: t.schemaChanged,
+      harnessRows: t.harnessRows,
       app: { lostOn: async (side) => (await app?.lostOf(t.tenantId, side)) ?? [], writes: app?.expectedCount(t.tenantId) ?? 0, stuck: appReport?.stuck[t.tenantId] },
       expected: expectedOutcome(t.phase, t.fault),
       ended: t.ended?.outcome ?? 'running',
@@ -333,12 +468,14 @@ export async function runRound(options: RoundOptions): Promise<CaseResult[]> {
     }).catch((err): Verdict => ({ ok: false, broken: [{ invariant: 'checker', detail: reasonOf(err) }], eventsAccepted: 0, eventsLost: 0, eventsDuplicated: 0, stranded: false }));
     verdict.broken.unshift(...t.harness);
     verdict.ok = verdict.broken.length === 0;
-    results.push({ phase: t.phase, fault: t.fault, tenantId: t.tenantId, verdict, notes: t.notes });
+    results.push({ phase: t.phase, fault: t.fault, tenantId: t.tenantId, verdict, notes: t.notes, pauseMs: appReport?.writePauseMsByTenant[t.tenantId] });
   }
 
   // Tear down everything this round started.
   await connection?.close().catch(() => undefined);
+  clearInterval(phasePoll);
   await worker?.kill('SIGTERM');
+  await worker2?.kill('SIGTERM');
   await Promise.all(gateways.map((g) => g.proc?.kill('SIGTERM')));
   await Promise.all(proxies.map((p) => p.close()));
   await temporal?.stop();
@@ -355,7 +492,7 @@ export async function runRound(options: RoundOptions): Promise<CaseResult[]> {
   }
 
   async function waitHeld(t: TenantCase, holdDir: string): Promise<void> {
-    const kind = phaseHold(t.phase).kind;
+    const kind = holdOf(t).kind;
     const deadline = Date.now() + 180_000;
     for (;;) {
       if (kind === 'step') {
@@ -364,6 +501,14 @@ export async function runRound(options: RoundOptions): Promise<CaseResult[]> {
           t.notes.push(`held in ${t.phase} ${step.at} ${step.activity} (attempt ${step.attempt})`);
           return;
         }
+      }
+      if (kind === 'none') {
+        t.notes.push(`goes on from its breakpoint before ${t.phase}, nothing held`);
+        return;
+      }
+      if (kind === 'stall' && stalledWorker(holdDir, t.tenantId)) {
+        t.notes.push('held in cutting_over: its switch stalled on a worker right before its fence holds for good');
+        return;
       }
       if (kind === 'flip' && t.flip) {
         const held = await Promise.race([t.flip, sleep(100).then(() => undefined)]);
@@ -387,8 +532,27 @@ export async function runRound(options: RoundOptions): Promise<CaseResult[]> {
         t.harness.push({ invariant: 'reached', detail: `never held in ${t.phase} within 180 s (last phase ${status?.phase ?? 'unknown'})` });
         return;
       }
-      await sleep(kind === 'step' ? 100 : 300);
+      await sleep(kind === 'step' || kind === 'stall' ? 50 : 300);
     }
+  }
+
+  /** Until every held step of these tenants has ended on its worker (a zombie's last effect has landed). */
+  async function waitStepsEnded(cases: TenantCase[], timeoutMs: number): Promise<void> {
+    const held = cases.filter((t) => holdOf(t).kind === 'step' && heldStep(holdDir, t.tenantId));
+    const ended = await waitFor(() => held.every((t) => heldStepEnded(holdDir, t.tenantId)) || undefined, timeoutMs);
+    for (const t of held) t.notes.push(heldStepEnded(holdDir, t.tenantId) ? "the old run's held step has ended on its worker" : `the old run's held step had not ended after ${timeoutMs / 1000} s`);
+    if (!ended) log(`  held steps still running after ${timeoutMs / 1000} s`);
+  }
+}
+
+/** Polls `probe` until it gives a value, or undefined at the timeout. */
+async function waitFor<T>(probe: () => T | undefined, timeoutMs: number): Promise<T | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) return undefined;
+    await sleep(50);
   }
 }
 
@@ -430,6 +594,7 @@ async function endState(handle: WorkflowHandle): Promise<{ outcome: Outcome; det
     );
     return { outcome: 'failed', detail };
   }
+  if (d.status.name === 'TERMINATED') return { outcome: 'terminated', detail: 'workflow terminated' };
   return { outcome: 'failed', detail: `workflow ${d.status.name.toLowerCase()}` };
 }
 

@@ -1,7 +1,7 @@
 // `npm run chaos`: the fault matrix. Every phase of a tenant's migration against every fault, under
 // live tracking load through two gateway nodes; after each round the checker reads the databases and
 // judges each tenant. Prints a phase-by-fault table, then one JSON line; exits 1 if any case failed.
-//   npm run chaos -- [--quick] [--fault <name>]... [--phase <name>]... [--keep] [--verbose]
+//   npm run chaos -- [--quick] [--faults a,b] [--fault <name>]... [--phase <name>]... [--keep] [--verbose]
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,6 +10,7 @@ import { findTemporalCli } from '../cli/temporal-cli';
 import { workflowsPath } from '../workers/worker';
 import { CASE_PHASES, FAULTS, FAULT_TITLES, plan, type CasePhase, type Fault } from './matrix';
 import { killAllStarted } from './processes';
+import { percentile } from '../cli/waves';
 import { runRound, type CaseResult } from './round';
 
 export interface MatrixOptions {
@@ -19,6 +20,8 @@ export interface MatrixOptions {
   eventsPerSecond?: number;
   trackingRows?: number;
   boundMs?: number;
+  /** Rows of the big tenant's tracking table (default 1 M). */
+  bigTenantRows?: number;
   /** A prebuilt workflow bundle (jest's global setup makes one). */
   bundle?: string;
   keep?: boolean;
@@ -34,6 +37,24 @@ export interface MatrixSummary {
   eventsLost: number;
   eventsDuplicated: number;
   strandedTenants: number;
+  /** The faults run, in the order they ran. */
+  faults: Fault[];
+  /** The 99th percentile over cases of the application's longest write wait (its pause at the cut-over), as the application measured it. */
+  pauseMsP99: number | null;
+}
+
+/** The same figures for the cases of one fault. */
+export function summarize(results: CaseResult[]): MatrixSummary {
+  return {
+    cases: results.length,
+    failed: results.filter((r) => !r.verdict.ok).length,
+    eventsAccepted: results.reduce((n, r) => n + r.verdict.eventsAccepted, 0),
+    eventsLost: results.reduce((n, r) => n + r.verdict.eventsLost, 0),
+    eventsDuplicated: results.reduce((n, r) => n + r.verdict.eventsDuplicated, 0),
+    strandedTenants: results.filter((r) => r.verdict.stranded).length,
+    faults: [...new Set(results.map((r) => r.fault))],
+    pauseMsP99: percentile(results.map((r) => r.pauseMs).filter((p): p is number => p !== undefined), 99),
+  };
 }
 
 export async function runMatrix(options: MatrixOptions): Promise<{ results: CaseResult[]; summary: MatrixSummary; dir: string }> {
@@ -64,6 +85,7 @@ export async function runMatrix(options: MatrixOptions): Promise<{ results: Case
         eventsPerSecond: options.eventsPerSecond ?? (options.quick ? 200 : 1200),
         trackingRows: options.trackingRows ?? 3000,
         boundMs: options.boundMs ?? 360_000,
+        bigTenantRows: options.bigTenantRows,
         log,
       });
       for (const r of round) {
@@ -77,15 +99,7 @@ export async function runMatrix(options: MatrixOptions): Promise<{ results: Case
     killAllStarted();
     if (!options.keep && results.every((r) => r.verdict.ok)) rmSync(dir, { recursive: true, force: true });
   }
-  const summary: MatrixSummary = {
-    cases: results.length,
-    failed: results.filter((r) => !r.verdict.ok).length,
-    eventsAccepted: results.reduce((n, r) => n + r.verdict.eventsAccepted, 0),
-    eventsLost: results.reduce((n, r) => n + r.verdict.eventsLost, 0),
-    eventsDuplicated: results.reduce((n, r) => n + r.verdict.eventsDuplicated, 0),
-    strandedTenants: results.filter((r) => r.verdict.stranded).length,
-  };
-  return { results, summary, dir };
+  return { results, summary: summarize(results), dir };
 }
 
 /** The phase-by-fault table: pass, FAIL (with the first broken invariant), or blank when not run. */
@@ -113,17 +127,19 @@ function parseArgs(argv: string[]): MatrixOptions {
     if (arg === '--quick') options.quick = true;
     else if (arg === '--keep') options.keep = true;
     else if (arg === '--verbose') options.verbose = true;
-    else if (arg === '--fault') {
-      const f = value();
-      if (!(FAULTS as readonly string[]).includes(f)) throw new Error(`--fault: "${f}" is not a fault; use one of ${FAULTS.join(', ')}`);
-      (options.faults ??= []).push(f as Fault);
+    else if (arg === '--fault' || arg === '--faults') {
+      for (const f of value().split(',').map((x) => x.trim()).filter(Boolean)) {
+        if (!(FAULTS as readonly string[]).includes(f)) throw new Error(`${arg}: "${f}" is not a fault; use one or more of ${FAULTS.join(', ')}`);
+        (options.faults ??= []).push(f as Fault);
+      }
     } else if (arg === '--phase') {
       const p = value();
       if (!(CASE_PHASES as readonly string[]).includes(p)) throw new Error(`--phase: "${p}" is not a phase; use one of ${CASE_PHASES.join(', ')}`);
       (options.phases ??= []).push(p as CasePhase);
     } else if (arg === '--events-per-second') options.eventsPerSecond = Number(value());
     else if (arg === '--bound-seconds') options.boundMs = Number(value()) * 1000;
-    else throw new Error(`unknown option ${arg}; use --quick, --fault <name>, --phase <name>, --keep, --verbose, --events-per-second <n>, --bound-seconds <n>`);
+    else if (arg === '--big-tenant-rows') options.bigTenantRows = Number(value());
+    else throw new Error(`unknown option ${arg}; use --quick, --faults a,b, --fault <name>, --phase <name>, --keep, --verbose, --events-per-second <n>, --bound-seconds <n>, --big-tenant-rows <n>`);
   }
   return options;
 }
@@ -144,6 +160,11 @@ async function main(): Promise<void> {
   const { results, summary, dir } = await runMatrix(options);
   console.log('');
   console.log(renderTable(results));
+  console.log('');
+  for (const fault of summary.faults) {
+    const s = summarize(results.filter((r) => r.fault === fault));
+    console.log(`${fault}: ${s.cases} cases, ${s.failed} failed, ${s.eventsAccepted} events, ${s.eventsLost} lost, ${s.eventsDuplicated} duplicated, ${s.strandedTenants} stranded, pause p99 ${s.pauseMsP99 ?? '-'} ms`);
+  }
   if (summary.failed) console.log(`\nfailed cases keep their files (databases, fleet, logs) in ${dir}`);
   console.log(JSON.stringify(summary));
   process.exitCode = summary.failed || summary.eventsLost || summary.eventsDuplicated || summary.strandedTenants ? 1 : 0;

@@ -1,12 +1,13 @@
 // The fault matrix's worker process: the real airlift worker (createAirliftWorker) plus the hold
 // interceptor, so the harness can kill it with SIGKILL like any worker. Run with tsx:
 //   node -r tsx/cjs chaos/worker.ts <fleet.yaml> <task-queue> <workflow-bundle.js>
-// TEMPORAL_ADDRESS names the server; AIRLIFT_CHAOS_HOLDS (JSON) the steps to hold.
+// TEMPORAL_ADDRESS names the server; AIRLIFT_CHAOS_HOLDS (JSON) the steps to hold and the switches to stall.
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { loadFleet } from '../config/fleet';
+import { createEngine } from '../engines';
 import { createAirliftWorker } from '../workers/worker';
-import { HOLD_PLAN_ENV, holdInterceptor, type HoldPlan } from './holds';
+import { HOLD_PLAN_ENV, holdInterceptor, stallingEngines, type HoldPlan } from './holds';
 
 async function main(): Promise<void> {
   const [fleetFile, taskQueue, bundle] = process.argv.slice(2);
@@ -24,6 +25,7 @@ async function main(): Promise<void> {
     taskQueue,
     workflowBundle: { codePath: bundle },
     interceptors: { activity: [holdInterceptor(plan, client)] },
+    createEngine: stallingEngines(plan, (endpoint) => (Object.values(fleet.sources).includes(endpoint) ? 'source' : 'target'), createEngine),
   });
   process.once('SIGTERM', () => worker.shutdown());
   console.log(`chaos worker ${process.pid} polling ${taskQueue}`);
