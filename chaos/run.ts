@@ -89,7 +89,7 @@ export async function runMatrix(options: MatrixOptions): Promise<{ results: Case
         log,
       });
       for (const r of round) {
-        log(`  ${r.verdict.ok ? 'pass' : 'FAIL'} ${r.phase} x ${r.fault}: ${r.verdict.eventsAccepted} events${r.verdict.ok ? '' : `; ${r.verdict.broken.map((b) => `[${b.invariant}] ${b.detail}`).join('; ')}`}`);
+        log(`  ${r.verdict.ok ? 'pass' : 'FAIL'} ${r.phase} x ${r.fault}: ${r.verdict.eventsAccepted} events, application's longest write wait ${r.pauseMs ?? '-'} ms${r.verdict.ok ? '' : `; ${r.verdict.broken.map((b) => `[${b.invariant}] ${b.detail}`).join('; ')}`}`);
         if (!r.verdict.ok || options.verbose) for (const n of r.notes) log(`      ${n}`);
       }
       log(`  round took ${Math.round((Date.now() - started) / 1000)} s`);
