@@ -322,17 +322,17 @@ export async function runRound(options: RoundOptions): Promise<CaseResult[]> {
         break;
       }
       case 'terminate-reconcile': {
-        // Terminate stops the workflow, not its activities: a held step goes on like a running one,
-        // while reconcile repairs from the catalog, the databases and the gateways.
+        // Terminate stops the workflow, not its activities: a held step is still there when reconcile
+        // repairs from the catalog, the databases and the gateways, and wakes once it is done (a zombie).
         for (const t of inWindow)
           await t.handle!.terminate('chaos: an operator terminates the workflow').then(
             () => t.notes.push('workflow terminated through the Temporal API'),
             (err) => t.harness.push({ invariant: 'harness', detail: `could not terminate the workflow: ${reasonOf(err)}` }),
           );
-        releaseAll();
         const repaired = await reconcile(fleetFile, address, reconcileEnv, true);
         for (const t of inWindow) t.notes.push(`reconcile --apply (exit ${repaired.code}): ${repaired.byTenant.get(t.tenantId) ?? repaired.error ?? 'not listed'}`);
-        // Whatever the old run's step still does lands now; then reconcile is asked what it would still do.
+        // Whatever the terminated run's step still does lands now; then reconcile is asked what it would still do.
+        releaseAll();
         await waitStepsEnded(inWindow, 120_000);
         await sleep(3000);
         const after = await reconcile(fleetFile, address, reconcileEnv, false);
@@ -368,20 +368,25 @@ export async function runRound(options: RoundOptions): Promise<CaseResult[]> {
           try {
             const said = await resetToFirstWorkflowTask(options.temporalCli, address, tenantWorkflowId(t.tenantId), 'chaos: an operator resets the workflow');
             t.handle = client.workflow.getHandle(tenantWorkflowId(t.tenantId));
-            t.notes.push(`reset to the first workflow task (${said}); the old run's held step goes on`);
+            t.notes.push(`reset to the first workflow task (${said}); the old run's step stays held`);
           } catch (err) {
             t.harness.push({ invariant: 'harness', detail: reasonOf(err) });
           }
         }
-        releaseAll();
-        // The new run stops at the same breakpoint again (the policy came with the input): let it go on.
+        // The new run stops at the same breakpoint again (the policy came with the input): let it go
+        // on to its end; only then does the old run's step wake (a zombie of a run that is gone).
         await Promise.all(
           inWindow.map(async (t) => {
             const paused = await waitStatus(t.handle!, (st) => st.paused && st.heldBefore !== undefined, 180_000);
             if (paused === 'yes') await t.handle!.signal('resume');
             t.notes.push(paused === 'yes' ? 'the reset run paused at its breakpoint again; resumed' : `the reset run did not pause at its breakpoint: ${paused}`);
+            t.ended = await waitEnd(t.handle!, faultAt + options.boundMs);
+            t.notes.push(`the reset run ended ${t.ended.outcome}${t.ended.detail ? `: ${t.ended.detail}` : ''}; the old run's step wakes now`);
           }),
         );
+        releaseAll();
+        await waitStepsEnded(inWindow, 120_000);
+        await sleep(2000);
         break;
       }
       case 'stall': {
