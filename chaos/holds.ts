@@ -133,10 +133,14 @@ export function holdInterceptor(plan: HoldPlan, client: Client): ActivityInterce
         if (!rule || BACKGROUND_ACTIVITIES.has(info.activityType)) return next(input);
         const files = holdFiles(plan.dir, rule.tenantId);
         if (existsSync(files.claim)) return next(input);
-        const status = await withTimeout(
-          client.workflow.getHandle(workflowId!).query<{ phase: string }>('status').catch(() => undefined),
-          5000,
-        );
+        // On a loaded machine the query can take long: ask again (heartbeating meanwhile) rather than
+        // let the step run unheld, which would lose the case.
+        let status: { phase: string } | undefined;
+        for (const deadline = Date.now() + 60_000; !status && Date.now() < deadline; ) {
+          status = await withTimeout(client.workflow.getHandle(workflowId!).query<{ phase: string }>('status').catch(() => undefined), 5000);
+          if (!status && info.heartbeatTimeoutMs) ctx.heartbeat(info.heartbeatDetails);
+          if (!status) await sleep(200);
+        }
         if (status?.phase !== rule.phase) return next(input);
         try {
           writeFileSync(files.claim, info.activityType, { flag: 'wx' });
