@@ -85,6 +85,8 @@ const short = (p: string) => p.replace(/_/g, '-');
 const GATEWAY_DOWN_MS = 30_000;
 /** `stall`: how long the worker stays frozen, past the cut-over's heartbeat timeout (10 s) and the route back's (15 s). */
 const STALL_MS = 25_000;
+/** `big-tenant`: the tracking load beside the application, which writes one write after another as fast as it goes. */
+const BIG_TENANT_EVENTS_PER_SECOND = 300;
 
 /** A gateway node: `airlift ingest` as its own process, on a fixed port so it can come back there. */
 class GatewayNode {
@@ -173,6 +175,7 @@ export async function runRound(options: RoundOptions): Promise<CaseResult[]> {
   let storage = '';
   let load: LoadGenerator | undefined;
   let app: TenantApp | undefined;
+  let polls = new Set<Promise<unknown>>();
   let connection: Connection | undefined;
   let address: string;
 
@@ -206,12 +209,12 @@ export async function runRound(options: RoundOptions): Promise<CaseResult[]> {
     log(`  stack up: Temporal ${address}, gateways ${gateways.map((g) => g.url).join(' ')}, proxies ${proxies.map((p) => p.url).join(' ')}`);
 
     // Live tracking load through both nodes, for the whole round.
-    load = new LoadGenerator({ gatewayUrl: gateways[0].url, gatewayUrls: gateways.map((g) => g.url), tenants: tenants.map((t) => t.tenantId), eventsPerSecond: options.eventsPerSecond, batchSize: 10 });
+    load = new LoadGenerator({ gatewayUrl: gateways[0].url, gatewayUrls: gateways.map((g) => g.url), tenants: tenants.map((t) => t.tenantId), eventsPerSecond: big ? Math.min(options.eventsPerSecond, BIG_TENANT_EVENTS_PER_SECOND) : options.eventsPerSecond, batchSize: 10 });
     load.start();
     // The tenant's application writes to four of its tables the whole round, by the catalog's route.
     // The big tenant's application writes as fast as one connection at a time goes (300+ writes/s);
     // the phase each write lands in is polled from the workflow, to count the writes in its cut-over.
-    app = new TenantApp(parseFleet(fleetDoc, fleetFile), big ? 1 : 100, (id) => lastPhase.get(id) ?? 'before start');
+    app = new TenantApp(parseFleet(fleetDoc, fleetFile), big ? 0 : 100, (id) => lastPhase.get(id) ?? 'before start');
     app.start();
     appStarted = Date.now();
 
@@ -235,7 +238,12 @@ export async function runRound(options: RoundOptions): Promise<CaseResult[]> {
     const live = () => tenants.filter((t) => t.handle && !t.harness.length);
     if (big)
       phasePoll = setInterval(() => {
-        for (const t of live()) void queryStatus(t.handle!).then((s) => s && lastPhase.set(t.tenantId, s.phase));
+        if (polls.size) return;
+        for (const t of live()) {
+          const poll = queryStatus(t.handle!).then((s) => s && lastPhase.set(t.tenantId, s.phase));
+          polls.add(poll);
+          void poll.finally(() => polls.delete(poll));
+        }
       }, 250);
 
     await Promise.all(
@@ -440,6 +448,9 @@ export async function runRound(options: RoundOptions): Promise<CaseResult[]> {
 
   const report = await load?.stop(60_000);
   if (report) log(`  load: ${report.acknowledged} acknowledged, ${report.retries} retries`);
+  clearInterval(phasePoll);
+  await Promise.all(polls);
+  polls = new Set();
   const appReport = await app?.stop();
   if (appReport) log(`  application: ${appReport.writes} writes acknowledged, longest wait ${Math.max(0, ...Object.values(appReport.writePauseMsByTenant))} ms`);
   if (big && appReport)
@@ -478,7 +489,6 @@ export async function runRound(options: RoundOptions): Promise<CaseResult[]> {
 
   // Tear down everything this round started.
   await connection?.close().catch(() => undefined);
-  clearInterval(phasePoll);
   await worker?.kill('SIGTERM');
   await worker2?.kill('SIGTERM');
   await Promise.all(gateways.map((g) => g.proc?.kill('SIGTERM')));
