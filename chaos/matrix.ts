@@ -134,4 +134,6 @@ export const QUICK: CaseSpec[] = [
   { phase: 'copying', fault: 'worker-kill' },
   { phase: 'cutting_over', fault: 'gateway-kill' },
   { phase: 'cutting_over', fault: 'gateway-admin-fail' },
+  // A journaling step of the run a reset replaced, waking after the new run has completed.
+  { phase: 'journaling', fault: 'workflow-reset' },
 ];
