@@ -4,6 +4,7 @@
 import { compareTable, compareTableSets, type TableComparison } from '../engines/table-verifier';
 import { ChangedKeys, compareAfterFlip, rebaseline, someDifferences } from '../protocol/changed-rows';
 import { VerificationMismatchError } from '../protocol/errors';
+import { schemaRefusal } from '../protocol/switch';
 import { resumePoint } from '../protocol/replicator';
 import { replicationStream } from './dual-write';
 import { type ActivityDeps, cancellation, checkpoint, tenantSides, withHeartbeat } from './context';
@@ -19,6 +20,10 @@ export function verifyActivities(deps: ActivityDeps) {
       const { tenant, source, target } = tenantSides(deps, tenantId, migrationId);
       const sourceSide = { engine: source, database: tenant.database };
       const targetSide = { engine: target, database: tenant.database };
+      // A table created or changed on the source since journaling (a deploy while the tenant catches
+      // up) is a refusal with its reason, not an error retried until the activity's timeout.
+      const refusal = await schemaRefusal({ database: tenant.database, origin: 'source', from: source, to: target });
+      if (refusal) throw new VerificationMismatchError(`${refusal}; the tenant stays on its source: migrate it again once the schema is settled`);
       const saved = checkpoint<{ tables: TableComparison[]; verifiedFrom: number }>();
       const verifiedFrom = saved?.verifiedFrom ?? (await resumePoint(replicationStream(deps, tenantId, migrationId, 'forward'), journalFrom));
       const changing = new ChangedKeys(source, tenant.database, verifiedFrom);
