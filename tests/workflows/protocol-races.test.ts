@@ -190,16 +190,7 @@ test('item 7: the migration id is unique per run, even for two runs of a tenant 
       expect(secondId).not.toBe(firstId);
 
       // Reset the second run to its first workflow task: a new run id, the same migration.
-      const history = await second.fetchHistory();
-      const firstTask = history.events!.find((e) => e.workflowTaskCompletedEventAttributes)!;
-      const reset = await stack.env.client.workflowService.resetWorkflowExecution({
-        namespace: stack.env.namespace ?? 'default',
-        workflowExecution: { workflowId: second.workflowId, runId: (await second.describe()).runId },
-        workflowTaskFinishEventId: firstTask.eventId,
-        requestId: randomUUID(),
-        reason: 'test: reset keeps the migration id',
-      });
-      const afterReset = stack.env.client.workflow.getHandle(second.workflowId, reset.runId!);
+      const afterReset = await resetToFirstTask(second, 'test: reset keeps the migration id');
       expect((await waitForPaused(afterReset)).migrationId).toBe(secondId);
       await afterReset.signal(rollbackSignal, 'test: done');
       await afterReset.result();
@@ -208,6 +199,20 @@ test('item 7: the migration id is unique per run, even for two runs of a tenant 
     cleanup();
   }
 });
+
+/** Resets a workflow to its first workflow task (a new run of the same migration); the new run's handle. */
+async function resetToFirstTask(handle: Awaited<ReturnType<typeof start>>, reason: string) {
+  const history = await handle.fetchHistory();
+  const firstTask = history.events!.find((e) => e.workflowTaskCompletedEventAttributes)!;
+  const reset = await stack.env.client.workflowService.resetWorkflowExecution({
+    namespace: stack.env.namespace ?? 'default',
+    workflowExecution: { workflowId: handle.workflowId, runId: (await handle.describe()).runId },
+    workflowTaskFinishEventId: firstTask.eventId,
+    requestId: randomUUID(),
+    reason,
+  });
+  return stack.env.client.workflow.getHandle(handle.workflowId, reset.runId!);
+}
 
 function waitForPaused(handle: { query: (q: typeof statusQuery) => Promise<import('../../workflows/contract').TenantStatus> }) {
   return waitFor('the tenant held at its breakpoint', async () => {
@@ -296,16 +301,7 @@ test('a journaling attempt from before a workflow reset wakes after the reset ru
     await runWith(fleet, slow, async (handle) => {
       await slow.started;
       // Reset to the first workflow task: a new run of the same migration, which journals and is rolled back.
-      const history = await handle.fetchHistory();
-      const firstTask = history.events!.find((e) => e.workflowTaskCompletedEventAttributes)!;
-      const reset = await stack.env.client.workflowService.resetWorkflowExecution({
-        namespace: stack.env.namespace ?? 'default',
-        workflowExecution: { workflowId: handle.workflowId, runId: (await handle.describe()).runId },
-        workflowTaskFinishEventId: firstTask.eventId,
-        requestId: randomUUID(),
-        reason: 'test: reset while journaling is held',
-      });
-      const afterReset = stack.env.client.workflow.getHandle(handle.workflowId, reset.runId!);
+      const afterReset = await resetToFirstTask(handle, 'test: reset while journaling is held');
       await waitFor('the reset run past journaling', async () => ((await afterReset.query(statusQuery)).journalFrom !== undefined ? true : undefined));
       expect(await afterReset.executeUpdate(rollbackUpdate, { args: ['test: roll back the reset run'] })).toMatch(/rollback of .* started/);
       expect(((await afterReset.result()) as TenantResult).outcome).toBe('rolled_back');
